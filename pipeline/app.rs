@@ -1,0 +1,244 @@
+//! App: runs a whole config, every camera on its own threads, events to one
+//! publisher. Used by `vigil run`, `vigil replay` and `vigil bench`.
+//!
+//! A camera that cannot start or fails mid-stream is reported with its id and
+//! the reason; the other cameras keep running.
+
+use crate::camera::CameraWorker;
+use crate::config::LoadedConfig;
+use crate::detect::{Detector, ModelError};
+use crate::publish::{self, MqttPublisher, Outputs};
+use crate::source::{CameraSource, Pacing, SourceEnd, SourceUri};
+use crate::stats::StageStats;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("detector {name:?}: {source}")]
+    Detector { name: String, source: ModelError },
+    #[error(transparent)]
+    Broker(#[from] publish::broker::BrokerError),
+    #[error(transparent)]
+    Mqtt(#[from] publish::MqttError),
+    #[error("events file {path}: {reason}")]
+    EventsFile { path: String, reason: String },
+}
+
+/// How a run treats time and where its events go.
+pub struct RunOptions {
+    pub pacing: Pacing,
+    /// Write events as JSON lines here (`-` for stdout).
+    pub events_file: Option<String>,
+    /// Start the embedded broker when the config names none.
+    pub embedded_broker: bool,
+    /// Publish to MQTT at all (replays without a broker do not).
+    pub mqtt: bool,
+    pub progress: bool,
+    /// Set to stop a live run (Ctrl-C).
+    pub stop: Arc<AtomicBool>,
+}
+
+/// How each camera ended and what it measured.
+pub struct CameraReport {
+    pub id: String,
+    pub end: SourceEnd,
+    pub stats: StageStats,
+    pub events: usize,
+    pub elapsed: Duration,
+}
+
+pub struct RunReport {
+    pub cameras: Vec<CameraReport>,
+}
+
+impl RunReport {
+    pub fn failed(&self) -> Vec<&CameraReport> {
+        self.cameras
+            .iter()
+            .filter(|c| matches!(c.end, SourceEnd::Failed(_)))
+            .collect()
+    }
+}
+
+/// Loads every detector some camera uses, with as many sessions as cameras
+/// share it (at most the core count), splitting the cores between them.
+pub fn load_detectors(loaded: &LoadedConfig) -> Result<BTreeMap<String, Arc<Detector>>, AppError> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let mut detectors = BTreeMap::new();
+    for d in &loaded.config.detectors {
+        let users = loaded
+            .config
+            .cameras
+            .iter()
+            .filter(|c| c.detectors.iter().any(|u| u.name == d.name))
+            .count();
+        if users == 0 {
+            continue;
+        }
+        let sessions = users.min(cores);
+        let threads = (cores / sessions).max(1);
+        let detector =
+            Detector::load(d, &loaded.model_path(d), sessions, threads).map_err(|source| {
+                AppError::Detector {
+                    name: d.name.clone(),
+                    source,
+                }
+            })?;
+        detectors.insert(d.name.clone(), Arc::new(detector));
+    }
+    Ok(detectors)
+}
+
+fn open_events_file(path: &str) -> Result<Box<dyn Write + Send>, AppError> {
+    if path == "-" {
+        return Ok(Box::new(std::io::stdout()));
+    }
+    let file = std::fs::File::create(path).map_err(|e| AppError::EventsFile {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    Ok(Box::new(std::io::BufWriter::new(file)))
+}
+
+/// Runs every camera of the config until its source ends (files) or `stop` is set.
+pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, AppError> {
+    let config = &loaded.config;
+    let detectors = load_detectors(loaded)?;
+
+    let mqtt = if options.mqtt {
+        let (host, port) = match &config.alerts.broker {
+            Some(url) => publish::parse_broker(url)?,
+            None if options.embedded_broker => {
+                let addr = publish::broker::start(&config.alerts.embedded_listen)?;
+                tracing::info!(
+                    "embedded MQTT broker listening on {addr} (set [alerts] broker to use your own)"
+                );
+                (addr.ip().to_string(), addr.port())
+            }
+            None => {
+                return Err(AppError::Mqtt(publish::MqttError::BadUrl {
+                    url: String::new(),
+                    reason: "no broker configured".into(),
+                }));
+            }
+        };
+        tracing::info!(
+            "alerts to mqtt://{host}:{port} on {}/alerts/<recipient> and {}",
+            config.alerts.topic_prefix,
+            config.alerts.events_topic()
+        );
+        Some(MqttPublisher::connect(&config.alerts, &host, port))
+    } else {
+        None
+    };
+    let outputs = Outputs {
+        mqtt,
+        jsonl: options
+            .events_file
+            .as_deref()
+            .map(open_events_file)
+            .transpose()?,
+        log: true,
+    };
+    let (events_tx, publisher) = publish::spawn(outputs);
+
+    let epoch = match options.pacing {
+        Pacing::Live => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        Pacing::AsFastAsPossible => 0,
+    };
+    let bars = MultiProgress::new();
+    if !options.progress {
+        bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let style =
+        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos:>5}/{len:5} s media  {msg}")
+            .expect("static template")
+            .progress_chars("=> ");
+
+    let mut reports = Vec::new();
+    std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for cam in &config.cameras {
+            let views = CameraWorker::view_specs(cam, &detectors);
+            let started = Instant::now();
+            let source = SourceUri::resolve(&cam.source, &loaded.base_dir())
+                .and_then(|uri| CameraSource::open(&cam.id, &uri, cam.fps, &views, options.pacing));
+            let source = match source {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(camera = %cam.id, "camera {} cannot start: {e}", cam.id);
+                    reports.push(CameraReport {
+                        id: cam.id.clone(),
+                        end: SourceEnd::Failed(e.to_string()),
+                        stats: StageStats::default(),
+                        events: 0,
+                        elapsed: started.elapsed(),
+                    });
+                    continue;
+                }
+            };
+            let mut worker = CameraWorker::new(
+                cam,
+                &detectors,
+                &config.tracker,
+                &config.alerts.routes,
+                epoch,
+            );
+            let bar = bars.add(
+                ProgressBar::new(0)
+                    .with_style(style.clone())
+                    .with_prefix(cam.id.clone()),
+            );
+            let events_tx = events_tx.clone();
+            let stop = options.stop.clone();
+            handles.push(scope.spawn(move || {
+                let end = worker.run(source.slot(), &events_tx, |frame| {
+                    if stop.load(Ordering::SeqCst) {
+                        source.stop();
+                    }
+                    if bar.length() == Some(0)
+                        && let Some(d) = source.duration()
+                    {
+                        bar.set_length(d.as_secs_f64().ceil() as u64);
+                    }
+                    bar.set_position(frame.pts.as_secs_f64() as u64);
+                    bar.set_message(format!("{} frames", frame.seq + 1));
+                });
+                bar.finish();
+                match &end {
+                    SourceEnd::Failed(reason) => tracing::error!(camera = %worker.id, "camera {} failed: {reason}", worker.id),
+                    SourceEnd::Finished => tracing::info!(camera = %worker.id, "camera {}: end of stream", worker.id),
+                    SourceEnd::Stopped => {}
+                }
+                CameraReport {
+                    id: worker.id.to_string(),
+                    end,
+                    events: worker.stats.events as usize,
+                    stats: std::mem::take(&mut worker.stats),
+                    elapsed: started.elapsed(),
+                }
+            }));
+        }
+        for h in handles {
+            match h.join() {
+                Ok(r) => reports.push(r),
+                Err(_) => tracing::error!("a camera worker panicked"),
+            }
+        }
+    });
+    drop(events_tx);
+    if let Ok(outputs) = publisher.join() {
+        drop(outputs);
+    }
+    Ok(RunReport { cameras: reports })
+}

@@ -1,0 +1,310 @@
+//! Camera: one camera's chain, source → detect → track → rules → events, on one
+//! worker thread.
+//!
+//! Detectors are shared between cameras (a pool of sessions each); the tracker,
+//! the rules and every scratch buffer belong to the camera, so cameras never wait
+//! on each other except for a free inference session.
+
+use crate::detect::{DetectScratch, Detection, Detector};
+use crate::events::{Event, EventSink, RuleKind};
+use crate::rules::{self, LineConfig, Observation, Rule, RuleConfig, RuleContext, ZoneConfig};
+use crate::source::{Frame, FrameSlot, SourceEnd, ViewSpec};
+use crate::stats::StageStats;
+use crate::time::{MediaTime, Timestamp, WallTime};
+use crate::track::{ByteTracker, Track, Tracker, TrackerConfig};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// `[[cameras]]` in the config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Short id used in topics and alert ids: letters, digits, `-` and `_`.
+    pub id: String,
+    /// Name for humans.
+    pub name: Option<String>,
+    /// File path (relative to the config) or any GStreamer URI (`rtsp://...`).
+    pub source: String,
+    /// Process at most this many frames per second.
+    pub fps: Option<f32>,
+    /// Detectors to run on this camera.
+    pub detectors: Vec<DetectorUse>,
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+    #[serde(default)]
+    pub lines: Vec<LineConfig>,
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+}
+
+/// A detector as one camera runs it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorUse {
+    /// A `[[detectors]]` name.
+    pub name: String,
+    /// Inferences per second of media time; every frame if unset.
+    pub fps: Option<f32>,
+    /// Run on this region only, `[x1, y1, x2, y2]` as fractions of the frame:
+    /// small far objects become big enough for the model.
+    pub roi: Option<[f32; 4]>,
+}
+
+struct BoundDetector {
+    detector: Arc<Detector>,
+    interval: Option<MediaTime>,
+    last_run: Option<MediaTime>,
+    scratch: DetectScratch,
+}
+
+/// A camera's state between frames.
+pub struct CameraWorker {
+    pub id: Arc<str>,
+    detectors: Vec<BoundDetector>,
+    tracker: ByteTracker,
+    /// Labels any tracking rule watches; only those go to the tracker.
+    tracked_labels: Vec<String>,
+    rule_configs: Vec<RuleConfig>,
+    zones: Vec<ZoneConfig>,
+    lines: Vec<LineConfig>,
+    routes: BTreeMap<RuleKind, Vec<String>>,
+    rules: Option<(u32, u32, Vec<Box<dyn Rule>>)>,
+    sink: EventSink,
+    detections: Vec<Detection>,
+    tracked_input: Vec<Detection>,
+    detectors_run: Vec<Arc<str>>,
+    last: Option<Timestamp>,
+    pub stats: StageStats,
+}
+
+impl CameraWorker {
+    pub fn new(
+        config: &CameraConfig,
+        detectors: &BTreeMap<String, Arc<Detector>>,
+        tracker: &TrackerConfig,
+        routes: &BTreeMap<RuleKind, Vec<String>>,
+        epoch: u64,
+    ) -> Self {
+        let id: Arc<str> = config.id.as_str().into();
+        let bound = config
+            .detectors
+            .iter()
+            .filter_map(|u| detectors.get(&u.name).map(|d| (u, d)))
+            .map(|(u, d)| BoundDetector {
+                detector: d.clone(),
+                interval: u
+                    .fps
+                    .filter(|f| *f > 0.0)
+                    .map(|f| MediaTime::from_secs_f64(1.0 / f as f64)),
+                last_run: None,
+                scratch: DetectScratch::default(),
+            })
+            .collect();
+        let mut tracked_labels: Vec<String> = config
+            .rules
+            .iter()
+            .filter(|r| r.needs_tracks())
+            .flat_map(|r| r.classes().iter().cloned())
+            .collect();
+        tracked_labels.sort();
+        tracked_labels.dedup();
+        CameraWorker {
+            sink: EventSink::new(id.clone(), epoch),
+            id,
+            detectors: bound,
+            tracker: ByteTracker::new(tracker.clone()),
+            tracked_labels,
+            rule_configs: config.rules.clone(),
+            zones: config.zones.clone(),
+            lines: config.lines.clone(),
+            routes: routes.clone(),
+            rules: None,
+            detections: Vec::new(),
+            tracked_input: Vec::new(),
+            detectors_run: Vec::new(),
+            last: None,
+            stats: StageStats::default(),
+        }
+    }
+
+    /// The views this camera's source must produce, one per bound detector.
+    pub fn view_specs(
+        config: &CameraConfig,
+        detectors: &BTreeMap<String, Arc<Detector>>,
+    ) -> Vec<ViewSpec> {
+        config
+            .detectors
+            .iter()
+            .filter_map(|u| detectors.get(&u.name).map(|d| (u, d)))
+            .map(|(u, d)| ViewSpec {
+                width: d.spec.width,
+                height: d.spec.height,
+                channels: d.spec.channels,
+                roi: u.roi,
+            })
+            .collect()
+    }
+
+    /// Runs the chain on one frame; returns this frame's events.
+    pub fn process(&mut self, frame: &Frame) -> Vec<Event> {
+        let at = Timestamp::new(frame.pts, frame.received);
+        self.last = Some(at);
+        self.stats.frames += 1;
+        self.detections.clear();
+        self.detectors_run.clear();
+        let mut ran_tracking = false;
+        for (i, bound) in self.detectors.iter_mut().enumerate() {
+            let due = match (bound.interval, bound.last_run) {
+                // 10% slack: a 2 fps detector on a 10 fps stream runs every 5th frame
+                // even when timestamps jitter.
+                (Some(interval), Some(last)) => {
+                    frame.pts.since(last).as_nanos() as u64 >= interval.as_nanos() * 9 / 10
+                }
+                _ => true,
+            };
+            if !due {
+                continue;
+            }
+            let Some(view) = frame.views.get(i) else {
+                continue;
+            };
+            let result = view.with_image(|img| {
+                bound
+                    .detector
+                    .detect(img, &mut bound.scratch, &mut self.detections)
+            });
+            match result {
+                Some(Ok(t)) => {
+                    bound.last_run = Some(frame.pts);
+                    self.stats.preprocess.record(t.preprocess);
+                    self.stats.inference.record(t.inference);
+                    self.stats.postprocess.record(t.postprocess);
+                    self.stats.inferences += 1;
+                    self.detectors_run.push(bound.detector.name.clone());
+                    ran_tracking |= bound
+                        .detector
+                        .labels
+                        .iter()
+                        .any(|l| self.tracked_labels.iter().any(|t| **t == **l));
+                }
+                Some(Err(e)) => {
+                    tracing::error!(camera = %self.id, "detector {}: {e}", bound.detector.name)
+                }
+                None => {
+                    tracing::error!(camera = %self.id, "frame {} could not be mapped for detector {}", frame.seq, bound.detector.name)
+                }
+            }
+        }
+
+        let t_track = Instant::now();
+        let tracks: Option<&[Track]> = if ran_tracking {
+            self.tracked_input.clear();
+            let labels = &self.tracked_labels;
+            self.tracked_input.extend(
+                self.detections
+                    .iter()
+                    .filter(|d| labels.iter().any(|l| **l == *d.label))
+                    .cloned(),
+            );
+            let tracks = self.tracker.update(&self.tracked_input);
+            self.stats.track.record(t_track.elapsed());
+            Some(tracks)
+        } else {
+            None
+        };
+
+        let t_rules = Instant::now();
+        let (w, h) = (frame.width, frame.height);
+        if self
+            .rules
+            .as_ref()
+            .is_none_or(|(rw, rh, _)| (*rw, *rh) != (w, h))
+        {
+            let detector_classes: Vec<(Arc<str>, Vec<String>)> = self
+                .detectors
+                .iter()
+                .map(|b| {
+                    (
+                        b.detector.name.clone(),
+                        b.detector.labels.iter().map(|l| l.to_string()).collect(),
+                    )
+                })
+                .collect();
+            let ctx = RuleContext {
+                zones: &self.zones,
+                lines: &self.lines,
+                routes: &self.routes,
+                detector_classes: &detector_classes,
+                width: w,
+                height: h,
+            };
+            self.rules = Some((w, h, rules::build(&self.rule_configs, &ctx)));
+        }
+        let obs = Observation {
+            time: frame.pts,
+            at,
+            width: w,
+            height: h,
+            tracks,
+            detections: &self.detections,
+            detectors_run: &self.detectors_run,
+        };
+        if let Some((_, _, rules)) = &mut self.rules {
+            for rule in rules.iter_mut() {
+                rule.observe(&obs, &mut self.sink);
+            }
+        }
+        self.stats.rules.record(t_rules.elapsed());
+        self.stats
+            .end_to_end
+            .record(frame.received.instant.elapsed());
+        std::mem::take(&mut self.sink.events)
+    }
+
+    /// Detections of the last processed frame (for reports and tests).
+    pub fn last_detections(&self) -> &[Detection] {
+        &self.detections
+    }
+
+    /// Closes every open alert at the last frame's time.
+    pub fn finish(&mut self) -> Vec<Event> {
+        let at = self
+            .last
+            .unwrap_or(Timestamp::new(MediaTime::ZERO, WallTime::now()));
+        if let Some((_, _, rules)) = &mut self.rules {
+            for rule in rules.iter_mut() {
+                rule.finish(at, &mut self.sink);
+            }
+        }
+        std::mem::take(&mut self.sink.events)
+    }
+
+    /// Takes frames until the source ends, sending events as they happen.
+    pub fn run(
+        &mut self,
+        slot: &FrameSlot,
+        events: &crossbeam_channel::Sender<Event>,
+        mut on_frame: impl FnMut(&Frame),
+    ) -> SourceEnd {
+        let end = loop {
+            match slot.take() {
+                Ok(frame) => {
+                    for e in self.process(&frame) {
+                        self.stats.events += 1;
+                        let _ = events.send(e);
+                    }
+                    on_frame(&frame);
+                }
+                Err(end) => break end,
+            }
+        };
+        for e in self.finish() {
+            self.stats.events += 1;
+            let _ = events.send(e);
+        }
+        self.stats.dropped = slot.dropped();
+        end
+    }
+}

@@ -1,0 +1,188 @@
+//! Events: what rules raise, with a lifecycle `new → update* → end`.
+//!
+//! An [`Alert`] is the state of one incident (a person loitering, a cart crossing
+//! the door, a fire). Every change of it is published as an [`Event`] carrying the
+//! state before and after, Frigate-style, so a consumer that missed one message
+//! still has the full picture. Ids are stable for the life of an alert and unique
+//! across restarts of `vigil run` (they embed the run's start time); a replay uses
+//! a fixed epoch so the same input gives the same ids.
+
+use crate::geometry::Crossing;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The alarms vigil raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    Loitering,
+    BatteryCart,
+    FireSmoke,
+}
+
+impl RuleKind {
+    pub fn severity(self) -> Severity {
+        match self {
+            RuleKind::FireSmoke => Severity::Critical,
+            RuleKind::BatteryCart => Severity::High,
+            RuleKind::Loitering => Severity::Warning,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Loitering => "loitering",
+            RuleKind::BatteryCart => "battery_cart",
+            RuleKind::FireSmoke => "fire_smoke",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Warning,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    New,
+    Update,
+    End,
+}
+
+/// One incident's state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub id: String,
+    pub camera: Arc<str>,
+    pub kind: RuleKind,
+    /// Name of the rule in the camera's config.
+    pub rule: Arc<str>,
+    pub severity: Severity,
+    pub recipients: Arc<[String]>,
+    pub zone: Option<Arc<str>>,
+    pub line: Option<Arc<str>>,
+    pub direction: Option<Crossing>,
+    pub label: Arc<str>,
+    /// Highest score seen during the alert.
+    pub score: f32,
+    /// Latest box, `[x1, y1, x2, y2]` as fractions of the frame size.
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    pub track_id: Option<u64>,
+    pub start: Timestamp,
+    pub end: Option<Timestamp>,
+    /// One line for a human.
+    pub summary: String,
+}
+
+/// A message about an alert.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub lifecycle: Lifecycle,
+    pub before: Option<Alert>,
+    pub after: Alert,
+}
+
+impl Event {
+    pub fn alert(&self) -> &Alert {
+        &self.after
+    }
+}
+
+/// Hands out alert ids for one camera and collects the events of one frame.
+pub struct EventSink {
+    camera: Arc<str>,
+    epoch: u64,
+    seq: u64,
+    pub events: Vec<Event>,
+}
+
+/// What a rule knows when it opens an alert; the sink adds id, camera and timing.
+pub struct NewAlert {
+    pub kind: RuleKind,
+    pub rule: Arc<str>,
+    pub recipients: Arc<[String]>,
+    pub zone: Option<Arc<str>>,
+    pub line: Option<Arc<str>>,
+    pub direction: Option<Crossing>,
+    pub label: Arc<str>,
+    pub score: f32,
+    pub bbox: [f32; 4],
+    pub track_id: Option<u64>,
+    pub summary: String,
+}
+
+impl EventSink {
+    /// `epoch`: the run's start (Unix seconds) for live runs, 0 for replays.
+    pub fn new(camera: Arc<str>, epoch: u64) -> Self {
+        EventSink {
+            camera,
+            epoch,
+            seq: 0,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn open(&mut self, new: NewAlert, at: Timestamp) -> Alert {
+        self.seq += 1;
+        let alert = Alert {
+            id: format!("{}-{}-{:05}", self.camera, self.epoch, self.seq),
+            camera: self.camera.clone(),
+            kind: new.kind,
+            rule: new.rule,
+            severity: new.kind.severity(),
+            recipients: new.recipients,
+            zone: new.zone,
+            line: new.line,
+            direction: new.direction,
+            label: new.label,
+            score: new.score,
+            bbox: new.bbox,
+            track_id: new.track_id,
+            start: at,
+            end: None,
+            summary: new.summary,
+        };
+        self.events.push(Event {
+            lifecycle: Lifecycle::New,
+            before: None,
+            after: alert.clone(),
+        });
+        alert
+    }
+
+    /// Publishes an update if the score rose meaningfully; keeps the box current.
+    pub fn refresh(&mut self, alert: &mut Alert, score: f32, bbox: [f32; 4]) {
+        const MEANINGFUL_RISE: f32 = 0.05;
+        let rose = score >= alert.score + MEANINGFUL_RISE;
+        let before = rose.then(|| alert.clone());
+        alert.bbox = bbox;
+        if score > alert.score {
+            alert.score = score;
+        }
+        if let Some(before) = before {
+            self.events.push(Event {
+                lifecycle: Lifecycle::Update,
+                before: Some(before),
+                after: alert.clone(),
+            });
+        }
+    }
+
+    pub fn close(&mut self, mut alert: Alert, at: Timestamp) {
+        let before = alert.clone();
+        alert.end = Some(at);
+        self.events.push(Event {
+            lifecycle: Lifecycle::End,
+            before: Some(before),
+            after: alert,
+        });
+    }
+}

@@ -1,0 +1,36 @@
+//! vigil: video analytics for a residential compound's cameras.
+//!
+//! Frames flow through one stage per module, each with a typed boundary:
+//!
+//! ```text
+//! source ──Frame──▶ detect ──Detection──▶ track ──Track──▶ rules ──Event──▶ publish
+//! ```
+//!
+//! - [`source`]: GStreamer decoding of files and RTSP into [`source::Frame`]s, resized
+//!   once per detector; latest-frame hand-off for live cameras.
+//! - [`detect`]: ONNX Runtime models (YOLOX, NanoDet-Plus, YOLOv8 layouts) → [`detect::Detection`]s.
+//! - [`track`]: ByteTrack per label → [`track::Track`]s with stable ids.
+//! - [`rules`]: loitering, battery carts entering buildings, fire and smoke →
+//!   [`events::Event`]s (`new → update → end`).
+//! - [`publish`]: MQTT (QoS 1, per-recipient topics), JSON lines, the log.
+//! - [`camera`]: one camera's chain on one worker thread; [`app`] runs many.
+//! - [`config`]: the TOML file and `vigil check`; [`geometry`], [`time`], [`stats`]:
+//!   shared vocabulary (boxes and zones, media vs wall clocks, latency percentiles).
+//!
+//! A new model format goes in `detect/decode.rs`; a new rule kind is a new file in
+//! `rules/`. Errors are typed per module (`thiserror`); only the binary uses `anyhow`.
+
+pub mod app;
+pub mod bench;
+pub mod camera;
+pub mod config;
+pub mod detect;
+pub mod events;
+pub mod geometry;
+pub mod models;
+pub mod publish;
+pub mod rules;
+pub mod source;
+pub mod stats;
+pub mod time;
+pub mod track;

@@ -1,0 +1,55 @@
+//! An embedded MQTT broker (rumqttd) for demos and single-box installs: started by
+//! `vigil run` when `[alerts] broker` is unset.
+
+use std::net::SocketAddr;
+
+#[derive(Debug, thiserror::Error)]
+#[error("embedded MQTT broker on {listen}: {reason}")]
+pub struct BrokerError {
+    pub listen: String,
+    pub reason: String,
+}
+
+/// Starts the broker on its own thread; returns the address it listens on.
+pub fn start(listen: &str) -> Result<SocketAddr, BrokerError> {
+    let fail = |reason: String| BrokerError {
+        listen: listen.into(),
+        reason,
+    };
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|e| fail(format!("not an address: {e}")))?;
+    // Probe the port first: rumqttd only logs a bind failure from its thread.
+    drop(std::net::TcpListener::bind(addr).map_err(|e| fail(e.to_string()))?);
+    let config = format!(
+        r#"
+id = 0
+[router]
+id = 0
+max_connections = 100
+max_outgoing_packet_count = 200
+max_segment_size = 10485760
+max_segment_count = 10
+[v4.1]
+name = "v4-1"
+listen = "{addr}"
+next_connection_delay_ms = 1
+[v4.1.connections]
+connection_timeout_ms = 60000
+max_payload_size = 1048576
+max_inflight_count = 100
+dynamic_filters = true
+"#
+    );
+    let config: rumqttd::Config = toml::from_str(&config).map_err(|e| fail(e.to_string()))?;
+    let mut broker = rumqttd::Broker::new(config);
+    std::thread::Builder::new()
+        .name("mqtt-broker".into())
+        .spawn(move || {
+            if let Err(e) = broker.start() {
+                tracing::error!("embedded MQTT broker stopped: {e}");
+            }
+        })
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(addr)
+}

@@ -1,0 +1,166 @@
+//! The MQTT client: QoS 1 publishes, a retained availability topic with an
+//! `offline` last will, and reconnection handled by rumqttc's event loop, which
+//! runs on its own thread.
+
+use super::AlertsConfig;
+use crate::events::Event;
+use rumqttc::{Client, Event as MqttEvent, LastWill, MqttOptions, Packet, QoS};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    #[error("alerts.broker {url:?}: {reason} (expected mqtt://host:port)")]
+    BadUrl { url: String, reason: String },
+}
+
+pub struct MqttPublisher {
+    client: Client,
+    config: AlertsConfig,
+    acked: Arc<AtomicU64>,
+    stopping: Arc<AtomicBool>,
+    event_loop: Option<JoinHandle<()>>,
+}
+
+/// `mqtt://host:port` (or `host:port`) → host and port.
+pub fn parse_broker(url: &str) -> Result<(String, u16), MqttError> {
+    let bad = |reason: &str| MqttError::BadUrl {
+        url: url.into(),
+        reason: reason.into(),
+    };
+    let rest = match url.split_once("://") {
+        Some(("mqtt" | "tcp", rest)) => rest,
+        Some((scheme, _)) => return Err(bad(&format!("scheme {scheme} is not supported"))),
+        None => url,
+    };
+    let (host, port) = rest.rsplit_once(':').unwrap_or((rest, "1883"));
+    let port = port
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|_| bad("port is not a number"))?;
+    if host.is_empty() {
+        return Err(bad("host is empty"));
+    }
+    Ok((host.to_string(), port))
+}
+
+impl MqttPublisher {
+    /// Connects in the background; publishes queue until the broker answers.
+    pub fn connect(config: &AlertsConfig, host: &str, port: u16) -> Self {
+        let client_id = config
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("vigil-{}", config.topic_prefix.replace('/', "-")));
+        let mut options = MqttOptions::new(client_id, host, port);
+        options.set_keep_alive(Duration::from_secs(10));
+        options.set_max_packet_size(1 << 20, 1 << 20);
+        options.set_last_will(LastWill::new(
+            config.availability_topic(),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+        let (client, mut connection) = Client::new(options, 1024);
+        let acked = Arc::new(AtomicU64::new(0));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let event_loop = {
+            let (client, acked, stopping) = (client.clone(), acked.clone(), stopping.clone());
+            let availability = config.availability_topic();
+            let broker = format!("{host}:{port}");
+            std::thread::Builder::new()
+                .name("mqtt".into())
+                .spawn(move || {
+                    let mut was_down = false;
+                    for notification in connection.iter() {
+                        match notification {
+                            Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                                if was_down {
+                                    tracing::info!("MQTT broker {broker}: reconnected");
+                                }
+                                was_down = false;
+                                let _ = client.try_publish(&availability, QoS::AtLeastOnce, true, "online");
+                            }
+                            Ok(MqttEvent::Incoming(Packet::PubAck(_))) => {
+                                acked.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                if stopping.load(Ordering::SeqCst) {
+                                    break;
+                                }
+                                if !was_down {
+                                    tracing::warn!("MQTT broker {broker}: {e}; retrying every second, alerts are queued");
+                                }
+                                was_down = true;
+                                std::thread::sleep(Duration::from_secs(1));
+                            }
+                        }
+                    }
+                })
+                .expect("spawning the MQTT thread")
+        };
+        MqttPublisher {
+            client,
+            config: config.clone(),
+            acked,
+            stopping,
+            event_loop: Some(event_loop),
+        }
+    }
+
+    pub fn publish(&self, event: &Event, payload: Vec<u8>) {
+        let alert = event.alert();
+        let mut topics = vec![self.config.events_topic()];
+        topics.extend(
+            alert
+                .recipients
+                .iter()
+                .map(|r| self.config.recipient_topic(r)),
+        );
+        for topic in topics {
+            if let Err(e) = self
+                .client
+                .publish(&topic, QoS::AtLeastOnce, false, payload.clone())
+            {
+                tracing::error!("MQTT publish to {topic} failed: {e}");
+            }
+        }
+    }
+
+    /// Broker acknowledgements received so far (availability included).
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `timeout` for `count` acknowledgements; true if they arrived.
+    pub fn wait_acked(&self, count: u64, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.acked() < count {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+}
+
+impl Drop for MqttPublisher {
+    fn drop(&mut self) {
+        let _ = self.client.try_publish(
+            self.config.availability_topic(),
+            QoS::AtLeastOnce,
+            true,
+            "offline",
+        );
+        // Give queued alerts a moment to be acknowledged before disconnecting.
+        std::thread::sleep(Duration::from_millis(200));
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.client.disconnect();
+        if let Some(h) = self.event_loop.take() {
+            let _ = h.join();
+        }
+    }
+}

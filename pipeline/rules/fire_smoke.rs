@@ -1,0 +1,166 @@
+//! Fire and smoke: per-class score floors plus temporal confirmation.
+//!
+//! A class is *confirmed* when it scored at least its `min_score` in `hits` of the
+//! last `window` inferences of the detectors that emit it, and those hits span at
+//! least `min_s` seconds of media time. One false frame never alarms; a fire held
+//! in view for a few seconds does. The alert ends after a full window without a
+//! hit. Flicker is deliberately not required: a still frame of real fire must
+//! alarm too (see `config/README.md` for how the defaults were chosen).
+
+use super::{Observation, Rule, RuleContext};
+use crate::events::{Alert, EventSink, NewAlert, RuleKind};
+use crate::time::{MediaTime, Timestamp};
+use serde::Deserialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FireSmokeConfig {
+    pub name: Option<String>,
+    #[serde(default = "default_classes")]
+    pub classes: Vec<String>,
+    /// Per-class score floor for a hit; classes not listed use 0.6.
+    #[serde(default)]
+    pub min_score: BTreeMap<String, f32>,
+    /// Hits needed within the window.
+    #[serde(default = "default_hits")]
+    pub hits: usize,
+    /// Number of most recent inferences considered.
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// Media seconds the hits must span.
+    #[serde(default = "default_min_s")]
+    pub min_s: f32,
+}
+
+fn default_classes() -> Vec<String> {
+    vec!["fire".into(), "smoke".into()]
+}
+fn default_hits() -> usize {
+    4
+}
+fn default_window() -> usize {
+    6
+}
+fn default_min_s() -> f32 {
+    2.0
+}
+pub const DEFAULT_MIN_SCORE: f32 = 0.6;
+
+struct ClassState {
+    label: Arc<str>,
+    min_score: f32,
+    /// Per recent inference: the best hit's time, score and box, or `None`.
+    recent: VecDeque<Option<(MediaTime, f32, [f32; 4])>>,
+    alert: Option<Alert>,
+}
+
+pub struct FireSmoke {
+    name: Arc<str>,
+    detectors: Vec<Arc<str>>,
+    hits: usize,
+    window: usize,
+    min_s: f64,
+    recipients: Arc<[String]>,
+    classes: Vec<ClassState>,
+}
+
+impl FireSmoke {
+    pub fn new(c: &FireSmokeConfig, name: Arc<str>, ctx: &RuleContext<'_>) -> Self {
+        let detectors = ctx
+            .detector_classes
+            .iter()
+            .filter(|(_, classes)| classes.iter().any(|k| c.classes.contains(k)))
+            .map(|(d, _)| d.clone())
+            .collect();
+        FireSmoke {
+            name,
+            detectors,
+            hits: c.hits.max(1),
+            window: c.window.max(c.hits).max(1),
+            min_s: c.min_s as f64,
+            recipients: ctx.recipients(RuleKind::FireSmoke),
+            classes: c
+                .classes
+                .iter()
+                .map(|k| ClassState {
+                    label: k.as_str().into(),
+                    min_score: *c.min_score.get(k).unwrap_or(&DEFAULT_MIN_SCORE),
+                    recent: VecDeque::new(),
+                    alert: None,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Rule for FireSmoke {
+    fn observe(&mut self, obs: &Observation<'_>, sink: &mut EventSink) {
+        if !obs.detectors_run.iter().any(|d| self.detectors.contains(d)) {
+            return;
+        }
+        for class in &mut self.classes {
+            let best = obs
+                .detections
+                .iter()
+                .filter(|d| *d.label == *class.label && d.score >= class.min_score)
+                .max_by(|a, b| a.score.total_cmp(&b.score))
+                .map(|d| (obs.time, d.score, d.bbox.normalised(obs.width, obs.height)));
+            class.recent.push_back(best);
+            if class.recent.len() > self.window {
+                class.recent.pop_front();
+            }
+            let hits: Vec<&(MediaTime, f32, [f32; 4])> = class.recent.iter().flatten().collect();
+            if let Some(alert) = &mut class.alert {
+                match best {
+                    Some((_, score, bbox)) => sink.refresh(alert, score, bbox),
+                    None if hits.is_empty() => {
+                        let a = class.alert.take().expect("checked above");
+                        sink.close(a, obs.at);
+                    }
+                    None => {}
+                }
+                continue;
+            }
+            let (Some(first), Some((_, score, bbox))) = (hits.first(), best) else {
+                continue;
+            };
+            let span = obs.time.since(first.0).as_secs_f64();
+            if hits.len() >= self.hits && span >= self.min_s {
+                let peak = hits.iter().map(|h| h.1).fold(score, f32::max);
+                class.alert = Some(sink.open(
+                    NewAlert {
+                        kind: RuleKind::FireSmoke,
+                        rule: self.name.clone(),
+                        recipients: self.recipients.clone(),
+                        zone: None,
+                        line: None,
+                        direction: None,
+                        label: class.label.clone(),
+                        score: peak,
+                        bbox,
+                        track_id: None,
+                        summary: format!(
+                            "{} confirmed: {} of the last {} inferences over {:.1} s, peak score {:.2}",
+                            class.label,
+                            hits.len(),
+                            class.recent.len(),
+                            span,
+                            peak
+                        ),
+                    },
+                    obs.at,
+                ));
+            }
+        }
+    }
+
+    fn finish(&mut self, at: Timestamp, sink: &mut EventSink) {
+        for class in &mut self.classes {
+            if let Some(a) = class.alert.take() {
+                sink.close(a, at);
+            }
+        }
+    }
+}

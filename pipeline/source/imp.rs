@@ -1,0 +1,382 @@
+//! GStreamer plumbing behind [`CameraSource`].
+//!
+//! `uridecodebin → videorate → tee`, then one branch per consumer:
+//! `queue → appsink "full"` keeps the decoded picture, and per detector
+//! `queue → videocrop → videoscale → videoconvert → capsfilter → appsink`. Crop and
+//! output size depend on the stream's resolution, so they are set from a probe on
+//! the first caps (and again if the camera changes resolution). A reader thread
+//! pulls one sample from each appsink in turn (the tee feeds them in lockstep) and
+//! puts the assembled [`Frame`] into the slot.
+
+use super::{
+    Frame, FrameSlot, Pacing, SlotMode, SourceEnd, SourceError, SourceUri, View, ViewSpec,
+};
+use crate::detect::{InputSpec, LetterboxPlacement};
+use crate::geometry::BBox;
+use crate::time::{MediaTime, WallTime};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a live source may deliver nothing before it is declared dead.
+const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(100);
+
+/// A running decode pipeline for one camera.
+pub struct CameraSource {
+    pipeline: gst::Pipeline,
+    slot: Arc<FrameSlot>,
+    stop: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+}
+
+struct Branch {
+    crop: gst::Element,
+    caps: gst::Element,
+    spec: ViewSpec,
+}
+
+/// Frame size and per-view regions, written by the caps probe, read by the reader.
+#[derive(Default)]
+struct Geometry {
+    width: AtomicU32,
+    height: AtomicU32,
+    regions: std::sync::Mutex<Vec<BBox>>,
+}
+
+fn open_err(uri: &SourceUri, reason: impl ToString) -> SourceError {
+    SourceError::Open {
+        uri: uri.0.clone(),
+        reason: reason.to_string(),
+    }
+}
+
+impl CameraSource {
+    pub fn open(
+        camera: &str,
+        uri: &SourceUri,
+        fps: Option<f32>,
+        views: &[ViewSpec],
+        pacing: Pacing,
+    ) -> Result<Self, SourceError> {
+        super::init()?;
+        let pipeline = gst::Pipeline::with_name(&format!("camera-{camera}"));
+        let make = |factory: &str| {
+            gst::ElementFactory::make(factory).build().map_err(|_| open_err(uri, format!("GStreamer element {factory} is missing (install the GStreamer plugin packages)")))
+        };
+
+        let decode = make("uridecodebin")?;
+        decode.set_property("uri", &uri.0);
+        // RTSP: 2 s of jitter buffer is the default; alerts want frames sooner.
+        decode.connect("source-setup", false, |args| {
+            if let Ok(src) = args[1].get::<gst::Element>()
+                && src.has_property("latency")
+            {
+                src.set_property("latency", 200u32);
+            }
+            None
+        });
+        let rate = make("videorate")?;
+        rate.set_property("drop-only", true);
+        if let Some(fps) = fps.filter(|f| *f > 0.0) {
+            rate.set_property("max-rate", fps.ceil() as i32);
+        }
+        let tee = make("tee")?;
+        let sync = pacing == Pacing::Live && uri.is_file();
+        let appsink = |name: &str| {
+            gst_app::AppSink::builder()
+                .name(name)
+                .sync(sync)
+                .max_buffers(2)
+                .drop(false)
+                .build()
+        };
+        let queue = || -> Result<gst::Element, SourceError> {
+            let q = make("queue")?;
+            q.set_property("max-size-buffers", 2u32);
+            q.set_property("max-size-bytes", 0u32);
+            q.set_property("max-size-time", 0u64);
+            Ok(q)
+        };
+        pipeline
+            .add_many([&decode, &rate, &tee])
+            .map_err(|e| open_err(uri, e))?;
+        rate.link(&tee).map_err(|e| open_err(uri, e))?;
+
+        let full_queue = queue()?;
+        let full_sink = appsink("full");
+        pipeline
+            .add_many([&full_queue, full_sink.upcast_ref()])
+            .map_err(|e| open_err(uri, e))?;
+        gst::Element::link_many([&tee, &full_queue, full_sink.upcast_ref()])
+            .map_err(|e| open_err(uri, e))?;
+
+        let mut branches = Vec::new();
+        let mut sinks = Vec::new();
+        for (i, spec) in views.iter().enumerate() {
+            let q = queue()?;
+            let crop = make("videocrop")?;
+            let scale = make("videoscale")?;
+            let convert = make("videoconvert")?;
+            let caps = make("capsfilter")?;
+            let sink = appsink(&format!("view{i}"));
+            pipeline
+                .add_many([&q, &crop, &scale, &convert, &caps, sink.upcast_ref()])
+                .map_err(|e| open_err(uri, e))?;
+            gst::Element::link_many([&tee, &q, &crop, &scale, &convert, &caps, sink.upcast_ref()])
+                .map_err(|e| open_err(uri, e))?;
+            branches.push(Branch {
+                crop,
+                caps,
+                spec: spec.clone(),
+            });
+            sinks.push(sink);
+        }
+
+        // Link only the video stream; audio and data pads stay unlinked.
+        let rate_sink = rate.static_pad("sink").expect("videorate has a sink pad");
+        decode.connect_pad_added(move |_, pad| {
+            let is_video = pad
+                .current_caps()
+                .or_else(|| Some(pad.query_caps(None)))
+                .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
+                .unwrap_or(false);
+            if is_video && !rate_sink.is_linked() {
+                let _ = pad.link(&rate_sink);
+            }
+        });
+
+        let geometry = Arc::new(Geometry::default());
+        {
+            let geometry = geometry.clone();
+            let tee_sink = tee.static_pad("sink").expect("tee has a sink pad");
+            tee_sink.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+                if let Some(gst::PadProbeData::Event(ev)) = &info.data
+                    && let gst::EventView::Caps(c) = ev.view()
+                    && let Ok(vi) = gst_video::VideoInfo::from_caps(c.caps())
+                {
+                    configure_branches(&branches, &geometry, vi.width(), vi.height());
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+
+        let mode = match pacing {
+            Pacing::Live => SlotMode::Latest,
+            Pacing::AsFastAsPossible => SlotMode::Block,
+        };
+        let slot = Arc::new(FrameSlot::new(mode));
+        let stop = Arc::new(AtomicBool::new(false));
+        if let Err(e) = pipeline.set_state(gst::State::Playing) {
+            let reason = bus_error(&pipeline).unwrap_or_else(|| e.to_string());
+            let _ = pipeline.set_state(gst::State::Null);
+            return Err(open_err(uri, reason));
+        }
+        let reader = {
+            let (pipeline, slot, stop) = (pipeline.clone(), slot.clone(), stop.clone());
+            let live = !uri.is_file();
+            std::thread::Builder::new()
+                .name(format!("decode-{camera}"))
+                .spawn(move || {
+                    let end =
+                        read_frames(&pipeline, &full_sink, &sinks, &geometry, &slot, &stop, live);
+                    slot.close(end);
+                })
+                .map_err(|e| open_err(uri, e))?
+        };
+        Ok(CameraSource {
+            pipeline,
+            slot,
+            stop,
+            reader: Some(reader),
+        })
+    }
+
+    /// Length of the stream, once GStreamer knows it (files only).
+    pub fn duration(&self) -> Option<MediaTime> {
+        self.pipeline
+            .query_duration::<gst::ClockTime>()
+            .map(|d| MediaTime::from_nanos(d.nseconds()))
+    }
+
+    pub fn slot(&self) -> &Arc<FrameSlot> {
+        &self.slot
+    }
+
+    /// Stops decoding; frames already in the slot can still be taken.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for CameraSource {
+    fn drop(&mut self) {
+        self.stop();
+        self.slot.close(SourceEnd::Stopped);
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        // GStreamer warns (CRITICAL) if a playing pipeline is dropped.
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn configure_branches(branches: &[Branch], geometry: &Geometry, width: u32, height: u32) {
+    geometry.width.store(width, Ordering::SeqCst);
+    geometry.height.store(height, Ordering::SeqCst);
+    let mut regions = Vec::new();
+    for b in branches {
+        let roi = b.spec.roi.unwrap_or([0.0, 0.0, 1.0, 1.0]);
+        let (w, h) = (width as f32, height as f32);
+        let left = (roi[0].clamp(0.0, 1.0) * w).round() as u32;
+        let top = (roi[1].clamp(0.0, 1.0) * h).round() as u32;
+        let right = ((roi[2].clamp(0.0, 1.0) * w).round() as u32)
+            .max(left + 2)
+            .min(width);
+        let bottom = ((roi[3].clamp(0.0, 1.0) * h).round() as u32)
+            .max(top + 2)
+            .min(height);
+        b.crop.set_property("left", left as i32);
+        b.crop.set_property("top", top as i32);
+        b.crop.set_property("right", (width - right) as i32);
+        b.crop.set_property("bottom", (height - bottom) as i32);
+        let spec = InputSpec {
+            width: b.spec.width,
+            height: b.spec.height,
+            channels: b.spec.channels,
+            scale: 1.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            placement: LetterboxPlacement::TopLeft,
+            pad: 0,
+        };
+        let (fw, fh) = spec.fitted_size(right - left, bottom - top);
+        let caps = gst::Caps::builder("video/x-raw")
+            .field("format", b.spec.channels.gst_format())
+            .field("width", fw as i32)
+            .field("height", fh as i32)
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build();
+        b.caps.set_property("caps", &caps);
+        regions.push(BBox {
+            x1: left as f32,
+            y1: top as f32,
+            x2: right as f32,
+            y2: bottom as f32,
+        });
+    }
+    *geometry.regions.lock().unwrap_or_else(|e| e.into_inner()) = regions;
+}
+
+/// The first error message on the bus, if any, with GStreamer's debug detail.
+fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
+    let bus = pipeline.bus()?;
+    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
+        if let gst::MessageView::Error(e) = msg.view() {
+            let detail = e.debug().map(|d| format!(" ({d})")).unwrap_or_default();
+            return Some(format!("{}{detail}", e.error()));
+        }
+    }
+    None
+}
+
+enum Pulled {
+    Sample(gst::Sample),
+    End(SourceEnd),
+}
+
+fn pull(
+    pipeline: &gst::Pipeline,
+    sink: &gst_app::AppSink,
+    stop: &AtomicBool,
+    live: bool,
+) -> Pulled {
+    let started = Instant::now();
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Pulled::End(SourceEnd::Stopped);
+        }
+        if let Some(s) = sink.try_pull_sample(gst::ClockTime::from_nseconds(POLL.as_nanos() as u64))
+        {
+            return Pulled::Sample(s);
+        }
+        if let Some(e) = bus_error(pipeline) {
+            return Pulled::End(SourceEnd::Failed(e));
+        }
+        if sink.is_eos() {
+            return Pulled::End(SourceEnd::Finished);
+        }
+        if live && started.elapsed() > STALL_TIMEOUT {
+            return Pulled::End(SourceEnd::Failed(format!(
+                "no frame for {} s",
+                STALL_TIMEOUT.as_secs()
+            )));
+        }
+    }
+}
+
+fn read_frames(
+    pipeline: &gst::Pipeline,
+    full_sink: &gst_app::AppSink,
+    sinks: &[gst_app::AppSink],
+    geometry: &Geometry,
+    slot: &FrameSlot,
+    stop: &AtomicBool,
+    live: bool,
+) -> SourceEnd {
+    let mut seq = 0;
+    loop {
+        let full = match pull(pipeline, full_sink, stop, live) {
+            Pulled::Sample(s) => s,
+            Pulled::End(end) => return end,
+        };
+        let received = WallTime::now();
+        let regions = geometry
+            .regions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut views = Vec::with_capacity(sinks.len());
+        for (i, sink) in sinks.iter().enumerate() {
+            let sample = match pull(pipeline, sink, stop, live) {
+                Pulled::Sample(s) => s,
+                Pulled::End(end) => return end,
+            };
+            let Some(info) = sample
+                .caps()
+                .and_then(|c| gst_video::VideoInfo::from_caps(c).ok())
+            else {
+                return SourceEnd::Failed("a scaled frame arrived without video caps".into());
+            };
+            let region = regions.get(i).copied().unwrap_or_default();
+            views.push(View {
+                sample,
+                info,
+                region,
+            });
+        }
+        let pts = full
+            .buffer()
+            .and_then(|b| b.pts())
+            .map(|t| t.nseconds())
+            .unwrap_or(0);
+        let frame = Frame {
+            seq,
+            pts: MediaTime::from_nanos(pts),
+            received,
+            width: geometry.width.load(Ordering::SeqCst),
+            height: geometry.height.load(Ordering::SeqCst),
+            full,
+            views,
+        };
+        seq += 1;
+        if !slot.put(frame) {
+            return SourceEnd::Stopped;
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Source: a camera or a file → decoded [`Frame`]s with presentation timestamps.
+//!
+//! GStreamer decodes, drops frames above the camera's fps cap, and resizes each
+//! frame once per detector to exactly the size that detector needs (aspect kept,
+//! optionally cropped to a region of interest), in its channel order. The decoded
+//! full-resolution picture rides along untouched for snapshots.
+//!
+//! Frames reach the worker through a one-frame [`FrameSlot`]: live sources overwrite
+//! a frame the worker has not taken yet (counted as dropped, so a slow detector never
+//! makes memory grow); replays block instead, so every frame is processed and the
+//! result is deterministic. The GStreamer plumbing lives in `imp.rs`.
+
+mod imp;
+mod slot;
+
+pub use imp::CameraSource;
+pub use slot::{FrameSlot, SlotMode};
+
+use crate::detect::{ChannelOrder, ScaledImage};
+use crate::geometry::BBox;
+use crate::time::{MediaTime, WallTime};
+use gstreamer as gst;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// One decoded frame and its per-detector views.
+pub struct Frame {
+    pub seq: u64,
+    pub pts: MediaTime,
+    pub received: WallTime,
+    pub width: u32,
+    pub height: u32,
+    /// The decoded picture at full resolution, in the decoder's own format.
+    pub full: gst::Sample,
+    /// One view per [`ViewSpec`] the source was opened with, same order.
+    pub views: Vec<View>,
+}
+
+/// A frame resized (and maybe cropped) for one detector.
+pub struct View {
+    sample: gst::Sample,
+    info: gst_video::VideoInfo,
+    region: BBox,
+}
+
+impl View {
+    /// Lends the mapped pixels as a [`ScaledImage`]; `None` if the buffer cannot be
+    /// mapped (GStreamer handed over something that is not packed RGB/BGR).
+    pub fn with_image<R>(&self, f: impl FnOnce(&ScaledImage<'_>) -> R) -> Option<R> {
+        let buffer = self.sample.buffer()?;
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &self.info).ok()?;
+        let image = ScaledImage {
+            data: frame.plane_data(0).ok()?,
+            width: frame.width(),
+            height: frame.height(),
+            stride: frame.plane_stride()[0] as usize,
+            region: self.region,
+        };
+        Some(f(&image))
+    }
+}
+
+/// What one detector needs from the decoder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewSpec {
+    /// Model input size; the view is the largest aspect-kept size that fits.
+    pub width: u32,
+    pub height: u32,
+    pub channels: ChannelOrder,
+    /// Region of interest `[x1, y1, x2, y2]`, normalised; whole frame if `None`.
+    pub roi: Option<[f32; 4]>,
+}
+
+/// How frames are handed to the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// Live: files play at their own frame rate, a slow worker loses frames.
+    Live,
+    /// Replay: as fast as the worker goes, no frame lost.
+    AsFastAsPossible,
+}
+
+/// `source` of a camera, resolved: a GStreamer URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceUri(pub String);
+
+impl SourceUri {
+    /// `source` as written in a config: a URI (`rtsp://`, `file://`, ...) or a file
+    /// path relative to the config's directory.
+    pub fn resolve(source: &str, base: &Path) -> Result<Self, SourceError> {
+        if source.contains("://") {
+            return Ok(SourceUri(source.to_string()));
+        }
+        let path = base.join(source);
+        if !path.is_file() {
+            return Err(SourceError::Missing { path });
+        }
+        let path = path
+            .canonicalize()
+            .map_err(|_| SourceError::Missing { path: path.clone() })?;
+        let uri = gst::glib::filename_to_uri(&path, None).map_err(|e| SourceError::Open {
+            uri: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(SourceUri(uri.to_string()))
+    }
+
+    pub fn is_file(&self) -> bool {
+        self.0.starts_with("file://")
+    }
+}
+
+/// `[[cameras]]` fields that configure decoding.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// File path (relative to the config) or any GStreamer URI, e.g. `rtsp://...`.
+    pub source: String,
+    /// Frames per second to process at most; extra frames are dropped in GStreamer.
+    pub fps: Option<f32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("video file {path}: not found")]
+    Missing { path: PathBuf },
+    #[error("source {uri}: cannot start: {reason}")]
+    Open { uri: String, reason: String },
+    #[error("source {uri}: {reason}")]
+    Stream { uri: String, reason: String },
+}
+
+/// Why a source stopped delivering frames.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceEnd {
+    /// End of stream (a file finished).
+    Finished,
+    /// Asked to stop.
+    Stopped,
+    /// Decoding or the connection failed.
+    Failed(String),
+}
+
+/// Initialises GStreamer once; a clear error if the libraries are missing.
+pub fn init() -> Result<(), SourceError> {
+    gst::init().map_err(|e| SourceError::Open {
+        uri: "gstreamer".into(),
+        reason: e.to_string(),
+    })
+}
