@@ -70,24 +70,33 @@ impl CameraSource {
             gst::ElementFactory::make(factory).build().map_err(|_| open_err(uri, format!("GStreamer element {factory} is missing (install the GStreamer plugin packages)")))
         };
 
-        let decode = make("uridecodebin")?;
-        decode.set_property("uri", &uri.0);
-        // RTSP: 2 s of jitter buffer is the default; alerts want frames sooner.
-        decode.connect("source-setup", false, |args| {
-            if let Ok(src) = args[1].get::<gst::Element>()
-                && src.has_property("latency")
-            {
-                src.set_property("latency", 200u32);
-            }
-            None
-        });
+        let decode = if let Some(description) = uri.pipeline() {
+            // `gst:` sources: the integrator's own GStreamer pipeline, whose
+            // unlinked src pad feeds vigil.
+            gst::parse::bin_from_description(description, true)
+                .map_err(|e| open_err(uri, format!("bad GStreamer pipeline: {e}")))?
+                .upcast::<gst::Element>()
+        } else {
+            let decode = make("uridecodebin")?;
+            decode.set_property("uri", &uri.0);
+            // RTSP: 2 s of jitter buffer is the default; alerts want frames sooner.
+            decode.connect("source-setup", false, |args| {
+                if let Ok(src) = args[1].get::<gst::Element>()
+                    && src.has_property("latency")
+                {
+                    src.set_property("latency", 200u32);
+                }
+                None
+            });
+            decode
+        };
         let rate = make("videorate")?;
         rate.set_property("drop-only", true);
         if let Some(fps) = fps.filter(|f| *f > 0.0) {
             rate.set_property("max-rate", fps.ceil() as i32);
         }
         let tee = make("tee")?;
-        let sync = pacing == Pacing::Live && uri.is_file();
+        let sync = pacing == Pacing::Live && !uri.is_live();
         let appsink = |name: &str| {
             gst_app::AppSink::builder()
                 .name(name)
@@ -140,6 +149,9 @@ impl CameraSource {
 
         // Link only the video stream; audio and data pads stay unlinked.
         let rate_sink = rate.static_pad("sink").expect("videorate has a sink pad");
+        if let Some(src) = decode.static_pad("src") {
+            src.link(&rate_sink).map_err(|e| open_err(uri, e))?;
+        }
         decode.connect_pad_added(move |_, pad| {
             let is_video = pad
                 .current_caps()
@@ -179,7 +191,7 @@ impl CameraSource {
         }
         let reader = {
             let (pipeline, slot, stop) = (pipeline.clone(), slot.clone(), stop.clone());
-            let live = !uri.is_file();
+            let live = uri.is_live();
             std::thread::Builder::new()
                 .name(format!("decode-{camera}"))
                 .spawn(move || {

@@ -22,7 +22,6 @@ use crate::time::{MediaTime, WallTime};
 use gstreamer as gst;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// One decoded frame and its per-detector views.
@@ -90,7 +89,7 @@ impl SourceUri {
     /// `source` as written in a config: a URI (`rtsp://`, `file://`, ...) or a file
     /// path relative to the config's directory.
     pub fn resolve(source: &str, base: &Path) -> Result<Self, SourceError> {
-        if source.contains("://") {
+        if source.starts_with("gst:") || source.contains("://") {
             return Ok(SourceUri(source.to_string()));
         }
         let path = base.join(source);
@@ -107,19 +106,17 @@ impl SourceUri {
         Ok(SourceUri(uri.to_string()))
     }
 
-    pub fn is_file(&self) -> bool {
-        self.0.starts_with("file://")
+    /// A network camera: paced by the sender, may stall. Files and `gst:`
+    /// pipelines are paced by vigil.
+    pub fn is_live(&self) -> bool {
+        !(self.0.starts_with("file://") || self.0.starts_with("gst:"))
     }
-}
 
-/// `[[cameras]]` fields that configure decoding.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceConfig {
-    /// File path (relative to the config) or any GStreamer URI, e.g. `rtsp://...`.
-    pub source: String,
-    /// Frames per second to process at most; extra frames are dropped in GStreamer.
-    pub fps: Option<f32>,
+    /// The description of a `gst:` source: a GStreamer pipeline ending in an
+    /// unlinked video src pad, e.g. `gst: videotestsrc num-buffers=100`.
+    pub fn pipeline(&self) -> Option<&str> {
+        self.0.strip_prefix("gst:").map(str::trim)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,249 @@
+//! Test harness: real media and models (skipping loudly when absent), a real
+//! mosquitto on a free loopback port, and a subscriber that records messages.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file from the media set: `media/` (fetched by setup) or the `../shared` mirror.
+/// `None` after printing a loud SKIP line naming the file.
+pub fn media(rel: &str) -> Option<PathBuf> {
+    find(
+        &[
+            repo().join("media").join(rel),
+            repo().join("../shared/media").join(rel),
+        ],
+        rel,
+    )
+}
+
+pub fn model(file: &str) -> Option<PathBuf> {
+    find(
+        &[
+            repo().join("models/weights").join(file),
+            repo().join("../shared/models").join(file),
+        ],
+        file,
+    )
+}
+
+fn find(candidates: &[PathBuf], name: &str) -> Option<PathBuf> {
+    for c in candidates {
+        if c.is_file() {
+            return Some(c.canonicalize().unwrap());
+        }
+    }
+    eprintln!(
+        "\n*** SKIP: required file {name} not found (looked in {candidates:?}); run scripts/setup ***\n"
+    );
+    None
+}
+
+/// `[[detectors]]` TOML for the models used in tests.
+pub fn yolox_detector(model: &Path) -> String {
+    format!(
+        r#"
+[[detectors]]
+name = "coco"
+model = "{}"
+format = "yolox"
+input = [416, 416]
+channels = "bgr"
+letterbox = "top_left"
+pad = 114
+classes = "coco"
+score_threshold = 0.3
+"#,
+        model.display()
+    )
+}
+
+pub fn fire_detector(model: &Path) -> String {
+    format!(
+        r#"
+[[detectors]]
+name = "fire"
+model = "{}"
+format = "yolov8"
+input = [640, 640]
+channels = "rgb"
+scale = 0.00392156862745098
+letterbox = "center"
+pad = 114
+classes = ["smoke", "fire"]
+score_threshold = 0.25
+"#,
+        model.display()
+    )
+}
+
+/// A still image presented as a `seconds`-long 10 fps stream.
+pub fn still_stream(image: &Path, seconds: u32) -> String {
+    let dec = if image.extension().is_some_and(|e| e == "png") {
+        "pngdec"
+    } else {
+        "jpegdec"
+    };
+    format!(
+        "gst: filesrc location={} ! {dec} ! videoconvert ! imagefreeze num-buffers={} ! capsfilter caps=video/x-raw,framerate=10/1",
+        image.display(),
+        seconds * 10
+    )
+}
+
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("vigil.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Replays a config (no MQTT unless it names a broker) and returns the events as JSON.
+pub fn replay(config: &Path) -> (vigil::app::RunReport, Vec<serde_json::Value>) {
+    let loaded = vigil::config::LoadedConfig::load_checked(config, false).expect("config is valid");
+    let events = config.with_extension("jsonl");
+    let options = vigil::app::RunOptions {
+        pacing: vigil::source::Pacing::AsFastAsPossible,
+        events_file: Some(events.display().to_string()),
+        embedded_broker: false,
+        mqtt: loaded.config.alerts.broker.is_some(),
+        progress: false,
+        stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    };
+    let report = vigil::app::run(&loaded, &options).expect("run starts");
+    let text = std::fs::read_to_string(&events).unwrap();
+    let events = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (report, events)
+}
+
+pub fn new_alerts<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "new" && e["after"]["kind"] == kind)
+        .map(|e| &e["after"])
+        .collect()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real mosquitto broker on a free loopback port, killed on drop.
+pub struct Mosquitto {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .unwrap();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto must be installed (scripts/setup installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Mosquitto {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Subscribes to `filter` and records every message (topic, payload, retained).
+pub struct Recorder {
+    pub messages: Arc<Mutex<Vec<(String, String, bool)>>>,
+}
+
+impl Recorder {
+    pub fn start(port: u16, filter: &str) -> Recorder {
+        let mut options = rumqttc::MqttOptions::new(format!("test-{port}"), "127.0.0.1", port);
+        options.set_keep_alive(Duration::from_secs(5));
+        let (client, mut connection) = rumqttc::Client::new(options, 100);
+        client.subscribe(filter, rumqttc::QoS::AtLeastOnce).unwrap();
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let (subscribed_tx, subscribed_rx) = std::sync::mpsc::channel();
+        {
+            let messages = messages.clone();
+            std::thread::spawn(move || {
+                let _client = client;
+                for n in connection.iter() {
+                    match n {
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                            let _ = subscribed_tx.send(());
+                        }
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                            messages.lock().unwrap().push((
+                                p.topic.clone(),
+                                String::from_utf8_lossy(&p.payload).to_string(),
+                                p.retain,
+                            ));
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+            });
+        }
+        subscribed_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("subscribed to the test broker");
+        Recorder { messages }
+    }
+
+    pub fn wait_for(
+        &self,
+        what: impl Fn(&[(String, String, bool)]) -> bool,
+        timeout: Duration,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if what(&self.messages.lock().unwrap()) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
