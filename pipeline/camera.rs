@@ -59,6 +59,9 @@ struct BoundDetector {
     scratch: DetectScratch,
 }
 
+/// Rules in pixels for one frame size: rebuilt if the camera changes resolution.
+type SizedRules = (u32, u32, Vec<Box<dyn Rule>>);
+
 /// A camera's state between frames.
 pub struct CameraWorker {
     pub id: Arc<str>,
@@ -70,7 +73,8 @@ pub struct CameraWorker {
     zones: Vec<ZoneConfig>,
     lines: Vec<LineConfig>,
     routes: BTreeMap<RuleKind, Vec<String>>,
-    rules: Option<(u32, u32, Vec<Box<dyn Rule>>)>,
+    /// Rules built for the frame size they were built at.
+    rules: Option<SizedRules>,
     sink: EventSink,
     detections: Vec<Detection>,
     tracked_input: Vec<Detection>,

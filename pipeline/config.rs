@@ -224,10 +224,11 @@ impl LoadedConfig {
                 if let Some(note) = crate::models::evaluation_only(&model) {
                     p.warning(format!("{f}.model"), note);
                 }
-                if deep && !classes.is_empty() {
-                    if let Err(e) = Detector::load(d, &model, 1, 1) {
-                        p.error(format!("{f}.model"), e.to_string());
-                    }
+                if deep
+                    && !classes.is_empty()
+                    && let Err(e) = Detector::load(d, &model, 1, 1)
+                {
+                    p.error(format!("{f}.model"), e.to_string());
                 }
             }
             detector_classes.insert(d.name.as_str(), classes);

@@ -194,6 +194,29 @@ impl Detector {
         })
     }
 
+    /// The session pool, for benchmarks that time inference and decoding apart.
+    pub fn pool(&self) -> &ModelPool {
+        &self.pool
+    }
+
+    /// Decoding + NMS alone on outputs captured earlier (benchmarks).
+    pub fn decode_outputs(
+        &self,
+        outputs: &[decode::OutputView<'_>],
+        scratch: &mut DetectScratch,
+    ) -> usize {
+        scratch.candidates.clear();
+        let _ = decode::decode(
+            self.format,
+            outputs,
+            &self.spec,
+            &self.thresholds,
+            &mut scratch.candidates,
+        );
+        decode::nms_per_class(&mut scratch.candidates, self.nms_iou);
+        scratch.candidates.len()
+    }
+
     /// Runs the model on one scaled view; appends detections (frame pixels) to `out`.
     pub fn detect(
         &self,

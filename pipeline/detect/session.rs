@@ -98,7 +98,9 @@ impl ModelPool {
         };
         let sessions = sessions.max(1);
         let (give_back, idle) = crossbeam_channel::bounded(sessions);
-        let mut first: Option<(Vec<String>, Vec<i64>, Vec<Vec<i64>>)> = None;
+        // Output names, input shape and output shapes, read from the first session.
+        type Signature = (Vec<String>, Vec<i64>, Vec<Vec<i64>>);
+        let mut first: Option<Signature> = None;
         for _ in 0..sessions {
             let session = Session::builder(env)
                 .map_err(load_err)?
