@@ -129,6 +129,7 @@ pub fn run(loaded: &LoadedConfig) -> Result<BenchReport, AppError> {
         ("postprocess", stats.postprocess.percentiles()),
         ("track", stats.track.percentiles()),
         ("rules", stats.rules.percentiles()),
+        ("source wait", stats.source_wait.percentiles()),
     ]);
     let frames_with_inference = stats.inference.percentiles().count as u64;
     Ok(BenchReport {

@@ -293,7 +293,10 @@ impl CameraWorker {
         mut on_frame: impl FnMut(&Frame),
     ) -> SourceEnd {
         let end = loop {
-            match slot.take() {
+            let waiting = Instant::now();
+            let next = slot.take();
+            self.stats.source_wait.record(waiting.elapsed());
+            match next {
                 Ok(frame) => {
                     for e in self.process(&frame) {
                         self.stats.events += 1;

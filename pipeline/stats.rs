@@ -53,6 +53,8 @@ pub struct StageStats {
     pub postprocess: Latency,
     pub track: Latency,
     pub rules: Latency,
+    /// Worker idle, waiting for the decoder's next frame: high means decode-bound.
+    pub source_wait: Latency,
     /// From the frame leaving the decoder to its events being handed to publish.
     pub end_to_end: Latency,
     pub frames: u64,
@@ -68,6 +70,7 @@ impl StageStats {
         self.postprocess.merge(&o.postprocess);
         self.track.merge(&o.track);
         self.rules.merge(&o.rules);
+        self.source_wait.merge(&o.source_wait);
         self.end_to_end.merge(&o.end_to_end);
         self.frames += o.frames;
         self.inferences += o.inferences;

@@ -1,6 +1,7 @@
 //! The one-frame hand-off between a camera's decoder and its worker.
 
 use super::{Frame, SourceEnd};
+use crate::time::WallTime;
 use std::sync::{Condvar, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,11 +62,19 @@ impl FrameSlot {
 
     /// Waits for the next frame; `Err` with the reason once the source has ended
     /// and every delivered frame was taken.
+    ///
+    /// In [`SlotMode::Block`] a frame counts as received when the worker gets it: a
+    /// replayed file has no capture instant, and the decoder working ahead of the
+    /// worker is not latency a camera would add. Live frames keep their arrival
+    /// time, so time spent waiting for the worker counts against them.
     pub fn take(&self) -> Result<Frame, SourceEnd> {
         let mut s = self.lock();
         loop {
-            if let Some(f) = s.frame.take() {
+            if let Some(mut f) = s.frame.take() {
                 self.changed.notify_all();
+                if self.mode == SlotMode::Block {
+                    f.received = WallTime::now();
+                }
                 return Ok(f);
             }
             if let Some(end) = &s.end {
