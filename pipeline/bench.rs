@@ -30,7 +30,7 @@ pub struct BenchReport {
     /// Target: fps / (1000 / inference_ms).
     pub throughput_ratio: f64,
     pub frames: u64,
-    /// Frames on which no detector ran (cadence or motion gating).
+    /// Frames on which motion gating skipped the object detectors.
     pub frames_skipped: u64,
     pub frames_dropped: u64,
     pub inferences: u64,
@@ -131,7 +131,6 @@ pub fn run(loaded: &LoadedConfig) -> Result<BenchReport, AppError> {
         ("rules", stats.rules.percentiles()),
         ("source wait", stats.source_wait.percentiles()),
     ]);
-    let frames_with_inference = stats.inference.percentiles().count as u64;
     Ok(BenchReport {
         fps: r(fps),
         decode_ms: r(decode_ms),
@@ -140,9 +139,7 @@ pub fn run(loaded: &LoadedConfig) -> Result<BenchReport, AppError> {
         overhead_ratio: r(e2e.p50 / (decode_ms + inference_ms).max(1e-9)),
         throughput_ratio: r(fps / (1000.0 / inference_ms.max(1e-9))),
         frames: stats.frames,
-        frames_skipped: stats
-            .frames
-            .saturating_sub(frames_with_inference.min(stats.frames)),
+        frames_skipped: stats.motion_skipped,
         frames_dropped: stats.dropped,
         inferences: stats.inferences,
         rss_mb: rss_mb(),
@@ -172,7 +169,7 @@ impl BenchReport {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "frames {}  ({} without inference, {} dropped), {:.1} frames/s",
+            "frames {}  ({} skipped by motion gating, {} dropped), {:.1} frames/s",
             self.frames, self.frames_skipped, self.frames_dropped, self.fps
         );
         let _ = writeln!(

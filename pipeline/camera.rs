@@ -7,6 +7,8 @@
 
 use crate::detect::{DetectScratch, Detection, Detector};
 use crate::events::{Event, EventSink, RuleKind};
+use crate::geometry::Zone;
+use crate::motion::{MotionConfig, MotionGate};
 use crate::rules::{self, LineConfig, Observation, Rule, RuleConfig, RuleContext, ZoneConfig};
 use crate::source::{Frame, FrameSlot, SourceEnd, ViewSpec};
 use crate::stats::StageStats;
@@ -37,6 +39,8 @@ pub struct CameraConfig {
     pub lines: Vec<LineConfig>,
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    #[serde(default)]
+    pub motion: MotionConfig,
 }
 
 /// A detector as one camera runs it.
@@ -56,11 +60,20 @@ struct BoundDetector {
     detector: Arc<Detector>,
     interval: Option<MediaTime>,
     last_run: Option<MediaTime>,
+    /// Finds objects a tracking rule follows, so motion gating applies; fire and
+    /// smoke detectors are never gated (smoke builds slowly).
+    gated: bool,
     scratch: DetectScratch,
 }
 
 /// Rules in pixels for one frame size: rebuilt if the camera changes resolution.
-type SizedRules = (u32, u32, Vec<Box<dyn Rule>>);
+struct SizedRules {
+    width: u32,
+    height: u32,
+    rules: Vec<Box<dyn Rule>>,
+    /// Where motion matters: the tracking rules' zones, `None` for the whole frame.
+    watched: Option<Vec<Zone>>,
+}
 
 /// A camera's state between frames.
 pub struct CameraWorker {
@@ -75,6 +88,7 @@ pub struct CameraWorker {
     routes: BTreeMap<RuleKind, Vec<String>>,
     /// Rules built for the frame size they were built at.
     rules: Option<SizedRules>,
+    motion: MotionGate,
     sink: EventSink,
     detections: Vec<Detection>,
     tracked_input: Vec<Detection>,
@@ -92,6 +106,14 @@ impl CameraWorker {
         epoch: u64,
     ) -> Self {
         let id: Arc<str> = config.id.as_str().into();
+        let mut tracked_labels: Vec<String> = config
+            .rules
+            .iter()
+            .filter(|r| r.needs_tracks())
+            .flat_map(|r| r.classes().iter().cloned())
+            .collect();
+        tracked_labels.sort();
+        tracked_labels.dedup();
         let bound = config
             .detectors
             .iter()
@@ -103,17 +125,13 @@ impl CameraWorker {
                     .filter(|f| *f > 0.0)
                     .map(|f| MediaTime::from_secs_f64(1.0 / f as f64)),
                 last_run: None,
+                gated: d
+                    .labels
+                    .iter()
+                    .any(|l| tracked_labels.iter().any(|t| **t == **l)),
                 scratch: DetectScratch::default(),
             })
             .collect();
-        let mut tracked_labels: Vec<String> = config
-            .rules
-            .iter()
-            .filter(|r| r.needs_tracks())
-            .flat_map(|r| r.classes().iter().cloned())
-            .collect();
-        tracked_labels.sort();
-        tracked_labels.dedup();
         CameraWorker {
             sink: EventSink::new(id.clone(), epoch),
             id,
@@ -125,6 +143,7 @@ impl CameraWorker {
             lines: config.lines.clone(),
             routes: routes.clone(),
             rules: None,
+            motion: MotionGate::new(config.motion.clone()),
             detections: Vec::new(),
             tracked_input: Vec::new(),
             detectors_run: Vec::new(),
@@ -158,8 +177,20 @@ impl CameraWorker {
         self.stats.frames += 1;
         self.detections.clear();
         self.detectors_run.clear();
+        self.size_rules(frame.width, frame.height);
+        let still = self.detectors.iter().any(|b| b.gated) && {
+            let watched = self.rules.as_ref().and_then(|r| r.watched.as_deref());
+            !self.motion.should_run(&frame.full, frame.pts, watched)
+        };
+        if still {
+            self.stats.motion_skipped += 1;
+        }
         let mut ran_tracking = false;
+        let mut ran_gated = false;
         for (i, bound) in self.detectors.iter_mut().enumerate() {
+            if still && bound.gated {
+                continue;
+            }
             let due = match (bound.interval, bound.last_run) {
                 // 10% slack: a 2 fps detector on a 10 fps stream runs every 5th frame
                 // even when timestamps jitter.
@@ -182,6 +213,7 @@ impl CameraWorker {
             match result {
                 Some(Ok(t)) => {
                     bound.last_run = Some(frame.pts);
+                    ran_gated |= bound.gated;
                     self.stats.preprocess.record(t.preprocess);
                     self.stats.inference.record(t.inference);
                     self.stats.postprocess.record(t.postprocess);
@@ -202,6 +234,10 @@ impl CameraWorker {
             }
         }
 
+        if ran_gated {
+            self.motion.ran(frame.pts);
+        }
+
         let t_track = Instant::now();
         let tracks: Option<&[Track]> = if ran_tracking {
             self.tracked_input.clear();
@@ -215,37 +251,14 @@ impl CameraWorker {
             let tracks = self.tracker.update(&self.tracked_input);
             self.stats.track.record(t_track.elapsed());
             Some(tracks)
+        } else if still {
+            Some(self.tracker.alive())
         } else {
             None
         };
 
         let t_rules = Instant::now();
         let (w, h) = (frame.width, frame.height);
-        if self
-            .rules
-            .as_ref()
-            .is_none_or(|(rw, rh, _)| (*rw, *rh) != (w, h))
-        {
-            let detector_classes: Vec<(Arc<str>, Vec<String>)> = self
-                .detectors
-                .iter()
-                .map(|b| {
-                    (
-                        b.detector.name.clone(),
-                        b.detector.labels.iter().map(|l| l.to_string()).collect(),
-                    )
-                })
-                .collect();
-            let ctx = RuleContext {
-                zones: &self.zones,
-                lines: &self.lines,
-                routes: &self.routes,
-                detector_classes: &detector_classes,
-                width: w,
-                height: h,
-            };
-            self.rules = Some((w, h, rules::build(&self.rule_configs, &ctx)));
-        }
         let obs = Observation {
             time: frame.pts,
             at,
@@ -255,8 +268,8 @@ impl CameraWorker {
             detections: &self.detections,
             detectors_run: &self.detectors_run,
         };
-        if let Some((_, _, rules)) = &mut self.rules {
-            for rule in rules.iter_mut() {
+        if let Some(sized) = &mut self.rules {
+            for rule in sized.rules.iter_mut() {
                 rule.observe(&obs, &mut self.sink);
             }
         }
@@ -265,6 +278,57 @@ impl CameraWorker {
             .end_to_end
             .record(frame.received.instant.elapsed());
         std::mem::take(&mut self.sink.events)
+    }
+
+    /// Builds the rules (and the motion mask) in pixels for this frame size.
+    fn size_rules(&mut self, w: u32, h: u32) {
+        if self
+            .rules
+            .as_ref()
+            .is_some_and(|r| (r.width, r.height) == (w, h))
+        {
+            return;
+        }
+        let detector_classes: Vec<(Arc<str>, Vec<String>)> = self
+            .detectors
+            .iter()
+            .map(|b| {
+                (
+                    b.detector.name.clone(),
+                    b.detector.labels.iter().map(|l| l.to_string()).collect(),
+                )
+            })
+            .collect();
+        let ctx = RuleContext {
+            zones: &self.zones,
+            lines: &self.lines,
+            routes: &self.routes,
+            detector_classes: &detector_classes,
+            width: w,
+            height: h,
+        };
+        let tracking = self.rule_configs.iter().filter(|r| r.needs_tracks());
+        let mut watched = Some(Vec::new());
+        for rule in tracking {
+            if !rule.lines().is_empty() || rule.zones().is_empty() {
+                // A line is crossed from anywhere in the frame.
+                watched = None;
+                break;
+            }
+            for name in rule.zones() {
+                if let (Some(zones), Some(z)) =
+                    (&mut watched, self.zones.iter().find(|z| z.name == name))
+                {
+                    zones.push(Zone::from_normalised(&z.polygon, w, h));
+                }
+            }
+        }
+        self.rules = Some(SizedRules {
+            width: w,
+            height: h,
+            rules: rules::build(&self.rule_configs, &ctx),
+            watched,
+        });
     }
 
     /// Detections of the last processed frame (for reports and tests).
@@ -277,8 +341,8 @@ impl CameraWorker {
         let at = self
             .last
             .unwrap_or(Timestamp::new(MediaTime::ZERO, WallTime::now()));
-        if let Some((_, _, rules)) = &mut self.rules {
-            for rule in rules.iter_mut() {
+        if let Some(sized) = &mut self.rules {
+            for rule in sized.rules.iter_mut() {
                 rule.finish(at, &mut self.sink);
             }
         }

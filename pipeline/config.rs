@@ -260,6 +260,15 @@ impl LoadedConfig {
             if cam.fps.is_some_and(|v| v <= 0.0) {
                 p.error(format!("{f}.fps"), "must be positive".into());
             }
+            if !(0.0..=1.0).contains(&cam.motion.min_changed) {
+                p.error(
+                    format!("{f}.motion.min_changed"),
+                    "must be a fraction between 0 and 1".into(),
+                );
+            }
+            if cam.motion.max_skip_s <= 0.0 {
+                p.error(format!("{f}.motion.max_skip_s"), "must be positive".into());
+            }
             if cam.detectors.is_empty() {
                 p.error(
                     format!("{f}.detectors"),

@@ -8,6 +8,8 @@
 //!
 //! - [`source`]: GStreamer decoding of files and RTSP into [`source::Frame`]s, resized
 //!   once per detector; latest-frame hand-off for live cameras.
+//! - [`motion`]: frame differencing on a luma grid; frames where nothing moved in
+//!   the watched zones skip the object detectors.
 //! - [`detect`]: ONNX Runtime models (YOLOX, NanoDet-Plus, YOLOv8 layouts) → [`detect::Detection`]s.
 //! - [`track`]: ByteTrack per label → [`track::Track`]s with stable ids.
 //! - [`rules`]: loitering, battery carts entering buildings, fire and smoke →
@@ -28,6 +30,7 @@ pub mod detect;
 pub mod events;
 pub mod geometry;
 pub mod models;
+pub mod motion;
 pub mod publish;
 pub mod rules;
 pub mod source;

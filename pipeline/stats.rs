@@ -59,6 +59,8 @@ pub struct StageStats {
     pub end_to_end: Latency,
     pub frames: u64,
     pub inferences: u64,
+    /// Frames on which motion gating skipped the object detectors.
+    pub motion_skipped: u64,
     pub dropped: u64,
     pub events: u64,
 }
@@ -74,6 +76,7 @@ impl StageStats {
         self.end_to_end.merge(&o.end_to_end);
         self.frames += o.frames;
         self.inferences += o.inferences;
+        self.motion_skipped += o.motion_skipped;
         self.dropped += o.dropped;
         self.events += o.events;
     }

@@ -25,6 +25,9 @@ pub struct Track {
 pub trait Tracker: Send {
     /// Feeds one frame's detections; returns the tracks alive in this frame.
     fn update(&mut self, detections: &[Detection]) -> &[Track];
+    /// The tracks of the last update, unchanged: what a frame skipped by motion
+    /// gating shows, since nothing moved.
+    fn alive(&self) -> &[Track];
 }
 
 /// `[tracker]` in the config: ByteTrack's knobs, defaults from its paper.
@@ -151,6 +154,10 @@ impl Tracker for ByteTracker {
             let horizon = self.config.max_lost as u64 + 1;
             lt.ids.retain(|_, (_, seen)| step - *seen <= horizon);
         }
+        &self.alive
+    }
+
+    fn alive(&self) -> &[Track] {
         &self.alive
     }
 }

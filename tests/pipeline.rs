@@ -41,7 +41,11 @@ dwell_s = 15
         cam.stats.frames, 795,
         "every frame of a replay is processed"
     );
-    assert_eq!(cam.stats.inferences, 795);
+    assert_eq!(
+        cam.stats.inferences + cam.stats.motion_skipped,
+        795,
+        "each frame is either inferred or skipped because nothing moved"
+    );
     let alerts = new_alerts(&events, "loitering");
     let tracks: std::collections::BTreeSet<u64> = alerts
         .iter()
@@ -59,7 +63,9 @@ dwell_s = 15
 /// One-by-one clip: six people come in one at a time, stand, and leave. Whole-frame
 /// presence per person (from a replay with a 0.5 s dwell): 14.4, 22.9, 20.5, 13.5,
 /// 28.1 and 13.6 s. With an 18 s dwell the three who stay long alert, the three
-/// who leave sooner do not.
+/// who leave sooner do not. Motion gating (on by default) skips the detector on
+/// at least half the frames, people standing still included, and raises the
+/// same alerts as running it on every frame.
 #[test]
 fn loitering_alerts_only_for_people_who_stay() {
     let (Some(video), Some(model)) = (
@@ -69,12 +75,14 @@ fn loitering_alerts_only_for_people_who_stay() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        r#"{}
+    let config = |motion: bool| {
+        format!(
+            r#"{}
 [[cameras]]
 id = "room"
 source = "{}"
 detectors = [{{ name = "coco" }}]
+motion = {{ enabled = {motion} }}
 [[cameras.zones]]
 name = "room"
 polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
@@ -84,26 +92,48 @@ zone = "room"
 classes = ["person"]
 dwell_s = 18
 "#,
-        yolox_detector(&model),
-        video.display()
-    );
-    let (_, events) = replay(&write_config(dir.path(), &config));
-    let alerts = new_alerts(&events, "loitering");
-    let starts: Vec<f64> = alerts
-        .iter()
-        .map(|a| a["start"]["media_s"].as_f64().unwrap())
-        .collect();
-    assert_eq!(
-        alerts.len(),
-        3,
-        "three people stay 18 s, got alerts at {starts:?}"
-    );
-    // Entered at 23.8, 51.2 and 93.5 s: alerts 18 s later.
-    for (start, entered) in starts.iter().zip([23.8, 51.2, 93.5]) {
-        assert!(
-            (start - (entered + 18.0)).abs() < 1.5,
-            "alert at {start} for entry at {entered}"
+            yolox_detector(&model),
+            video.display()
+        )
+    };
+    let mut runs = Vec::new();
+    for motion in [true, false] {
+        let run_dir = dir.path().join(format!("motion-{motion}"));
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let (report, events) = replay(&write_config(&run_dir, &config(motion)));
+        let starts: Vec<f64> = new_alerts(&events, "loitering")
+            .iter()
+            .map(|a| a["start"]["media_s"].as_f64().unwrap())
+            .collect();
+        assert_eq!(
+            starts.len(),
+            3,
+            "motion gating {motion}: three people stay 18 s, got alerts at {starts:?}"
         );
+        // Entered at 23.8, 51.2 and 93.5 s: alerts 18 s later.
+        for (start, entered) in starts.iter().zip([23.8, 51.2, 93.5]) {
+            assert!(
+                (start - (entered + 18.0)).abs() < 1.5,
+                "motion gating {motion}: alert at {start} for entry at {entered}"
+            );
+        }
+        runs.push((report.cameras[0].stats.clone(), starts));
+    }
+    let (gated, gated_starts) = &runs[0];
+    let (every, every_starts) = &runs[1];
+    eprintln!(
+        "motion gating skipped {} of {} frames; alerts at {gated_starts:?} vs {every_starts:?} ungated",
+        gated.motion_skipped, gated.frames
+    );
+    assert!(
+        gated.motion_skipped * 2 >= gated.frames,
+        "at least half the frames skip inference: {} of {}",
+        gated.motion_skipped,
+        gated.frames
+    );
+    assert_eq!(every.motion_skipped, 0);
+    for (a, b) in gated_starts.iter().zip(every_starts) {
+        assert!((a - b).abs() <= 1.0, "gated alert at {a}, ungated at {b}");
     }
 }
 
