@@ -9,7 +9,8 @@ use crate::config::LoadedConfig;
 use crate::detect::{Detector, ModelError};
 use crate::publish::{self, MqttPublisher, Outputs};
 use crate::source::{CameraSource, Pacing, SourceEnd, SourceUri};
-use crate::stats::StageStats;
+use crate::stats::{Latency, StageStats};
+use crate::telemetry;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,6 +26,8 @@ pub enum AppError {
     Broker(#[from] publish::broker::BrokerError),
     #[error(transparent)]
     Mqtt(#[from] publish::MqttError),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     #[error("events file {path}: {reason}")]
     EventsFile { path: String, reason: String },
 }
@@ -54,6 +57,8 @@ pub struct CameraReport {
 
 pub struct RunReport {
     pub cameras: Vec<CameraReport>,
+    /// Capture of the confirming frame → the broker's PUBACK, per MQTT message.
+    pub alert_latency: Latency,
 }
 
 impl RunReport {
@@ -111,6 +116,10 @@ fn open_events_file(path: &str) -> Result<Box<dyn Write + Send>, AppError> {
 pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, AppError> {
     let config = &loaded.config;
     let detectors = load_detectors(loaded)?;
+    if let Some(listen) = &config.metrics.listen {
+        let addr = telemetry::serve(listen)?;
+        tracing::info!("metrics on http://{addr}/metrics");
+    }
 
     let mqtt = if options.mqtt {
         let (host, port) = match &config.alerts.broker {
@@ -177,6 +186,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(camera = %cam.id, "camera {} cannot start: {e}", cam.id);
+                    telemetry::CameraMetrics::new(&cam.id).down();
                     reports.push(CameraReport {
                         id: cam.id.clone(),
                         end: SourceEnd::Failed(e.to_string()),
@@ -237,8 +247,20 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         }
     });
     drop(events_tx);
-    if let Ok(outputs) = publisher.join() {
-        drop(outputs);
+    let mut alert_latency = Latency::default();
+    if let Ok(outputs) = publisher.join()
+        && let Some(mqtt) = &outputs.mqtt
+    {
+        if !mqtt.flush(Duration::from_secs(5)) {
+            tracing::warn!(
+                "MQTT: {} alert messages still unacknowledged after 5 s",
+                mqtt.pending()
+            );
+        }
+        alert_latency = mqtt.alert_latency();
     }
-    Ok(RunReport { cameras: reports })
+    Ok(RunReport {
+        cameras: reports,
+        alert_latency,
+    })
 }

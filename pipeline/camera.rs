@@ -12,6 +12,7 @@ use crate::motion::{MotionConfig, MotionGate};
 use crate::rules::{self, LineConfig, Observation, Rule, RuleConfig, RuleContext, ZoneConfig};
 use crate::source::{Frame, FrameSlot, SourceEnd, ViewSpec};
 use crate::stats::StageStats;
+use crate::telemetry::CameraMetrics;
 use crate::time::{MediaTime, Timestamp, WallTime};
 use crate::track::{ByteTracker, Track, Tracker, TrackerConfig};
 use serde::Deserialize;
@@ -95,6 +96,7 @@ pub struct CameraWorker {
     detectors_run: Vec<Arc<str>>,
     last: Option<Timestamp>,
     pub stats: StageStats,
+    metrics: CameraMetrics,
 }
 
 impl CameraWorker {
@@ -148,7 +150,8 @@ impl CameraWorker {
             tracked_input: Vec::new(),
             detectors_run: Vec::new(),
             last: None,
-            stats: StageStats::default(),
+            stats: StageStats::exported(&config.id),
+            metrics: CameraMetrics::new(&config.id),
         }
     }
 
@@ -277,7 +280,11 @@ impl CameraWorker {
         self.stats
             .end_to_end
             .record(frame.received.instant.elapsed());
-        std::mem::take(&mut self.sink.events)
+        let mut events = std::mem::take(&mut self.sink.events);
+        for e in &mut events {
+            e.captured = Some(frame.received.instant);
+        }
+        events
     }
 
     /// Builds the rules (and the motion mask) in pixels for this frame size.
@@ -366,11 +373,13 @@ impl CameraWorker {
                         self.stats.events += 1;
                         let _ = events.send(e);
                     }
+                    self.metrics.sync(&self.stats, slot.dropped());
                     on_frame(&frame);
                 }
                 Err(end) => break end,
             }
         };
+        self.metrics.down();
         for e in self.finish() {
             self.stats.events += 1;
             let _ = events.send(e);

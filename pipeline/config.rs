@@ -12,6 +12,7 @@ use crate::geometry::ring_self_intersects;
 use crate::publish::AlertsConfig;
 use crate::rules::RuleConfig;
 use crate::source::SourceUri;
+use crate::telemetry::MetricsConfig;
 use crate::track::TrackerConfig;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,6 +29,8 @@ pub struct Config {
     pub tracker: TrackerConfig,
     #[serde(default)]
     pub alerts: AlertsConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 /// A parsed config and where it came from.
@@ -232,6 +235,15 @@ impl LoadedConfig {
                 }
             }
             detector_classes.insert(d.name.as_str(), classes);
+        }
+
+        if let Some(listen) = &c.metrics.listen
+            && listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            p.error(
+                "metrics.listen".into(),
+                format!("{listen:?} is not an address like \"127.0.0.1:9464\""),
+            );
         }
 
         let mut camera_ids = BTreeSet::new();

@@ -11,6 +11,7 @@ use crate::geometry::Crossing;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The alarms vigil raises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -88,6 +89,10 @@ pub struct Event {
     pub lifecycle: Lifecycle,
     pub before: Option<Alert>,
     pub after: Alert,
+    /// When the frame that caused this event reached vigil: alert latency is
+    /// measured from here to the broker's acknowledgement.
+    #[serde(skip)]
+    pub captured: Option<Instant>,
 }
 
 impl Event {
@@ -154,6 +159,7 @@ impl EventSink {
             lifecycle: Lifecycle::New,
             before: None,
             after: alert.clone(),
+            captured: None,
         });
         alert
     }
@@ -172,6 +178,7 @@ impl EventSink {
                 lifecycle: Lifecycle::Update,
                 before: Some(before),
                 after: alert.clone(),
+                captured: None,
             });
         }
     }
@@ -183,6 +190,7 @@ impl EventSink {
             lifecycle: Lifecycle::End,
             before: Some(before),
             after: alert,
+            captured: None,
         });
     }
 }

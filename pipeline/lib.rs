@@ -16,6 +16,7 @@
 //!   [`events::Event`]s (`new → update → end`).
 //! - [`publish`]: MQTT (QoS 1, per-recipient topics), JSON lines, the log.
 //! - [`camera`]: one camera's chain on one worker thread; [`app`] runs many.
+//! - [`telemetry`]: Prometheus `/metrics` (stage histograms, per-camera counters).
 //! - [`config`]: the TOML file and `vigil check`; [`geometry`], [`time`], [`stats`]:
 //!   shared vocabulary (boxes and zones, media vs wall clocks, latency percentiles).
 //!
@@ -35,5 +36,6 @@ pub mod publish;
 pub mod rules;
 pub mod source;
 pub mod stats;
+pub mod telemetry;
 pub mod time;
 pub mod track;

@@ -9,13 +9,17 @@ use std::time::Duration;
 
 /// vtest.avi (795 frames of a plaza): YOLOX-Nano finds and tracks pedestrians.
 /// Checked by eye on the frames: people walk across for the whole clip and
-/// several stay in view 15 s or more.
+/// several stay in view 15 s or more. Their alerts reach a real mosquitto (the
+/// broker acknowledges each, so alert latency is measured) and the run is visible
+/// on Prometheus `/metrics`.
 #[test]
-fn people_detected_and_tracked_in_vtest() {
+fn people_tracked_in_vtest_alerts_acked_and_metrics_served() {
     let (Some(video), Some(model)) = (media("people/vtest.avi"), model("yolox_nano_416.onnx"))
     else {
         return;
     };
+    let broker = Mosquitto::start();
+    let metrics_port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
         r#"{}
@@ -31,9 +35,15 @@ kind = "loitering"
 zone = "all"
 classes = ["person"]
 dwell_s = 15
+[alerts]
+broker = "mqtt://127.0.0.1:{}"
+topic_prefix = "plaza-test"
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
 "#,
         yolox_detector(&model),
-        video.display()
+        video.display(),
+        broker.port
     );
     let (report, events) = replay(&write_config(dir.path(), &config));
     let cam = &report.cameras[0];
@@ -58,6 +68,30 @@ dwell_s = 15
     // Ending every alert it opened: the lifecycle is complete.
     let ends = events.iter().filter(|e| e["type"] == "end").count();
     assert_eq!(ends, alerts.len());
+
+    // Every new/end event went to two topics (events, patrol), each acknowledged.
+    let latency = report.alert_latency.percentiles();
+    eprintln!("alert latency capture → PUBACK: {latency:?}");
+    assert!(
+        latency.count as usize >= 2 * events.len() - 2 * ends,
+        "acknowledged {} messages for {} events",
+        latency.count,
+        events.len()
+    );
+
+    let metrics = http_get(metrics_port, "/metrics");
+    for expected in [
+        "vigil_frames_total{camera=\"plaza\"} 795",
+        "vigil_stage_seconds_bucket{camera=\"plaza\",stage=\"inference\"",
+        "vigil_frames_skipped_total{camera=\"plaza\"}",
+        "vigil_alert_latency_seconds_count",
+        "vigil_camera_up{camera=\"plaza\"} 0",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "/metrics lacks {expected}:\n{metrics}"
+        );
+    }
 }
 
 /// One-by-one clip: six people come in one at a time, stand, and leave. Whole-frame

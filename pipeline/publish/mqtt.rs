@@ -1,14 +1,20 @@
 //! The MQTT client: QoS 1 publishes, a retained availability topic with an
 //! `offline` last will, and reconnection handled by rumqttc's event loop, which
 //! runs on its own thread.
+//!
+//! Each publish remembers when its frame was captured; the event loop pairs
+//! rumqttc's outgoing packet ids with them in order and, on the broker's PUBACK,
+//! records the alert latency (capture → acknowledged by the broker).
 
 use super::AlertsConfig;
 use crate::events::Event;
-use rumqttc::{Client, Event as MqttEvent, LastWill, MqttOptions, Packet, QoS};
-use std::sync::Arc;
+use crate::stats::Latency;
+use rumqttc::{Client, Event as MqttEvent, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
@@ -20,8 +26,53 @@ pub struct MqttPublisher {
     client: Client,
     config: AlertsConfig,
     acked: Arc<AtomicU64>,
+    unacked: Arc<Mutex<Unacked>>,
     stopping: Arc<AtomicBool>,
     event_loop: Option<JoinHandle<()>>,
+}
+
+/// Publishes not yet acknowledged, with the capture time of their frame.
+#[derive(Default)]
+struct Unacked {
+    /// Handed to rumqttc, no packet id yet (requests are sent in order).
+    queued: VecDeque<Option<Instant>>,
+    /// On the wire, by packet id.
+    in_flight: HashMap<u16, Option<Instant>>,
+    latency: Latency,
+}
+
+impl Unacked {
+    fn lock(this: &Mutex<Unacked>) -> std::sync::MutexGuard<'_, Unacked> {
+        this.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sent(&mut self, pkid: u16) {
+        // A packet id already in flight is a retransmission after a reconnect.
+        if pkid != 0
+            && !self.in_flight.contains_key(&pkid)
+            && let Some(captured) = self.queued.pop_front()
+        {
+            self.in_flight.insert(pkid, captured);
+        }
+        self.export_pending();
+    }
+
+    fn acked(&mut self, pkid: u16) {
+        if let Some(Some(captured)) = self.in_flight.remove(&pkid) {
+            let latency = captured.elapsed();
+            self.latency.record(latency);
+            metrics::histogram!("vigil_alert_latency_seconds").record(latency.as_secs_f64());
+        }
+        self.export_pending();
+    }
+
+    fn pending(&self) -> usize {
+        self.queued.len() + self.in_flight.len()
+    }
+
+    fn export_pending(&self) {
+        metrics::gauge!("vigil_publish_pending").set(self.pending() as f64);
+    }
 }
 
 /// `mqtt://host:port` (or `host:port`) → host and port.
@@ -64,9 +115,11 @@ impl MqttPublisher {
         ));
         let (client, mut connection) = Client::new(options, 1024);
         let acked = Arc::new(AtomicU64::new(0));
+        let unacked = Arc::new(Mutex::new(Unacked::default()));
         let stopping = Arc::new(AtomicBool::new(false));
         let event_loop = {
             let (client, acked, stopping) = (client.clone(), acked.clone(), stopping.clone());
+            let unacked = unacked.clone();
             let availability = config.availability_topic();
             let broker = format!("{host}:{port}");
             std::thread::Builder::new()
@@ -80,9 +133,16 @@ impl MqttPublisher {
                                     tracing::info!("MQTT broker {broker}: reconnected");
                                 }
                                 was_down = false;
-                                let _ = client.try_publish(&availability, QoS::AtLeastOnce, true, "online");
+                                Unacked::lock(&unacked).queued.push_back(None);
+                                if client.try_publish(&availability, QoS::AtLeastOnce, true, "online").is_err() {
+                                    Unacked::lock(&unacked).queued.pop_back();
+                                }
                             }
-                            Ok(MqttEvent::Incoming(Packet::PubAck(_))) => {
+                            Ok(MqttEvent::Outgoing(Outgoing::Publish(pkid))) => {
+                                Unacked::lock(&unacked).sent(pkid);
+                            }
+                            Ok(MqttEvent::Incoming(Packet::PubAck(ack))) => {
+                                Unacked::lock(&unacked).acked(ack.pkid);
                                 acked.fetch_add(1, Ordering::SeqCst);
                             }
                             Ok(_) => {}
@@ -105,6 +165,7 @@ impl MqttPublisher {
             client,
             config: config.clone(),
             acked,
+            unacked,
             stopping,
             event_loop: Some(event_loop),
         }
@@ -120,13 +181,40 @@ impl MqttPublisher {
                 .map(|r| self.config.recipient_topic(r)),
         );
         for topic in topics {
+            // Queued before the request so the event loop always finds it.
+            Unacked::lock(&self.unacked)
+                .queued
+                .push_back(event.captured);
             if let Err(e) = self
                 .client
                 .publish(&topic, QoS::AtLeastOnce, false, payload.clone())
             {
+                Unacked::lock(&self.unacked).queued.pop_back();
                 tracing::error!("MQTT publish to {topic} failed: {e}");
             }
         }
+    }
+
+    /// Capture-to-PUBACK latency of every acknowledged alert message so far.
+    pub fn alert_latency(&self) -> Latency {
+        Unacked::lock(&self.unacked).latency.clone()
+    }
+
+    /// Publishes handed over but not yet acknowledged by the broker.
+    pub fn pending(&self) -> usize {
+        Unacked::lock(&self.unacked).pending()
+    }
+
+    /// Waits up to `timeout` for every publish to be acknowledged.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.pending() > 0 {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
     }
 
     /// Broker acknowledgements received so far (availability included).
@@ -149,14 +237,26 @@ impl MqttPublisher {
 
 impl Drop for MqttPublisher {
     fn drop(&mut self) {
-        let _ = self.client.try_publish(
-            self.config.availability_topic(),
-            QoS::AtLeastOnce,
-            true,
-            "offline",
-        );
+        Unacked::lock(&self.unacked).queued.push_back(None);
+        if self
+            .client
+            .try_publish(
+                self.config.availability_topic(),
+                QoS::AtLeastOnce,
+                true,
+                "offline",
+            )
+            .is_err()
+        {
+            Unacked::lock(&self.unacked).queued.pop_back();
+        }
         // Give queued alerts a moment to be acknowledged before disconnecting.
-        std::thread::sleep(Duration::from_millis(200));
+        if !self.flush(Duration::from_secs(2)) {
+            tracing::warn!(
+                "MQTT: {} alert messages not acknowledged by the broker at shutdown",
+                self.pending()
+            );
+        }
         self.stopping.store(true, Ordering::SeqCst);
         let _ = self.client.disconnect();
         if let Some(h) = self.event_loop.take() {
