@@ -44,6 +44,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Set to stop a live run (Ctrl-C).
     pub stop: Arc<AtomicBool>,
+    /// Play files again from the start until this instant (soak tests, `vigil
+    /// bench --duration`); media time keeps counting up across repeats.
+    pub repeat_until: Option<Instant>,
 }
 
 /// How each camera ended and what it measured.
@@ -59,6 +62,8 @@ pub struct RunReport {
     pub cameras: Vec<CameraReport>,
     /// Capture of the confirming frame → the broker's PUBACK, per MQTT message.
     pub alert_latency: Latency,
+    /// Resident memory once models were loaded, before any camera started.
+    pub rss_before_cameras_mb: f64,
 }
 
 impl RunReport {
@@ -174,6 +179,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
             .expect("static template")
             .progress_chars("=> ");
 
+    let rss_before_cameras_mb = crate::stats::resident_mb();
     let mut reports = Vec::new();
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
@@ -211,19 +217,40 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
             );
             let events_tx = events_tx.clone();
             let stop = options.stop.clone();
+            let base = loaded.base_dir();
+            let pacing = options.pacing;
+            let repeat_until = options.repeat_until;
             handles.push(scope.spawn(move || {
-                let end = worker.run(source.slot(), &events_tx, |frame| {
-                    if stop.load(Ordering::SeqCst) {
-                        source.stop();
+                let mut source = source;
+                let mut pts_offset = crate::time::MediaTime::ZERO;
+                let end = loop {
+                    let end = worker.run(source.slot(), pts_offset, &events_tx, |frame| {
+                        if stop.load(Ordering::SeqCst) {
+                            source.stop();
+                        }
+                        if bar.length() == Some(0)
+                            && let Some(d) = source.duration()
+                        {
+                            bar.set_length(d.as_secs_f64().ceil() as u64);
+                        }
+                        bar.set_position(frame.pts.as_secs_f64() as u64);
+                        bar.set_message(format!("{} frames", frame.seq + 1));
+                    });
+                    let again = end == SourceEnd::Finished
+                        && !stop.load(Ordering::SeqCst)
+                        && repeat_until.is_some_and(|t| Instant::now() < t);
+                    if !again {
+                        break end;
                     }
-                    if bar.length() == Some(0)
-                        && let Some(d) = source.duration()
+                    pts_offset = worker.media_end();
+                    drop(source);
+                    match SourceUri::resolve(&cam.source, &base)
+                        .and_then(|uri| CameraSource::open(&cam.id, &uri, cam.fps, &views, pacing))
                     {
-                        bar.set_length(d.as_secs_f64().ceil() as u64);
+                        Ok(s) => source = s,
+                        Err(e) => break SourceEnd::Failed(e.to_string()),
                     }
-                    bar.set_position(frame.pts.as_secs_f64() as u64);
-                    bar.set_message(format!("{} frames", frame.seq + 1));
-                });
+                };
                 bar.finish();
                 match &end {
                     SourceEnd::Failed(reason) => tracing::error!(camera = %worker.id, "camera {} failed: {reason}", worker.id),
@@ -262,5 +289,6 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     Ok(RunReport {
         cameras: reports,
         alert_latency,
+        rss_before_cameras_mb,
     })
 }

@@ -356,10 +356,20 @@ impl CameraWorker {
         std::mem::take(&mut self.sink.events)
     }
 
+    /// Media time just after the last processed frame: where a replayed file
+    /// that starts again continues, so rules never see time go backwards.
+    pub fn media_end(&self) -> MediaTime {
+        self.last
+            .map(|t| t.media_s + std::time::Duration::from_millis(100))
+            .unwrap_or(MediaTime::ZERO)
+    }
+
     /// Takes frames until the source ends, sending events as they happen.
+    /// `pts_offset` shifts the source's timestamps (a file played again).
     pub fn run(
         &mut self,
         slot: &FrameSlot,
+        pts_offset: MediaTime,
         events: &crossbeam_channel::Sender<Event>,
         mut on_frame: impl FnMut(&Frame),
     ) -> SourceEnd {
@@ -368,23 +378,25 @@ impl CameraWorker {
             let next = slot.take();
             self.stats.source_wait.record(waiting.elapsed());
             match next {
-                Ok(frame) => {
+                Ok(mut frame) => {
+                    frame.pts = pts_offset + std::time::Duration::from_nanos(frame.pts.as_nanos());
                     for e in self.process(&frame) {
                         self.stats.events += 1;
                         let _ = events.send(e);
                     }
-                    self.metrics.sync(&self.stats, slot.dropped());
+                    self.metrics
+                        .sync(&self.stats, self.stats.dropped + slot.dropped());
                     on_frame(&frame);
                 }
                 Err(end) => break end,
             }
         };
-        self.metrics.down();
         for e in self.finish() {
             self.stats.events += 1;
             let _ = events.send(e);
         }
-        self.stats.dropped = slot.dropped();
+        self.stats.dropped += slot.dropped();
+        self.metrics.down();
         end
     }
 }

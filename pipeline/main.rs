@@ -63,13 +63,27 @@ enum Command {
         #[arg(long)]
         no_models: bool,
     },
-    /// Measure decode, inference and per-stage latency on the config's files.
+    /// Measure decode, inference, per-stage and alert latency, fps and memory.
+    ///
+    /// Decode alone and inference alone are measured before and after a run of
+    /// the config's cameras, which publishes to the config's broker or to an
+    /// embedded one on a free port. Prints per-stage p50/p95/p99, end-to-end
+    /// latency, capture→PUBACK alert latency, frames skipped by motion gating and
+    /// dropped, per-camera fps and latency, resident memory, and the overhead and
+    /// throughput ratios. See README "Performance".
     Bench {
         #[arg(long, short)]
         config: PathBuf,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Play files at their own frame rate, as live cameras (default: as fast
+        /// as possible, every frame).
+        #[arg(long)]
+        realtime: bool,
+        /// Replay the files in a loop for this many seconds (memory soak).
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<u64>,
     },
 }
 
@@ -127,6 +141,7 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
                 mqtt: true,
                 progress: false,
                 stop,
+                repeat_until: None,
             };
             let report = app::run(&loaded, &options)?;
             summarise(&report);
@@ -145,14 +160,24 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
                 mqtt: !no_mqtt && loaded.config.alerts.broker.is_some(),
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 stop: Arc::new(AtomicBool::new(false)),
+                repeat_until: None,
             };
             let report = app::run(&loaded, &options)?;
             summarise(&report);
             Ok(exit_code(&report))
         }
-        Command::Bench { config, json } => {
+        Command::Bench {
+            config,
+            json,
+            realtime,
+            duration,
+        } => {
             let loaded = LoadedConfig::load_checked(&config, false)?;
-            let report = vigil::bench::run(&loaded)?;
+            let options = vigil::bench::BenchOptions {
+                realtime,
+                duration: duration.map(std::time::Duration::from_secs),
+            };
+            let report = vigil::bench::run(&loaded, &options)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

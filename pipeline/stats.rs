@@ -144,3 +144,16 @@ impl StageStats {
         self.events += o.events;
     }
 }
+
+/// Resident memory of this process in MB (Linux `/proc/self/status`), 0 if unknown.
+pub fn resident_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| (kb / 1024.0 * 10.0).round() / 10.0)
+        .unwrap_or(0.0)
+}

@@ -91,6 +91,7 @@ impl CameraMetrics {
     }
 
     pub fn sync(&mut self, stats: &StageStats, dropped: u64) {
+        self.up.set(1.0);
         self.frames.absolute(stats.frames);
         self.inferences.absolute(stats.inferences);
         self.motion_skipped.absolute(stats.motion_skipped);

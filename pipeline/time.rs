@@ -39,6 +39,13 @@ impl MediaTime {
     }
 }
 
+impl std::ops::Add<Duration> for MediaTime {
+    type Output = MediaTime;
+    fn add(self, d: Duration) -> MediaTime {
+        MediaTime(self.0.saturating_add(d.as_nanos() as u64))
+    }
+}
+
 impl Serialize for MediaTime {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         // Seconds with millisecond precision: what a reviewer seeks to in a clip.

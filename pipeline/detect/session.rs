@@ -108,6 +108,12 @@ impl ModelPool {
                 .map_err(|e| load_err(e.into()))?
                 .with_intra_threads(threads_per_session.max(1))
                 .map_err(|e| load_err(e.into()))?
+                // Spin between the parallel sections of one run (fast), but hand
+                // the core back as soon as the run ends: the decoder needs it.
+                // Measured on vtest: worker idle waiting for frames p95 1.0 → 0.1
+                // ms, share of time in inference 0.91 → 0.96.
+                .with_config_entry("session.force_spinning_stop", "1")
+                .map_err(|e| load_err(e.into()))?
                 .with_log_level(LogLevel::Error)
                 .map_err(|e| load_err(e.into()))?
                 .commit_from_file(path)
