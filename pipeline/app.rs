@@ -44,9 +44,10 @@ pub struct RunOptions {
     pub progress: bool,
     /// Set to stop a live run (Ctrl-C).
     pub stop: Arc<AtomicBool>,
-    /// Play files again from the start until this instant (soak tests, `vigil
-    /// bench --duration`); media time keeps counting up across repeats.
-    pub repeat_until: Option<Instant>,
+    /// Stop at this instant, playing files again from the start when they end
+    /// before it (soak tests, `vigil bench --duration`); media time keeps
+    /// counting up across repeats.
+    pub run_until: Option<Instant>,
 }
 
 /// How each camera ended and what it measured.
@@ -219,13 +220,15 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
             let stop = options.stop.clone();
             let base = loaded.base_dir();
             let pacing = options.pacing;
-            let repeat_until = options.repeat_until;
+            let run_until = options.run_until;
             handles.push(scope.spawn(move || {
                 let mut source = source;
                 let mut pts_offset = crate::time::MediaTime::ZERO;
                 let end = loop {
                     let end = worker.run(source.slot(), pts_offset, &events_tx, |frame| {
-                        if stop.load(Ordering::SeqCst) {
+                        if stop.load(Ordering::SeqCst)
+                            || run_until.is_some_and(|t| Instant::now() >= t)
+                        {
                             source.stop();
                         }
                         if bar.length() == Some(0)
@@ -238,7 +241,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                     });
                     let again = end == SourceEnd::Finished
                         && !stop.load(Ordering::SeqCst)
-                        && repeat_until.is_some_and(|t| Instant::now() < t);
+                        && run_until.is_some_and(|t| Instant::now() < t);
                     if !again {
                         break end;
                     }

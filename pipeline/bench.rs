@@ -185,7 +185,7 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
         mqtt: true,
         progress: false,
         stop: Arc::new(AtomicBool::new(false)),
-        repeat_until: options.duration.map(|d| started + d),
+        run_until: options.duration.map(|d| started + d),
     };
     // RSS sampled through the run, for the soak's growth figure.
     let sampling = Arc::new(AtomicBool::new(true));

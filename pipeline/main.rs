@@ -89,8 +89,10 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The embedded broker logs every client disconnect as an error; its real
+    // failures (the port taken) are reported by vigil itself.
     let filter = std::env::var("RUST_LOG")
-        .unwrap_or_else(|_| format!("{},rumqttd=warn,rumqttc=warn", cli.log));
+        .unwrap_or_else(|_| format!("{},rumqttd=off,rumqttc=warn", cli.log));
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
@@ -141,7 +143,7 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
                 mqtt: true,
                 progress: false,
                 stop,
-                repeat_until: None,
+                run_until: None,
             };
             let report = app::run(&loaded, &options)?;
             summarise(&report);
@@ -160,7 +162,7 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
                 mqtt: !no_mqtt && loaded.config.alerts.broker.is_some(),
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 stop: Arc::new(AtomicBool::new(false)),
-                repeat_until: None,
+                run_until: None,
             };
             let report = app::run(&loaded, &options)?;
             summarise(&report);

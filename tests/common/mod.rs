@@ -116,7 +116,7 @@ pub fn replay(config: &Path) -> (vigil::app::RunReport, Vec<serde_json::Value>) 
         mqtt: loaded.config.alerts.broker.is_some(),
         progress: false,
         stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        repeat_until: None,
+        run_until: None,
     };
     let report = vigil::app::run(&loaded, &options).expect("run starts");
     let text = std::fs::read_to_string(&events).unwrap();
