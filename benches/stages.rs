@@ -1,17 +1,45 @@
 //! Per-stage benchmarks on a real vtest.avi frame with the real YOLOX-Nano model:
-//! preprocess, inference, decode + NMS, tracker update, and the whole per-frame
-//! chain (detect → track → rules). Skips, naming the file, if media or model are
-//! missing. Run: `cargo bench --bench stages`.
+//! preprocess, inference, decode + NMS, tracker update, the motion gate, and the
+//! whole per-frame chain (detect → track → rules). A counting allocator reports
+//! the heap allocations the chain makes per frame, so a new one on the hot path
+//! shows. Skips, naming the file, if media or model are missing.
+//! Run: `cargo bench --bench stages`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use vigil::camera::CameraWorker;
 use vigil::config::LoadedConfig;
 use vigil::detect::{DetectScratch, Letterbox, preprocess};
+use vigil::motion::{MotionConfig, MotionGate};
 use vigil::source::{CameraSource, Pacing, SourceUri};
+use vigil::time::MediaTime;
 use vigil::track::{ByteTracker, Tracker, TrackerConfig};
+
+/// Counts Rust heap allocations (ONNX Runtime's own C++ allocations are not seen).
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 fn existing(candidates: &[&str]) -> Option<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -50,6 +78,7 @@ classes = "coco"
 id = "plaza"
 source = "{}"
 detectors = [{{ name = "coco" }}]
+motion = {{ enabled = false }}
 [[cameras.zones]]
 name = "plaza"
 polygon = [[0.05, 0.35], [0.95, 0.35], [0.95, 0.98], [0.05, 0.98]]
@@ -140,14 +169,34 @@ classes = ["person"]
         b.iter(|| tracker.update(&detections).len());
     });
 
+    c.bench_function("motion gate (luma grid vs reference, whole frame)", |b| {
+        let mut gate = MotionGate::new(MotionConfig::default());
+        let mut pts = 0u64;
+        b.iter(|| {
+            pts += 1;
+            gate.should_run(&frame.full, MediaTime::from_nanos(pts), None)
+        });
+    });
+
+    let mut worker = CameraWorker::new(
+        cam,
+        &detectors,
+        &loaded.config.tracker,
+        &loaded.config.alerts.routes,
+        0,
+    );
+    for _ in 0..10 {
+        worker.process(&frame);
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let rounds = 50;
+    for _ in 0..rounds {
+        worker.process(&frame);
+    }
+    let per_frame = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / rounds as f64;
+    eprintln!("per-frame chain: {per_frame:.1} Rust heap allocations per frame");
+
     c.bench_function("per-frame chain (detect → track → rules)", |b| {
-        let mut worker = CameraWorker::new(
-            cam,
-            &detectors,
-            &loaded.config.tracker,
-            &loaded.config.alerts.routes,
-            0,
-        );
         b.iter(|| worker.process(&frame).len());
     });
 }

@@ -26,8 +26,6 @@ pub enum AppError {
     Broker(#[from] publish::broker::BrokerError),
     #[error(transparent)]
     Mqtt(#[from] publish::MqttError),
-    #[error(transparent)]
-    Telemetry(#[from] crate::telemetry::TelemetryError),
     #[error("events file {path}: {reason}")]
     EventsFile { path: String, reason: String },
 }
@@ -122,9 +120,12 @@ fn open_events_file(path: &str) -> Result<Box<dyn Write + Send>, AppError> {
 pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, AppError> {
     let config = &loaded.config;
     let detectors = load_detectors(loaded)?;
+    // Without metrics the cameras still alert: a taken port is only a warning.
     if let Some(listen) = &config.metrics.listen {
-        let addr = telemetry::serve(listen)?;
-        tracing::info!("metrics on http://{addr}/metrics");
+        match telemetry::serve(listen) {
+            Ok(addr) => tracing::info!("metrics on http://{addr}/metrics"),
+            Err(e) => tracing::warn!("{e}; running without /metrics"),
+        }
     }
 
     let mqtt = if options.mqtt {
@@ -187,9 +188,15 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         for cam in &config.cameras {
             let views = CameraWorker::view_specs(cam, &detectors);
             let started = Instant::now();
-            let source = SourceUri::resolve(&cam.source, &loaded.base_dir())
-                .and_then(|uri| CameraSource::open(&cam.id, &uri, cam.fps, &views, options.pacing));
-            let source = match source {
+            let open = {
+                let base = loaded.base_dir();
+                let pacing = options.pacing;
+                move || {
+                    SourceUri::resolve(&cam.source, &base)
+                        .and_then(|uri| CameraSource::open(&cam.id, &uri, cam.fps, &views, pacing))
+                }
+            };
+            let source = match open() {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(camera = %cam.id, "camera {} cannot start: {e}", cam.id);
@@ -218,8 +225,6 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
             );
             let events_tx = events_tx.clone();
             let stop = options.stop.clone();
-            let base = loaded.base_dir();
-            let pacing = options.pacing;
             let run_until = options.run_until;
             handles.push(scope.spawn(move || {
                 let mut source = source;
@@ -247,9 +252,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                     }
                     pts_offset = worker.media_end();
                     drop(source);
-                    match SourceUri::resolve(&cam.source, &base)
-                        .and_then(|uri| CameraSource::open(&cam.id, &uri, cam.fps, &views, pacing))
-                    {
+                    match open() {
                         Ok(s) => source = s,
                         Err(e) => break SourceEnd::Failed(e.to_string()),
                     }

@@ -59,6 +59,8 @@ impl Default for TrackerConfig {
 pub struct ByteTracker {
     config: TrackerConfig,
     per_label: HashMap<Arc<str>, LabelTracker>,
+    /// Keys of `per_label`, sorted: trackers step in a fixed order.
+    labels: Vec<Arc<str>>,
     next_id: u64,
     alive: Vec<Track>,
 }
@@ -75,6 +77,7 @@ impl ByteTracker {
         ByteTracker {
             config,
             per_label: HashMap::new(),
+            labels: Vec::new(),
             next_id: 1,
             alive: Vec::new(),
         }
@@ -104,23 +107,19 @@ impl Tracker for ByteTracker {
                         step: 0,
                     },
                 );
+                self.labels.push(d.label.clone());
+                self.labels.sort();
             }
         }
         // Every label's tracker is stepped each frame, also with no detections,
         // so its lost tracks age in media order.
-        let mut labels: Vec<&Arc<str>> = self.per_label.keys().collect();
-        labels.sort();
-        let labels: Vec<Arc<str>> = labels.into_iter().cloned().collect();
-        for label in labels {
-            let lt = self
-                .per_label
-                .get_mut(&label)
-                .expect("label inserted above");
+        for label in &self.labels {
+            let lt = self.per_label.get_mut(label).expect("label inserted above");
             lt.step += 1;
             let step = lt.step;
             let input = detections
                 .iter()
-                .filter(|d| d.label == label)
+                .filter(|d| d.label == *label)
                 .map(|d| {
                     let b = d.bbox;
                     (

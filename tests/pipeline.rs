@@ -239,6 +239,49 @@ fn battery_cart_alert_on_inward_crossing_only() {
     }
 }
 
+/// `vigil bench` on the sliding-bike stream: the JSON integrators and CI track
+/// has every documented key, counts every frame, and measures the inward-crossing
+/// alert from capture to the embedded broker's PUBACK.
+#[test]
+fn bench_report_has_the_tracked_figures() {
+    let (Some(image), Some(model)) = (media("misc/dog.jpg"), model("yolox_nano_416.onnx")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = sliding_bike_frames(dir.path(), &image, true);
+    let config = write_config(dir.path(), &bike_config(&model, &source));
+    let loaded = vigil::config::LoadedConfig::load_checked(&config, false).unwrap();
+    let report = vigil::bench::run(&loaded, &vigil::bench::BenchOptions::default()).unwrap();
+    let json = serde_json::to_value(&report).unwrap();
+    for key in [
+        "fps",
+        "decode_ms",
+        "inference_ms",
+        "overhead_ratio",
+        "throughput_ratio",
+        "frames",
+        "frames_skipped",
+        "rss_mb",
+        "rss_per_camera_mb",
+        "camera_fps_min_ratio",
+    ] {
+        assert!(json[key].is_number(), "bench JSON lacks {key}: {json}");
+    }
+    for p in ["p50", "p95", "p99"] {
+        assert!(
+            json["e2e_ms"][p].as_f64().unwrap() > 0.0,
+            "e2e_ms.{p}: {json}"
+        );
+    }
+    assert_eq!(json["frames"], 33);
+    assert_eq!(json["cameras"][0]["id"], "door");
+    // The inward alert (new and end) on events, patrol and police topics.
+    assert!(
+        json["alert_latency_ms"]["count"].as_u64().unwrap() >= 3,
+        "alert acknowledged by the broker: {json}"
+    );
+}
+
 fn fire_config(model: &std::path::Path, source: &str, port: Option<u16>) -> String {
     let broker = port
         .map(|p| format!("broker = \"mqtt://127.0.0.1:{p}\"\n"))
