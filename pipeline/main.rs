@@ -87,7 +87,23 @@ enum Command {
     },
 }
 
+/// Decoded frames (0.5 to 6 MB each) are allocated and freed every frame from
+/// many GStreamer threads. glibc raises its mmap threshold after the first such
+/// free, so later frames land in per-thread arenas that fragment and keep growing.
+/// A fixed threshold keeps big buffers in mmap (returned to the system on free)
+/// and two arenas bound the rest. Measured, 8 cameras for 150 s at 5 fps: RSS
+/// 317 MB (+20% and rising) without, 143 MB (flat) with.
+fn bound_malloc_growth() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator tunables; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    bound_malloc_growth();
     let cli = Cli::parse();
     // The embedded broker logs every client disconnect as an error; its real
     // failures (the port taken) are reported by vigil itself.
