@@ -55,6 +55,8 @@ pub struct CameraReport {
     pub stats: StageStats,
     pub events: usize,
     pub elapsed: Duration,
+    /// Process resident memory when this camera ended, its pipeline still up.
+    pub rss_at_end_mb: f64,
 }
 
 pub struct RunReport {
@@ -207,6 +209,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                         stats: StageStats::default(),
                         events: 0,
                         elapsed: started.elapsed(),
+                        rss_at_end_mb: 0.0,
                     });
                     continue;
                 }
@@ -229,6 +232,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
             handles.push(scope.spawn(move || {
                 let mut source = source;
                 let mut pts_offset = crate::time::MediaTime::ZERO;
+                let mut rss_at_end_mb;
                 let end = loop {
                     let end = worker.run(source.slot(), pts_offset, &events_tx, |frame| {
                         if stop.load(Ordering::SeqCst)
@@ -244,6 +248,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                         bar.set_position(frame.pts.as_secs_f64() as u64);
                         bar.set_message(format!("{} frames", frame.seq + 1));
                     });
+                    rss_at_end_mb = crate::stats::resident_mb();
                     let again = end == SourceEnd::Finished
                         && !stop.load(Ordering::SeqCst)
                         && run_until.is_some_and(|t| Instant::now() < t);
@@ -269,6 +274,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                     events: worker.stats.events as usize,
                     stats: std::mem::take(&mut worker.stats),
                     elapsed: started.elapsed(),
+                    rss_at_end_mb,
                 }
             }));
         }

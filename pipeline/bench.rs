@@ -65,6 +65,8 @@ pub struct BenchReport {
     pub rss_per_camera_mb: f64,
     /// RSS growth from 10% into the run to its end, percent (soak target < 5).
     pub rss_growth_pct: f64,
+    /// RSS at 10%, 25%, 50%, 75% and 100% of the run, MB: flat means no leak.
+    pub rss_series_mb: Vec<f64>,
     /// Slowest camera's fps / the median camera's (target ≥ 0.9: none starved).
     pub camera_fps_min_ratio: f64,
     pub cameras: Vec<CameraBench>,
@@ -205,7 +207,12 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
     sampling.store(false, Ordering::SeqCst);
     let rss_samples = sampler.join().unwrap_or_default();
     let report = report?;
-    let rss_end = resident_mb();
+    // While the cameras still ran, not after they were torn down.
+    let rss_end = report
+        .cameras
+        .iter()
+        .map(|c| c.rss_at_end_mb)
+        .fold(0.0, f64::max);
 
     // The baselines again, after the run: pooled with the first pass.
     let detectors = app::load_detectors(loaded)?;
@@ -236,12 +243,19 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
         (Some(min), Some(median)) if *median > 0.0 => round3(min / median),
         _ => 0.0,
     };
-    let rss_growth_pct = {
-        let warm = rss_samples
+    let rss_at = |fraction: f64| {
+        rss_samples
             .iter()
-            .find(|(t, _)| t.as_secs_f64() >= elapsed * 0.1)
-            .map(|(_, mb)| *mb);
-        match warm {
+            .find(|(t, _)| t.as_secs_f64() >= elapsed * fraction)
+            .map(|(_, mb)| *mb)
+    };
+    let mut rss_series_mb: Vec<f64> = [0.1, 0.25, 0.5, 0.75]
+        .iter()
+        .filter_map(|f| rss_at(*f))
+        .collect();
+    rss_series_mb.push(rss_end);
+    let rss_growth_pct = {
+        match rss_at(0.1) {
             Some(start) if start > 0.0 => round3((rss_end - start) / start * 100.0),
             _ => 0.0,
         }
@@ -287,6 +301,7 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
             (rss_end - report.rss_before_cameras_mb).max(0.0) / report.cameras.len().max(1) as f64,
         ),
         rss_growth_pct,
+        rss_series_mb,
         camera_fps_min_ratio,
         cameras,
         stages,
@@ -371,8 +386,8 @@ impl BenchReport {
         );
         let _ = writeln!(
             s,
-            "resident memory {:.1} MB, {:.1} MB per camera, growth {:+.1}% from 10% into the run",
-            self.rss_mb, self.rss_per_camera_mb, self.rss_growth_pct
+            "resident memory {:.1} MB, {:.1} MB per camera, growth {:+.1}% from 10% into the run (at 10/25/50/75/100%: {:?} MB)",
+            self.rss_mb, self.rss_per_camera_mb, self.rss_growth_pct, self.rss_series_mb
         );
         s
     }
