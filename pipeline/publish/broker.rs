@@ -51,5 +51,11 @@ dynamic_filters = true
             }
         })
         .map_err(|e| fail(e.to_string()))?;
+    // Ready before the client's first attempt, so the demo does not open with
+    // a "connection refused" warning.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::net::TcpStream::connect(addr).is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     Ok(addr)
 }
