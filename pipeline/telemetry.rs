@@ -45,11 +45,7 @@ pub fn serve(listen: &str) -> Result<SocketAddr, TelemetryError> {
                 listen: listen.into(),
                 reason,
             };
-            let addr: SocketAddr = listen
-                .parse()
-                .map_err(|e| fail(format!("not an address: {e}")))?;
-            // The exporter binds on its own thread; probe first for a clear error.
-            drop(std::net::TcpListener::bind(addr).map_err(|e| fail(e.to_string()))?);
+            let addr = crate::publish::broker::bindable(listen).map_err(fail)?;
             metrics_exporter_prometheus::PrometheusBuilder::new()
                 .with_http_listener(addr)
                 .set_buckets(BUCKETS)

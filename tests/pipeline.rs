@@ -465,6 +465,7 @@ fn bad_inputs_give_clear_errors() {
 id = "gone"
 source = "no-such-video.mp4"
 detectors = [{{ name = "coco" }}]
+motion = {{ min_changed = 2.0 }}
 [[cameras.zones]]
 name = "bowtie"
 polygon = [[0, 0], [1, 1], [1, 0], [0, 1]]
@@ -473,6 +474,8 @@ kind = "loitering"
 zone = "bowtie"
 classes = ["person", "unicorn"]
 dwell_s = 5
+[metrics]
+listen = "port 9464"
 "#,
         yolox_detector(&yolox)
     );
@@ -492,6 +495,11 @@ dwell_s = 5
         "{text:#?}"
     );
     assert!(has("cameras[0].rules[0].classes", "unicorn"), "{text:#?}");
+    assert!(
+        has("cameras[0].motion.min_changed", "between 0 and 1"),
+        "{text:#?}"
+    );
+    assert!(has("metrics.listen", "port 9464"), "{text:#?}");
 }
 
 /// A camera whose file is corrupt fails with its id and reason; the other camera

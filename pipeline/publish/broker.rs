@@ -10,17 +10,23 @@ pub struct BrokerError {
     pub reason: String,
 }
 
+/// `listen` as an address that can be bound right now. Servers that bind on a
+/// thread of their own (rumqttd, the metrics exporter) report a taken port only
+/// in their logs; probing first turns it into an error naming the address.
+pub fn bindable(listen: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = listen.parse().map_err(|e| format!("not an address: {e}"))?;
+    drop(std::net::TcpListener::bind(addr).map_err(|e| e.to_string())?);
+    Ok(addr)
+}
+
 /// Starts the broker on its own thread; returns the address it listens on.
 pub fn start(listen: &str) -> Result<SocketAddr, BrokerError> {
     let fail = |reason: String| BrokerError {
         listen: listen.into(),
         reason,
     };
-    let addr: SocketAddr = listen
-        .parse()
-        .map_err(|e| fail(format!("not an address: {e}")))?;
     // Probe the port first: rumqttd only logs a bind failure from its thread.
-    drop(std::net::TcpListener::bind(addr).map_err(|e| fail(e.to_string()))?);
+    let addr = bindable(listen).map_err(fail)?;
     let config = format!(
         r#"
 id = 0
