@@ -7,9 +7,11 @@
 use crate::camera::CameraWorker;
 use crate::config::LoadedConfig;
 use crate::detect::{Detector, ModelError};
+use crate::evidence::EvidenceStage;
 use crate::publish::{self, MqttPublisher, Outputs};
 use crate::source::{CameraSource, Pacing, SourceEnd, SourceUri};
 use crate::stats::{Latency, StageStats};
+use crate::store::Store;
 use crate::telemetry;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
@@ -28,6 +30,8 @@ pub enum AppError {
     Mqtt(#[from] publish::MqttError),
     #[error("events file {path}: {reason}")]
     EventsFile { path: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// How a run treats time and where its events go.
@@ -121,6 +125,15 @@ fn open_events_file(path: &str) -> Result<Box<dyn Write + Send>, AppError> {
 /// Runs every camera of the config until its source ends (files) or `stop` is set.
 pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, AppError> {
     let config = &loaded.config;
+    // The store first: a second process on the same store stops here, before
+    // it loads models or touches the broker.
+    let store = if config.storage.enabled {
+        let store = Store::open_writer(&config.storage, &loaded.base_dir())?;
+        tracing::info!("evidence store: {}", store.dir().display());
+        Some(store)
+    } else {
+        None
+    };
     let detectors = load_detectors(loaded)?;
     // Without metrics the cameras still alert: a taken port is only a warning.
     if let Some(listen) = &config.metrics.listen {
@@ -165,15 +178,26 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
             .transpose()?,
         log: true,
     };
-    let (events_tx, publisher) = publish::spawn(outputs);
-
-    let epoch = match options.pacing {
-        Pacing::Live => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        Pacing::AsFastAsPossible => 0,
+    let (publish_tx, publisher) = publish::spawn(outputs);
+    let (events_tx, evidence) = match store {
+        Some(store) => {
+            let running = EvidenceStage::spawn(store, config, publish_tx);
+            (running.events.clone(), Some(running))
+        }
+        None => (publish_tx, None),
     };
+    let recorder_of = |id: &str| {
+        evidence
+            .as_ref()
+            .and_then(|r| r.recorders.get(id).cloned())
+    };
+
+    // Alert ids embed the run's start, so alerts of successive runs (and
+    // replays of the same file) never collide in the store.
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let bars = MultiProgress::new();
     if !options.progress {
         bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -190,12 +214,15 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         for cam in &config.cameras {
             let views = CameraWorker::view_specs(cam, &detectors);
             let started = Instant::now();
+            let recorder = recorder_of(&cam.id);
             let open = {
                 let base = loaded.base_dir();
                 let pacing = options.pacing;
+                let recorder = recorder.clone();
                 move || {
-                    SourceUri::resolve(&cam.source, &base)
-                        .and_then(|uri| CameraSource::open(&cam.id, &uri, cam.fps, &views, pacing))
+                    SourceUri::resolve(&cam.source, &base).and_then(|uri| {
+                        CameraSource::open(&cam.id, &uri, cam.fps, &views, pacing, recorder.clone())
+                    })
                 }
             };
             let source = match open() {
@@ -249,6 +276,9 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                         bar.set_message(format!("{} frames", frame.seq + 1));
                     });
                     rss_at_end_mb = crate::stats::resident_mb();
+                    if let Some(r) = &recorder {
+                        r.source_ended();
+                    }
                     let again = end == SourceEnd::Finished
                         && !stop.load(Ordering::SeqCst)
                         && run_until.is_some_and(|t| Instant::now() < t);
@@ -257,6 +287,9 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                     }
                     pts_offset = worker.media_end();
                     drop(source);
+                    if let Some(r) = &recorder {
+                        r.source_restarted(pts_offset);
+                    }
                     match open() {
                         Ok(s) => source = s,
                         Err(e) => break SourceEnd::Failed(e.to_string()),
@@ -286,6 +319,13 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         }
     });
     drop(events_tx);
+    if let Some(running) = evidence {
+        drop(running.events);
+        drop(running.recorders);
+        if running.handle.join().is_err() {
+            tracing::error!("the evidence thread panicked");
+        }
+    }
     let mut alert_latency = Latency::default();
     if let Ok(outputs) = publisher.join()
         && let Some(mqtt) = &outputs.mqtt

@@ -99,7 +99,7 @@ fn decode_alone(
     for cam in &loaded.config.cameras {
         let views = CameraWorker::view_specs(cam, detectors);
         let Ok(source) = SourceUri::resolve(&cam.source, &loaded.base_dir()).and_then(|u| {
-            CameraSource::open(&cam.id, &u, cam.fps, &views, Pacing::AsFastAsPossible)
+            CameraSource::open(&cam.id, &u, cam.fps, &views, Pacing::AsFastAsPossible, None)
         }) else {
             continue;
         };
@@ -123,7 +123,7 @@ fn inference_alone(
     };
     let views = CameraWorker::view_specs(cam, detectors);
     let Ok(source) = SourceUri::resolve(&cam.source, &loaded.base_dir())
-        .and_then(|u| CameraSource::open(&cam.id, &u, cam.fps, &views, Pacing::AsFastAsPossible))
+        .and_then(|u| CameraSource::open(&cam.id, &u, cam.fps, &views, Pacing::AsFastAsPossible, None))
     else {
         return;
     };

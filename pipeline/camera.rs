@@ -6,9 +6,10 @@
 //! on each other except for a free inference session.
 
 use crate::detect::{DetectScratch, Detection, Detector};
-use crate::events::{Event, EventSink, RuleKind};
+use crate::events::{Event, EventSink, Lifecycle, RuleKind};
 use crate::geometry::Zone;
 use crate::motion::{MotionConfig, MotionGate};
+use crate::record::RecordConfig;
 use crate::rules::{self, LineConfig, Observation, Rule, RuleConfig, RuleContext, ZoneConfig};
 use crate::source::{Frame, FrameSlot, SourceEnd, ViewSpec};
 use crate::stats::StageStats;
@@ -42,6 +43,9 @@ pub struct CameraConfig {
     pub rules: Vec<RuleConfig>,
     #[serde(default)]
     pub motion: MotionConfig,
+    /// Clips around each alert (pre/post roll, split length, ring size).
+    #[serde(default)]
+    pub record: RecordConfig,
 }
 
 /// A detector as one camera runs it.
@@ -283,6 +287,9 @@ impl CameraWorker {
         let mut events = std::mem::take(&mut self.sink.events);
         for e in &mut events {
             e.captured = Some(frame.received.instant);
+            if e.lifecycle == Lifecycle::New {
+                e.picture = Some(frame.picture());
+            }
         }
         events
     }

@@ -12,6 +12,7 @@ use crate::geometry::ring_self_intersects;
 use crate::publish::AlertsConfig;
 use crate::rules::RuleConfig;
 use crate::source::SourceUri;
+use crate::store::StorageConfig;
 use crate::telemetry::MetricsConfig;
 use crate::track::TrackerConfig;
 use serde::Deserialize;
@@ -31,6 +32,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
 }
 
 /// A parsed config and where it came from.

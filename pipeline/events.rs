@@ -8,6 +8,7 @@
 //! a fixed epoch so the same input gives the same ids.
 
 use crate::geometry::Crossing;
+use crate::source::Picture;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -93,12 +94,69 @@ pub struct Event {
     /// measured from here to the broker's acknowledgement.
     #[serde(skip)]
     pub captured: Option<Instant>,
+    /// `new`: the alert's snapshots, written, synced and hashed before the event
+    /// is published. Absent when the store could not take them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotRef>,
+    /// `end`: the alert's clip (a list when it was split), closed and hashed
+    /// before the event is published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip: Option<ClipRefs>,
+    /// `new`: the full-resolution frame that confirmed the alert, for the snapshot.
+    #[serde(skip)]
+    pub picture: Option<Picture>,
 }
 
 impl Event {
+    fn of(lifecycle: Lifecycle, before: Option<Alert>, after: Alert) -> Self {
+        Event {
+            lifecycle,
+            before,
+            after,
+            captured: None,
+            snapshot: None,
+            clip: None,
+            picture: None,
+        }
+    }
+
     pub fn alert(&self) -> &Alert {
         &self.after
     }
+}
+
+/// A stored evidence file: path relative to the store directory, and its sha256.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileRef {
+    pub path: String,
+    pub sha256: String,
+}
+
+/// The clean snapshot, and the annotated one (box, label, zone or line drawn).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SnapshotRef {
+    pub path: String,
+    pub sha256: String,
+    pub annotated: FileRef,
+}
+
+/// One clip file of an alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClipRef {
+    pub path: String,
+    pub sha256: String,
+    /// Media time of the clip's first frame (a keyframe at or before
+    /// `start - pre_roll`).
+    pub start_media_s: f64,
+    pub duration_s: f64,
+}
+
+/// One clip, or consecutive clips when the alert outlasted `max_clip_s`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ClipRefs {
+    One(ClipRef),
+    Split(Vec<ClipRef>),
 }
 
 /// Hands out alert ids for one camera and collects the events of one frame.
@@ -155,12 +213,8 @@ impl EventSink {
             end: None,
             summary: new.summary,
         };
-        self.events.push(Event {
-            lifecycle: Lifecycle::New,
-            before: None,
-            after: alert.clone(),
-            captured: None,
-        });
+        self.events
+            .push(Event::of(Lifecycle::New, None, alert.clone()));
         alert
     }
 
@@ -174,23 +228,15 @@ impl EventSink {
             alert.score = score;
         }
         if let Some(before) = before {
-            self.events.push(Event {
-                lifecycle: Lifecycle::Update,
-                before: Some(before),
-                after: alert.clone(),
-                captured: None,
-            });
+            self.events
+                .push(Event::of(Lifecycle::Update, Some(before), alert.clone()));
         }
     }
 
     pub fn close(&mut self, mut alert: Alert, at: Timestamp) {
         let before = alert.clone();
         alert.end = Some(at);
-        self.events.push(Event {
-            lifecycle: Lifecycle::End,
-            before: Some(before),
-            after: alert,
-            captured: None,
-        });
+        self.events
+            .push(Event::of(Lifecycle::End, Some(before), alert));
     }
 }

@@ -401,7 +401,7 @@ fn rtsp_source_decodes() {
         roi: None,
     }];
     let source =
-        vigil::source::CameraSource::open("rtsp", &uri, None, &views, vigil::source::Pacing::Live)
+        vigil::source::CameraSource::open("rtsp", &uri, None, &views, vigil::source::Pacing::Live, None)
             .unwrap();
     for _ in 0..5 {
         let frame = source.slot().take().expect("frames from the RTSP camera");

@@ -13,6 +13,8 @@ use super::{
 };
 use crate::detect::{InputSpec, LetterboxPlacement};
 use crate::geometry::BBox;
+use crate::record::CameraRecorder;
+use crate::record::ring::Unit;
 use crate::time::{MediaTime, WallTime};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -63,6 +65,7 @@ impl CameraSource {
         fps: Option<f32>,
         views: &[ViewSpec],
         pacing: Pacing,
+        recorder: Option<Arc<CameraRecorder>>,
     ) -> Result<Self, SourceError> {
         super::init()?;
         let pipeline = gst::Pipeline::with_name(&format!("camera-{camera}"));
@@ -124,6 +127,12 @@ impl CameraSource {
             .map_err(|e| open_err(uri, e))?;
         gst::Element::link_many([&tee, &full_queue, full_sink.upcast_ref()])
             .map_err(|e| open_err(uri, e))?;
+
+        if let Some(recorder) = &recorder {
+            let valve = add_encoder_branch(&pipeline, &tee, recorder.clone(), pacing, &make)
+                .map_err(|e| open_err(uri, e))?;
+            tap_parsers(&pipeline, &decode, recorder.clone(), valve);
+        }
 
         let mut branches = Vec::new();
         let mut sinks = Vec::new();
@@ -236,6 +245,147 @@ impl Drop for CameraSource {
         // GStreamer warns (CRITICAL) if a playing pipeline is dropped.
         let _ = self.pipeline.set_state(gst::State::Null);
     }
+}
+
+/// For sources that are not H.264/H.265: `valve → queue → videoconvert → x264enc →
+/// h264parse → appsink` feeds the recorder encoded frames. Returns the valve,
+/// which [`tap_parsers`] closes when the source turns out to carry H.264/H.265
+/// (then the camera's own units are recorded and nothing is encoded).
+fn add_encoder_branch(
+    pipeline: &gst::Pipeline,
+    tee: &gst::Element,
+    recorder: Arc<CameraRecorder>,
+    pacing: Pacing,
+    make: &dyn Fn(&str) -> Result<gst::Element, SourceError>,
+) -> Result<gst::Element, String> {
+    let named = |f: &str| make(f).map_err(|e| e.to_string());
+    let valve = named("valve")?;
+    let queue = named("queue")?;
+    queue.set_property("max-size-buffers", 4u32);
+    queue.set_property("max-size-bytes", 0u32);
+    queue.set_property("max-size-time", 0u64);
+    if pacing == Pacing::Live {
+        // A live camera never waits for the recorder: an overloaded encoder
+        // loses clip frames, not detection frames.
+        queue.set_property_from_str("leaky", "downstream");
+    }
+    let convert = named("videoconvert")?;
+    let raw_caps = named("capsfilter")?;
+    // From RGB x264 would pick 4:4:4, which browsers cannot play.
+    raw_caps.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw").field("format", "I420").build(),
+    );
+    let encoder = named("x264enc")?;
+    encoder.set_property_from_str("speed-preset", "ultrafast");
+    encoder.set_property_from_str("tune", "zerolatency");
+    encoder.set_property("key-int-max", 15u32);
+    encoder.set_property("threads", 1u32);
+    let parse = named("h264parse")?;
+    let out_caps = named("capsfilter")?;
+    out_caps.set_property(
+        "caps",
+        gst::Caps::builder("video/x-h264")
+            .field("stream-format", "avc")
+            .field("alignment", "au")
+            .build(),
+    );
+    let sink = gst_app::AppSink::builder()
+        .name("encoded")
+        .sync(false)
+        .build();
+    // Not part of preroll: when the valve is closed this sink never gets a
+    // buffer, and the other sinks must not wait for it.
+    sink.set_async(false);
+    let mut last_caps: Option<gst::Caps> = None;
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(caps) = sample.caps()
+                    && last_caps.as_ref().is_none_or(|c| c.as_ref() != caps)
+                {
+                    last_caps = Some(caps.to_owned());
+                    recorder.set_caps(caps.to_owned());
+                }
+                if let Some(buffer) = sample.buffer_owned() {
+                    push_unit(&recorder, buffer);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let elements = [
+        &valve,
+        &queue,
+        &convert,
+        &raw_caps,
+        &encoder,
+        &parse,
+        &out_caps,
+        sink.upcast_ref(),
+    ];
+    pipeline.add_many(elements).map_err(|e| e.to_string())?;
+    gst::Element::link_many(elements).map_err(|e| e.to_string())?;
+    tee.link(&valve).map_err(|e| e.to_string())?;
+    Ok(valve)
+}
+
+fn push_unit(recorder: &CameraRecorder, buffer: gst::Buffer) {
+    let Some(pts) = buffer.pts() else { return };
+    recorder.push(Unit {
+        pts: pts.nseconds(),
+        dts: buffer.dts().map(|d| d.nseconds()),
+        duration: buffer.duration().map(|d| d.nseconds()),
+        keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+        buffer,
+    });
+}
+
+/// Taps the first H.264/H.265 parser the source plugs (inside `uridecodebin` or
+/// a `gst:` pipeline): its access units go to the recorder as they are, and the
+/// encoder branch is closed.
+fn tap_parsers(
+    pipeline: &gst::Pipeline,
+    decode: &gst::Element,
+    recorder: Arc<CameraRecorder>,
+    valve: gst::Element,
+) {
+    let tapped = Arc::new(AtomicBool::new(false));
+    let tap = move |element: &gst::Element| {
+        let is_parser = element
+            .factory()
+            .is_some_and(|f| matches!(f.name().as_str(), "h264parse" | "h265parse"));
+        if !is_parser || tapped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        valve.set_property("drop", true);
+        let Some(src) = element.static_pad("src") else {
+            return;
+        };
+        let recorder = recorder.clone();
+        src.add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_, info| {
+                match &info.data {
+                    Some(gst::PadProbeData::Buffer(buffer)) => push_unit(&recorder, buffer.clone()),
+                    Some(gst::PadProbeData::Event(ev)) => {
+                        if let gst::EventView::Caps(c) = ev.view() {
+                            recorder.set_caps(c.caps_owned());
+                        }
+                    }
+                    _ => {}
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+    };
+    if let Some(bin) = decode.downcast_ref::<gst::Bin>() {
+        for element in bin.iterate_recurse().into_iter().flatten() {
+            tap(&element);
+        }
+    }
+    pipeline.connect_deep_element_added(move |_, _, element| tap(element));
 }
 
 fn configure_branches(branches: &[Branch], geometry: &Geometry, width: u32, height: u32) {

@@ -37,6 +37,47 @@ pub struct Frame {
     pub views: Vec<View>,
 }
 
+impl Frame {
+    /// The full-resolution picture, shared (no copy), for snapshots.
+    pub fn picture(&self) -> Picture {
+        Picture(self.full.clone())
+    }
+}
+
+/// A decoded full-resolution picture; cloning shares the buffer.
+#[derive(Debug, Clone)]
+pub struct Picture(gst::Sample);
+
+impl Picture {
+    /// Converts to packed RGB at full resolution (for JPEG snapshots); runs
+    /// wherever it is called, so call it off the camera worker.
+    pub fn to_rgb(&self) -> Result<image::RgbImage, String> {
+        let caps = self.0.caps().ok_or("the frame has no caps")?;
+        let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| e.to_string())?;
+        let buffer = self.0.buffer_owned().ok_or("the frame has no buffer")?;
+        let (w, h) = (info.width(), info.height());
+        let src = gst_video::VideoFrame::from_buffer_readable(buffer, &info)
+            .map_err(|_| "the frame cannot be mapped".to_string())?;
+        let out_info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h)
+            .fps(info.fps())
+            .build()
+            .map_err(|e| e.to_string())?;
+        let out = gst::Buffer::with_size(out_info.size()).map_err(|e| e.to_string())?;
+        let mut dest = gst_video::VideoFrame::from_buffer_writable(out, &out_info)
+            .map_err(|_| "cannot map the RGB buffer".to_string())?;
+        gst_video::VideoConverter::new(&info, &out_info, None)
+            .map_err(|e| e.to_string())?
+            .frame(&src, &mut dest);
+        let stride = dest.plane_stride()[0] as usize;
+        let data = dest.plane_data(0).map_err(|e| e.to_string())?;
+        let mut rgb = Vec::with_capacity((w * h * 3) as usize);
+        for row in 0..h as usize {
+            rgb.extend_from_slice(&data[row * stride..row * stride + w as usize * 3]);
+        }
+        image::RgbImage::from_raw(w, h, rgb).ok_or_else(|| "bad RGB size".to_string())
+    }
+}
+
 /// A frame resized (and maybe cropped) for one detector.
 pub struct View {
     sample: gst::Sample,

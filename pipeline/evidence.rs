@@ -1,0 +1,365 @@
+//! Evidence: the stage between the cameras and publish that makes every event
+//! carry its proof.
+//!
+//! One thread owns the [`Store`]. For `new` it converts the confirming frame,
+//! writes the clean and annotated JPEGs, syncs and hashes them into the signed
+//! manifest, starts the alert's clip from the camera's ring, and only then
+//! passes the event on: a subscriber that receives `new` can open its snapshot.
+//! `end` is held until the clip writer reports the clip closed, synced and
+//! hashed (`end + post_roll` of media later), so the clip can be fetched the
+//! moment `end` arrives. Every event is stored with the payload as published.
+//!
+//! Evidence that cannot be written (full disk, a store gone read-only) never
+//! holds an alert back: the event goes out without the evidence field, an error
+//! line is logged and `vigil_evidence_errors_total` counts it.
+
+use crate::config::Config;
+use crate::events::{ClipRef, ClipRefs, Event, FileRef, Lifecycle, Severity, SnapshotRef};
+use crate::record::snapshot::{self, Annotation};
+use crate::record::{CameraRecorder, ClipsDone, Recorders};
+use crate::store::{EvidenceKind, Store};
+use ab_glyph::FontVec;
+use crossbeam_channel::{Receiver, Sender, select};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Events waiting for the evidence stage: a slow disk slows the cameras'
+/// hand-off only after this many.
+const QUEUE: usize = 256;
+/// How long, after the cameras stopped, `end` events wait for their clips.
+const CLIP_WAIT: Duration = Duration::from_secs(60);
+const AGE_RETENTION_EVERY: Duration = Duration::from_secs(600);
+
+/// Zones and lines of one camera, for drawing.
+#[derive(Default)]
+struct Geometry {
+    name: String,
+    zones: HashMap<String, Vec<[f32; 2]>>,
+    lines: HashMap<String, ([f32; 2], [f32; 2], [f32; 2])>,
+}
+
+pub struct EvidenceStage {
+    store: Store,
+    recorders: Recorders,
+    cameras: HashMap<String, Arc<CameraRecorder>>,
+    geometry: HashMap<String, Geometry>,
+    font: Option<FontVec>,
+    publish: Sender<Event>,
+    /// `end` events waiting for their clips, by alert id.
+    pending_ends: HashMap<String, Event>,
+    last_age_retention: Instant,
+}
+
+/// The running stage: send events to `events`; `recorders` feed the sources.
+pub struct Running {
+    pub events: Sender<Event>,
+    pub recorders: HashMap<String, Arc<CameraRecorder>>,
+    pub handle: std::thread::JoinHandle<()>,
+}
+
+fn error_counted(camera: &str, message: String) {
+    tracing::error!(camera = %camera, "{message}");
+    metrics::counter!("vigil_evidence_errors_total", "camera" => camera.to_string()).increment(1);
+}
+
+impl EvidenceStage {
+    /// Starts the stage on its own thread; events it has finished go to `publish`.
+    pub fn spawn(store: Store, config: &Config, publish: Sender<Event>) -> Running {
+        let (clips_tx, clips_rx) = crossbeam_channel::bounded::<ClipsDone>(QUEUE);
+        let recorders = Recorders::new(clips_tx);
+        let cameras: HashMap<String, Arc<CameraRecorder>> = config
+            .cameras
+            .iter()
+            .map(|c| (c.id.clone(), Arc::new(recorders.camera(&c.id, &c.record))))
+            .collect();
+        let geometry = config
+            .cameras
+            .iter()
+            .map(|c| {
+                let g = Geometry {
+                    name: c.name.clone().unwrap_or_else(|| c.id.clone()),
+                    zones: c
+                        .zones
+                        .iter()
+                        .map(|z| (z.name.clone(), z.polygon.clone()))
+                        .collect(),
+                    lines: c
+                        .lines
+                        .iter()
+                        .map(|l| (l.name.clone(), (l.from, l.to, l.inside)))
+                        .collect(),
+                };
+                (c.id.clone(), g)
+            })
+            .collect();
+        let font = snapshot::find_font();
+        if font.is_none() {
+            tracing::warn!(
+                "no TrueType font found (install fonts-dejavu-core): annotated snapshots will have shapes but no text"
+            );
+        }
+        let (tx, rx) = crossbeam_channel::bounded::<Event>(QUEUE);
+        let stage = EvidenceStage {
+            store,
+            recorders,
+            cameras: cameras.clone(),
+            geometry,
+            font,
+            publish,
+            pending_ends: HashMap::new(),
+            last_age_retention: Instant::now(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("evidence".into())
+            .spawn(move || stage.run(rx, clips_rx))
+            .expect("spawning the evidence thread");
+        Running {
+            events: tx,
+            recorders: cameras,
+            handle,
+        }
+    }
+
+    fn run(mut self, events: Receiver<Event>, clips: Receiver<ClipsDone>) {
+        self.retention();
+        let mut events_open = true;
+        let mut deadline: Option<Instant> = None;
+        loop {
+            if !events_open {
+                if self.pending_ends.is_empty() {
+                    break;
+                }
+                let d = *deadline.get_or_insert_with(|| Instant::now() + CLIP_WAIT);
+                match clips.recv_deadline(d) {
+                    Ok(done) => self.on_clips(done),
+                    Err(_) => break,
+                }
+                continue;
+            }
+            select! {
+                recv(events) -> e => match e {
+                    Ok(event) => {
+                        metrics::gauge!("vigil_evidence_queue").set(events.len() as f64);
+                        self.on_event(event);
+                    }
+                    Err(_) => {
+                        events_open = false;
+                        // Cameras are gone: whatever a clip still waits for will not come.
+                        for r in self.cameras.values() {
+                            r.source_ended();
+                        }
+                    }
+                },
+                recv(clips) -> d => if let Ok(done) = d { self.on_clips(done) },
+                default(Duration::from_secs(1)) => {}
+            }
+            if self.last_age_retention.elapsed() > AGE_RETENTION_EVERY {
+                self.retention();
+            }
+        }
+        for (id, event) in std::mem::take(&mut self.pending_ends) {
+            error_counted(
+                &event.after.camera,
+                format!("alert {id}: its clip did not finish in time; `end` goes out without it"),
+            );
+            self.record_and_publish(event);
+        }
+        drop(self.cameras);
+        self.recorders.join();
+    }
+
+    fn on_event(&mut self, mut event: Event) {
+        let camera = event.after.camera.to_string();
+        match event.lifecycle {
+            Lifecycle::New => {
+                match self.snapshot(&mut event) {
+                    Ok(s) => event.snapshot = Some(s),
+                    Err(e) => error_counted(
+                        &camera,
+                        format!("alert {}: no snapshot: {e}", event.after.id),
+                    ),
+                }
+                if let Some(recorder) = self.cameras.get(&camera) {
+                    let a = &event.after;
+                    let (rel, abs) = self.store.evidence_base(&a.camera, &a.id, a.start.wall_ms);
+                    recorder.open(&a.id, a.start.media_s, rel, abs);
+                }
+                self.record_and_publish(event);
+                self.retention_if_full();
+            }
+            Lifecycle::Update => self.record_and_publish(event),
+            Lifecycle::End => {
+                let end = event.after.end.unwrap_or(event.after.start).media_s;
+                let waiting = self
+                    .cameras
+                    .get(&camera)
+                    .is_some_and(|r| r.close(&event.after.id, end));
+                if waiting {
+                    self.pending_ends.insert(event.after.id.clone(), event);
+                } else {
+                    self.record_and_publish(event);
+                }
+            }
+        }
+    }
+
+    fn snapshot(&mut self, event: &mut Event) -> Result<SnapshotRef, String> {
+        let picture = event
+            .picture
+            .take()
+            .ok_or("the confirming frame was not kept")?;
+        let rgb = picture.to_rgb()?;
+        let a = &event.after;
+        let path = |suffix| {
+            self.store
+                .evidence_path(&a.camera, &a.id, a.start.wall_ms, suffix)
+        };
+        let (clean_rel, clean_abs) = path("snapshot.jpg");
+        let (ann_rel, ann_abs) = path("annotated.jpg");
+        snapshot::write_jpeg(&rgb, &clean_abs).map_err(|e| format!("{}: {e}", clean_abs.display()))?;
+        let geometry = self.geometry.get(&*a.camera);
+        let local = jiff::Timestamp::from_millisecond(a.start.wall_ms as i64)
+            .map(|t| {
+                t.to_zoned(jiff::tz::TimeZone::system())
+                    .strftime("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let annotation = Annotation {
+            bbox: a.bbox,
+            caption: match a.track_id {
+                Some(t) => format!("{} #{t} {:.2}", a.label, a.score),
+                None => format!("{} {:.2}", a.label, a.score),
+            },
+            zone: a
+                .zone
+                .as_deref()
+                .and_then(|z| geometry.and_then(|g| g.zones.get(z)))
+                .map(Vec::as_slice),
+            line: a
+                .line
+                .as_deref()
+                .and_then(|l| geometry.and_then(|g| g.lines.get(l)))
+                .copied(),
+            title: format!(
+                "{} | {} | {} | {local}",
+                geometry.map(|g| g.name.as_str()).unwrap_or(&a.camera),
+                a.kind.as_str(),
+                a.rule
+            ),
+            color: match a.severity {
+                Severity::Critical => [235, 30, 30],
+                Severity::High => [255, 120, 0],
+                Severity::Warning => [255, 200, 0],
+            },
+        };
+        let annotated = snapshot::annotate(&rgb, &annotation, self.font.as_ref());
+        snapshot::write_jpeg(&annotated, &ann_abs).map_err(|e| format!("{}: {e}", ann_abs.display()))?;
+        let id = a.id.clone();
+        let clean = self
+            .store
+            .add_evidence(&id, EvidenceKind::Snapshot, &clean_rel, None)
+            .map_err(|e| format!("{e}: {}", source_chain(&e)))?;
+        let ann = self
+            .store
+            .add_evidence(&id, EvidenceKind::Annotated, &ann_rel, None)
+            .map_err(|e| format!("{e}: {}", source_chain(&e)))?;
+        Ok(SnapshotRef {
+            path: clean.path,
+            sha256: clean.sha256,
+            annotated: FileRef {
+                path: ann.path,
+                sha256: ann.sha256,
+            },
+        })
+    }
+
+    fn on_clips(&mut self, done: ClipsDone) {
+        let Some(mut event) = self.pending_ends.remove(&done.alert_id) else {
+            return;
+        };
+        let camera = event.after.camera.to_string();
+        let mut refs = Vec::new();
+        for file in done.files {
+            match file {
+                Ok(f) => match self.store.add_evidence(
+                    &done.alert_id,
+                    EvidenceKind::Clip,
+                    &f.rel_path,
+                    Some((f.start_media_s, f.duration_s)),
+                ) {
+                    Ok(ev) => refs.push(ClipRef {
+                        path: ev.path,
+                        sha256: ev.sha256,
+                        start_media_s: (f.start_media_s * 1000.0).round() / 1000.0,
+                        duration_s: (f.duration_s * 1000.0).round() / 1000.0,
+                    }),
+                    Err(e) => error_counted(
+                        &camera,
+                        format!("alert {}: clip not stored: {e}: {}", done.alert_id, source_chain(&e)),
+                    ),
+                },
+                Err(e) => error_counted(&camera, format!("alert {}: clip: {e}", done.alert_id)),
+            }
+        }
+        event.clip = match refs.len() {
+            0 => None,
+            1 => refs.pop().map(ClipRefs::One),
+            _ => Some(ClipRefs::Split(refs)),
+        };
+        self.record_and_publish(event);
+        self.retention_if_full();
+    }
+
+    fn record_and_publish(&mut self, event: Event) {
+        match serde_json::to_string(&event) {
+            Ok(payload) => {
+                if let Err(e) = self.store.record_event(&event, &payload) {
+                    error_counted(
+                        &event.after.camera,
+                        format!("alert {}: not stored: {e}: {}", event.after.id, source_chain(&e)),
+                    );
+                }
+            }
+            Err(e) => tracing::error!("cannot serialise event: {e}"),
+        }
+        let _ = self.publish.send(event);
+    }
+
+    fn retention_if_full(&mut self) {
+        if self.store.over_max_bytes() {
+            self.retention();
+        }
+    }
+
+    fn retention(&mut self) {
+        self.last_age_retention = Instant::now();
+        match self.store.apply_retention(crate::store::now_ms()) {
+            Ok(removed) => {
+                for r in removed {
+                    tracing::info!(
+                        "retention: deleted {} ({} bytes, alert {}): over {}",
+                        r.path,
+                        r.bytes,
+                        r.alert,
+                        r.why
+                    );
+                    metrics::counter!("vigil_evidence_deleted_total", "reason" => r.why).increment(1);
+                }
+            }
+            Err(e) => error_counted("-", format!("retention: {e}: {}", source_chain(&e))),
+        }
+    }
+}
+
+/// The causes of an error, joined: what `{e}` alone would hide.
+pub fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        parts.push(c.to_string());
+        cause = c.source();
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,214 @@
+//! Clip files: encoded units muxed into MP4 without re-encoding
+//! (`appsrc ! h26xparse ! mp4mux faststart=true ! filesink`), and the one thread
+//! that waits for each file to be finalised.
+//!
+//! A segment is written to `<name>.part` as units arrive and renamed once the
+//! muxer has written its index and the data is synced, so a reader never sees a
+//! clip that is still growing.
+
+use super::ring::Unit;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use std::path::PathBuf;
+
+/// One MP4 file being written.
+pub(super) struct Segment {
+    pipeline: gst::Pipeline,
+    src: gst_app::AppSrc,
+    /// Relative to the store, and absolute (final name; written as `.part`).
+    pub rel_path: String,
+    abs_path: PathBuf,
+    /// Subtracted from every timestamp so the file starts at zero.
+    offset: u64,
+    pub first_pts: u64,
+    /// End of the latest unit (pts + duration), stream nanoseconds.
+    pub end_pts: u64,
+    pub units: u64,
+}
+
+impl Segment {
+    pub fn start(
+        caps: &gst::Caps,
+        rel_path: String,
+        abs_path: PathBuf,
+        first: &Unit,
+    ) -> Result<Segment, String> {
+        if let Some(dir) = abs_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let parser = match caps.structure(0).map(|s| s.name().as_str()) {
+            Some("video/x-h265") => "h265parse",
+            _ => "h264parse",
+        };
+        let part = part_path(&abs_path);
+        let pipeline = gst::Pipeline::with_name(&format!("clip-{rel_path}"));
+        let make = |f: &str| {
+            gst::ElementFactory::make(f)
+                .build()
+                .map_err(|_| format!("GStreamer element {f} is missing"))
+        };
+        let src = gst_app::AppSrc::builder()
+            .caps(caps)
+            .format(gst::Format::Time)
+            .is_live(false)
+            .block(false)
+            .build();
+        let parse = make(parser)?;
+        let mux = make("mp4mux")?;
+        // Index first: browsers play the clip while it downloads.
+        mux.set_property("faststart", true);
+        let sink = make("filesink")?;
+        sink.set_property("location", part.to_string_lossy().to_string());
+        sink.set_property("sync", false);
+        pipeline
+            .add_many([src.upcast_ref(), &parse, &mux, &sink])
+            .map_err(|e| e.to_string())?;
+        gst::Element::link_many([src.upcast_ref(), &parse, &mux, &sink])
+            .map_err(|e| e.to_string())?;
+        if let Err(e) = pipeline.set_state(gst::State::Playing) {
+            let _ = pipeline.set_state(gst::State::Null);
+            return Err(format!("cannot start the clip muxer: {e}"));
+        }
+        Ok(Segment {
+            pipeline,
+            src,
+            rel_path,
+            abs_path,
+            offset: first.dts.unwrap_or(first.pts).min(first.pts),
+            first_pts: first.pts,
+            end_pts: first.pts,
+            units: 0,
+        })
+    }
+
+    pub fn push(&mut self, unit: &Unit) {
+        let mut buffer = unit.buffer.copy();
+        {
+            let b = buffer.make_mut();
+            b.set_pts(gst::ClockTime::from_nseconds(
+                unit.pts.saturating_sub(self.offset),
+            ));
+            b.set_dts(
+                unit.dts
+                    .map(|d| gst::ClockTime::from_nseconds(d.saturating_sub(self.offset))),
+            );
+        }
+        self.end_pts = self
+            .end_pts
+            .max(unit.pts + unit.duration.unwrap_or(0));
+        self.units += 1;
+        // Never blocks (appsrc `block=false`): the camera's decoder must not wait on disk.
+        let _ = self.src.push_buffer(buffer);
+    }
+
+    pub fn duration_s(&self) -> f64 {
+        (self.end_pts.saturating_sub(self.first_pts)) as f64 / 1e9
+    }
+
+    /// Ends the stream; the muxer finishes on its own thread.
+    pub fn end(self) -> Finishing {
+        let _ = self.src.end_of_stream();
+        Finishing {
+            start_media_s: self.first_pts as f64 / 1e9,
+            duration_s: self.duration_s(),
+            segment: self,
+        }
+    }
+}
+
+fn part_path(path: &std::path::Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".part");
+    PathBuf::from(p)
+}
+
+/// A segment whose stream has ended, waiting for the muxer to finish.
+pub(super) struct Finishing {
+    segment: Segment,
+    pub start_media_s: f64,
+    pub duration_s: f64,
+}
+
+impl Finishing {
+    /// Waits for the muxer, syncs and renames the file into place.
+    pub fn finish(self) -> Result<super::ClipFile, String> {
+        let seg = &self.segment;
+        let bus = seg.pipeline.bus().ok_or("the clip muxer has no bus")?;
+        let result = match bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        ) {
+            Some(msg) => match msg.view() {
+                gst::MessageView::Eos(_) => Ok(()),
+                gst::MessageView::Error(e) => Err(format!("muxing failed: {}", e.error())),
+                _ => Err("unexpected message".into()),
+            },
+            None => Err("the muxer did not finish within 60 s".into()),
+        };
+        let _ = seg.pipeline.set_state(gst::State::Null);
+        result?;
+        if seg.units == 0 {
+            return Err("no video was recorded for this clip".into());
+        }
+        let part = part_path(&seg.abs_path);
+        let file = std::fs::File::open(&part).map_err(|e| format!("{}: {e}", part.display()))?;
+        file.sync_all()
+            .map_err(|e| format!("{}: {e}", part.display()))?;
+        std::fs::rename(&part, &seg.abs_path)
+            .map_err(|e| format!("{}: {e}", seg.abs_path.display()))?;
+        if let Some(dir) = seg.abs_path.parent()
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(super::ClipFile {
+            rel_path: seg.rel_path.clone(),
+            start_media_s: self.start_media_s,
+            duration_s: self.duration_s,
+        })
+    }
+}
+
+/// Work for the clip-writer thread: a segment to finish, and whether it is the
+/// alert's last.
+pub(super) struct FinishJob {
+    pub alert_id: String,
+    /// `None`: nothing was recorded for this alert.
+    pub finishing: Option<Finishing>,
+    pub last: bool,
+}
+
+/// Starts the thread that finalises clips in order; completed alerts (all
+/// their segments) go to `done`.
+pub(super) fn spawn_writer(
+    done: crossbeam_channel::Sender<super::ClipsDone>,
+) -> (
+    crossbeam_channel::Sender<FinishJob>,
+    std::thread::JoinHandle<()>,
+) {
+    let (tx, rx) = crossbeam_channel::bounded::<FinishJob>(256);
+    let handle = std::thread::Builder::new()
+        .name("clip-writer".into())
+        .spawn(move || {
+            let mut partial: std::collections::HashMap<String, Vec<Result<super::ClipFile, String>>> =
+                Default::default();
+            for job in rx {
+                let result = match job.finishing {
+                    Some(f) => f.finish(),
+                    None => Err("no video was recorded (the source had sent no keyframe)".into()),
+                };
+                let files = partial.entry(job.alert_id.clone()).or_default();
+                files.push(result);
+                if job.last {
+                    let files = partial.remove(&job.alert_id).unwrap_or_default();
+                    let _ = done.send(super::ClipsDone {
+                        alert_id: job.alert_id,
+                        files,
+                    });
+                }
+            }
+        })
+        .expect("spawning the clip writer thread");
+    (tx, handle)
+}

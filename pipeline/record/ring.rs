@@ -1,0 +1,139 @@
+//! A camera's recent encoded video: whole GOPs of access units, starting at a
+//! keyframe, capped in bytes and in age.
+
+use std::collections::VecDeque;
+
+/// One encoded access unit (a frame), timestamps in stream nanoseconds.
+#[derive(Clone)]
+pub struct Unit {
+    pub pts: u64,
+    pub dts: Option<u64>,
+    pub duration: Option<u64>,
+    pub keyframe: bool,
+    pub buffer: gstreamer::Buffer,
+}
+
+impl Unit {
+    pub fn size(&self) -> usize {
+        self.buffer.size()
+    }
+}
+
+pub struct Ring {
+    units: VecDeque<Unit>,
+    bytes: usize,
+    cap_bytes: usize,
+    /// Keep at least this much before the newest unit (the pre-roll plus slack).
+    keep_ns: u64,
+}
+
+impl Ring {
+    pub fn new(cap_bytes: usize, keep_ns: u64) -> Self {
+        Ring {
+            units: VecDeque::new(),
+            bytes: 0,
+            cap_bytes,
+            keep_ns,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.units.clear();
+        self.bytes = 0;
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn newest_pts(&self) -> Option<u64> {
+        self.units.back().map(|u| u.pts)
+    }
+
+    pub fn push(&mut self, unit: Unit) {
+        if self.units.is_empty() && !unit.keyframe {
+            // A clip must start on a keyframe; before the first one there is
+            // nothing a player could decode.
+            return;
+        }
+        self.bytes += unit.size();
+        let newest = unit.pts;
+        self.units.push_back(unit);
+        // Drop whole GOPs that are older than needed.
+        while let Some(next_key) = self.units.iter().skip(1).position(|u| u.keyframe).map(|i| i + 1)
+        {
+            let next_key_pts = self.units[next_key].pts;
+            let too_old = next_key_pts.saturating_add(self.keep_ns) <= newest;
+            if !too_old && self.bytes <= self.cap_bytes {
+                break;
+            }
+            for _ in 0..next_key {
+                self.pop();
+            }
+        }
+        // A single GOP over the cap: give up its head rather than the cap.
+        while self.bytes > self.cap_bytes {
+            self.pop();
+            while self.units.front().is_some_and(|u| !u.keyframe) {
+                self.pop();
+            }
+        }
+    }
+
+    fn pop(&mut self) {
+        if let Some(u) = self.units.pop_front() {
+            self.bytes -= u.size();
+        }
+    }
+
+    /// Units from the last keyframe at or before `from` (or the oldest keyframe).
+    pub fn from_keyframe_before(&self, from: u64) -> impl Iterator<Item = &Unit> {
+        let start = self
+            .units
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.keyframe && u.pts <= from)
+            .map(|(i, _)| i)
+            .next_back()
+            .unwrap_or(0);
+        self.units.iter().skip(start)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(pts_s: f64, keyframe: bool, size: usize) -> Unit {
+        Unit {
+            pts: (pts_s * 1e9) as u64,
+            dts: None,
+            duration: Some(100_000_000),
+            keyframe,
+            buffer: gstreamer::Buffer::with_size(size).unwrap(),
+        }
+    }
+
+    #[test]
+    fn keeps_whole_gops_covering_the_pre_roll_within_the_cap() {
+        gstreamer::init().unwrap();
+        let mut ring = Ring::new(1_000_000, 5_000_000_000);
+        for i in 0..200 {
+            // 10 fps, a keyframe every second.
+            ring.push(unit(i as f64 / 10.0, i % 10 == 0, 100));
+        }
+        // Newest 19.9 s: keep from the keyframe at or before 14.9 s → 14.0 s.
+        let first = ring.from_keyframe_before(0).next().unwrap();
+        assert!(first.keyframe);
+        assert_eq!(first.pts, 14_000_000_000);
+        let start = ring.from_keyframe_before(16_500_000_000).next().unwrap();
+        assert_eq!(start.pts, 16_000_000_000);
+
+        let mut small = Ring::new(2_500, 60_000_000_000);
+        for i in 0..200 {
+            small.push(unit(i as f64 / 10.0, i % 10 == 0, 100));
+        }
+        assert!(small.bytes() <= 2_500);
+        assert!(small.from_keyframe_before(0).next().unwrap().keyframe);
+    }
+}
