@@ -173,6 +173,9 @@ impl EvidenceStage {
         let camera = event.after.camera.to_string();
         match event.lifecycle {
             Lifecycle::New => {
+                if let Err(e) = self.store.record_alert(&event.after) {
+                    error_counted(&camera, format!("alert {}: not stored: {e}: {}", event.after.id, source_chain(&e)));
+                }
                 match self.snapshot(&mut event) {
                     Ok(s) => event.snapshot = Some(s),
                     Err(e) => error_counted(

@@ -308,8 +308,17 @@ fn add_encoder_branch(
                     last_caps = Some(caps.to_owned());
                     recorder.set_caps(caps.to_owned());
                 }
+                // x264enc moves its output 1000 hours up (room for negative
+                // DTS) and says so in its segment; back in running time its
+                // units line up with the decoded frames' timestamps.
+                let shift = sample
+                    .segment()
+                    .and_then(|s| s.downcast_ref::<gst::ClockTime>())
+                    .and_then(|s| s.start())
+                    .map(|t| t.nseconds())
+                    .unwrap_or(0);
                 if let Some(buffer) = sample.buffer_owned() {
-                    push_unit(&recorder, buffer);
+                    push_unit(&recorder, buffer, shift);
                 }
                 Ok(gst::FlowSuccess::Ok)
             })
@@ -331,11 +340,13 @@ fn add_encoder_branch(
     Ok(valve)
 }
 
-fn push_unit(recorder: &CameraRecorder, buffer: gst::Buffer) {
+/// `shift`: subtracted from the timestamps (the segment start of an encoder
+/// that offsets its output).
+fn push_unit(recorder: &CameraRecorder, buffer: gst::Buffer, shift: u64) {
     let Some(pts) = buffer.pts() else { return };
     recorder.push(Unit {
-        pts: pts.nseconds(),
-        dts: buffer.dts().map(|d| d.nseconds()),
+        pts: pts.nseconds().saturating_sub(shift),
+        dts: buffer.dts().map(|d| d.nseconds().saturating_sub(shift)),
         duration: buffer.duration().map(|d| d.nseconds()),
         keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
         buffer,
@@ -368,7 +379,9 @@ fn tap_parsers(
             gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
             move |_, info| {
                 match &info.data {
-                    Some(gst::PadProbeData::Buffer(buffer)) => push_unit(&recorder, buffer.clone()),
+                    Some(gst::PadProbeData::Buffer(buffer)) => {
+                        push_unit(&recorder, buffer.clone(), 0)
+                    }
                     Some(gst::PadProbeData::Event(ev)) => {
                         if let gst::EventView::Caps(c) = ev.view() {
                             recorder.set_caps(c.caps_owned());

@@ -48,7 +48,7 @@ mod schema;
 pub use bundle::verify_bundle;
 pub use manifest::{generate_key, parse_public, public_hex, read_key};
 
-use crate::events::{Event, Lifecycle};
+use crate::events::{Alert, Event, Lifecycle};
 use ed25519_dalek::VerifyingKey;
 use manifest::{ManifestWriter, Op};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -463,60 +463,31 @@ impl Store {
             .is_some_and(|max| self.evidence_bytes().is_ok_and(|b| b > max))
     }
 
+    /// Records an alert's current state (before its evidence refers to it).
+    pub fn record_alert(&mut self, alert: &Alert) -> Result<(), StoreError> {
+        upsert_alert(&self.conn, alert).map(|_| ()).map_err(|e| self.sql(e))
+    }
+
     /// Records an event and the alert's state after it, in one transaction.
     pub fn record_event(&mut self, event: &Event, payload: &str) -> Result<(), StoreError> {
-        let a = event.alert();
-        let tx = self.conn.transaction().map_err(|e| StoreError::Sql {
-            path: self.db_path.clone(),
-            source: e,
-        })?;
-        let result = (|| {
-            tx.execute(
-                "INSERT INTO alerts (id, camera, kind, rule, severity, zone, line, direction, label, score, box,
-                    track_id, start_media_s, start_wall_ms, end_media_s, end_wall_ms, recipients, summary, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
-                 ON CONFLICT (id) DO UPDATE SET score = excluded.score, box = excluded.box,
-                    end_media_s = excluded.end_media_s, end_wall_ms = excluded.end_wall_ms,
-                    summary = excluded.summary, state = excluded.state",
-                params![
-                    a.id,
-                    &*a.camera,
-                    a.kind.as_str(),
-                    &*a.rule,
-                    serde_json::to_value(a.severity).ok().and_then(|v| v.as_str().map(String::from)),
-                    a.zone.as_deref(),
-                    a.line.as_deref(),
-                    a.direction.and_then(|d| serde_json::to_value(d).ok()).and_then(|v| v.as_str().map(String::from)),
-                    &*a.label,
-                    a.score as f64,
-                    serde_json::to_string(&a.bbox).unwrap_or_default(),
-                    a.track_id.map(|t| t as i64),
-                    a.start.media_s.as_secs_f64(),
-                    a.start.wall_ms as i64,
-                    a.end.map(|e| e.media_s.as_secs_f64()),
-                    a.end.map(|e| e.wall_ms as i64),
-                    serde_json::to_string(&*a.recipients).unwrap_or_default(),
-                    a.summary,
-                    if a.end.is_some() { "ended" } else { "open" },
-                ],
-            )?;
-            let kind = match event.lifecycle {
-                Lifecycle::New => "new",
-                Lifecycle::Update => "update",
-                Lifecycle::End => "end",
-            };
-            tx.execute(
-                "INSERT INTO events (alert_id, type, wall_ms, payload) VALUES (?1, ?2, ?3, ?4)",
-                params![a.id, kind, now_ms() as i64, payload],
-            )?;
-            Ok(())
-        })();
-        result
-            .and_then(|()| tx.commit())
-            .map_err(|source| StoreError::Sql {
-                path: self.db_path.clone(),
-                source,
-            })
+        let db_path = self.db_path.clone();
+        let sql = |source| StoreError::Sql {
+            path: db_path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        upsert_alert(&tx, event.alert()).map_err(sql)?;
+        let kind = match event.lifecycle {
+            Lifecycle::New => "new",
+            Lifecycle::Update => "update",
+            Lifecycle::End => "end",
+        };
+        tx.execute(
+            "INSERT INTO events (alert_id, type, wall_ms, payload) VALUES (?1, ?2, ?3, ?4)",
+            params![event.alert().id, kind, now_ms() as i64, payload],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)
     }
 
     /// Enters a written file as evidence of an alert: hashes it, appends a signed
@@ -1053,6 +1024,39 @@ impl Store {
             .map(String::from)
             .collect())
     }
+}
+
+fn upsert_alert(conn: &Connection, a: &Alert) -> rusqlite::Result<usize> {
+    let text = |v: serde_json::Value| v.as_str().map(String::from);
+    conn.execute(
+        "INSERT INTO alerts (id, camera, kind, rule, severity, zone, line, direction, label, score, box,
+            track_id, start_media_s, start_wall_ms, end_media_s, end_wall_ms, recipients, summary, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+         ON CONFLICT (id) DO UPDATE SET score = excluded.score, box = excluded.box,
+            end_media_s = excluded.end_media_s, end_wall_ms = excluded.end_wall_ms,
+            summary = excluded.summary, state = excluded.state",
+        params![
+            a.id,
+            &*a.camera,
+            a.kind.as_str(),
+            &*a.rule,
+            serde_json::to_value(a.severity).ok().and_then(text),
+            a.zone.as_deref(),
+            a.line.as_deref(),
+            a.direction.and_then(|d| serde_json::to_value(d).ok()).and_then(text),
+            &*a.label,
+            a.score as f64,
+            serde_json::to_string(&a.bbox).unwrap_or_default(),
+            a.track_id.map(|t| t as i64),
+            a.start.media_s.as_secs_f64(),
+            a.start.wall_ms as i64,
+            a.end.map(|e| e.media_s.as_secs_f64()),
+            a.end.map(|e| e.wall_ms as i64),
+            serde_json::to_string(&*a.recipients).unwrap_or_default(),
+            a.summary,
+            if a.end.is_some() { "ended" } else { "open" },
+        ],
+    )
 }
 
 /// The outcome of `verify`.
