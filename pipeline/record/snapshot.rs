@@ -43,7 +43,7 @@ pub fn annotate(clean: &RgbImage, a: &Annotation<'_>, font: Option<&FontVec>) ->
     let (w, h) = (img.width() as f32, img.height() as f32);
     let px = |p: [f32; 2]| (p[0] * w, p[1] * h);
     let thick = ((w.min(h) / 240.0).round() as i32).max(2);
-    let zone_color = Rgb([255, 210, 0]);
+    let zone_color = Rgb([0, 200, 255]);
     if let Some(poly) = a.zone {
         for i in 0..poly.len() {
             let j = (i + 1) % poly.len();
