@@ -284,6 +284,27 @@ impl LoadedConfig {
             if cam.motion.max_skip_s <= 0.0 {
                 p.error(format!("{f}.motion.max_skip_s"), "must be positive".into());
             }
+            let r = &cam.record;
+            for (name, v) in [("pre_roll_s", r.pre_roll_s), ("post_roll_s", r.post_roll_s)] {
+                if !(0.0..=120.0).contains(&v) {
+                    p.error(
+                        format!("{f}.record.{name}"),
+                        "must be between 0 and 120 seconds".into(),
+                    );
+                }
+            }
+            if !(r.max_clip_s.is_finite() && r.max_clip_s >= 10.0) {
+                p.error(
+                    format!("{f}.record.max_clip_s"),
+                    "must be at least 10 seconds".into(),
+                );
+            }
+            if r.ring_bytes < 1 << 20 {
+                p.error(
+                    format!("{f}.record.ring_bytes"),
+                    "must be at least 1048576 (1 MiB): the ring must hold the pre-roll".into(),
+                );
+            }
             if cam.detectors.is_empty() {
                 p.error(
                     format!("{f}.detectors"),
@@ -454,6 +475,43 @@ impl LoadedConfig {
                         format!("recipient {r:?}: use letters, digits, '-' and '_'"),
                     );
                 }
+            }
+        }
+
+        let st = &c.storage;
+        if st.enabled {
+            if let Some(reason) = st.unwritable(&base) {
+                p.error("storage.dir".into(), reason);
+            }
+            if let Some(key) = &st.signing_key {
+                let path = base.join(key);
+                if !path.is_file() {
+                    p.error(
+                        "storage.signing_key".into(),
+                        format!(
+                            "file {} not found; create it with `vigil keygen --out {}`",
+                            path.display(),
+                            path.display()
+                        ),
+                    );
+                } else if let Err(e) = crate::store::read_key(&path) {
+                    p.error("storage.signing_key".into(), e.to_string());
+                }
+            }
+            if st
+                .max_age_days
+                .is_some_and(|d| !(d.is_finite() && d > 0.0))
+            {
+                p.error(
+                    "storage.max_age_days".into(),
+                    "must be a positive number of days".into(),
+                );
+            }
+            if st.max_bytes == Some(0) {
+                p.error(
+                    "storage.max_bytes".into(),
+                    "must be positive (leave it out for no size limit)".into(),
+                );
             }
         }
 

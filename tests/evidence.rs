@@ -1,0 +1,561 @@
+//! Evidence on real media: snapshots on disk before `new` reaches the broker,
+//! playable clips before `end`, H.264 cameras recorded without re-encoding, the
+//! police tools across restarts, retention, and tampering named by `verify`.
+
+mod common;
+
+use common::*;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn vigil_cli() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+}
+
+/// Runs the CLI; (exit ok, stdout + stderr).
+fn cli(args: &[&str]) -> (bool, String) {
+    let out = vigil_cli().args(args).output().expect("vigil runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn sha256(path: &Path) -> Option<String> {
+    vigil::store::manifest::hash_file(path).ok().map(|(h, _)| h)
+}
+
+/// An event as it arrived on MQTT, and whether its evidence was already on disk
+/// with the hash it carries at that moment.
+struct Arrival {
+    event: Value,
+    evidence_ready: bool,
+}
+
+/// Subscribes to `vigil/events`; checks each event's files the instant it arrives.
+fn subscribe_checking(port: u16, store: PathBuf) -> Arc<Mutex<Vec<Arrival>>> {
+    let mut options = rumqttc::MqttOptions::new("evidence-test", "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut connection) = rumqttc::Client::new(options, 100);
+    client
+        .subscribe("vigil/events", rumqttc::QoS::AtLeastOnce)
+        .unwrap();
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    {
+        let arrivals = arrivals.clone();
+        std::thread::spawn(move || {
+            let _client = client;
+            for n in connection.iter() {
+                match n {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                        let _ = ready_tx.send(());
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        let event: Value = serde_json::from_slice(&p.payload).unwrap();
+                        let files: Vec<(String, String)> = match event["type"].as_str() {
+                            Some("new") => {
+                                let s = &event["snapshot"];
+                                vec![
+                                    (s["path"].to_string(), s["sha256"].to_string()),
+                                    (
+                                        s["annotated"]["path"].to_string(),
+                                        s["annotated"]["sha256"].to_string(),
+                                    ),
+                                ]
+                            }
+                            Some("end") => clips(&event)
+                                .iter()
+                                .map(|c| (c["path"].to_string(), c["sha256"].to_string()))
+                                .collect(),
+                            _ => vec![],
+                        };
+                        let evidence_ready = !files.is_empty()
+                            && files.iter().all(|(path, sha)| {
+                                let path = path.trim_matches('"');
+                                sha256(&store.join(path)).is_some_and(|h| *sha == format!("\"{h}\""))
+                            });
+                        arrivals.lock().unwrap().push(Arrival {
+                            event,
+                            evidence_ready,
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+    }
+    ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    arrivals
+}
+
+fn clips(event: &Value) -> Vec<&Value> {
+    match &event["clip"] {
+        Value::Array(list) => list.iter().collect(),
+        Value::Null => vec![],
+        one => vec![one],
+    }
+}
+
+/// Top-level MP4 boxes, in file order.
+fn mp4_boxes(path: &Path) -> Vec<String> {
+    let data = std::fs::read(path).unwrap();
+    let mut boxes = Vec::new();
+    let mut i = 0;
+    while i + 8 <= data.len() {
+        let size = u32::from_be_bytes(data[i..i + 4].try_into().unwrap()) as usize;
+        boxes.push(String::from_utf8_lossy(&data[i + 4..i + 8]).to_string());
+        if size < 8 {
+            break;
+        }
+        i += size;
+    }
+    boxes
+}
+
+/// What GStreamer finds in a clip.
+#[derive(Debug)]
+struct ClipInfo {
+    frames: usize,
+    /// End of the last decoded frame, seconds from the clip's start.
+    duration_s: f64,
+    first_is_keyframe: bool,
+    profile: String,
+    decoded_format: String,
+    width: i32,
+}
+
+fn inspect_clip(path: &Path) -> ClipInfo {
+    gst::init().unwrap();
+    // Encoded units: the first must be a keyframe; the profile says who encoded.
+    let parse = gst::parse::launch(&format!(
+        "filesrc location={} ! qtdemux ! h264parse ! appsink name=sink sync=false",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = parse
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gstreamer_app::AppSink>()
+        .unwrap();
+    parse.set_state(gst::State::Playing).unwrap();
+    let first = sink
+        .try_pull_sample(gst::ClockTime::from_seconds(10))
+        .expect("the clip has encoded frames");
+    let first_is_keyframe = !first
+        .buffer()
+        .unwrap()
+        .flags()
+        .contains(gst::BufferFlags::DELTA_UNIT);
+    let profile = first.caps().unwrap().structure(0).unwrap().get::<String>("profile").unwrap_or_default();
+    parse.set_state(gst::State::Null).unwrap();
+
+    // Decoded to the last frame, without an error.
+    let decode = gst::parse::launch(&format!(
+        "filesrc location={} ! qtdemux ! h264parse ! avdec_h264 ! appsink name=sink sync=false",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = decode
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gstreamer_app::AppSink>()
+        .unwrap();
+    decode.set_state(gst::State::Playing).unwrap();
+    let (mut frames, mut end, mut format, mut width) = (0, 0u64, String::new(), 0);
+    while let Some(s) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
+        let b = s.buffer().unwrap();
+        end = end.max(b.pts().unwrap().nseconds() + b.duration().map(|d| d.nseconds()).unwrap_or(0));
+        let st = s.caps().unwrap().structure(0).unwrap().to_owned();
+        format = st.get::<String>("format").unwrap();
+        width = st.get::<i32>("width").unwrap();
+        frames += 1;
+    }
+    let bus = decode.bus().unwrap();
+    let error = bus.pop_filtered(&[gst::MessageType::Error]);
+    assert!(error.is_none(), "{} decodes without error: {error:?}", path.display());
+    assert!(sink.is_eos(), "{} decodes to its end", path.display());
+    decode.set_state(gst::State::Null).unwrap();
+    ClipInfo {
+        frames,
+        duration_s: end as f64 / 1e9,
+        first_is_keyframe,
+        profile,
+        decoded_format: format,
+        width,
+    }
+}
+
+/// Loitering on the real one-by-one clip (H.264 in MP4) published to a real
+/// mosquitto: each `new` finds its snapshots on disk with the hashes it carries,
+/// at source resolution, the annotated one marked inside the box; each `end`
+/// finds a finished, browser-playable clip covering the alert and its rolls.
+#[test]
+fn snapshot_before_new_and_clip_before_end() {
+    let (Some(video), Some(model)) = (
+        media("people/intel_one-by-one-person-detection.mp4"),
+        model("yolox_nano_416.onnx"),
+    ) else {
+        return;
+    };
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("vigil-data");
+    let arrivals = subscribe_checking(broker.port, store.clone());
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"{}
+[[cameras]]
+id = "room"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "room"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "room"
+classes = ["person"]
+dwell_s = 18
+[alerts]
+broker = "mqtt://127.0.0.1:{}"
+"#,
+            yolox_detector(&model),
+            video.display(),
+            broker.port
+        ),
+    );
+    let (_report, events) = replay(&config);
+    let ends = events.iter().filter(|e| e["type"] == "end").count();
+    assert_eq!(ends, 3, "three loitering alerts end");
+    let arrived = |n: usize| arrivals.lock().unwrap().iter().filter(|a| a.event["type"] == "end").count() >= n;
+    for _ in 0..100 {
+        if arrived(3) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let arrivals = arrivals.lock().unwrap();
+    let video_end = 1394.0 / 10.0;
+    let mut checked = (0, 0);
+    for a in arrivals.iter() {
+        let e = &a.event;
+        let alert = &e["after"];
+        match e["type"].as_str().unwrap() {
+            "new" => {
+                assert!(a.evidence_ready, "snapshots on disk, hashes matching, when `new` arrived: {e}");
+                let clean = image::open(store.join(e["snapshot"]["path"].as_str().unwrap()))
+                    .unwrap()
+                    .to_rgb8();
+                let annotated =
+                    image::open(store.join(e["snapshot"]["annotated"]["path"].as_str().unwrap()))
+                        .unwrap()
+                        .to_rgb8();
+                assert_eq!(clean.dimensions(), (768, 432), "source resolution");
+                assert_eq!(annotated.dimensions(), (768, 432));
+                let b: Vec<f64> = alert["box"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+                let (x1, y1, x2, y2) = (
+                    (b[0] * 768.0) as u32,
+                    (b[1] * 432.0) as u32,
+                    (b[2] * 768.0).min(767.0) as u32,
+                    (b[3] * 432.0).min(431.0) as u32,
+                );
+                let mut changed = 0;
+                for y in y1..=y2 {
+                    for x in x1..=x2 {
+                        let (p, q) = (clean.get_pixel(x, y), annotated.get_pixel(x, y));
+                        if p.0.iter().zip(q.0).any(|(a, b)| a.abs_diff(b) > 40) {
+                            changed += 1;
+                        }
+                    }
+                }
+                assert!(changed > 50, "the annotated snapshot marks the box: {changed} pixels differ");
+                checked.0 += 1;
+            }
+            "end" => {
+                assert!(a.evidence_ready, "clip on disk, hash matching, when `end` arrived: {e}");
+                let clip = clips(e)[0];
+                let path = store.join(clip["path"].as_str().unwrap());
+                let boxes = mp4_boxes(&path);
+                let moov = boxes.iter().position(|b| b == "moov").unwrap();
+                let mdat = boxes.iter().position(|b| b == "mdat").unwrap();
+                assert!(moov < mdat, "index before the data (plays while downloading): {boxes:?}");
+                let info = inspect_clip(&path);
+                assert!(info.first_is_keyframe, "{info:?}");
+                assert_eq!(info.decoded_format, "I420", "H.264 yuv420p: {info:?}");
+                assert_eq!(info.width, 768, "{info:?}");
+                assert_eq!(info.profile, "main", "the camera's own stream, not re-encoded: {info:?}");
+                let start = alert["start"]["media_s"].as_f64().unwrap();
+                let end = alert["end"]["media_s"].as_f64().unwrap();
+                let clip_start = clip["start_media_s"].as_f64().unwrap();
+                let clip_duration = clip["duration_s"].as_f64().unwrap();
+                assert!((info.duration_s - clip_duration).abs() < 0.25, "{info:?} vs {clip}");
+                // Keyframes every second: the clip starts at most 1 s before start - pre_roll.
+                assert!(clip_start <= start - 5.0 + 1e-3 && clip_start > start - 6.1, "{clip} for {start}");
+                let expected_end = (end + 5.0).min(video_end);
+                let expected = expected_end - (start - 5.0);
+                assert!(
+                    (clip_duration - expected).abs() <= 1.05,
+                    "clip lasts {clip_duration} s; alert {start}..{end} + rolls = {expected} s"
+                );
+                checked.1 += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(checked, (3, 3), "three `new` and three `end` checked on arrival");
+
+    // The police tools see the same alerts, from another process.
+    let cfg = config.to_str().unwrap();
+    let (ok, out) = cli(&["alerts", "list", "-c", cfg, "--kind", "loitering", "--json"]);
+    assert!(ok, "{out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with('{')).count(), 3, "{out}");
+    let (ok, out) = cli(&["evidence", "verify", "-c", cfg]);
+    assert!(ok, "{out}");
+    assert!(out.contains("9 file(s) match"), "{out}");
+}
+
+/// An H.264 RTSP camera (in-process server): the clip is the camera's own
+/// access units, muxed without re-encoding, starting on a keyframe at or before
+/// `start - pre_roll`.
+#[test]
+fn rtsp_h264_clip_is_not_reencoded() {
+    use gstreamer_rtsp_server as rtsp;
+    use gstreamer_rtsp_server::prelude::*;
+    vigil::source::init().unwrap();
+    let server = rtsp::RTSPServer::new();
+    server.set_address("127.0.0.1");
+    server.set_service("0");
+    let factory = rtsp::RTSPMediaFactory::new();
+    // `high` profile: vigil's own encoder would write constrained-baseline.
+    factory.set_launch("( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=10/1 ! videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! video/x-h264,profile=high ! rtph264pay name=pay0 pt=96 )");
+    factory.set_shared(true);
+    server.mount_points().unwrap().add_factory("/cam", factory);
+    let main_loop = gst::glib::MainLoop::new(None, false);
+    let _id = server.attach(None).unwrap();
+    let port = server.bound_port();
+    let lp = main_loop.clone();
+    std::thread::spawn(move || lp.run());
+
+    let dir = tempfile::tempdir().unwrap();
+    let (done_tx, done_rx) = crossbeam_channel::bounded(4);
+    let recorders = vigil::record::Recorders::new(done_tx);
+    let config = vigil::record::RecordConfig {
+        pre_roll_s: 2.0,
+        post_roll_s: 1.0,
+        ..Default::default()
+    };
+    let recorder = Arc::new(recorders.camera("rtsp", &config));
+    let uri = vigil::source::SourceUri(format!("rtsp://127.0.0.1:{port}/cam"));
+    let views = [vigil::source::ViewSpec {
+        width: 416,
+        height: 416,
+        channels: vigil::detect::ChannelOrder::Bgr,
+        roi: None,
+    }];
+    let source = vigil::source::CameraSource::open(
+        "rtsp",
+        &uri,
+        None,
+        &views,
+        vigil::source::Pacing::Live,
+        Some(recorder.clone()),
+    )
+    .unwrap();
+    let next = || source.slot().take().expect("frames from the RTSP camera").pts;
+    let first = next();
+    let mut pts = first;
+    while pts.since(first) < Duration::from_secs(4) {
+        pts = next();
+    }
+    let start = pts;
+    recorder.open("rtsp-1", start, "rtsp-1".into(), dir.path().join("rtsp-1"));
+    while pts.since(start) < Duration::from_secs(2) {
+        pts = next();
+    }
+    let end = pts;
+    assert!(recorder.close("rtsp-1", end));
+    let done = loop {
+        if let Ok(done) = done_rx.try_recv() {
+            break done;
+        }
+        let now = next();
+        assert!(now.since(end) < Duration::from_secs(10), "the clip finishes after the post-roll");
+    };
+    drop(source);
+    main_loop.quit();
+    let file = done.files[0].as_ref().expect("a clip was written");
+    let start_s = start.as_secs_f64();
+    assert!(
+        file.start_media_s <= start_s - 2.0 + 1e-3 && file.start_media_s > start_s - 3.2,
+        "clip from {} for an alert at {start_s} with 2 s pre-roll",
+        file.start_media_s
+    );
+    let info = inspect_clip(&dir.path().join("rtsp-1-clip.mp4"));
+    assert!(info.first_is_keyframe, "{info:?}");
+    assert_eq!(info.profile, "high", "the camera's units, not re-encoded: {info:?}");
+    assert_eq!(info.width, 320);
+    let expected = end.as_secs_f64() + 1.0 - file.start_media_s;
+    assert!((info.duration_s - expected).abs() < 0.5, "{info:?}, expected {expected} s");
+    assert!(info.frames >= 40, "{info:?}");
+}
+
+fn lobby_config(dir: &Path, model: &Path, image: &Path, port: u16, max_bytes: Option<u64>) -> PathBuf {
+    let limit = max_bytes.map(|b| format!("max_bytes = {b}")).unwrap_or_default();
+    write_config(
+        dir,
+        &format!(
+            r#"{}
+[[cameras]]
+id = "lobby"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "lobby"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+[[cameras.rules]]
+kind = "battery_cart"
+zone = "lobby"
+classes = ["bicycle"]
+dwell_s = 1
+[alerts]
+broker = "mqtt://127.0.0.1:{port}"
+[storage]
+dir = "store"
+{limit}
+"#,
+            yolox_detector(model),
+            still_stream(image, 4)
+        ),
+    )
+}
+
+/// Several runs on one store (restarts), from the CLI as an operator would:
+/// alerts, tags and evidence survive; a tiny `max_bytes` deletes the oldest
+/// unheld evidence (logged) while alerts still reach the broker and held
+/// evidence stays; `verify` passes, then names a flipped byte, a deleted
+/// manifest line and a swapped public key. A store dir that cannot exist is a
+/// clear error from `check` and at start.
+#[test]
+fn store_survives_restarts_retention_and_names_tampering() {
+    let (Some(image), Some(model)) = (media("misc/dog.jpg"), model("yolox_nano_416.onnx")) else {
+        return;
+    };
+    let broker = Mosquitto::start();
+    let recorder = Recorder::start(broker.port, "vigil/events");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |max_bytes: Option<u64>| {
+        let config = lobby_config(dir.path(), &model, &image, broker.port, max_bytes);
+        let (ok, out) = cli(&["replay", "-c", config.to_str().unwrap(), "--events", "/dev/null"]);
+        assert!(ok, "{out}");
+        (config, out)
+    };
+    let (config, _) = run(None);
+    let cfg = config.to_str().unwrap().to_string();
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["alerts", "list", "-c", &cfg, "--json"];
+        all.extend_from_slice(args);
+        let (ok, out) = cli(&all);
+        assert!(ok, "{out}");
+        out.lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = ids(&[]);
+    assert_eq!(first.len(), 1, "one battery-cart alert per run");
+    let held = first[0].clone();
+    assert!(cli(&["alerts", "tag", "-c", &cfg, &held, "case-2026-117"]).0);
+    assert!(cli(&["alerts", "hold", "-c", &cfg, &held]).0);
+    run(None);
+    let second: Vec<String> = ids(&[]).into_iter().filter(|i| *i != held).collect();
+    assert_eq!(second.len(), 1);
+    let store = dir.path().join("store");
+    let files_of = |id: &str| -> Vec<PathBuf> {
+        let (_, out) = cli(&["alerts", "show", "-c", &cfg, id, "--json"]);
+        let d: Value = serde_json::from_str(&out[..out.rfind('}').unwrap() + 1]).unwrap();
+        d["evidence"].as_array().unwrap().iter().map(|e| store.join(e["path"].as_str().unwrap())).collect()
+    };
+    let held_files = files_of(&held);
+    let second_files = files_of(&second[0]);
+    assert_eq!(held_files.len(), 3, "two snapshots and a clip");
+    let one_alert: u64 = held_files.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+
+    // Third run, limit ≈ 1.5 alerts: the second alert's evidence goes, the held stays.
+    let (_, log) = run(Some(one_alert * 3 / 2));
+    assert!(log.contains("retention: deleted"), "deletions are logged: {log}");
+    let all = ids(&[]);
+    assert_eq!(all.len(), 3, "alerts survive restarts, evidence or not: {all:?}");
+    assert_eq!(ids(&["--tag", "case-2026-117"]), vec![held.clone()]);
+    assert!(held_files.iter().all(|f| f.exists()), "held evidence is kept");
+    assert!(second_files.iter().all(|f| !f.exists()), "the oldest unheld evidence is deleted");
+    let news = recorder.messages.lock().unwrap().iter().filter(|(_, p, _)| p.contains("\"type\":\"new\"")).count();
+    assert_eq!(news, 3, "every alert reached the broker");
+    let (ok, out) = cli(&["evidence", "verify", "-c", &cfg]);
+    assert!(ok, "retention deletions are not tampering: {out}");
+
+    // The bundle checks on its own.
+    let bundle = dir.path().join("bundle.zip");
+    assert!(cli(&["evidence", "export", "-c", &cfg, &held, "--out", bundle.to_str().unwrap()]).0);
+    let (ok, out) = cli(&["evidence", "verify", "--bundle", bundle.to_str().unwrap()]);
+    assert!(ok, "{out}");
+
+    // Tampering, each named.
+    let clip = held_files.iter().find(|f| f.to_string_lossy().ends_with("clip.mp4")).unwrap();
+    let original = std::fs::read(clip).unwrap();
+    let mut flipped = original.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x01;
+    std::fs::write(clip, &flipped).unwrap();
+    let (ok, out) = cli(&["evidence", "verify", "-c", &cfg, &held]);
+    assert!(!ok && out.contains("content changed") && out.contains(&*clip.file_name().unwrap().to_string_lossy()), "{out}");
+    std::fs::write(clip, &original).unwrap();
+
+    let manifest = store.join("manifest.jsonl");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let without: String = lines.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, l)| format!("{l}\n")).collect();
+    std::fs::write(&manifest, without).unwrap();
+    let (ok, out) = cli(&["evidence", "verify", "-c", &cfg]);
+    assert!(!ok && out.contains("entry 4 follows entry 2"), "{out}");
+    std::fs::write(&manifest, &text).unwrap();
+
+    let pub_key = store.join("signing.pub");
+    let original_key = std::fs::read_to_string(&pub_key).unwrap();
+    let other = dir.path().join("other.key");
+    let (ok, other_public) = cli(&["keygen", "--out", other.to_str().unwrap()]);
+    assert!(ok, "{other_public}");
+    let other_public = other_public.lines().find(|l| l.len() == 64).unwrap().to_string();
+    std::fs::write(&pub_key, &other_public).unwrap();
+    let (ok, out) = cli(&["evidence", "verify", "-c", &cfg]);
+    assert!(!ok && out.contains("signature does not verify"), "{out}");
+    let (ok, out) = cli(&["evidence", "verify", "--bundle", bundle.to_str().unwrap(), "--public-key", &other_public]);
+    assert!(!ok && out.contains("swapped"), "{out}");
+    std::fs::write(&pub_key, original_key).unwrap();
+    assert!(cli(&["evidence", "verify", "-c", &cfg]).0);
+
+    // A store dir that cannot exist.
+    std::fs::create_dir_all(dir.path().join("bad-store")).unwrap();
+    let bad = write_config(
+        &dir.path().join("bad-store"),
+        &std::fs::read_to_string(&config).unwrap().replace("dir = \"store\"", "dir = \"vigil.toml/data\""),
+    );
+    let (ok, out) = cli(&["check", "-c", bad.to_str().unwrap(), "--no-models"]);
+    assert!(!ok && out.contains("storage.dir") && out.contains("not a directory"), "{out}");
+    let (ok, out) = cli(&["replay", "-c", bad.to_str().unwrap()]);
+    assert!(!ok && out.contains("storage.dir"), "{out}");
+}
