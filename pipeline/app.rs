@@ -186,18 +186,11 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         }
         None => (publish_tx, None),
     };
-    let recorder_of = |id: &str| {
-        evidence
-            .as_ref()
-            .and_then(|r| r.recorders.get(id).cloned())
-    };
+    let recorder_of = |id: &str| evidence.as_ref().and_then(|r| r.recorders.get(id).cloned());
 
     // Alert ids embed the run's start, so alerts of successive runs (and
     // replays of the same file) never collide in the store.
-    let epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let epoch = crate::store::now_ms();
     let bars = MultiProgress::new();
     if !options.progress {
         bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());

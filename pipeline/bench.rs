@@ -122,9 +122,9 @@ fn inference_alone(
         return;
     };
     let views = CameraWorker::view_specs(cam, detectors);
-    let Ok(source) = SourceUri::resolve(&cam.source, &loaded.base_dir())
-        .and_then(|u| CameraSource::open(&cam.id, &u, cam.fps, &views, Pacing::AsFastAsPossible, None))
-    else {
+    let Ok(source) = SourceUri::resolve(&cam.source, &loaded.base_dir()).and_then(|u| {
+        CameraSource::open(&cam.id, &u, cam.fps, &views, Pacing::AsFastAsPossible, None)
+    }) else {
         return;
     };
     let Ok(frame) = source.slot().take() else {

@@ -498,10 +498,7 @@ impl LoadedConfig {
                     p.error("storage.signing_key".into(), e.to_string());
                 }
             }
-            if st
-                .max_age_days
-                .is_some_and(|d| !(d.is_finite() && d > 0.0))
-            {
+            if st.max_age_days.is_some_and(|d| !(d.is_finite() && d > 0.0)) {
                 p.error(
                     "storage.max_age_days".into(),
                     "must be a positive number of days".into(),

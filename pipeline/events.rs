@@ -4,8 +4,8 @@
 //! the door, a fire). Every change of it is published as an [`Event`] carrying the
 //! state before and after, Frigate-style, so a consumer that missed one message
 //! still has the full picture. Ids are stable for the life of an alert and unique
-//! across restarts of `vigil run` (they embed the run's start time); a replay uses
-//! a fixed epoch so the same input gives the same ids.
+//! across runs and replays (they embed the run's start in Unix milliseconds), so
+//! the alerts of every run can live in one evidence store.
 
 use crate::geometry::Crossing;
 use crate::source::Picture;
@@ -183,7 +183,7 @@ pub struct NewAlert {
 }
 
 impl EventSink {
-    /// `epoch`: the run's start (Unix seconds) for live runs, 0 for replays.
+    /// `epoch`: the run's start, Unix milliseconds.
     pub fn new(camera: Arc<str>, epoch: u64) -> Self {
         EventSink {
             camera,

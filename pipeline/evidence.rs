@@ -174,7 +174,14 @@ impl EvidenceStage {
         match event.lifecycle {
             Lifecycle::New => {
                 if let Err(e) = self.store.record_alert(&event.after) {
-                    error_counted(&camera, format!("alert {}: not stored: {e}: {}", event.after.id, source_chain(&e)));
+                    error_counted(
+                        &camera,
+                        format!(
+                            "alert {}: not stored: {e}: {}",
+                            event.after.id,
+                            source_chain(&e)
+                        ),
+                    );
                 }
                 match self.snapshot(&mut event) {
                     Ok(s) => event.snapshot = Some(s),
@@ -220,7 +227,8 @@ impl EvidenceStage {
         };
         let (clean_rel, clean_abs) = path("snapshot.jpg");
         let (ann_rel, ann_abs) = path("annotated.jpg");
-        snapshot::write_jpeg(&rgb, &clean_abs).map_err(|e| format!("{}: {e}", clean_abs.display()))?;
+        snapshot::write_jpeg(&rgb, &clean_abs)
+            .map_err(|e| format!("{}: {e}", clean_abs.display()))?;
         let geometry = self.geometry.get(&*a.camera);
         let local = jiff::Timestamp::from_millisecond(a.start.wall_ms as i64)
             .map(|t| {
@@ -258,7 +266,8 @@ impl EvidenceStage {
             },
         };
         let annotated = snapshot::annotate(&rgb, &annotation, self.font.as_ref());
-        snapshot::write_jpeg(&annotated, &ann_abs).map_err(|e| format!("{}: {e}", ann_abs.display()))?;
+        snapshot::write_jpeg(&annotated, &ann_abs)
+            .map_err(|e| format!("{}: {e}", ann_abs.display()))?;
         let id = a.id.clone();
         let clean = self
             .store
@@ -300,7 +309,11 @@ impl EvidenceStage {
                     }),
                     Err(e) => error_counted(
                         &camera,
-                        format!("alert {}: clip not stored: {e}: {}", done.alert_id, source_chain(&e)),
+                        format!(
+                            "alert {}: clip not stored: {e}: {}",
+                            done.alert_id,
+                            source_chain(&e)
+                        ),
                     ),
                 },
                 Err(e) => error_counted(&camera, format!("alert {}: clip: {e}", done.alert_id)),
@@ -321,7 +334,11 @@ impl EvidenceStage {
                 if let Err(e) = self.store.record_event(&event, &payload) {
                     error_counted(
                         &event.after.camera,
-                        format!("alert {}: not stored: {e}: {}", event.after.id, source_chain(&e)),
+                        format!(
+                            "alert {}: not stored: {e}: {}",
+                            event.after.id,
+                            source_chain(&e)
+                        ),
                     );
                 }
             }
@@ -348,7 +365,8 @@ impl EvidenceStage {
                         r.alert,
                         r.why
                     );
-                    metrics::counter!("vigil_evidence_deleted_total", "reason" => r.why).increment(1);
+                    metrics::counter!("vigil_evidence_deleted_total", "reason" => r.why)
+                        .increment(1);
                 }
             }
             Err(e) => error_counted("-", format!("retention: {e}: {}", source_chain(&e))),

@@ -263,7 +263,10 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
         Command::Evidence { command } => evidence_command(command),
         Command::Keygen { out } => {
             let key = vigil::store::generate_key(&out)?;
-            eprintln!("private key written to {} (mode 0600); set [storage] signing_key to it", out.display());
+            eprintln!(
+                "private key written to {} (mode 0600); set [storage] signing_key to it",
+                out.display()
+            );
             println!("{}", vigil::store::public_hex(&key.verifying_key()));
             Ok(std::process::ExitCode::SUCCESS)
         }
@@ -471,7 +474,10 @@ fn alerts_command(command: AlertsCommand) -> Result<std::process::ExitCode> {
             }
             let a = &d.alert;
             println!("alert    {}", a.id);
-            println!("camera   {}   kind {} ({})   rule {}", a.camera, a.kind, a.severity, a.rule);
+            println!(
+                "camera   {}   kind {} ({})   rule {}",
+                a.camera, a.kind, a.severity, a.rule
+            );
             println!("what     {}", a.summary);
             if let Some(z) = a.zone.as_ref().or(a.line.as_ref()) {
                 println!("where    {z}");

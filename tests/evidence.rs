@@ -81,7 +81,8 @@ fn subscribe_checking(port: u16, store: PathBuf) -> Arc<Mutex<Vec<Arrival>>> {
                         let evidence_ready = !files.is_empty()
                             && files.iter().all(|(path, sha)| {
                                 let path = path.trim_matches('"');
-                                sha256(&store.join(path)).is_some_and(|h| *sha == format!("\"{h}\""))
+                                sha256(&store.join(path))
+                                    .is_some_and(|h| *sha == format!("\"{h}\""))
                             });
                         arrivals.lock().unwrap().push(Arrival {
                             event,
@@ -158,7 +159,13 @@ fn inspect_clip(path: &Path) -> ClipInfo {
         .unwrap()
         .flags()
         .contains(gst::BufferFlags::DELTA_UNIT);
-    let profile = first.caps().unwrap().structure(0).unwrap().get::<String>("profile").unwrap_or_default();
+    let profile = first
+        .caps()
+        .unwrap()
+        .structure(0)
+        .unwrap()
+        .get::<String>("profile")
+        .unwrap_or_default();
     parse.set_state(gst::State::Null).unwrap();
 
     // Decoded to the last frame, without an error.
@@ -178,7 +185,8 @@ fn inspect_clip(path: &Path) -> ClipInfo {
     let (mut frames, mut end, mut format, mut width) = (0, 0u64, String::new(), 0);
     while let Some(s) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
         let b = s.buffer().unwrap();
-        end = end.max(b.pts().unwrap().nseconds() + b.duration().map(|d| d.nseconds()).unwrap_or(0));
+        end =
+            end.max(b.pts().unwrap().nseconds() + b.duration().map(|d| d.nseconds()).unwrap_or(0));
         let st = s.caps().unwrap().structure(0).unwrap().to_owned();
         format = st.get::<String>("format").unwrap();
         width = st.get::<i32>("width").unwrap();
@@ -186,7 +194,11 @@ fn inspect_clip(path: &Path) -> ClipInfo {
     }
     let bus = decode.bus().unwrap();
     let error = bus.pop_filtered(&[gst::MessageType::Error]);
-    assert!(error.is_none(), "{} decodes without error: {error:?}", path.display());
+    assert!(
+        error.is_none(),
+        "{} decodes without error: {error:?}",
+        path.display()
+    );
     assert!(sink.is_eos(), "{} decodes to its end", path.display());
     decode.set_state(gst::State::Null).unwrap();
     ClipInfo {
@@ -242,7 +254,15 @@ broker = "mqtt://127.0.0.1:{}"
     let (_report, events) = replay(&config);
     let ends = events.iter().filter(|e| e["type"] == "end").count();
     assert_eq!(ends, 3, "three loitering alerts end");
-    let arrived = |n: usize| arrivals.lock().unwrap().iter().filter(|a| a.event["type"] == "end").count() >= n;
+    let arrived = |n: usize| {
+        arrivals
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.event["type"] == "end")
+            .count()
+            >= n
+    };
     for _ in 0..100 {
         if arrived(3) {
             break;
@@ -257,7 +277,10 @@ broker = "mqtt://127.0.0.1:{}"
         let alert = &e["after"];
         match e["type"].as_str().unwrap() {
             "new" => {
-                assert!(a.evidence_ready, "snapshots on disk, hashes matching, when `new` arrived: {e}");
+                assert!(
+                    a.evidence_ready,
+                    "snapshots on disk, hashes matching, when `new` arrived: {e}"
+                );
                 let clean = image::open(store.join(e["snapshot"]["path"].as_str().unwrap()))
                     .unwrap()
                     .to_rgb8();
@@ -267,7 +290,12 @@ broker = "mqtt://127.0.0.1:{}"
                         .to_rgb8();
                 assert_eq!(clean.dimensions(), (768, 432), "source resolution");
                 assert_eq!(annotated.dimensions(), (768, 432));
-                let b: Vec<f64> = alert["box"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+                let b: Vec<f64> = alert["box"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect();
                 let (x1, y1, x2, y2) = (
                     (b[0] * 768.0) as u32,
                     (b[1] * 432.0) as u32,
@@ -283,29 +311,47 @@ broker = "mqtt://127.0.0.1:{}"
                         }
                     }
                 }
-                assert!(changed > 50, "the annotated snapshot marks the box: {changed} pixels differ");
+                assert!(
+                    changed > 50,
+                    "the annotated snapshot marks the box: {changed} pixels differ"
+                );
                 checked.0 += 1;
             }
             "end" => {
-                assert!(a.evidence_ready, "clip on disk, hash matching, when `end` arrived: {e}");
+                assert!(
+                    a.evidence_ready,
+                    "clip on disk, hash matching, when `end` arrived: {e}"
+                );
                 let clip = clips(e)[0];
                 let path = store.join(clip["path"].as_str().unwrap());
                 let boxes = mp4_boxes(&path);
                 let moov = boxes.iter().position(|b| b == "moov").unwrap();
                 let mdat = boxes.iter().position(|b| b == "mdat").unwrap();
-                assert!(moov < mdat, "index before the data (plays while downloading): {boxes:?}");
+                assert!(
+                    moov < mdat,
+                    "index before the data (plays while downloading): {boxes:?}"
+                );
                 let info = inspect_clip(&path);
                 assert!(info.first_is_keyframe, "{info:?}");
                 assert_eq!(info.decoded_format, "I420", "H.264 yuv420p: {info:?}");
                 assert_eq!(info.width, 768, "{info:?}");
-                assert_eq!(info.profile, "main", "the camera's own stream, not re-encoded: {info:?}");
+                assert_eq!(
+                    info.profile, "main",
+                    "the camera's own stream, not re-encoded: {info:?}"
+                );
                 let start = alert["start"]["media_s"].as_f64().unwrap();
                 let end = alert["end"]["media_s"].as_f64().unwrap();
                 let clip_start = clip["start_media_s"].as_f64().unwrap();
                 let clip_duration = clip["duration_s"].as_f64().unwrap();
-                assert!((info.duration_s - clip_duration).abs() < 0.25, "{info:?} vs {clip}");
+                assert!(
+                    (info.duration_s - clip_duration).abs() < 0.25,
+                    "{info:?} vs {clip}"
+                );
                 // Keyframes every second: the clip starts at most 1 s before start - pre_roll.
-                assert!(clip_start <= start - 5.0 + 1e-3 && clip_start > start - 6.1, "{clip} for {start}");
+                assert!(
+                    clip_start <= start - 5.0 + 1e-3 && clip_start > start - 6.1,
+                    "{clip} for {start}"
+                );
                 let expected_end = (end + 5.0).min(video_end);
                 let expected = expected_end - (start - 5.0);
                 assert!(
@@ -317,13 +363,21 @@ broker = "mqtt://127.0.0.1:{}"
             _ => {}
         }
     }
-    assert_eq!(checked, (3, 3), "three `new` and three `end` checked on arrival");
+    assert_eq!(
+        checked,
+        (3, 3),
+        "three `new` and three `end` checked on arrival"
+    );
 
     // The police tools see the same alerts, from another process.
     let cfg = config.to_str().unwrap();
     let (ok, out) = cli(&["alerts", "list", "-c", cfg, "--kind", "loitering", "--json"]);
     assert!(ok, "{out}");
-    assert_eq!(out.lines().filter(|l| l.starts_with('{')).count(), 3, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with('{')).count(),
+        3,
+        "{out}"
+    );
     let (ok, out) = cli(&["evidence", "verify", "-c", cfg]);
     assert!(ok, "{out}");
     assert!(out.contains("9 file(s) match"), "{out}");
@@ -342,7 +396,7 @@ fn rtsp_h264_clip_is_not_reencoded() {
     server.set_service("0");
     let factory = rtsp::RTSPMediaFactory::new();
     // `high` profile: vigil's own encoder would write constrained-baseline.
-    factory.set_launch("( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=10/1 ! videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! video/x-h264,profile=high ! rtph264pay name=pay0 pt=96 )");
+    factory.set_launch("( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=10/1 ! videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=veryfast key-int-max=10 ! video/x-h264,profile=high ! rtph264pay name=pay0 pt=96 )");
     factory.set_shared(true);
     server.mount_points().unwrap().add_factory("/cam", factory);
     let main_loop = gst::glib::MainLoop::new(None, false);
@@ -376,7 +430,13 @@ fn rtsp_h264_clip_is_not_reencoded() {
         Some(recorder.clone()),
     )
     .unwrap();
-    let next = || source.slot().take().expect("frames from the RTSP camera").pts;
+    let next = || {
+        source
+            .slot()
+            .take()
+            .expect("frames from the RTSP camera")
+            .pts
+    };
     let first = next();
     let mut pts = first;
     while pts.since(first) < Duration::from_secs(4) {
@@ -394,7 +454,10 @@ fn rtsp_h264_clip_is_not_reencoded() {
             break done;
         }
         let now = next();
-        assert!(now.since(end) < Duration::from_secs(10), "the clip finishes after the post-roll");
+        assert!(
+            now.since(end) < Duration::from_secs(10),
+            "the clip finishes after the post-roll"
+        );
     };
     drop(source);
     main_loop.quit();
@@ -407,15 +470,29 @@ fn rtsp_h264_clip_is_not_reencoded() {
     );
     let info = inspect_clip(&dir.path().join("rtsp-1-clip.mp4"));
     assert!(info.first_is_keyframe, "{info:?}");
-    assert_eq!(info.profile, "high", "the camera's units, not re-encoded: {info:?}");
+    assert_eq!(
+        info.profile, "high",
+        "the camera's units, not re-encoded: {info:?}"
+    );
     assert_eq!(info.width, 320);
     let expected = end.as_secs_f64() + 1.0 - file.start_media_s;
-    assert!((info.duration_s - expected).abs() < 0.5, "{info:?}, expected {expected} s");
+    assert!(
+        (info.duration_s - expected).abs() < 0.5,
+        "{info:?}, expected {expected} s"
+    );
     assert!(info.frames >= 40, "{info:?}");
 }
 
-fn lobby_config(dir: &Path, model: &Path, image: &Path, port: u16, max_bytes: Option<u64>) -> PathBuf {
-    let limit = max_bytes.map(|b| format!("max_bytes = {b}")).unwrap_or_default();
+fn lobby_config(
+    dir: &Path,
+    model: &Path,
+    image: &Path,
+    port: u16,
+    max_bytes: Option<u64>,
+) -> PathBuf {
+    let limit = max_bytes
+        .map(|b| format!("max_bytes = {b}"))
+        .unwrap_or_default();
     write_config(
         dir,
         &format!(
@@ -460,7 +537,13 @@ fn store_survives_restarts_retention_and_names_tampering() {
     let dir = tempfile::tempdir().unwrap();
     let run = |max_bytes: Option<u64>| {
         let config = lobby_config(dir.path(), &model, &image, broker.port, max_bytes);
-        let (ok, out) = cli(&["replay", "-c", config.to_str().unwrap(), "--events", "/dev/null"]);
+        let (ok, out) = cli(&[
+            "replay",
+            "-c",
+            config.to_str().unwrap(),
+            "--events",
+            "/dev/null",
+        ]);
         assert!(ok, "{out}");
         (config, out)
     };
@@ -473,7 +556,12 @@ fn store_survives_restarts_retention_and_names_tampering() {
         assert!(ok, "{out}");
         out.lines()
             .filter(|l| l.starts_with('{'))
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect()
     };
     let first = ids(&[]);
@@ -488,47 +576,97 @@ fn store_survives_restarts_retention_and_names_tampering() {
     let files_of = |id: &str| -> Vec<PathBuf> {
         let (_, out) = cli(&["alerts", "show", "-c", &cfg, id, "--json"]);
         let d: Value = serde_json::from_str(&out[..out.rfind('}').unwrap() + 1]).unwrap();
-        d["evidence"].as_array().unwrap().iter().map(|e| store.join(e["path"].as_str().unwrap())).collect()
+        d["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| store.join(e["path"].as_str().unwrap()))
+            .collect()
     };
     let held_files = files_of(&held);
     let second_files = files_of(&second[0]);
     assert_eq!(held_files.len(), 3, "two snapshots and a clip");
-    let one_alert: u64 = held_files.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+    let one_alert: u64 = held_files
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
 
     // Third run, limit ≈ 1.5 alerts: the second alert's evidence goes, the held stays.
     let (_, log) = run(Some(one_alert * 3 / 2));
-    assert!(log.contains("retention: deleted"), "deletions are logged: {log}");
+    assert!(
+        log.contains("retention: deleted"),
+        "deletions are logged: {log}"
+    );
     let all = ids(&[]);
-    assert_eq!(all.len(), 3, "alerts survive restarts, evidence or not: {all:?}");
+    assert_eq!(
+        all.len(),
+        3,
+        "alerts survive restarts, evidence or not: {all:?}"
+    );
     assert_eq!(ids(&["--tag", "case-2026-117"]), vec![held.clone()]);
-    assert!(held_files.iter().all(|f| f.exists()), "held evidence is kept");
-    assert!(second_files.iter().all(|f| !f.exists()), "the oldest unheld evidence is deleted");
-    let news = recorder.messages.lock().unwrap().iter().filter(|(_, p, _)| p.contains("\"type\":\"new\"")).count();
+    assert!(
+        held_files.iter().all(|f| f.exists()),
+        "held evidence is kept"
+    );
+    assert!(
+        second_files.iter().all(|f| !f.exists()),
+        "the oldest unheld evidence is deleted"
+    );
+    let news = recorder
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p, _)| p.contains("\"type\":\"new\""))
+        .count();
     assert_eq!(news, 3, "every alert reached the broker");
     let (ok, out) = cli(&["evidence", "verify", "-c", &cfg]);
     assert!(ok, "retention deletions are not tampering: {out}");
 
     // The bundle checks on its own.
     let bundle = dir.path().join("bundle.zip");
-    assert!(cli(&["evidence", "export", "-c", &cfg, &held, "--out", bundle.to_str().unwrap()]).0);
+    assert!(
+        cli(&[
+            "evidence",
+            "export",
+            "-c",
+            &cfg,
+            &held,
+            "--out",
+            bundle.to_str().unwrap()
+        ])
+        .0
+    );
     let (ok, out) = cli(&["evidence", "verify", "--bundle", bundle.to_str().unwrap()]);
     assert!(ok, "{out}");
 
     // Tampering, each named.
-    let clip = held_files.iter().find(|f| f.to_string_lossy().ends_with("clip.mp4")).unwrap();
+    let clip = held_files
+        .iter()
+        .find(|f| f.to_string_lossy().ends_with("clip.mp4"))
+        .unwrap();
     let original = std::fs::read(clip).unwrap();
     let mut flipped = original.clone();
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x01;
     std::fs::write(clip, &flipped).unwrap();
     let (ok, out) = cli(&["evidence", "verify", "-c", &cfg, &held]);
-    assert!(!ok && out.contains("content changed") && out.contains(&*clip.file_name().unwrap().to_string_lossy()), "{out}");
+    assert!(
+        !ok && out.contains("content changed")
+            && out.contains(&*clip.file_name().unwrap().to_string_lossy()),
+        "{out}"
+    );
     std::fs::write(clip, &original).unwrap();
 
     let manifest = store.join("manifest.jsonl");
     let text = std::fs::read_to_string(&manifest).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    let without: String = lines.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, l)| format!("{l}\n")).collect();
+    let without: String = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
     std::fs::write(&manifest, without).unwrap();
     let (ok, out) = cli(&["evidence", "verify", "-c", &cfg]);
     assert!(!ok && out.contains("entry 4 follows entry 2"), "{out}");
@@ -539,11 +677,22 @@ fn store_survives_restarts_retention_and_names_tampering() {
     let other = dir.path().join("other.key");
     let (ok, other_public) = cli(&["keygen", "--out", other.to_str().unwrap()]);
     assert!(ok, "{other_public}");
-    let other_public = other_public.lines().find(|l| l.len() == 64).unwrap().to_string();
+    let other_public = other_public
+        .lines()
+        .find(|l| l.len() == 64)
+        .unwrap()
+        .to_string();
     std::fs::write(&pub_key, &other_public).unwrap();
     let (ok, out) = cli(&["evidence", "verify", "-c", &cfg]);
     assert!(!ok && out.contains("signature does not verify"), "{out}");
-    let (ok, out) = cli(&["evidence", "verify", "--bundle", bundle.to_str().unwrap(), "--public-key", &other_public]);
+    let (ok, out) = cli(&[
+        "evidence",
+        "verify",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--public-key",
+        &other_public,
+    ]);
     assert!(!ok && out.contains("swapped"), "{out}");
     std::fs::write(&pub_key, original_key).unwrap();
     assert!(cli(&["evidence", "verify", "-c", &cfg]).0);
@@ -552,10 +701,15 @@ fn store_survives_restarts_retention_and_names_tampering() {
     std::fs::create_dir_all(dir.path().join("bad-store")).unwrap();
     let bad = write_config(
         &dir.path().join("bad-store"),
-        &std::fs::read_to_string(&config).unwrap().replace("dir = \"store\"", "dir = \"vigil.toml/data\""),
+        &std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("dir = \"store\"", "dir = \"vigil.toml/data\""),
     );
     let (ok, out) = cli(&["check", "-c", bad.to_str().unwrap(), "--no-models"]);
-    assert!(!ok && out.contains("storage.dir") && out.contains("not a directory"), "{out}");
+    assert!(
+        !ok && out.contains("storage.dir") && out.contains("not a directory"),
+        "{out}"
+    );
     let (ok, out) = cli(&["replay", "-c", bad.to_str().unwrap()]);
     assert!(!ok && out.contains("storage.dir"), "{out}");
 }

@@ -400,9 +400,15 @@ fn rtsp_source_decodes() {
         channels: vigil::detect::ChannelOrder::Bgr,
         roi: None,
     }];
-    let source =
-        vigil::source::CameraSource::open("rtsp", &uri, None, &views, vigil::source::Pacing::Live, None)
-            .unwrap();
+    let source = vigil::source::CameraSource::open(
+        "rtsp",
+        &uri,
+        None,
+        &views,
+        vigil::source::Pacing::Live,
+        None,
+    )
+    .unwrap();
     for _ in 0..5 {
         let frame = source.slot().take().expect("frames from the RTSP camera");
         assert_eq!((frame.width, frame.height), (320, 240));

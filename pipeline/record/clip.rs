@@ -94,9 +94,7 @@ impl Segment {
                     .map(|d| gst::ClockTime::from_nseconds(d.saturating_sub(self.offset))),
             );
         }
-        self.end_pts = self
-            .end_pts
-            .max(unit.pts + unit.duration.unwrap_or(0));
+        self.end_pts = self.end_pts.max(unit.pts + unit.duration.unwrap_or(0));
         self.units += 1;
         // Never blocks (appsrc `block=false`): the camera's decoder must not wait on disk.
         let _ = self.src.push_buffer(buffer);
@@ -191,8 +189,10 @@ pub(super) fn spawn_writer(
     let handle = std::thread::Builder::new()
         .name("clip-writer".into())
         .spawn(move || {
-            let mut partial: std::collections::HashMap<String, Vec<Result<super::ClipFile, String>>> =
-                Default::default();
+            let mut partial: std::collections::HashMap<
+                String,
+                Vec<Result<super::ClipFile, String>>,
+            > = Default::default();
             for job in rx {
                 let result = match job.finishing {
                     Some(f) => f.finish(),

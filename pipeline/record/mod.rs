@@ -24,6 +24,9 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+/// Seconds kept in the ring beyond the pre-roll.
+const RING_SLACK_S: f64 = 20.0;
+
 /// `[cameras.record]`: clips around each alert.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -252,8 +255,7 @@ impl CameraRecorder {
     pub fn source_ended(&self) {
         let mut s = self.lock();
         s.ended = true;
-        let (done, open): (Vec<Job>, Vec<Job>) =
-            s.jobs.drain(..).partition(|j| j.until.is_some());
+        let (done, open): (Vec<Job>, Vec<Job>) = s.jobs.drain(..).partition(|j| j.until.is_some());
         s.jobs = open;
         for job in done {
             self.finish(job);
@@ -287,9 +289,11 @@ impl Recorders {
     }
 
     pub fn camera(&self, camera: &str, config: &RecordConfig) -> CameraRecorder {
-        // Keep the pre-roll plus two seconds of slack for the event stage to
-        // open the clip after the confirming frame.
-        let keep = ((config.pre_roll_s + 2.0) * 1e9) as u64;
+        // Keep the pre-roll plus slack: units are tapped before the decoder,
+        // which in a replay runs up to several seconds ahead of the worker
+        // (demuxer queues), and the event stage opens the clip a little after
+        // the confirming frame. The byte cap still bounds it.
+        let keep = ((config.pre_roll_s + RING_SLACK_S) * 1e9) as u64;
         CameraRecorder {
             camera: camera.into(),
             config: config.clone(),

@@ -60,7 +60,12 @@ impl Ring {
         let newest = unit.pts;
         self.units.push_back(unit);
         // Drop whole GOPs that are older than needed.
-        while let Some(next_key) = self.units.iter().skip(1).position(|u| u.keyframe).map(|i| i + 1)
+        while let Some(next_key) = self
+            .units
+            .iter()
+            .skip(1)
+            .position(|u| u.keyframe)
+            .map(|i| i + 1)
         {
             let next_key_pts = self.units[next_key].pts;
             let too_old = next_key_pts.saturating_add(self.keep_ns) <= newest;

@@ -85,10 +85,21 @@ pub fn annotate(clean: &RgbImage, a: &Annotation<'_>, font: Option<&FontVec>) ->
 }
 
 /// Text on a dark box, so it reads on any background.
-fn draw_label(img: &mut RgbImage, font: &FontVec, x: f32, y: f32, text: &str, color: Rgb<u8>, rel: f32) {
+fn draw_label(
+    img: &mut RgbImage,
+    font: &FontVec,
+    x: f32,
+    y: f32,
+    text: &str,
+    color: Rgb<u8>,
+    rel: f32,
+) {
     let size = (img.height() as f32 / 28.0).max(12.0) * rel;
     let scaled = font.as_scaled(PxScale::from(size));
-    let width: f32 = text.chars().map(|c| scaled.h_advance(scaled.glyph_id(c))).sum();
+    let width: f32 = text
+        .chars()
+        .map(|c| scaled.h_advance(scaled.glyph_id(c)))
+        .sum();
     let pad = size * 0.15;
     let (bx, by) = (x.max(0.0), y.max(0.0));
     for yy in by as i32..(by + size * 1.2 + 2.0 * pad) as i32 {
@@ -109,7 +120,10 @@ fn draw_label(img: &mut RgbImage, font: &FontVec, x: f32, y: f32, text: &str, co
         if let Some(outlined) = font.outline_glyph(glyph) {
             let bounds = outlined.px_bounds();
             outlined.draw(|gx, gy, coverage| {
-                let (xx, yy) = (bounds.min.x as i32 + gx as i32, bounds.min.y as i32 + gy as i32);
+                let (xx, yy) = (
+                    bounds.min.x as i32 + gx as i32,
+                    bounds.min.y as i32 + gy as i32,
+                );
                 if let Some(p) = pixel(img, xx, yy) {
                     for (dst, src) in p.0.iter_mut().zip(color.0) {
                         *dst = (*dst as f32 * (1.0 - coverage) + src as f32 * coverage) as u8;
@@ -127,7 +141,11 @@ fn pixel(img: &mut RgbImage, x: i32, y: i32) -> Option<&mut Rgb<u8>> {
 
 /// A line `thick` pixels wide (squares stamped along it).
 fn draw_line(img: &mut RgbImage, from: (f32, f32), to: (f32, f32), color: Rgb<u8>, thick: i32) {
-    let steps = (to.0 - from.0).abs().max((to.1 - from.1).abs()).ceil().max(1.0) as i32;
+    let steps = (to.0 - from.0)
+        .abs()
+        .max((to.1 - from.1).abs())
+        .ceil()
+        .max(1.0) as i32;
     let half = thick / 2;
     for i in 0..=steps {
         let t = i as f32 / steps as f32;

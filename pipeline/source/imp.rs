@@ -274,7 +274,9 @@ fn add_encoder_branch(
     // From RGB x264 would pick 4:4:4, which browsers cannot play.
     raw_caps.set_property(
         "caps",
-        gst::Caps::builder("video/x-raw").field("format", "I420").build(),
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .build(),
     );
     let encoder = named("x264enc")?;
     encoder.set_property_from_str("speed-preset", "ultrafast");

@@ -258,7 +258,11 @@ pub fn check_chain(text: &str, key: &VerifyingKey, expect_gaps: bool) -> ChainCh
                         "manifest line {n}: entry {} follows entry {seq}: {} entr{} deleted",
                         entry.seq,
                         entry.seq - seq - 1,
-                        if entry.seq - seq - 1 == 1 { "y was" } else { "ies were" }
+                        if entry.seq - seq - 1 == 1 {
+                            "y was"
+                        } else {
+                            "ies were"
+                        }
                     ));
                 } else if entry.seq == seq + 1 && entry.prev != *hash {
                     check.failures.push(format!(
@@ -309,7 +313,8 @@ mod tests {
         let path = dir.path().join("manifest.jsonl");
         let mut w = ManifestWriter::open(&path, key()).unwrap();
         for i in 0..entries {
-            w.append(Op::Add, &format!("f{i}"), "ab", 1, "a", 1).unwrap();
+            w.append(Op::Add, &format!("f{i}"), "ab", 1, "a", 1)
+                .unwrap();
         }
         (dir, path)
     }

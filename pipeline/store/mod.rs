@@ -141,7 +141,9 @@ pub enum StoreError {
         pid.as_deref().map(|p| format!(" (pid {p})")).unwrap_or_default()
     )]
     Locked { dir: PathBuf, pid: Option<String> },
-    #[error("storage dir {dir}: no store here (vigil.db is missing); is --config the one vigil runs with?")]
+    #[error(
+        "storage dir {dir}: no store here (vigil.db is missing); is --config the one vigil runs with?"
+    )]
     Missing { dir: PathBuf },
     #[error("store {path}")]
     Sql {
@@ -353,7 +355,11 @@ impl Store {
         };
         let public = public_hex(&key.verifying_key());
         let pub_path = dir.join("signing.pub");
-        if std::fs::read_to_string(&pub_path).ok().map(|t| t.trim().to_string()) != Some(public.clone()) {
+        if std::fs::read_to_string(&pub_path)
+            .ok()
+            .map(|t| t.trim().to_string())
+            != Some(public.clone())
+        {
             if pub_path.exists() {
                 tracing::warn!(
                     "store {}: the signing key changed; earlier manifest entries verify only with the earlier public key, kept in signing.pub.old",
@@ -368,12 +374,13 @@ impl Store {
                 }
             })?;
         }
-        let manifest = ManifestWriter::open(&dir.join("manifest.jsonl"), key).map_err(|source| {
-            StoreError::File {
-                path: dir.join("manifest.jsonl"),
-                source,
-            }
-        })?;
+        let manifest =
+            ManifestWriter::open(&dir.join("manifest.jsonl"), key).map_err(|source| {
+                StoreError::File {
+                    path: dir.join("manifest.jsonl"),
+                    source,
+                }
+            })?;
         let mut store = Self::connect(&dir, config)?;
         store.writer = Some(Writer {
             manifest,
@@ -434,13 +441,18 @@ impl Store {
     /// The public key that verifies this store's manifest (`signing.pub`).
     pub fn public_key(&self) -> Result<VerifyingKey, StoreError> {
         let path = self.dir.join("signing.pub");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| StoreError::File { path, source })?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| StoreError::File { path, source })?;
         Ok(parse_public(&text)?)
     }
 
     /// Where an alert's evidence files go, without their suffix: (relative, absolute).
-    pub fn evidence_base(&self, camera: &str, alert_id: &str, start_wall_ms: u64) -> (String, PathBuf) {
+    pub fn evidence_base(
+        &self,
+        camera: &str,
+        alert_id: &str,
+        start_wall_ms: u64,
+    ) -> (String, PathBuf) {
         let day = jiff::Timestamp::from_millisecond(start_wall_ms as i64)
             .map(|t| t.strftime("%Y-%m-%d").to_string())
             .unwrap_or_else(|_| "undated".into());
@@ -450,7 +462,13 @@ impl Store {
     }
 
     /// Where an alert's evidence file `<id>-<suffix>` goes: (relative, absolute).
-    pub fn evidence_path(&self, camera: &str, alert_id: &str, start_wall_ms: u64, suffix: &str) -> (String, PathBuf) {
+    pub fn evidence_path(
+        &self,
+        camera: &str,
+        alert_id: &str,
+        start_wall_ms: u64,
+        suffix: &str,
+    ) -> (String, PathBuf) {
         let (base, _) = self.evidence_base(camera, alert_id, start_wall_ms);
         let rel = format!("{base}-{suffix}");
         let abs = self.dir.join(&rel);
@@ -465,7 +483,9 @@ impl Store {
 
     /// Records an alert's current state (before its evidence refers to it).
     pub fn record_alert(&mut self, alert: &Alert) -> Result<(), StoreError> {
-        upsert_alert(&self.conn, alert).map(|_| ()).map_err(|e| self.sql(e))
+        upsert_alert(&self.conn, alert)
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
     }
 
     /// Records an event and the alert's state after it, in one transaction.
@@ -642,22 +662,24 @@ impl Store {
 
     /// One alert with its events, evidence, tags and hold.
     pub fn alert(&self, id: &str) -> Result<AlertDetail, StoreError> {
-        let sql = format!("SELECT {} FROM alerts a WHERE a.id = ?1", Self::ALERT_COLUMNS);
+        let sql = format!(
+            "SELECT {} FROM alerts a WHERE a.id = ?1",
+            Self::ALERT_COLUMNS
+        );
         let alert = self
             .conn
             .query_row(&sql, params![id], Self::alert_from_row)
             .optional()
             .map_err(|e| self.sql(e))?
             .ok_or_else(|| StoreError::NoAlert { id: id.into() })?;
-        let events = self
-            .query(
-                "SELECT payload FROM events WHERE alert_id = ?1 ORDER BY seq",
-                id,
-                |r| {
-                    let p: String = r.get(0)?;
-                    Ok(serde_json::from_str(&p).unwrap_or(serde_json::Value::Null))
-                },
-            )?;
+        let events = self.query(
+            "SELECT payload FROM events WHERE alert_id = ?1 ORDER BY seq",
+            id,
+            |r| {
+                let p: String = r.get(0)?;
+                Ok(serde_json::from_str(&p).unwrap_or(serde_json::Value::Null))
+            },
+        )?;
         let evidence = self.evidence(id)?;
         let tags = self.query(
             "SELECT text, who, at_ms FROM tags WHERE alert_id = ?1 ORDER BY at_ms",
@@ -738,7 +760,11 @@ impl Store {
     fn require_alert(&self, id: &str) -> Result<(), StoreError> {
         let found = self
             .conn
-            .query_row("SELECT 1 FROM alerts WHERE id = ?1", params![id], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM alerts WHERE id = ?1",
+                params![id],
+                |_| Ok(()),
+            )
             .optional()
             .map_err(|e| self.sql(e))?;
         found.ok_or_else(|| StoreError::NoAlert { id: id.into() })
@@ -1018,9 +1044,7 @@ impl Store {
         })?;
         Ok(text
             .lines()
-            .filter(|l| {
-                serde_json::from_str::<manifest::Entry>(l).is_ok_and(|e| e.alert == alert)
-            })
+            .filter(|l| serde_json::from_str::<manifest::Entry>(l).is_ok_and(|e| e.alert == alert))
             .map(String::from)
             .collect())
     }
@@ -1130,7 +1154,10 @@ mod tests {
                 ..StorageConfig::default()
             };
             let err = Store::open_writer(&config, tmp.path()).err().unwrap();
-            assert!(err.to_string().contains("in use by another vigil process"), "{err}");
+            assert!(
+                err.to_string().contains("in use by another vigil process"),
+                "{err}"
+            );
             s.record_event(&end, "{}").unwrap();
         }
         let s = store(tmp.path(), None);

@@ -97,10 +97,9 @@ pub enum MigrationError {
 
 /// Brings the database up to [`VERSION`].
 pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
-    let current: usize = conn
-        .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
-        .map_err(|source| MigrationError::Failed { version: 0, source })?
-        as usize;
+    let current: usize =
+        conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+            .map_err(|source| MigrationError::Failed { version: 0, source })? as usize;
     if current > VERSION {
         return Err(MigrationError::TooNew { found: current });
     }
