@@ -61,6 +61,8 @@ pub struct CameraReport {
     pub elapsed: Duration,
     /// Process resident memory when this camera ended, its pipeline still up.
     pub rss_at_end_mb: f64,
+    /// Encoded video held in the camera's recording ring at the end (0 without a store).
+    pub ring_bytes: usize,
 }
 
 pub struct RunReport {
@@ -230,6 +232,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                         events: 0,
                         elapsed: started.elapsed(),
                         rss_at_end_mb: 0.0,
+                        ring_bytes: 0,
                     });
                     continue;
                 }
@@ -253,6 +256,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                 let mut source = source;
                 let mut pts_offset = crate::time::MediaTime::ZERO;
                 let mut rss_at_end_mb;
+                let mut ring_bytes = 0;
                 let end = loop {
                     let end = worker.run(source.slot(), pts_offset, &events_tx, |frame| {
                         if stop.load(Ordering::SeqCst)
@@ -270,6 +274,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                     });
                     rss_at_end_mb = crate::stats::resident_mb();
                     if let Some(r) = &recorder {
+                        ring_bytes = r.ring_bytes();
                         r.source_ended();
                     }
                     let again = end == SourceEnd::Finished
@@ -301,6 +306,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                     stats: std::mem::take(&mut worker.stats),
                     elapsed: started.elapsed(),
                     rss_at_end_mb,
+                    ring_bytes,
                 }
             }));
         }

@@ -67,6 +67,10 @@ pub struct BenchReport {
     pub rss_growth_pct: f64,
     /// RSS at 10%, 25%, 50%, 75% and 100% of the run, MB: flat means no leak.
     pub rss_series_mb: Vec<f64>,
+    /// Evidence recorded (`[storage] enabled`): snapshots, clips, the store.
+    pub recording: bool,
+    /// Encoded video held in all cameras' recording rings at the end, MB.
+    pub ring_mb: f64,
     /// Slowest camera's fps / the median camera's (target ≥ 0.9: none starved).
     pub camera_fps_min_ratio: f64,
     pub cameras: Vec<CameraBench>,
@@ -82,6 +86,8 @@ pub struct CameraBench {
     pub frames_skipped: u64,
     pub frames_dropped: u64,
     pub inferences: u64,
+    /// Encoded video in the camera's recording ring at the end, MB.
+    pub ring_mb: f64,
 }
 
 fn round3(v: f64) -> f64 {
@@ -233,6 +239,7 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
             fps: round3(c.stats.frames as f64 / c.elapsed.as_secs_f64().max(1e-9)),
             e2e_ms: c.stats.end_to_end.percentiles(),
             frames_skipped: c.stats.motion_skipped,
+            ring_mb: round3(c.ring_bytes as f64 / 1e6),
             frames_dropped: c.stats.dropped,
             inferences: c.stats.inferences,
         });
@@ -301,6 +308,15 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
             (rss_end - report.rss_before_cameras_mb).max(0.0) / report.cameras.len().max(1) as f64,
         ),
         rss_growth_pct,
+        recording: loaded.config.storage.enabled,
+        ring_mb: round3(
+            report
+                .cameras
+                .iter()
+                .map(|c| c.ring_bytes as f64)
+                .sum::<f64>()
+                / 1e6,
+        ),
         rss_series_mb,
         camera_fps_min_ratio,
         cameras,
@@ -388,6 +404,12 @@ impl BenchReport {
             s,
             "resident memory {:.1} MB, {:.1} MB per camera, growth {:+.1}% from 10% into the run (at 10/25/50/75/100%: {:?} MB)",
             self.rss_mb, self.rss_per_camera_mb, self.rss_growth_pct, self.rss_series_mb
+        );
+        let _ = writeln!(
+            s,
+            "recording {}: {:.1} MB of encoded video in the cameras' rings",
+            if self.recording { "on" } else { "off" },
+            self.ring_mb
         );
         s
     }

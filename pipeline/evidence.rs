@@ -15,7 +15,7 @@
 
 use crate::config::Config;
 use crate::events::{ClipRef, ClipRefs, Event, FileRef, Lifecycle, Severity, SnapshotRef};
-use crate::record::snapshot::{self, Annotation};
+use crate::record::snapshot::{self, Annotation, LinePoints};
 use crate::record::{CameraRecorder, ClipsDone, Recorders};
 use crate::store::{EvidenceKind, Store};
 use ab_glyph::FontVec;
@@ -36,7 +36,7 @@ const AGE_RETENTION_EVERY: Duration = Duration::from_secs(600);
 struct Geometry {
     name: String,
     zones: HashMap<String, Vec<[f32; 2]>>,
-    lines: HashMap<String, ([f32; 2], [f32; 2], [f32; 2])>,
+    lines: HashMap<String, LinePoints>,
 }
 
 pub struct EvidenceStage {

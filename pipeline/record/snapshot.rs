@@ -24,6 +24,9 @@ pub fn find_font() -> Option<FontVec> {
         .find_map(|bytes| FontVec::try_from_vec(bytes).ok())
 }
 
+/// An entrance line `from`, `to`, and a point on its inside, as fractions.
+pub type LinePoints = ([f32; 2], [f32; 2], [f32; 2]);
+
 /// What the annotated snapshot shows, in fractions of the frame.
 pub struct Annotation<'a> {
     pub bbox: [f32; 4],
@@ -32,7 +35,7 @@ pub struct Annotation<'a> {
     /// Loitering and battery-cart zones: a closed polygon.
     pub zone: Option<&'a [[f32; 2]]>,
     /// An entrance line, and a point on its inside.
-    pub line: Option<([f32; 2], [f32; 2], [f32; 2])>,
+    pub line: Option<LinePoints>,
     pub title: String,
     pub color: [u8; 3],
 }

@@ -128,10 +128,13 @@ impl CameraSource {
         gst::Element::link_many([&tee, &full_queue, full_sink.upcast_ref()])
             .map_err(|e| open_err(uri, e))?;
 
+        let mut even_crop = None;
         if let Some(recorder) = &recorder {
-            let valve = add_encoder_branch(&pipeline, &tee, recorder.clone(), pacing, &make)
-                .map_err(|e| open_err(uri, e))?;
+            let (valve, crop) =
+                add_encoder_branch(&pipeline, &tee, recorder.clone(), pacing, &make)
+                    .map_err(|e| open_err(uri, e))?;
             tap_parsers(&pipeline, &decode, recorder.clone(), valve);
+            even_crop = Some(crop);
         }
 
         let mut branches = Vec::new();
@@ -182,6 +185,11 @@ impl CameraSource {
                     && let Ok(vi) = gst_video::VideoInfo::from_caps(c.caps())
                 {
                     configure_branches(&branches, &geometry, vi.width(), vi.height());
+                    if let Some(crop) = &even_crop {
+                        // 4:2:0 H.264 needs even sizes; x264 refuses odd ones.
+                        crop.set_property("right", (vi.width() % 2) as i32);
+                        crop.set_property("bottom", (vi.height() % 2) as i32);
+                    }
                 }
                 gst::PadProbeReturn::Ok
             });
@@ -247,19 +255,21 @@ impl Drop for CameraSource {
     }
 }
 
-/// For sources that are not H.264/H.265: `valve → queue → videoconvert → x264enc →
-/// h264parse → appsink` feeds the recorder encoded frames. Returns the valve,
-/// which [`tap_parsers`] closes when the source turns out to carry H.264/H.265
-/// (then the camera's own units are recorded and nothing is encoded).
+/// For sources that are not H.264/H.265: `valve → queue → videocrop → videoconvert →
+/// x264enc → h264parse → appsink` feeds the recorder encoded frames. Returns the
+/// valve, which [`tap_parsers`] closes when the source turns out to carry
+/// H.264/H.265 (then the camera's own units are recorded and nothing is
+/// encoded), and the crop, set to even sizes once the caps are known.
 fn add_encoder_branch(
     pipeline: &gst::Pipeline,
     tee: &gst::Element,
     recorder: Arc<CameraRecorder>,
     pacing: Pacing,
     make: &dyn Fn(&str) -> Result<gst::Element, SourceError>,
-) -> Result<gst::Element, String> {
+) -> Result<(gst::Element, gst::Element), String> {
     let named = |f: &str| make(f).map_err(|e| e.to_string());
     let valve = named("valve")?;
+    let crop = named("videocrop")?;
     let queue = named("queue")?;
     queue.set_property("max-size-buffers", 4u32);
     queue.set_property("max-size-bytes", 0u32);
@@ -329,6 +339,7 @@ fn add_encoder_branch(
     let elements = [
         &valve,
         &queue,
+        &crop,
         &convert,
         &raw_caps,
         &encoder,
@@ -339,7 +350,7 @@ fn add_encoder_branch(
     pipeline.add_many(elements).map_err(|e| e.to_string())?;
     gst::Element::link_many(elements).map_err(|e| e.to_string())?;
     tee.link(&valve).map_err(|e| e.to_string())?;
-    Ok(valve)
+    Ok((valve, crop))
 }
 
 /// `shift`: subtracted from the timestamps (the segment start of an encoder

@@ -721,12 +721,10 @@ impl Store {
         map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>, StoreError> {
         let mut stmt = self.conn.prepare(sql).map_err(|e| self.sql(e))?;
-        let rows = stmt
-            .query_map(params![id], map)
+        stmt.query_map(params![id], map)
             .map_err(|e| self.sql(e))?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.sql(e));
-        rows
+            .map_err(|e| self.sql(e))
     }
 
     fn evidence_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EvidenceFile> {
