@@ -408,9 +408,12 @@ fn rtsp_h264_clip_is_not_reencoded() {
     let dir = tempfile::tempdir().unwrap();
     let (done_tx, done_rx) = crossbeam_channel::bounded(4);
     let recorders = vigil::record::Recorders::new(done_tx);
+    // A 3 s split length (the config's minimum is 10 s): the alert's 5 s of
+    // video continue in a second file.
     let config = vigil::record::RecordConfig {
         pre_roll_s: 2.0,
         post_roll_s: 1.0,
+        max_clip_s: 3.0,
         ..Default::default()
     };
     let recorder = Arc::new(recorders.camera("rtsp", &config));
@@ -461,26 +464,46 @@ fn rtsp_h264_clip_is_not_reencoded() {
     };
     drop(source);
     main_loop.quit();
-    let file = done.files[0].as_ref().expect("a clip was written");
+    let files: Vec<&vigil::record::ClipFile> = done
+        .files
+        .iter()
+        .map(|f| f.as_ref().expect("every clip file was written"))
+        .collect();
+    assert_eq!(files.len(), 2, "split at max_clip_s: {files:?}");
     let start_s = start.as_secs_f64();
     assert!(
-        file.start_media_s <= start_s - 2.0 + 1e-3 && file.start_media_s > start_s - 3.2,
+        files[0].start_media_s <= start_s - 2.0 + 1e-3 && files[0].start_media_s > start_s - 3.2,
         "clip from {} for an alert at {start_s} with 2 s pre-roll",
-        file.start_media_s
+        files[0].start_media_s
     );
-    let info = inspect_clip(&dir.path().join("rtsp-1-clip.mp4"));
-    assert!(info.first_is_keyframe, "{info:?}");
-    assert_eq!(
-        info.profile, "high",
-        "the camera's units, not re-encoded: {info:?}"
-    );
-    assert_eq!(info.width, 320);
-    let expected = end.as_secs_f64() + 1.0 - file.start_media_s;
     assert!(
-        (info.duration_s - expected).abs() < 0.5,
-        "{info:?}, expected {expected} s"
+        (files[1].start_media_s - (files[0].start_media_s + files[0].duration_s)).abs() < 0.15,
+        "the second file continues where the first ends: {files:?}"
     );
-    assert!(info.frames >= 40, "{info:?}");
+    let mut total = 0.0;
+    for (i, f) in files.iter().enumerate() {
+        let info = inspect_clip(&dir.path().join(&f.rel_path));
+        assert!(
+            info.first_is_keyframe,
+            "file {i} starts on a keyframe: {info:?}"
+        );
+        assert_eq!(
+            info.profile, "high",
+            "the camera's units, not re-encoded: {info:?}"
+        );
+        assert_eq!(info.width, 320);
+        assert!(
+            (info.duration_s - f.duration_s).abs() < 0.15,
+            "{info:?} vs {f:?}"
+        );
+        total += info.duration_s;
+    }
+    assert_eq!(files[1].rel_path, "rtsp-1-clip-2.mp4");
+    let expected = end.as_secs_f64() + 1.0 - files[0].start_media_s;
+    assert!(
+        (total - expected).abs() < 0.5,
+        "{total} s recorded, expected {expected} s"
+    );
 }
 
 fn lobby_config(
@@ -682,6 +705,9 @@ fn store_survives_restarts_retention_and_names_tampering() {
         .find(|l| l.len() == 64)
         .unwrap()
         .to_string();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&other).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the private key is readable by its owner only");
     std::fs::write(&pub_key, &other_public).unwrap();
     let (ok, out) = cli(&["evidence", "verify", "-c", &cfg]);
     assert!(!ok && out.contains("signature does not verify"), "{out}");
@@ -696,6 +722,30 @@ fn store_survives_restarts_retention_and_names_tampering() {
     assert!(!ok && out.contains("swapped"), "{out}");
     std::fs::write(&pub_key, original_key).unwrap();
     assert!(cli(&["evidence", "verify", "-c", &cfg]).0);
+
+    // Evidence that cannot be written (its directory is a file): the alert is
+    // still published, without the evidence field, and the error is logged.
+    let camera_dir = store.join("evidence/lobby");
+    std::fs::rename(&camera_dir, dir.path().join("lobby-evidence")).unwrap();
+    std::fs::write(&camera_dir, b"not a directory").unwrap();
+    let (_, log) = run(None);
+    assert!(log.contains("no snapshot"), "{log}");
+    let last_new = recorder
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p, _)| p.contains("\"type\":\"new\""))
+        .map(|(_, p, _)| serde_json::from_str::<Value>(p).unwrap())
+        .last()
+        .unwrap();
+    assert!(
+        last_new["snapshot"].is_null(),
+        "published without evidence: {last_new}"
+    );
+    assert_eq!(ids(&[]).len(), 4, "the alert itself is stored");
+    std::fs::remove_file(&camera_dir).unwrap();
+    std::fs::rename(dir.path().join("lobby-evidence"), &camera_dir).unwrap();
 
     // A store dir that cannot exist.
     std::fs::create_dir_all(dir.path().join("bad-store")).unwrap();
