@@ -219,7 +219,9 @@ impl EvidenceStage {
             .picture
             .take()
             .ok_or("the confirming frame was not kept")?;
+        let t0 = Instant::now();
         let rgb = picture.to_rgb()?;
+        let t_rgb = t0.elapsed();
         let a = &event.after;
         let path = |suffix| {
             self.store
@@ -227,8 +229,9 @@ impl EvidenceStage {
         };
         let (clean_rel, clean_abs) = path("snapshot.jpg");
         let (ann_rel, ann_abs) = path("annotated.jpg");
-        snapshot::write_jpeg(&rgb, &clean_abs)
+        snapshot::write_synced(&snapshot::encode_jpeg(&rgb)?, &clean_abs)
             .map_err(|e| format!("{}: {e}", clean_abs.display()))?;
+        let t_clean = t0.elapsed();
         let geometry = self.geometry.get(&*a.camera);
         let local = jiff::Timestamp::from_millisecond(a.start.wall_ms as i64)
             .map(|t| {
@@ -266,8 +269,9 @@ impl EvidenceStage {
             },
         };
         let annotated = snapshot::annotate(&rgb, &annotation, self.font.as_ref());
-        snapshot::write_jpeg(&annotated, &ann_abs)
+        snapshot::write_synced(&snapshot::encode_jpeg(&annotated)?, &ann_abs)
             .map_err(|e| format!("{}: {e}", ann_abs.display()))?;
+        let t_ann = t0.elapsed();
         let id = a.id.clone();
         let clean = self
             .store
@@ -277,6 +281,14 @@ impl EvidenceStage {
             .store
             .add_evidence(&id, EvidenceKind::Annotated, &ann_rel, None)
             .map_err(|e| format!("{e}: {}", source_chain(&e)))?;
+        tracing::debug!(
+            "snapshot {id}: rgb {:?}, clean {:?}, annotated {:?}, stored {:?}",
+            t_rgb,
+            t_clean - t_rgb,
+            t_ann - t_clean,
+            t0.elapsed() - t_ann
+        );
+        metrics::histogram!("vigil_snapshot_seconds").record(t0.elapsed().as_secs_f64());
         Ok(SnapshotRef {
             path: clean.path,
             sha256: clean.sha256,
@@ -292,6 +304,10 @@ impl EvidenceStage {
             return;
         };
         let camera = event.after.camera.to_string();
+        // `end` could not leave before its clip was complete: its latency runs
+        // from the frame that completed the post-roll, not the one that ended
+        // the alert.
+        event.captured = Some(done.complete_at);
         let mut refs = Vec::new();
         for file in done.files {
             match file {

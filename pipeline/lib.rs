@@ -3,7 +3,8 @@
 //! Frames flow through one stage per module, each with a typed boundary:
 //!
 //! ```text
-//! source ──Frame──▶ detect ──Detection──▶ track ──Track──▶ rules ──Event──▶ publish
+//! source ──Frame──▶ detect ──Detection──▶ track ──Track──▶ rules ──Event──▶ evidence ──▶ publish
+//!   └── encoded video ──▶ record (per-camera ring, clips) ──────────────────┘
 //! ```
 //!
 //! - [`source`]: GStreamer decoding of files and RTSP into [`source::Frame`]s, resized
@@ -14,6 +15,11 @@
 //! - [`track`]: ByteTrack per label → [`track::Track`]s with stable ids.
 //! - [`rules`]: loitering, battery carts entering buildings, fire and smoke →
 //!   [`events::Event`]s (`new → update → end`).
+//! - [`evidence`]: the stage that gives `new` its snapshots and `end` its clip
+//!   before either is published, and keeps every event in the [`store`].
+//! - [`record`]: per-camera ring of encoded video, clip muxing, snapshot drawing.
+//! - [`store`]: SQLite store of alerts, events, evidence, tags and holds; the
+//!   signed hash-chained manifest; retention; verify and export for the police.
 //! - [`publish`]: MQTT (QoS 1, per-recipient topics), JSON lines, the log.
 //! - [`camera`]: one camera's chain on one worker thread; [`app`] runs many.
 //! - [`telemetry`]: Prometheus `/metrics` (stage histograms, per-camera counters).

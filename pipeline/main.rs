@@ -86,6 +86,10 @@ enum Command {
         /// Replay the files in a loop for this many seconds (memory soak).
         #[arg(long, value_name = "SECONDS")]
         duration: Option<u64>,
+        /// Turn evidence recording (store, snapshots, clips) off for this run,
+        /// to measure what recording costs.
+        #[arg(long)]
+        no_record: bool,
     },
     /// Search and annotate stored alerts: list, show, tag, hold.
     ///
@@ -334,8 +338,12 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
             json,
             realtime,
             duration,
+            no_record,
         } => {
-            let loaded = LoadedConfig::load_checked(&config, false)?;
+            let mut loaded = LoadedConfig::load_checked(&config, false)?;
+            if no_record {
+                loaded.config.storage.enabled = false;
+            }
             let options = vigil::bench::BenchOptions {
                 realtime,
                 duration: duration.map(std::time::Duration::from_secs),

@@ -175,6 +175,8 @@ pub(super) struct FinishJob {
     /// `None`: nothing was recorded for this alert.
     pub finishing: Option<Finishing>,
     pub last: bool,
+    /// When the segment's last unit had arrived.
+    pub at: std::time::Instant,
 }
 
 /// Starts the thread that finalises clips in order; completed alerts (all
@@ -205,6 +207,7 @@ pub(super) fn spawn_writer(
                     let _ = done.send(super::ClipsDone {
                         alert_id: job.alert_id,
                         files,
+                        complete_at: job.at,
                     });
                 }
             }

@@ -65,6 +65,9 @@ pub struct ClipFile {
 pub struct ClipsDone {
     pub alert_id: String,
     pub files: Vec<Result<ClipFile, String>>,
+    /// When the last unit the clip needed had arrived (the post-roll complete):
+    /// `end`'s latency counts from here.
+    pub complete_at: std::time::Instant,
 }
 
 struct Job {
@@ -149,6 +152,7 @@ impl CameraRecorder {
                     alert_id: job.alert_id.clone(),
                     finishing: Some(seg.end()),
                     last: false,
+                    at: std::time::Instant::now(),
                 });
             }
             if job.segment.is_none() {
@@ -185,6 +189,7 @@ impl CameraRecorder {
                     alert_id: job.alert_id,
                     finishing: Some(seg.end()),
                     last: true,
+                    at: std::time::Instant::now(),
                 });
             }
             None => {
@@ -194,6 +199,7 @@ impl CameraRecorder {
                     alert_id: job.alert_id,
                     finishing: None,
                     last: true,
+                    at: std::time::Instant::now(),
                 });
             }
         }

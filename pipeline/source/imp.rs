@@ -279,6 +279,17 @@ fn add_encoder_branch(
         // loses clip frames, not detection frames.
         queue.set_property_from_str("leaky", "downstream");
     }
+    // Detection comes first: the encoder (which runs on this queue's thread)
+    // gets the cores when inference does not need them.
+    if let Some(pad) = queue.static_pad("src") {
+        let lowered = AtomicBool::new(false);
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            if !lowered.swap(true, Ordering::Relaxed) {
+                lower_thread_priority();
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
     let convert = named("videoconvert")?;
     let raw_caps = named("capsfilter")?;
     // From RGB x264 would pick 4:4:4, which browsers cannot play.
@@ -351,6 +362,15 @@ fn add_encoder_branch(
     gst::Element::link_many(elements).map_err(|e| e.to_string())?;
     tee.link(&valve).map_err(|e| e.to_string())?;
     Ok((valve, crop))
+}
+
+/// Nice 10 for the calling thread only (Linux threads have their own nice value).
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on this thread's own id changes only its scheduling.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+    }
 }
 
 /// `shift`: subtracted from the timestamps (the segment start of an encoder
