@@ -388,23 +388,10 @@ broker = "mqtt://127.0.0.1:{}"
 /// `start - pre_roll`.
 #[test]
 fn rtsp_h264_clip_is_not_reencoded() {
-    use gstreamer_rtsp_server as rtsp;
-    use gstreamer_rtsp_server::prelude::*;
-    vigil::source::init().unwrap();
-    let server = rtsp::RTSPServer::new();
-    server.set_address("127.0.0.1");
-    server.set_service("0");
-    let factory = rtsp::RTSPMediaFactory::new();
     // `high` profile: vigil's own encoder would write constrained-baseline.
-    factory.set_launch("( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=10/1 ! videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=veryfast key-int-max=10 ! video/x-h264,profile=high ! rtph264pay name=pay0 pt=96 )");
-    factory.set_shared(true);
-    server.mount_points().unwrap().add_factory("/cam", factory);
-    let main_loop = gst::glib::MainLoop::new(None, false);
-    let _id = server.attach(None).unwrap();
-    let port = server.bound_port();
-    let lp = main_loop.clone();
-    std::thread::spawn(move || lp.run());
-
+    let camera = RtspCamera::serve(
+        "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=10/1 ! videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=veryfast key-int-max=10 ! video/x-h264,profile=high ! rtph264pay name=pay0 pt=96 )",
+    );
     let dir = tempfile::tempdir().unwrap();
     let (done_tx, done_rx) = crossbeam_channel::bounded(4);
     let recorders = vigil::record::Recorders::new(done_tx);
@@ -417,7 +404,7 @@ fn rtsp_h264_clip_is_not_reencoded() {
         ..Default::default()
     };
     let recorder = Arc::new(recorders.camera("rtsp", &config));
-    let uri = vigil::source::SourceUri(format!("rtsp://127.0.0.1:{port}/cam"));
+    let uri = camera.uri.clone();
     let views = [vigil::source::ViewSpec {
         width: 416,
         height: 416,
@@ -463,7 +450,7 @@ fn rtsp_h264_clip_is_not_reencoded() {
         );
     };
     drop(source);
-    main_loop.quit();
+    drop(camera);
     let files: Vec<&vigil::record::ClipFile> = done
         .files
         .iter()

@@ -377,23 +377,10 @@ fn fire_alert_reaches_broker_and_floodlights_do_not_alarm() {
 /// An RTSP camera served in-process (videotestsrc → H.264 → RTP) decodes.
 #[test]
 fn rtsp_source_decodes() {
-    use gstreamer_rtsp_server as rtsp;
-    use gstreamer_rtsp_server::prelude::*;
-    vigil::source::init().unwrap();
-    let server = rtsp::RTSPServer::new();
-    server.set_address("127.0.0.1");
-    server.set_service("0");
-    let factory = rtsp::RTSPMediaFactory::new();
-    factory.set_launch("( videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=10/1 ! videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast ! rtph264pay name=pay0 pt=96 )");
-    factory.set_shared(true);
-    server.mount_points().unwrap().add_factory("/cam", factory);
-    let main_loop = gstreamer::glib::MainLoop::new(None, false);
-    let _id = server.attach(None).unwrap();
-    let port = server.bound_port();
-    let lp = main_loop.clone();
-    std::thread::spawn(move || lp.run());
-
-    let uri = vigil::source::SourceUri(format!("rtsp://127.0.0.1:{port}/cam"));
+    let camera = RtspCamera::serve(
+        "( videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=10/1 ! videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast ! rtph264pay name=pay0 pt=96 )",
+    );
+    let uri = camera.uri.clone();
     let views = [vigil::source::ViewSpec {
         width: 416,
         height: 416,
@@ -418,7 +405,6 @@ fn rtsp_source_decodes() {
         assert_eq!(size, (416, 312), "scaled once, aspect kept");
     }
     drop(source);
-    main_loop.quit();
 }
 
 #[test]

@@ -268,3 +268,42 @@ pub fn http_get(port: u16, path: &str) -> String {
         .map(|(_, body)| body.to_string())
         .unwrap_or(response)
 }
+
+/// An RTSP camera served in-process at `/cam` from a GStreamer launch line
+/// (`( … ! rtph264pay name=pay0 pt=96 )`); stops on drop.
+pub struct RtspCamera {
+    pub uri: vigil::source::SourceUri,
+    main_loop: gstreamer::glib::MainLoop,
+    _server: gstreamer_rtsp_server::RTSPServer,
+}
+
+impl RtspCamera {
+    pub fn serve(launch: &str) -> RtspCamera {
+        use gstreamer_rtsp_server as rtsp;
+        use gstreamer_rtsp_server::prelude::*;
+        vigil::source::init().unwrap();
+        let server = rtsp::RTSPServer::new();
+        server.set_address("127.0.0.1");
+        server.set_service("0");
+        let factory = rtsp::RTSPMediaFactory::new();
+        factory.set_launch(launch);
+        factory.set_shared(true);
+        server.mount_points().unwrap().add_factory("/cam", factory);
+        let main_loop = gstreamer::glib::MainLoop::new(None, false);
+        let _id = server.attach(None).unwrap();
+        let port = server.bound_port();
+        let lp = main_loop.clone();
+        std::thread::spawn(move || lp.run());
+        RtspCamera {
+            uri: vigil::source::SourceUri(format!("rtsp://127.0.0.1:{port}/cam")),
+            main_loop,
+            _server: server,
+        }
+    }
+}
+
+impl Drop for RtspCamera {
+    fn drop(&mut self) {
+        self.main_loop.quit();
+    }
+}
