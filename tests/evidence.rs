@@ -483,6 +483,10 @@ fn rtsp_h264_clip_is_not_reencoded() {
             (info.duration_s - f.duration_s).abs() < 0.15,
             "{info:?} vs {f:?}"
         );
+        assert!(
+            info.frames as f64 >= info.duration_s * 10.0 - 1.0,
+            "every frame of 10 fps: {info:?}"
+        );
         total += info.duration_s;
     }
     assert_eq!(files[1].rel_path, "rtsp-1-clip-2.mp4");
@@ -724,7 +728,7 @@ fn store_survives_restarts_retention_and_names_tampering() {
         .iter()
         .filter(|(_, p, _)| p.contains("\"type\":\"new\""))
         .map(|(_, p, _)| serde_json::from_str::<Value>(p).unwrap())
-        .last()
+        .next_back()
         .unwrap();
     assert!(
         last_new["snapshot"].is_null(),
