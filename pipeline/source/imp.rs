@@ -130,11 +130,18 @@ impl CameraSource {
 
         let mut even_crop = None;
         if let Some(recorder) = &recorder {
-            let (valve, crop) =
-                add_encoder_branch(&pipeline, &tee, recorder.clone(), pacing, &make)
-                    .map_err(|e| open_err(uri, e))?;
-            tap_parsers(&pipeline, &decode, recorder.clone(), valve);
-            even_crop = Some(crop);
+            // Recording is evidence, detection is the alarm: a recorder that
+            // cannot be built costs the clips, never the camera.
+            match add_encoder_branch(&pipeline, &tee, recorder.clone(), pacing, &make) {
+                Ok((valve, crop)) => {
+                    tap_parsers(&pipeline, &decode, recorder.clone(), Some(valve));
+                    even_crop = Some(crop);
+                }
+                Err(e) => {
+                    tracing::warn!(camera, "clips only from H.264/H.265 sources: {e}");
+                    tap_parsers(&pipeline, &decode, recorder.clone(), None);
+                }
+            }
         }
 
         let mut branches = Vec::new();
@@ -393,7 +400,7 @@ fn tap_parsers(
     pipeline: &gst::Pipeline,
     decode: &gst::Element,
     recorder: Arc<CameraRecorder>,
-    valve: gst::Element,
+    valve: Option<gst::Element>,
 ) {
     let tapped = Arc::new(AtomicBool::new(false));
     let tap = move |element: &gst::Element| {
@@ -403,7 +410,9 @@ fn tap_parsers(
         if !is_parser || tapped.swap(true, Ordering::SeqCst) {
             return;
         }
-        valve.set_property("drop", true);
+        if let Some(valve) = &valve {
+            valve.set_property("drop", true);
+        }
         let Some(src) = element.static_pad("src") else {
             return;
         };

@@ -20,7 +20,8 @@
 //! - `alerts`: one row per alert, its latest state: id, camera, kind, rule,
 //!   severity, zone/line/direction, label, highest score, latest box (JSON
 //!   fractions), track id, start and end in media seconds and wall ms,
-//!   recipients (JSON), summary, `state` `open` or `ended`. Indexed by start time,
+//!   recipients (JSON), summary, `state` `open`, `ended`, or `interrupted` (still
+//!   open when the vigil that raised it stopped without ending it). Indexed by start time,
 //!   and by camera, kind and state with start time.
 //! - `events`: every event published, in order (`seq`), with its JSON payload
 //!   exactly as sent.
@@ -386,6 +387,21 @@ impl Store {
             manifest,
             _lock: lock,
         });
+        // We hold the lock: an alert still open was left by a vigil that stopped
+        // without ending it (a crash, a kill). It can never end now.
+        let interrupted = store
+            .conn
+            .execute(
+                "UPDATE alerts SET state = 'interrupted' WHERE state = 'open'",
+                [],
+            )
+            .map_err(|e| store.sql(e))?;
+        if interrupted > 0 {
+            tracing::warn!(
+                "store {}: {interrupted} alert(s) left open by the previous run marked interrupted",
+                dir.display()
+            );
+        }
         Ok(store)
     }
 
@@ -836,7 +852,7 @@ impl Store {
                 .prepare(
                     "SELECT e.id, e.alert_id, e.path, e.sha256, e.bytes, e.created_ms
                      FROM evidence e JOIN alerts a ON a.id = e.alert_id
-                     WHERE e.deleted_ms IS NULL AND a.state = 'ended'
+                     WHERE e.deleted_ms IS NULL AND a.state != 'open'
                        AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.alert_id = e.alert_id)
                      ORDER BY e.created_ms, e.id",
                 )
@@ -1138,7 +1154,7 @@ mod tests {
     }
 
     #[test]
-    fn survives_reopen_and_second_writer_is_refused() {
+    fn survives_reopen_marks_stale_alerts_and_second_writer_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let (new, end) = events("cam");
         let id = new.alert().id.clone();
@@ -1158,9 +1174,18 @@ mod tests {
             );
             s.record_event(&end, "{}").unwrap();
         }
+        let (left_open, _) = events("other");
+        store(tmp.path(), None)
+            .record_event(&left_open, "{}")
+            .unwrap();
         let s = store(tmp.path(), None);
         let d = s.alert(&id).unwrap();
         assert_eq!(d.alert.state, "ended");
+        let stale = s.alert(&left_open.alert().id).unwrap();
+        assert_eq!(
+            stale.alert.state, "interrupted",
+            "left open by a stopped run"
+        );
         assert_eq!(d.tags[0].text, "bike");
         assert_eq!(d.evidence.len(), 1);
         assert_eq!(d.events.len(), 2);

@@ -34,7 +34,7 @@ const MIGRATIONS: &[&str] = &[
         end_wall_ms   INTEGER,
         recipients    TEXT NOT NULL,
         summary       TEXT NOT NULL,
-        state         TEXT NOT NULL CHECK (state IN ('open', 'ended'))
+        state         TEXT NOT NULL CHECK (state IN ('open', 'ended', 'interrupted'))
     );
     CREATE INDEX alerts_by_start ON alerts (start_wall_ms);
     CREATE INDEX alerts_by_camera ON alerts (camera, start_wall_ms);
