@@ -217,8 +217,20 @@ impl LoadedConfig {
                     "width and height must be at least 32".into(),
                 );
             }
-            if d.std.contains(&0.0) {
-                p.error(format!("{f}.std"), "must not contain 0".into());
+            if d.std.iter().any(|v| !v.is_finite() || *v == 0.0) {
+                p.error(format!("{f}.std"), "must be finite and non-zero".into());
+            }
+            if d.mean.iter().any(|v| !v.is_finite()) {
+                p.error(format!("{f}.mean"), "must be finite numbers".into());
+            }
+            if !(d.scale.is_finite() && d.scale > 0.0) {
+                p.error(format!("{f}.scale"), "must be a positive number".into());
+            }
+            if !(d.nms_iou > 0.0 && d.nms_iou <= 1.0) {
+                p.error(
+                    format!("{f}.nms_iou"),
+                    "must be in (0, 1]: the overlap above which boxes of one class merge".into(),
+                );
             }
             let model = base.join(&d.model);
             if !model.is_file() {
@@ -272,8 +284,11 @@ impl LoadedConfig {
             if let Err(e) = SourceUri::resolve(&cam.source, &base) {
                 p.error(format!("{f}.source"), e.to_string());
             }
-            if cam.fps.is_some_and(|v| v <= 0.0) {
-                p.error(format!("{f}.fps"), "must be positive".into());
+            if cam.id.len() > 64 {
+                p.error(format!("{f}.id"), "at most 64 characters".into());
+            }
+            if cam.fps.is_some_and(|v| !fps_ok(v)) {
+                p.error(format!("{f}.fps"), FPS_RANGE.into());
             }
             if !(0.0..=1.0).contains(&cam.motion.min_changed) {
                 p.error(
@@ -281,7 +296,7 @@ impl LoadedConfig {
                     "must be a fraction between 0 and 1".into(),
                 );
             }
-            if cam.motion.max_skip_s <= 0.0 {
+            if !(cam.motion.max_skip_s.is_finite() && cam.motion.max_skip_s > 0.0) {
                 p.error(format!("{f}.motion.max_skip_s"), "must be positive".into());
             }
             let r = &cam.record;
@@ -321,8 +336,8 @@ impl LoadedConfig {
                         format!("no detector named {:?} in [[detectors]]", u.name),
                     ),
                 }
-                if u.fps.is_some_and(|v| v <= 0.0) {
-                    p.error(format!("{df}.fps"), "must be positive".into());
+                if u.fps.is_some_and(|v| !fps_ok(v)) {
+                    p.error(format!("{df}.fps"), FPS_RANGE.into());
                 }
                 if let Some(r) = u.roi
                     && (r.iter().any(|v| !(0.0..=1.0).contains(v)) || r[0] >= r[2] || r[1] >= r[3])
@@ -346,6 +361,12 @@ impl LoadedConfig {
                     p.error(
                         format!("{zf}.polygon"),
                         format!("has {} point(s); a zone needs at least 3", z.polygon.len()),
+                    );
+                } else if polygon_area(&z.polygon) < 1e-6 {
+                    p.error(
+                        format!("{zf}.polygon"),
+                        "has no area (its points lie on a line): nothing could ever be inside"
+                            .into(),
                     );
                 } else if ring_self_intersects(&z.polygon) {
                     p.error(
@@ -423,10 +444,31 @@ impl LoadedConfig {
                         );
                     }
                 }
-                match r {
-                    RuleConfig::Loitering(l) if l.dwell_s <= 0.0 => {
-                        p.error(format!("{rf}.dwell_s"), "must be positive".into())
+                let seconds = |p: &mut Checker, name: &str, v: f32, positive: bool| {
+                    if !(v.is_finite() && v >= 0.0 && v <= 86_400.0) || (positive && v <= 0.0) {
+                        let what = if positive {
+                            "a positive"
+                        } else {
+                            "a non-negative"
+                        };
+                        p.error(
+                            format!("{rf}.{name}"),
+                            format!("must be {what} number of seconds (at most a day)"),
+                        );
                     }
+                };
+                match r {
+                    RuleConfig::Loitering(l) => {
+                        seconds(&mut p, "dwell_s", l.dwell_s, true);
+                        seconds(&mut p, "leave_after_s", l.leave_after_s, false);
+                    }
+                    RuleConfig::BatteryCart(b) => {
+                        seconds(&mut p, "dwell_s", b.dwell_s, false);
+                        seconds(&mut p, "leave_after_s", b.leave_after_s, false);
+                    }
+                    _ => {}
+                }
+                match r {
                     RuleConfig::BatteryCart(b) if b.line.is_none() && b.zone.is_none() => p.error(
                         rf.clone(),
                         "needs a `line` (entrance) or a `zone` (lobby, elevator), or both".into(),
@@ -438,7 +480,14 @@ impl LoadedConfig {
                                 format!("must be between 1 and window ({})", fs.window),
                             );
                         }
-                        for k in fs.min_score.keys() {
+                        seconds(&mut p, "min_s", fs.min_s, false);
+                        for (k, v) in &fs.min_score {
+                            if !(0.0..=1.0).contains(v) {
+                                p.error(
+                                    format!("{rf}.min_score.{k}"),
+                                    "must be between 0 and 1".into(),
+                                );
+                            }
                             if !fs.classes.contains(k) {
                                 p.error(
                                     format!("{rf}.min_score.{k}"),
@@ -457,11 +506,49 @@ impl LoadedConfig {
         {
             p.error("alerts.broker".into(), e.to_string());
         }
-        if c.alerts.topic_prefix.is_empty() || c.alerts.topic_prefix.contains(['#', '+']) {
+        let prefix = &c.alerts.topic_prefix;
+        if prefix.is_empty()
+            || prefix.contains(['#', '+', '\0'])
+            || prefix
+                .split('/')
+                .any(|level| matches!(level, "" | "." | ".."))
+        {
             p.error(
                 "alerts.topic_prefix".into(),
-                "must be non-empty and contain no MQTT wildcard".into(),
+                "must be topic levels like \"vigil\" or \"compound/vigil\": no wildcard, no empty, `.` or `..` level, no leading or trailing `/`".into(),
             );
+        }
+        if c.alerts.broker.is_none()
+            && c.alerts
+                .embedded_listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            p.error(
+                "alerts.embedded_listen".into(),
+                format!(
+                    "{:?} is not an address like \"127.0.0.1:1883\"",
+                    c.alerts.embedded_listen
+                ),
+            );
+        }
+        let t = &c.tracker;
+        for (name, v) in [
+            ("high_score", t.high_score),
+            ("new_track_score", t.new_track_score),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                p.error(format!("tracker.{name}"), "must be between 0 and 1".into());
+            }
+        }
+        if !(t.match_distance > 0.0 && t.match_distance <= 1.0) {
+            p.error(
+                "tracker.match_distance".into(),
+                "must be in (0, 1] (1 - IoU)".into(),
+            );
+        }
+        if t.max_lost == 0 {
+            p.error("tracker.max_lost".into(), "must be at least 1 frame".into());
         }
         for (kind, recipients) in &c.alerts.routes {
             for r in recipients {
@@ -520,6 +607,24 @@ impl LoadedConfig {
     }
 }
 
+const FPS_RANGE: &str = "must be a number of frames per second between 0 and 1000";
+
+fn fps_ok(v: f32) -> bool {
+    v > 0.0 && v <= 1000.0
+}
+
+/// Area of a polygon in normalised units (shoelace).
+fn polygon_area(points: &[[f32; 2]]) -> f32 {
+    let n = points.len();
+    let twice: f32 = (0..n)
+        .map(|i| {
+            let (a, b) = (points[i], points[(i + 1) % n]);
+            a[0] * b[1] - b[0] * a[1]
+        })
+        .sum();
+    (twice / 2.0).abs()
+}
+
 struct Checker {
     problems: Vec<Problem>,
 }
@@ -541,5 +646,95 @@ impl Checker {
             message,
             warning: true,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(toml: &str) -> Vec<Problem> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vigil.toml");
+        std::fs::write(&path, toml).unwrap();
+        LoadedConfig::load(&path).unwrap().check(false)
+    }
+
+    const BASE: &str = r#"
+[[detectors]]
+name = "coco"
+model = "m.onnx"
+format = "yolox"
+input = [416, 416]
+classes = "coco"
+[[cameras]]
+id = "a"
+source = "gst: videotestsrc"
+detectors = [{ name = "coco" }]
+[[cameras.zones]]
+name = "z"
+polygon = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "z"
+classes = ["person"]
+dwell_s = 10
+"#;
+
+    fn fields(problems: &[Problem]) -> Vec<&str> {
+        problems.iter().map(|p| p.field.as_str()).collect()
+    }
+
+    #[test]
+    fn numbers_that_blind_or_flood_a_camera_are_named() {
+        let ok = problems(BASE);
+        assert_eq!(
+            fields(&ok),
+            ["detectors[0].model"],
+            "only the missing model: {ok:?}"
+        );
+        let bad = BASE
+            .replace(
+                "classes = \"coco\"\n",
+                "classes = \"coco\"\nnms_iou = -1.0\nscale = 0.0\nmean = [nan, 0.0, 0.0]\n",
+            )
+            .replace(
+                "source = \"gst: videotestsrc\"\n",
+                "source = \"gst: videotestsrc\"\nfps = nan\n",
+            )
+            .replace(
+                "detectors = [{ name = \"coco\" }]",
+                "detectors = [{ name = \"coco\", fps = 1e30 }]",
+            )
+            .replace(
+                "[[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]",
+                "[[0.1, 0.1], [0.5, 0.5], [0.9, 0.9]]",
+            )
+            .replace("dwell_s = 10", "dwell_s = inf")
+            + "[tracker]\nhigh_score = 5.0\n[alerts]\ntopic_prefix = \"/../\"\nbroker = \"mqtt://127.0.0.1:0\"\n";
+        let found = problems(&bad);
+        let found = fields(&found);
+        for field in [
+            "detectors[0].nms_iou",
+            "detectors[0].scale",
+            "detectors[0].mean",
+            "cameras[0].fps",
+            "cameras[0].detectors[0].fps",
+            "cameras[0].zones[0].polygon",
+            "cameras[0].rules[0].dwell_s",
+            "tracker.high_score",
+            "alerts.topic_prefix",
+            "alerts.broker",
+        ] {
+            assert!(found.contains(&field), "{field} not reported: {found:?}");
+        }
+        let nan_iou = problems(&BASE.replace(
+            "classes = \"coco\"\n",
+            "classes = \"coco\"\nnms_iou = nan\n",
+        ));
+        assert!(
+            fields(&nan_iou).contains(&"detectors[0].nms_iou"),
+            "{nan_iou:?}"
+        );
     }
 }

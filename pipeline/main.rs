@@ -298,8 +298,18 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
             let stop = Arc::new(AtomicBool::new(false));
             {
                 let stop = stop.clone();
-                ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
-                    .context("installing the Ctrl-C handler")?;
+                // SIGINT and SIGTERM (what a service manager sends) stop the
+                // cameras, close their alerts and flush; a second one exits at once.
+                ctrlc::set_handler(move || {
+                    if stop.swap(true, Ordering::SeqCst) {
+                        eprintln!("second stop signal: exiting now");
+                        std::process::exit(130);
+                    }
+                    eprintln!(
+                        "stopping: closing open alerts and their clips (again to exit at once)"
+                    );
+                })
+                .context("installing the Ctrl-C / SIGTERM handler")?;
             }
             let options = RunOptions {
                 pacing: Pacing::Live,

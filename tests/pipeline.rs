@@ -533,3 +533,78 @@ detectors = [{{ name = "coco" }}]
         "vtest at 2 fps: ~159 frames"
     );
 }
+
+/// SIGTERM, what a service manager sends, stops `vigil run` like Ctrl-C: the
+/// cameras stop, open alerts end with their clips, `offline` is published, and
+/// the process exits 0.
+#[test]
+fn sigterm_stops_a_live_run_cleanly() {
+    let (Some(video), Some(model)) = (media("people/vtest.avi"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let broker = Mosquitto::start();
+    let recorder = Recorder::start(broker.port, "vigil/#");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"{}
+[[cameras]]
+id = "plaza"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+[alerts]
+broker = "mqtt://127.0.0.1:{}"
+"#,
+            yolox_detector(&model),
+            video.display(),
+            broker.port
+        ),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let online = recorder.wait_for(
+        |m| {
+            m.iter()
+                .any(|(t, p, _)| t == "vigil/available" && p == "online")
+        },
+        Duration::from_secs(20),
+    );
+    assert!(online, "vigil came online");
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let asked = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(20),
+            "vigil still running 20 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("vigil stopped {:?} after SIGTERM", asked.elapsed());
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(
+        status.success(),
+        "exit code 0 after SIGTERM: {status:?}\n{log}"
+    );
+    assert!(log.contains("stopping"), "{log}");
+    let offline = recorder.wait_for(
+        |m| {
+            m.iter()
+                .any(|(t, p, _)| t == "vigil/available" && p == "offline")
+        },
+        Duration::from_secs(5),
+    );
+    assert!(offline, "offline published on the way out");
+}

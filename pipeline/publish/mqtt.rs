@@ -94,6 +94,9 @@ pub fn parse_broker(url: &str) -> Result<(String, u16), MqttError> {
     if host.is_empty() {
         return Err(bad("host is empty"));
     }
+    if port == 0 {
+        return Err(bad("port 0 is not a broker's port"));
+    }
     Ok((host.to_string(), port))
 }
 
