@@ -445,7 +445,7 @@ impl LoadedConfig {
                     }
                 }
                 let seconds = |p: &mut Checker, name: &str, v: f32, positive: bool| {
-                    if !(v.is_finite() && v >= 0.0 && v <= 86_400.0) || (positive && v <= 0.0) {
+                    if !(0.0..=86_400.0).contains(&v) || (positive && v <= 0.0) {
                         let what = if positive {
                             "a positive"
                         } else {
