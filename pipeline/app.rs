@@ -9,6 +9,7 @@ use crate::config::LoadedConfig;
 use crate::detect::{Detector, ModelError};
 use crate::evidence::EvidenceStage;
 use crate::publish::{self, MqttPublisher, Outputs};
+use crate::redact::redact;
 use crate::source::{CameraSource, Pacing, SourceEnd, SourceUri};
 use crate::stats::{Latency, StageStats};
 use crate::store::Store;
@@ -167,7 +168,17 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
             config.alerts.topic_prefix,
             config.alerts.events_topic()
         );
-        Some(MqttPublisher::connect(&config.alerts, &host, port))
+        let credentials = if config.alerts.broker.is_some() {
+            config.alerts.credentials(&loaded.base_dir())?
+        } else {
+            None
+        };
+        Some(MqttPublisher::connect(
+            &config.alerts,
+            &host,
+            port,
+            credentials,
+        ))
     } else {
         None
     };
@@ -223,7 +234,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
             let source = match open() {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::error!(camera = %cam.id, "camera {} cannot start: {e}", cam.id);
+                    tracing::error!(camera = %cam.id, "camera {} ({}) cannot start: {e}", cam.id, redact(&cam.source));
                     telemetry::CameraMetrics::new(&cam.id).down();
                     reports.push(CameraReport {
                         id: cam.id.clone(),
@@ -295,7 +306,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                 };
                 bar.finish();
                 match &end {
-                    SourceEnd::Failed(reason) => tracing::error!(camera = %worker.id, "camera {} failed: {reason}", worker.id),
+                    SourceEnd::Failed(reason) => tracing::error!(camera = %worker.id, "camera {} ({}) failed: {reason}", worker.id, redact(&cam.source)),
                     SourceEnd::Finished => tracing::info!(camera = %worker.id, "camera {}: end of stream", worker.id),
                     SourceEnd::Stopped => {}
                 }

@@ -506,6 +506,18 @@ impl LoadedConfig {
         {
             p.error("alerts.broker".into(), e.to_string());
         }
+        match c.alerts.credentials(&base) {
+            Ok(_) => {}
+            Err(e @ crate::publish::MqttError::PasswordEnv { .. }) => {
+                // The service's environment may differ from this shell's.
+                p.warning("alerts.password_env".into(), e.to_string())
+            }
+            Err(crate::publish::MqttError::PasswordFile { path, source }) => p.error(
+                "alerts.password_file".into(),
+                format!("{}: {source}", path.display()),
+            ),
+            Err(e) => p.error("alerts.username".into(), e.to_string()),
+        }
         let prefix = &c.alerts.topic_prefix;
         if prefix.is_empty()
             || prefix.contains(['#', '+', '\0'])

@@ -23,6 +23,7 @@
 //! - [`publish`]: MQTT (QoS 1, per-recipient topics), JSON lines, the log.
 //! - [`camera`]: one camera's chain on one worker thread; [`app`] runs many.
 //! - [`telemetry`]: Prometheus `/metrics` (stage histograms, per-camera counters).
+//! - [`redact`]: passwords masked in every URI that reaches a log or an error.
 //! - [`config`]: the TOML file and `vigil check`; [`geometry`], [`time`], [`stats`]:
 //!   shared vocabulary (boxes and zones, media vs wall clocks, latency percentiles).
 //!
@@ -41,6 +42,7 @@ pub mod models;
 pub mod motion;
 pub mod publish;
 pub mod record;
+pub mod redact;
 pub mod rules;
 pub mod source;
 pub mod stats;

@@ -608,3 +608,119 @@ broker = "mqtt://127.0.0.1:{}"
     );
     assert!(offline, "offline published on the way out");
 }
+
+/// MQTT credentials come from a password file, never the URL: vigil reaches a
+/// broker that requires them, a wrong password is refused, a URL with userinfo is
+/// refused by `check`, and neither the MQTT nor an RTSP camera's password
+/// appears in the output.
+#[test]
+fn broker_credentials_work_and_no_password_is_logged() {
+    let (Some(image), Some(model)) = (media("misc/dog.jpg"), model("yolox_nano_416.onnx")) else {
+        return;
+    };
+    let broker = Mosquitto::start_with_password("vigil", "Broker-Pw-81");
+    let recorder = Recorder::start_as(broker.port, "vigil/events", Some(("vigil", "Broker-Pw-81")));
+    let dir = tempfile::tempdir().unwrap();
+    let config = |password: &str, extra_camera: bool| {
+        std::fs::write(dir.path().join("mqtt.pw"), format!("{password}\n")).unwrap();
+        let rtsp = if extra_camera {
+            "[[cameras]]\nid = \"gate\"\nsource = \"rtsp://admin:Cam-Pw-42@127.0.0.1:1/cam\"\ndetectors = [{ name = \"coco\" }]\n"
+        } else {
+            ""
+        };
+        write_config(
+            dir.path(),
+            &format!(
+                r#"{}
+[[cameras]]
+id = "lobby"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "lobby"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+[[cameras.rules]]
+kind = "battery_cart"
+zone = "lobby"
+classes = ["bicycle"]
+{rtsp}
+[alerts]
+broker = "mqtt://127.0.0.1:{}"
+username = "vigil"
+password_file = "mqtt.pw"
+"#,
+                yolox_detector(&model),
+                still_stream(&image, 3),
+                broker.port
+            ),
+        )
+    };
+    let vigil = |config: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args([
+                "replay",
+                "-c",
+                config.to_str().unwrap(),
+                "--events",
+                "/dev/null",
+            ])
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    let log = vigil(&config("Broker-Pw-81", true));
+    let arrived = recorder.wait_for(
+        |m| m.iter().any(|(_, p, _)| p.contains("\"type\":\"new\"")),
+        Duration::from_secs(10),
+    );
+    assert!(
+        arrived,
+        "the alert reached the broker that requires a password: {log}"
+    );
+    assert!(
+        log.contains("admin:***@"),
+        "the failing RTSP camera is named, masked: {log}"
+    );
+    for secret in ["Broker-Pw-81", "Cam-Pw-42"] {
+        assert!(
+            !log.contains(secret),
+            "{secret} leaked into the output: {log}"
+        );
+    }
+
+    let log = vigil(&config("Wrong-Pw-17", false));
+    assert!(!log.contains("Wrong-Pw-17"), "{log}");
+    let news = recorder
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p, _)| p.contains("\"type\":\"new\""))
+        .count();
+    assert_eq!(news, 1, "a wrong password publishes nothing");
+
+    std::fs::create_dir_all(dir.path().join("url")).unwrap();
+    let url = write_config(
+        &dir.path().join("url"),
+        &std::fs::read_to_string(dir.path().join("vigil.toml"))
+            .unwrap()
+            .replace("mqtt://127.0.0.1", "mqtt://vigil:Url-Pw-5@127.0.0.1"),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["check", "-c", url.to_str().unwrap(), "--no-models"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("password_file"),
+        "says where the password goes: {text}"
+    );
+    assert!(!text.contains("Url-Pw-5"), "{text}");
+}

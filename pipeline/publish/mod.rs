@@ -15,6 +15,7 @@ use crate::events::{Event, Lifecycle, RuleKind};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 /// `[alerts]` in the config.
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +31,12 @@ pub struct AlertsConfig {
     pub embedded_listen: String,
     /// Rule kind → recipients; each recipient gets `<prefix>/alerts/<recipient>`.
     pub routes: BTreeMap<RuleKind, Vec<String>>,
+    /// MQTT user name for `broker`.
+    pub username: Option<String>,
+    /// File whose first line is the MQTT password (relative to the config; keep it 0600).
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the MQTT password (instead of a file).
+    pub password_env: Option<String>,
 }
 
 impl Default for AlertsConfig {
@@ -47,6 +54,9 @@ impl Default for AlertsConfig {
                 ),
                 (RuleKind::FireSmoke, vec!["patrol".into(), "police".into()]),
             ]),
+            username: None,
+            password_file: None,
+            password_env: None,
         }
     }
 }
@@ -62,6 +72,24 @@ impl AlertsConfig {
 
     pub fn availability_topic(&self) -> String {
         format!("{}/available", self.topic_prefix)
+    }
+
+    /// User name and password for the broker, read now (never logged).
+    pub fn credentials(&self, base: &Path) -> Result<Option<(String, String)>, MqttError> {
+        let Some(user) = &self.username else {
+            return Ok(None);
+        };
+        let password = if let Some(file) = &self.password_file {
+            let path = base.join(file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| MqttError::PasswordFile { path, source })?;
+            text.lines().next().unwrap_or("").to_string()
+        } else if let Some(name) = &self.password_env {
+            std::env::var(name).map_err(|_| MqttError::PasswordEnv { name: name.clone() })?
+        } else {
+            return Err(MqttError::NoPassword);
+        };
+        Ok(Some((user.clone(), password)))
     }
 }
 

@@ -20,6 +20,18 @@ use std::time::{Duration, Instant};
 pub enum MqttError {
     #[error("alerts.broker {url:?}: {reason} (expected mqtt://host:port)")]
     BadUrl { url: String, reason: String },
+    #[error("alerts.password_file {path}: cannot read the MQTT password")]
+    PasswordFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("alerts.password_env: environment variable {name} is not set")]
+    PasswordEnv { name: String },
+    #[error(
+        "alerts.username is set but no password: set alerts.password_file or alerts.password_env"
+    )]
+    NoPassword,
 }
 
 pub struct MqttPublisher {
@@ -78,7 +90,7 @@ impl Unacked {
 /// `mqtt://host:port` (or `host:port`) → host and port.
 pub fn parse_broker(url: &str) -> Result<(String, u16), MqttError> {
     let bad = |reason: &str| MqttError::BadUrl {
-        url: url.into(),
+        url: crate::redact::redact(url),
         reason: reason.into(),
     };
     let rest = match url.split_once("://") {
@@ -86,6 +98,15 @@ pub fn parse_broker(url: &str) -> Result<(String, u16), MqttError> {
         Some((scheme, _)) => return Err(bad(&format!("scheme {scheme} is not supported"))),
         None => url,
     };
+    if rest
+        .split('/')
+        .next()
+        .is_some_and(|authority| authority.contains('@'))
+    {
+        return Err(bad(
+            "credentials do not belong in the URL (URLs are logged): set [alerts] username and password_file or password_env",
+        ));
+    }
     let (host, port) = rest.rsplit_once(':').unwrap_or((rest, "1883"));
     let port = port
         .trim_end_matches('/')
@@ -102,13 +123,21 @@ pub fn parse_broker(url: &str) -> Result<(String, u16), MqttError> {
 
 impl MqttPublisher {
     /// Connects in the background; publishes queue until the broker answers.
-    pub fn connect(config: &AlertsConfig, host: &str, port: u16) -> Self {
+    pub fn connect(
+        config: &AlertsConfig,
+        host: &str,
+        port: u16,
+        credentials: Option<(String, String)>,
+    ) -> Self {
         let client_id = config
             .client_id
             .clone()
             .unwrap_or_else(|| format!("vigil-{}", config.topic_prefix.replace('/', "-")));
         let mut options = MqttOptions::new(client_id, host, port);
         options.set_keep_alive(Duration::from_secs(10));
+        if let Some((user, password)) = credentials {
+            options.set_credentials(user, password);
+        }
         options.set_max_packet_size(1 << 20, 1 << 20);
         options.set_last_will(LastWill::new(
             config.availability_topic(),

@@ -15,6 +15,7 @@ use crate::detect::{InputSpec, LetterboxPlacement};
 use crate::geometry::BBox;
 use crate::record::CameraRecorder;
 use crate::record::ring::Unit;
+use crate::redact::redact;
 use crate::time::{MediaTime, WallTime};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -53,8 +54,8 @@ struct Geometry {
 
 fn open_err(uri: &SourceUri, reason: impl ToString) -> SourceError {
     SourceError::Open {
-        uri: uri.0.clone(),
-        reason: reason.to_string(),
+        uri: redact(&uri.0),
+        reason: redact(&reason.to_string()),
     }
 }
 
@@ -490,13 +491,14 @@ fn configure_branches(branches: &[Branch], geometry: &Geometry, width: u32, heig
     *geometry.regions.lock().unwrap_or_else(|e| e.into_inner()) = regions;
 }
 
-/// The first error message on the bus, if any, with GStreamer's debug detail.
+/// The first error message on the bus, if any, with GStreamer's debug detail
+/// (passwords in URIs masked: GStreamer repeats the location).
 fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
     let bus = pipeline.bus()?;
     while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
         if let gst::MessageView::Error(e) = msg.view() {
             let detail = e.debug().map(|d| format!(" ({d})")).unwrap_or_default();
-            return Some(format!("{}{detail}", e.error()));
+            return Some(redact(&format!("{}{detail}", e.error())));
         }
     }
     None

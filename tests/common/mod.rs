@@ -152,12 +152,36 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
+        Self::start_with(None)
+    }
+
+    /// A broker that admits only `user` with `password`.
+    pub fn start_with_password(user: &str, password: &str) -> Mosquitto {
+        Self::start_with(Some((user, password)))
+    }
+
+    fn start_with(login: Option<(&str, &str)>) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
+        let access = match login {
+            None => "allow_anonymous true\n".to_string(),
+            Some((user, password)) => {
+                let file = dir.path().join("passwd");
+                let made = Command::new("mosquitto_passwd")
+                    .arg("-b")
+                    .arg("-c")
+                    .arg(&file)
+                    .args([user, password])
+                    .status()
+                    .expect("mosquitto_passwd (package mosquitto) runs");
+                assert!(made.success());
+                format!("allow_anonymous false\npassword_file {}\n", file.display())
+            }
+        };
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            format!("listener {port} 127.0.0.1\n{access}persistence false\n"),
         )
         .unwrap();
         let child = Command::new("mosquitto")
@@ -197,8 +221,16 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn start(port: u16, filter: &str) -> Recorder {
+        Self::start_as(port, filter, None)
+    }
+
+    /// Subscribes with a user name and password.
+    pub fn start_as(port: u16, filter: &str, login: Option<(&str, &str)>) -> Recorder {
         let mut options = rumqttc::MqttOptions::new(format!("test-{port}"), "127.0.0.1", port);
         options.set_keep_alive(Duration::from_secs(5));
+        if let Some((user, password)) = login {
+            options.set_credentials(user, password);
+        }
         let (client, mut connection) = rumqttc::Client::new(options, 100);
         client.subscribe(filter, rumqttc::QoS::AtLeastOnce).unwrap();
         let messages = Arc::new(Mutex::new(Vec::new()));
