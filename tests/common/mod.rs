@@ -14,7 +14,8 @@ pub fn repo() -> PathBuf {
 }
 
 /// A file from the media set: `media/` (fetched by setup) or the `../shared` mirror.
-/// `None` after printing a loud SKIP line naming the file.
+/// `None` after printing a loud SKIP line naming the file; under `CI=true` a
+/// missing file fails the test instead.
 pub fn media(rel: &str) -> Option<PathBuf> {
     find(
         &[
@@ -41,6 +42,11 @@ fn find(candidates: &[PathBuf], name: &str) -> Option<PathBuf> {
             return Some(c.canonicalize().unwrap());
         }
     }
+    // CI has ../shared: a missing file there is a broken setup, not a skip.
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "required file {name} not found (looked in {candidates:?}); under CI=true this fails instead of skipping"
+    );
     eprintln!(
         "\n*** SKIP: required file {name} not found (looked in {candidates:?}); run scripts/setup ***\n"
     );
