@@ -362,16 +362,16 @@ impl LoadedConfig {
                         format!("{zf}.polygon"),
                         format!("has {} point(s); a zone needs at least 3", z.polygon.len()),
                     );
+                } else if ring_self_intersects(&z.polygon) {
+                    p.error(
+                        format!("{zf}.polygon"),
+                        "crosses itself; list the points in order around the zone".into(),
+                    );
                 } else if polygon_area(&z.polygon) < 1e-6 {
                     p.error(
                         format!("{zf}.polygon"),
                         "has no area (its points lie on a line): nothing could ever be inside"
                             .into(),
-                    );
-                } else if ring_self_intersects(&z.polygon) {
-                    p.error(
-                        format!("{zf}.polygon"),
-                        "crosses itself; list the points in order around the zone".into(),
                     );
                 }
                 if z.polygon.iter().flatten().any(|v| !(0.0..=1.0).contains(v)) {
