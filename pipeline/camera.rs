@@ -6,7 +6,7 @@
 //! on each other except for a free inference session.
 
 use crate::detect::{DetectScratch, Detection, Detector};
-use crate::events::{Event, EventSink, Lifecycle, RuleKind};
+use crate::events::{EndReason, Event, EventSink, Lifecycle, RuleKind};
 use crate::geometry::Zone;
 use crate::motion::{MotionConfig, MotionGate};
 use crate::record::RecordConfig;
@@ -398,7 +398,14 @@ impl CameraWorker {
                 Err(end) => break end,
             }
         };
-        for e in self.finish() {
+        // These alerts did not end because the subject left: say why they did.
+        let reason = match &end {
+            SourceEnd::Finished => EndReason::StreamEnded,
+            SourceEnd::Stopped => EndReason::Stopped,
+            SourceEnd::Failed(_) => EndReason::CameraLost,
+        };
+        for mut e in self.finish() {
+            e.reason = Some(reason);
             self.stats.events += 1;
             let _ = events.send(e);
         }

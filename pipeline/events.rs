@@ -102,9 +102,25 @@ pub struct Event {
     /// before the event is published.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clip: Option<ClipRefs>,
+    /// `end` not caused by the subject leaving: the camera was lost, vigil was
+    /// stopped, or the recorded stream ended. Absent when the rule ended it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<EndReason>,
     /// `new`: the full-resolution frame that confirmed the alert, for the snapshot.
     #[serde(skip)]
     pub picture: Option<Picture>,
+}
+
+/// Why an alert ended when its rule did not end it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The camera failed or stalled: the subject may still be there.
+    CameraLost,
+    /// vigil was stopped (Ctrl-C, SIGTERM).
+    Stopped,
+    /// A recorded file ended.
+    StreamEnded,
 }
 
 impl Event {
@@ -116,6 +132,7 @@ impl Event {
             captured: None,
             snapshot: None,
             clip: None,
+            reason: None,
             picture: None,
         }
     }

@@ -626,6 +626,17 @@ fn store_survives_restarts_retention_and_names_tampering() {
         second_files.iter().all(|f| !f.exists()),
         "the oldest unheld evidence is deleted"
     );
+    let ends_at_stream_end = recorder
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p, _)| p.contains("\"type\":\"end\""))
+        .all(|(_, p, _)| p.contains("\"reason\":\"stream_ended\""));
+    assert!(
+        ends_at_stream_end,
+        "the still stream ended, not the cart's stay"
+    );
     let news = recorder
         .messages
         .lock()
