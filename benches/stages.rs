@@ -109,8 +109,15 @@ classes = ["person"]
     let cam = &loaded.config.cameras[0];
     let views = CameraWorker::view_specs(cam, &detectors);
     let uri = SourceUri::resolve(&cam.source, &loaded.base_dir()).unwrap();
-    let source =
-        CameraSource::open("plaza", &uri, None, &views, Pacing::AsFastAsPossible, None).unwrap();
+    let source = CameraSource::open(
+        "plaza",
+        &uri,
+        None,
+        &views,
+        Pacing::AsFastAsPossible,
+        Default::default(),
+    )
+    .unwrap();
     // Frame 100: several people in view.
     let mut frame = source.slot().take().unwrap();
     for _ in 0..100 {

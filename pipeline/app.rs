@@ -1,24 +1,27 @@
 //! App: runs a whole config, every camera on its own threads, events to one
 //! publisher. Used by `vigil run`, `vigil replay` and `vigil bench`.
 //!
-//! A camera that cannot start or fails mid-stream is reported with its id and
-//! the reason; the other cameras keep running.
+//! Each camera runs under its [`Supervisor`], which reopens a failed or stalled
+//! source; a camera that cannot start never holds up the others. On shutdown the
+//! cameras stop first, then the evidence stage finishes their alerts, then the
+//! publisher flushes what the broker takes in a few seconds; the rest stays in
+//! the outbox for the next start.
 
 use crate::camera::CameraWorker;
 use crate::config::LoadedConfig;
 use crate::detect::{Detector, ModelError};
 use crate::evidence::EvidenceStage;
-use crate::publish::{self, MqttPublisher, Outputs};
-use crate::redact::redact;
-use crate::source::{CameraSource, Pacing, SourceEnd, SourceUri};
+use crate::publish::{self, Connect, MqttPublisher, Outputs, Queueing};
+use crate::shutdown::Shutdown;
+use crate::source::{Pacing, SourceEnd};
 use crate::stats::{Latency, StageStats};
-use crate::store::Store;
+use crate::store::{Outbox, Store};
+use crate::supervisor::Supervisor;
 use crate::telemetry;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,8 @@ pub enum AppError {
     EventsFile { path: String, reason: String },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Outbox(#[from] crate::store::OutboxError),
 }
 
 /// How a run treats time and where its events go.
@@ -45,8 +50,8 @@ pub struct RunOptions {
     /// Publish to MQTT at all (replays without a broker do not).
     pub mqtt: bool,
     pub progress: bool,
-    /// Set to stop a live run (Ctrl-C).
-    pub stop: Arc<AtomicBool>,
+    /// Triggered to stop the run (Ctrl-C, SIGTERM): reaches every thread.
+    pub shutdown: Shutdown,
     /// Stop at this instant, playing files again from the start when they end
     /// before it (soak tests, `vigil bench --duration`); media time keeps
     /// counting up across repeats.
@@ -72,6 +77,9 @@ pub struct RunReport {
     pub alert_latency: Latency,
     /// Resident memory once models were loaded, before any camera started.
     pub rss_before_cameras_mb: f64,
+    /// MQTT messages the broker had not acknowledged when vigil stopped: kept
+    /// in the outbox, sent at the next start.
+    pub queued_at_exit: usize,
 }
 
 impl RunReport {
@@ -125,7 +133,10 @@ fn open_events_file(path: &str) -> Result<Box<dyn Write + Send>, AppError> {
     Ok(Box::new(std::io::BufWriter::new(file)))
 }
 
-/// Runs every camera of the config until its source ends (files) or `stop` is set.
+/// How long, at the end, the publisher keeps sending what the broker takes.
+const FINAL_FLUSH: Duration = Duration::from_millis(1500);
+
+/// Runs every camera of the config until its source ends (files) or shutdown.
 pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, AppError> {
     let config = &loaded.config;
     // The store first: a second process on the same store stops here, before
@@ -146,7 +157,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         }
     }
 
-    let mqtt = if options.mqtt {
+    let (mqtt, queueing) = if options.mqtt {
         let (host, port) = match &config.alerts.broker {
             Some(url) => publish::parse_broker(url)?,
             None if options.embedded_broker => {
@@ -173,32 +184,62 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         } else {
             None
         };
-        Some(MqttPublisher::connect(
+        // The outbox lives in the store; without one, in a temporary database
+        // that rides out a broker outage but not a restart.
+        let (drained, queued) = match &store {
+            Some(store) => (
+                Outbox::open(store.db_path())?,
+                Outbox::open(store.db_path())?,
+            ),
+            None => {
+                tracing::warn!(
+                    "[storage] is disabled: MQTT messages queued while the broker is down are lost if vigil stops"
+                );
+                let temporary = Outbox::temporary()?;
+                let second = Outbox::open(temporary.path())?;
+                (temporary, second)
+            }
+        };
+        let publisher = MqttPublisher::start(
             &config.alerts,
-            &host,
-            port,
-            credentials,
-        ))
+            Connect {
+                host,
+                port,
+                credentials,
+            },
+            drained,
+        );
+        let queueing = Queueing {
+            config: config.alerts.clone(),
+            outbox: queued,
+            notify: publisher.notify(),
+            events_queued: store.is_some(),
+        };
+        (Some(publisher), Some(queueing))
     } else {
-        None
+        (None, None)
     };
+    let evidence_queueing = queueing
+        .as_ref()
+        .map(|q| (q.config.clone(), q.notify.clone()));
     let outputs = Outputs {
-        mqtt,
         jsonl: options
             .events_file
             .as_deref()
             .map(open_events_file)
             .transpose()?,
         log: true,
+        mqtt: queueing,
     };
-    let (publish_tx, publisher) = publish::spawn(outputs);
+    let (channels, publisher_thread) = publish::spawn(outputs);
     let (events_tx, evidence) = match store {
         Some(store) => {
-            let running = EvidenceStage::spawn(store, config, publish_tx);
+            let running = EvidenceStage::spawn(store, config, channels.events, evidence_queueing);
             (running.events.clone(), Some(running))
         }
-        None => (publish_tx, None),
+        None => (channels.events, None),
     };
+    let statuses_tx = channels.statuses;
     let recorder_of = |id: &str| evidence.as_ref().and_then(|r| r.recorders.get(id).cloned());
 
     // Alert ids embed the run's start, so alerts of successive runs (and
@@ -218,117 +259,51 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
         for cam in &config.cameras {
-            let views = CameraWorker::view_specs(cam, &detectors);
-            let started = Instant::now();
-            let recorder = recorder_of(&cam.id);
-            let open = {
-                let base = loaded.base_dir();
-                let pacing = options.pacing;
-                let recorder = recorder.clone();
-                move || {
-                    SourceUri::resolve(&cam.source, &base).and_then(|uri| {
-                        CameraSource::open(&cam.id, &uri, cam.fps, &views, pacing, recorder.clone())
-                    })
-                }
+            let supervisor = Supervisor {
+                camera: cam,
+                base: loaded.base_dir(),
+                views: CameraWorker::view_specs(cam, &detectors),
+                pacing: options.pacing,
+                recorder: recorder_of(&cam.id),
+                shutdown: options.shutdown.clone(),
+                run_until: options.run_until,
+                events: events_tx.clone(),
+                statuses: statuses_tx.clone(),
+                progress: bars.add(
+                    ProgressBar::new(0)
+                        .with_style(style.clone())
+                        .with_prefix(cam.id.clone()),
+                ),
             };
-            let source = match open() {
-                Ok(s) => s,
+            let detectors = &detectors;
+            let new_worker = move || {
+                CameraWorker::new(
+                    cam,
+                    detectors,
+                    &config.tracker,
+                    &config.alerts.routes,
+                    epoch,
+                )
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("camera-{}", cam.id))
+                .spawn_scoped(scope, move || supervisor.run(new_worker));
+            match spawned {
+                Ok(h) => handles.push((cam.id.clone(), h)),
                 Err(e) => {
-                    tracing::error!(camera = %cam.id, "camera {} ({}) cannot start: {e}", cam.id, redact(&cam.source));
-                    telemetry::CameraMetrics::new(&cam.id).down();
-                    reports.push(CameraReport {
-                        id: cam.id.clone(),
-                        end: SourceEnd::Failed(e.to_string()),
-                        stats: StageStats::default(),
-                        events: 0,
-                        elapsed: started.elapsed(),
-                        rss_at_end_mb: 0.0,
-                        ring_bytes: 0,
-                    });
-                    continue;
+                    tracing::error!(camera = %cam.id, "camera {}: cannot start its thread: {e}", cam.id)
                 }
-            };
-            let mut worker = CameraWorker::new(
-                cam,
-                &detectors,
-                &config.tracker,
-                &config.alerts.routes,
-                epoch,
-            );
-            let bar = bars.add(
-                ProgressBar::new(0)
-                    .with_style(style.clone())
-                    .with_prefix(cam.id.clone()),
-            );
-            let events_tx = events_tx.clone();
-            let stop = options.stop.clone();
-            let run_until = options.run_until;
-            handles.push(scope.spawn(move || {
-                let mut source = source;
-                let mut pts_offset = crate::time::MediaTime::ZERO;
-                let mut rss_at_end_mb;
-                let mut ring_bytes = 0;
-                let end = loop {
-                    let end = worker.run(source.slot(), pts_offset, &events_tx, |frame| {
-                        if stop.load(Ordering::SeqCst)
-                            || run_until.is_some_and(|t| Instant::now() >= t)
-                        {
-                            source.stop();
-                        }
-                        if bar.length() == Some(0)
-                            && let Some(d) = source.duration()
-                        {
-                            bar.set_length(d.as_secs_f64().ceil() as u64);
-                        }
-                        bar.set_position(frame.pts.as_secs_f64() as u64);
-                        bar.set_message(format!("{} frames", frame.seq + 1));
-                    });
-                    rss_at_end_mb = crate::stats::resident_mb();
-                    if let Some(r) = &recorder {
-                        ring_bytes = r.ring_bytes();
-                        r.source_ended();
-                    }
-                    let again = end == SourceEnd::Finished
-                        && !stop.load(Ordering::SeqCst)
-                        && run_until.is_some_and(|t| Instant::now() < t);
-                    if !again {
-                        break end;
-                    }
-                    pts_offset = worker.media_end();
-                    drop(source);
-                    if let Some(r) = &recorder {
-                        r.source_restarted(pts_offset);
-                    }
-                    match open() {
-                        Ok(s) => source = s,
-                        Err(e) => break SourceEnd::Failed(e.to_string()),
-                    }
-                };
-                bar.finish();
-                match &end {
-                    SourceEnd::Failed(reason) => tracing::error!(camera = %worker.id, "camera {} ({}) failed: {reason}", worker.id, redact(&cam.source)),
-                    SourceEnd::Finished => tracing::info!(camera = %worker.id, "camera {}: end of stream", worker.id),
-                    SourceEnd::Stopped => {}
-                }
-                CameraReport {
-                    id: worker.id.to_string(),
-                    end,
-                    events: worker.stats.events as usize,
-                    stats: std::mem::take(&mut worker.stats),
-                    elapsed: started.elapsed(),
-                    rss_at_end_mb,
-                    ring_bytes,
-                }
-            }));
+            }
         }
-        for h in handles {
+        for (id, h) in handles {
             match h.join() {
                 Ok(r) => reports.push(r),
-                Err(_) => tracing::error!("a camera worker panicked"),
+                Err(_) => tracing::error!(camera = %id, "camera {id}: its supervisor panicked"),
             }
         }
     });
     drop(events_tx);
+    drop(statuses_tx);
     if let Some(running) = evidence {
         drop(running.events);
         drop(running.recorders);
@@ -336,21 +311,14 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
             tracing::error!("the evidence thread panicked");
         }
     }
-    let mut alert_latency = Latency::default();
-    if let Ok(outputs) = publisher.join()
-        && let Some(mqtt) = &outputs.mqtt
-    {
-        if !mqtt.flush(Duration::from_secs(5)) {
-            tracing::warn!(
-                "MQTT: {} alert messages still unacknowledged after 5 s",
-                mqtt.pending()
-            );
-        }
-        alert_latency = mqtt.alert_latency();
+    if publisher_thread.join().is_err() {
+        tracing::error!("the publish thread panicked");
     }
+    let delivery = mqtt.map(|p| p.finish(FINAL_FLUSH)).unwrap_or_default();
     Ok(RunReport {
         cameras: reports,
-        alert_latency,
+        alert_latency: delivery.latency,
         rss_before_cameras_mb,
+        queued_at_exit: delivery.left,
     })
 }

@@ -105,7 +105,14 @@ fn decode_alone(
     for cam in &loaded.config.cameras {
         let views = CameraWorker::view_specs(cam, detectors);
         let Ok(source) = SourceUri::resolve(&cam.source, &loaded.base_dir()).and_then(|u| {
-            CameraSource::open(&cam.id, &u, cam.fps, &views, Pacing::AsFastAsPossible, None)
+            CameraSource::open(
+                &cam.id,
+                &u,
+                cam.fps,
+                &views,
+                Pacing::AsFastAsPossible,
+                Default::default(),
+            )
         }) else {
             continue;
         };
@@ -129,7 +136,14 @@ fn inference_alone(
     };
     let views = CameraWorker::view_specs(cam, detectors);
     let Ok(source) = SourceUri::resolve(&cam.source, &loaded.base_dir()).and_then(|u| {
-        CameraSource::open(&cam.id, &u, cam.fps, &views, Pacing::AsFastAsPossible, None)
+        CameraSource::open(
+            &cam.id,
+            &u,
+            cam.fps,
+            &views,
+            Pacing::AsFastAsPossible,
+            Default::default(),
+        )
     }) else {
         return;
     };
@@ -192,7 +206,7 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
         embedded_broker: true,
         mqtt: true,
         progress: false,
-        stop: Arc::new(AtomicBool::new(false)),
+        shutdown: Default::default(),
         run_until: options.duration.map(|d| started + d),
     };
     // RSS sampled through the run, for the soak's growth figure.

@@ -46,6 +46,16 @@ pub struct CameraConfig {
     /// Clips around each alert (pre/post roll, split length, ring size).
     #[serde(default)]
     pub record: RecordConfig,
+    /// A source that delivers no frame for this long is declared stalled and reopened.
+    #[serde(default = "default_stall_s")]
+    pub stall_s: f64,
+    /// Play a file again from the start when it ends (demos, soak tests).
+    #[serde(default, rename = "loop")]
+    pub repeat: bool,
+}
+
+fn default_stall_s() -> f64 {
+    5.0
 }
 
 /// A detector as one camera runs it.

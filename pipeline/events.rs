@@ -81,6 +81,9 @@ pub struct Alert {
     pub end: Option<Timestamp>,
     /// One line for a human.
     pub summary: String,
+    /// Events raised for this alert so far: the next one's `seq` follows.
+    #[serde(skip)]
+    pub events_raised: u32,
 }
 
 /// A message about an alert.
@@ -88,6 +91,11 @@ pub struct Alert {
 pub struct Event {
     #[serde(rename = "type")]
     pub lifecycle: Lifecycle,
+    /// `<alert id>/<seq>`: the same on a redelivered copy, so subscribers can
+    /// drop duplicates.
+    pub event_id: String,
+    /// 1 for `new`, counting up through the alert's updates and its `end`.
+    pub seq: u32,
     pub before: Option<Alert>,
     pub after: Alert,
     /// When the frame that caused this event reached vigil: alert latency is
@@ -123,10 +131,78 @@ pub enum EndReason {
     StreamEnded,
 }
 
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::CameraLost => "camera_lost",
+            EndReason::Stopped => "stopped",
+            EndReason::StreamEnded => "stream_ended",
+        }
+    }
+}
+
+/// A camera's health, for the operators: published retained on
+/// `<prefix>/cameras/<id>/status` at every change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CameraStatus {
+    pub camera: String,
+    pub state: CameraState,
+    /// Why it is not up (or why it stopped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `high` while the camera is not watching: operators must act.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    pub wall_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraState {
+    /// Frames are flowing.
+    Up,
+    /// The source failed or stalled; vigil is reopening it.
+    Reconnecting,
+    /// The source failed and will not be retried (a file that is missing or broken).
+    Failed,
+    /// Stopped on purpose, or a file ended.
+    Stopped,
+}
+
+impl CameraState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraState::Up => "up",
+            CameraState::Reconnecting => "reconnecting",
+            CameraState::Failed => "failed",
+            CameraState::Stopped => "stopped",
+        }
+    }
+}
+
+impl CameraStatus {
+    pub fn new(camera: &str, state: CameraState, reason: Option<String>) -> Self {
+        let watching = matches!(state, CameraState::Up | CameraState::Stopped);
+        CameraStatus {
+            camera: camera.into(),
+            state,
+            reason,
+            severity: (!watching).then_some(Severity::High),
+            wall_ms: crate::time::WallTime::now().unix_ms(),
+        }
+    }
+}
+
 impl Event {
-    fn of(lifecycle: Lifecycle, before: Option<Alert>, after: Alert) -> Self {
+    /// The alert's next event; `alert` counts it.
+    fn of(lifecycle: Lifecycle, before: Option<Alert>, alert: &mut Alert) -> Self {
+        alert.events_raised += 1;
+        let seq = alert.events_raised;
+        let after = alert.clone();
         Event {
             lifecycle,
+            event_id: format!("{}/{seq}", after.id),
+            seq,
             before,
             after,
             captured: None,
@@ -212,7 +288,7 @@ impl EventSink {
 
     pub fn open(&mut self, new: NewAlert, at: Timestamp) -> Alert {
         self.seq += 1;
-        let alert = Alert {
+        let mut alert = Alert {
             id: format!("{}-{}-{:05}", self.camera, self.epoch, self.seq),
             camera: self.camera.clone(),
             kind: new.kind,
@@ -229,9 +305,10 @@ impl EventSink {
             start: at,
             end: None,
             summary: new.summary,
+            events_raised: 0,
         };
         self.events
-            .push(Event::of(Lifecycle::New, None, alert.clone()));
+            .push(Event::of(Lifecycle::New, None, &mut alert));
         alert
     }
 
@@ -246,7 +323,7 @@ impl EventSink {
         }
         if let Some(before) = before {
             self.events
-                .push(Event::of(Lifecycle::Update, Some(before), alert.clone()));
+                .push(Event::of(Lifecycle::Update, Some(before), alert));
         }
     }
 
@@ -254,6 +331,6 @@ impl EventSink {
         let before = alert.clone();
         alert.end = Some(at);
         self.events
-            .push(Event::of(Lifecycle::End, Some(before), alert));
+            .push(Event::of(Lifecycle::End, Some(before), &mut alert));
     }
 }

@@ -15,6 +15,7 @@
 
 use crate::config::Config;
 use crate::events::{ClipRef, ClipRefs, Event, FileRef, Lifecycle, Severity, SnapshotRef};
+use crate::publish::AlertsConfig;
 use crate::record::snapshot::{self, Annotation, LinePoints};
 use crate::record::{CameraRecorder, ClipsDone, Recorders};
 use crate::store::{EvidenceKind, Store};
@@ -46,6 +47,8 @@ pub struct EvidenceStage {
     geometry: HashMap<String, Geometry>,
     font: Option<FontVec>,
     publish: Sender<Event>,
+    /// MQTT: topics and the publisher's wake-up; `None` when this run does not publish.
+    mqtt: Option<(AlertsConfig, Sender<()>)>,
     /// `end` events waiting for their clips, by alert id.
     pending_ends: HashMap<String, Event>,
     last_age_retention: Instant,
@@ -65,7 +68,12 @@ fn error_counted(camera: &str, message: String) {
 
 impl EvidenceStage {
     /// Starts the stage on its own thread; events it has finished go to `publish`.
-    pub fn spawn(store: Store, config: &Config, publish: Sender<Event>) -> Running {
+    pub fn spawn(
+        store: Store,
+        config: &Config,
+        publish: Sender<Event>,
+        mqtt: Option<(AlertsConfig, Sender<()>)>,
+    ) -> Running {
         let (clips_tx, clips_rx) = crossbeam_channel::bounded::<ClipsDone>(QUEUE);
         let recorders = Recorders::new(clips_tx);
         let cameras: HashMap<String, Arc<CameraRecorder>> = config
@@ -107,6 +115,7 @@ impl EvidenceStage {
             geometry,
             font,
             publish,
+            mqtt,
             pending_ends: HashMap::new(),
             last_age_retention: Instant::now(),
         };
@@ -347,15 +356,28 @@ impl EvidenceStage {
     fn record_and_publish(&mut self, event: Event) {
         match serde_json::to_string(&event) {
             Ok(payload) => {
-                if let Err(e) = self.store.record_event(&event, &payload) {
-                    error_counted(
+                // The event and its MQTT messages are committed together: an
+                // alert the store knows is an alert the broker will get.
+                let (messages, cap) = match &self.mqtt {
+                    Some((config, _)) => {
+                        (config.event_messages(&event, &payload), config.outbox_max)
+                    }
+                    None => (Vec::new(), usize::MAX),
+                };
+                match self.store.record_event(&event, &payload, &messages, cap) {
+                    Ok(0) => {}
+                    Ok(dropped) => crate::publish::outbox_dropped(dropped, cap),
+                    Err(e) => error_counted(
                         &event.after.camera,
                         format!(
                             "alert {}: not stored: {e}: {}",
                             event.after.id,
                             source_chain(&e)
                         ),
-                    );
+                    ),
+                }
+                if let Some((_, notify)) = &self.mqtt {
+                    let _ = notify.try_send(());
                 }
             }
             Err(e) => tracing::error!("cannot serialise event: {e}"),

@@ -21,8 +21,10 @@
 //! - [`store`]: SQLite store of alerts, events, evidence, tags and holds; the
 //!   signed hash-chained manifest; retention; verify and export for the police.
 //! - [`publish`]: MQTT (QoS 1, per-recipient topics), JSON lines, the log.
-//! - [`camera`]: one camera's chain on one worker thread; [`app`] runs many.
+//! - [`camera`]: one camera's chain on one worker thread; [`supervisor`] reopens its
+//!   source when it fails or stalls; [`app`] runs many.
 //! - [`telemetry`]: Prometheus `/metrics` (stage histograms, per-camera counters).
+//! - [`shutdown`]: the one stop signal every thread waits on; reconnect backoff.
 //! - [`redact`]: passwords masked in every URI that reaches a log or an error.
 //! - [`config`]: the TOML file and `vigil check`; [`geometry`], [`time`], [`stats`]:
 //!   shared vocabulary (boxes and zones, media vs wall clocks, latency percentiles).
@@ -44,9 +46,11 @@ pub mod publish;
 pub mod record;
 pub mod redact;
 pub mod rules;
+pub mod shutdown;
 pub mod source;
 pub mod stats;
 pub mod store;
+pub mod supervisor;
 pub mod telemetry;
 pub mod time;
 pub mod track;

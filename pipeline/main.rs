@@ -4,8 +4,6 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use vigil::app::{self, RunOptions};
 use vigil::config::LoadedConfig;
 use vigil::source::{Pacing, SourceEnd};
@@ -295,29 +293,14 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
         }
         Command::Run { config, events } => {
             let loaded = LoadedConfig::load_checked(&config, false)?;
-            let stop = Arc::new(AtomicBool::new(false));
-            {
-                let stop = stop.clone();
-                // SIGINT and SIGTERM (what a service manager sends) stop the
-                // cameras, close their alerts and flush; a second one exits at once.
-                ctrlc::set_handler(move || {
-                    if stop.swap(true, Ordering::SeqCst) {
-                        eprintln!("second stop signal: exiting now");
-                        std::process::exit(130);
-                    }
-                    eprintln!(
-                        "stopping: closing open alerts and their clips (again to exit at once)"
-                    );
-                })
-                .context("installing the Ctrl-C / SIGTERM handler")?;
-            }
+            let shutdown = shutdown_on_signals()?;
             let options = RunOptions {
                 pacing: Pacing::Live,
                 events_file: events,
                 embedded_broker: true,
                 mqtt: true,
                 progress: false,
-                stop,
+                shutdown,
                 run_until: None,
             };
             let report = app::run(&loaded, &options)?;
@@ -336,7 +319,7 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
                 embedded_broker: false,
                 mqtt: !no_mqtt && loaded.config.alerts.broker.is_some(),
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-                stop: Arc::new(AtomicBool::new(false)),
+                shutdown: shutdown_on_signals()?,
                 run_until: None,
             };
             let report = app::run(&loaded, &options)?;
@@ -646,10 +629,34 @@ fn summarise(report: &app::RunReport) {
     }
 }
 
+/// Exit status of `run` and `replay`: 1 if a camera failed, 75 (EX_TEMPFAIL)
+/// if alerts are still waiting in the outbox for the broker, else 0.
 fn exit_code(report: &app::RunReport) -> std::process::ExitCode {
-    if report.failed().is_empty() {
-        std::process::ExitCode::SUCCESS
-    } else {
+    if !report.failed().is_empty() {
         std::process::ExitCode::FAILURE
+    } else if report.queued_at_exit > 0 {
+        eprintln!(
+            "{} MQTT message(s) are still queued for the broker; they are sent at the next start (exit status 75)",
+            report.queued_at_exit
+        );
+        std::process::ExitCode::from(75)
+    } else {
+        std::process::ExitCode::SUCCESS
     }
+}
+
+/// SIGINT and SIGTERM (what a service manager sends) stop the cameras, end
+/// their alerts and flush; a second signal exits at once.
+fn shutdown_on_signals() -> anyhow::Result<vigil::shutdown::Shutdown> {
+    let shutdown = vigil::shutdown::Shutdown::new();
+    let trigger = shutdown.clone();
+    ctrlc::set_handler(move || {
+        if trigger.trigger() {
+            eprintln!("second stop signal: exiting now");
+            std::process::exit(130);
+        }
+        eprintln!("stopping: closing open alerts and their clips (again to exit at once)");
+    })
+    .context("installing the Ctrl-C / SIGTERM handler")?;
+    Ok(shutdown)
 }

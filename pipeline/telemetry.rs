@@ -107,3 +107,17 @@ impl CameraMetrics {
         self.fps.set(0.0);
     }
 }
+
+/// A camera's supervisor state: `vigil_camera_state{camera, state}` is 1 for the
+/// current state and 0 for the others; `vigil_camera_up` follows it.
+pub fn camera_state(camera: &str, state: crate::events::CameraState) {
+    use crate::events::CameraState::*;
+    for s in [Up, Reconnecting, Failed, Stopped] {
+        metrics::gauge!("vigil_camera_state", "camera" => camera.to_string(), "state" => s.as_str())
+            .set(if s == state { 1.0 } else { 0.0 });
+    }
+    if state != Up {
+        metrics::gauge!("vigil_camera_up", "camera" => camera.to_string()).set(0.0);
+        metrics::gauge!("vigil_camera_fps", "camera" => camera.to_string()).set(0.0);
+    }
+}

@@ -417,7 +417,10 @@ fn rtsp_h264_clip_is_not_reencoded() {
         None,
         &views,
         vigil::source::Pacing::Live,
-        Some(recorder.clone()),
+        vigil::source::SourceOptions {
+            recorder: Some(recorder.clone()),
+            ..Default::default()
+        },
     )
     .unwrap();
     let next = || {

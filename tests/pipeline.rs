@@ -393,7 +393,7 @@ fn rtsp_source_decodes() {
         None,
         &views,
         vigil::source::Pacing::Live,
-        None,
+        Default::default(),
     )
     .unwrap();
     for _ in 0..5 {

@@ -1,17 +1,23 @@
 //! Publish: events leave vigil here, to MQTT, a JSON-lines file and the log.
 //!
-//! Every camera sends its events down one channel to a single output thread, so
-//! a slow broker never stalls a camera. On MQTT each event goes, at QoS 1, to the
-//! all-events topic and to the topic of each recipient its rule kind is routed to
-//! (see README "Alerts over MQTT"). Without a configured broker `vigil run` starts
-//! an embedded one ([`broker`]) so the demo works out of the box.
+//! Cameras (through the evidence stage) send their events down one bounded
+//! channel to a single output thread, which writes the log and the JSON-lines
+//! file at once, whatever the broker is doing. MQTT goes through the outbox in
+//! the store (see `store/outbox.rs`): each event's messages are queued in the
+//! transaction that records the event, and the [`MqttPublisher`] drains them at
+//! QoS 1 to the all-events topic and to each recipient its rule kind is routed
+//! to (README "Alerts over MQTT"). Camera status changes are queued the same
+//! way, retained on `<prefix>/cameras/<id>/status`. Without a configured broker
+//! `vigil run` starts an embedded one ([`broker`]) so the demo works out of the box.
 
 pub mod broker;
 mod mqtt;
 
-pub use mqtt::{MqttError, MqttPublisher, parse_broker};
+pub use mqtt::{Connect, Delivery, MqttError, MqttPublisher, parse_broker};
 
-use crate::events::{Event, Lifecycle, RuleKind};
+use crate::events::{CameraStatus, Event, Lifecycle, RuleKind};
+use crate::store::{Outbox, OutboxMessage, Priority};
+use crossbeam_channel::{Receiver, Sender, select};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -37,6 +43,9 @@ pub struct AlertsConfig {
     pub password_file: Option<PathBuf>,
     /// Environment variable holding the MQTT password (instead of a file).
     pub password_env: Option<String>,
+    /// Messages kept for a broker that is down; over this, the oldest
+    /// low-severity ones are dropped (fire and smoke never).
+    pub outbox_max: usize,
 }
 
 impl Default for AlertsConfig {
@@ -57,6 +66,7 @@ impl Default for AlertsConfig {
             username: None,
             password_file: None,
             password_env: None,
+            outbox_max: 100_000,
         }
     }
 }
@@ -68,6 +78,47 @@ impl AlertsConfig {
 
     pub fn recipient_topic(&self, recipient: &str) -> String {
         format!("{}/alerts/{recipient}", self.topic_prefix)
+    }
+
+    pub fn camera_status_topic(&self, camera: &str) -> String {
+        format!("{}/cameras/{camera}/status", self.topic_prefix)
+    }
+
+    pub fn client_id(&self) -> String {
+        self.client_id
+            .clone()
+            .unwrap_or_else(|| format!("vigil-{}", self.topic_prefix.replace('/', "-")))
+    }
+
+    /// The MQTT messages that announce `event`: the all-events topic and each
+    /// recipient's.
+    pub fn event_messages(&self, event: &Event, payload: &str) -> Vec<OutboxMessage> {
+        let alert = event.alert();
+        let captured_us = event
+            .captured
+            .map(|c| mqtt::now_us() - c.elapsed().as_micros() as i64);
+        std::iter::once(self.events_topic())
+            .chain(alert.recipients.iter().map(|r| self.recipient_topic(r)))
+            .map(|topic| OutboxMessage {
+                topic,
+                payload: payload.as_bytes().to_vec(),
+                retain: false,
+                priority: Priority::from(alert.severity),
+                captured_us,
+            })
+            .collect()
+    }
+
+    /// A camera's state, retained so a subscriber that connects later sees it.
+    pub fn status_message(&self, status: &CameraStatus) -> Option<OutboxMessage> {
+        let payload = serde_json::to_vec(status).ok()?;
+        Some(OutboxMessage {
+            topic: self.camera_status_topic(&status.camera),
+            payload,
+            retain: true,
+            priority: Priority::Status,
+            captured_us: None,
+        })
     }
 
     pub fn availability_topic(&self) -> String {
@@ -93,12 +144,55 @@ impl AlertsConfig {
     }
 }
 
+/// Events waiting for the output thread; past this the evidence stage waits.
+const QUEUE: usize = 1024;
+
+/// Where the output thread queues MQTT messages.
+pub struct Queueing {
+    pub config: AlertsConfig,
+    /// A connection of its own to the outbox.
+    pub outbox: Outbox,
+    /// Wakes the publisher.
+    pub notify: Sender<()>,
+    /// Events arrive already queued (the store did it in the event's transaction).
+    pub events_queued: bool,
+}
+
+impl Queueing {
+    fn queue(&mut self, messages: &[OutboxMessage]) {
+        queue_counted(&mut self.outbox, messages, self.config.outbox_max);
+        let _ = self.notify.try_send(());
+    }
+}
+
+/// Queues on `outbox`, logging and counting what the cap dropped.
+pub fn queue_counted(outbox: &mut Outbox, messages: &[OutboxMessage], cap: usize) {
+    match outbox.enqueue(messages, cap) {
+        Ok(0) => {}
+        Ok(dropped) => outbox_dropped(dropped, cap),
+        Err(e) => tracing::error!(
+            "{e}: {}: {} MQTT message(s) not queued",
+            crate::evidence::source_chain(&e),
+            messages.len()
+        ),
+    }
+}
+
+/// The outbox was full: say so, loudly and countably.
+pub fn outbox_dropped(dropped: usize, cap: usize) {
+    tracing::error!(
+        "MQTT outbox full ({cap} messages, alerts.outbox_max): dropped the {dropped} oldest low-severity message(s); fire and smoke are kept"
+    );
+    metrics::counter!("vigil_outbox_dropped_total").increment(dropped as u64);
+}
+
 /// Where events go; owned by the output thread.
 pub struct Outputs {
-    pub mqtt: Option<MqttPublisher>,
     pub jsonl: Option<Box<dyn Write + Send>>,
     /// Log each alert's lifecycle as a readable line.
     pub log: bool,
+    /// MQTT; `None` when this run does not publish.
+    pub mqtt: Option<Queueing>,
 }
 
 impl Outputs {
@@ -117,8 +211,12 @@ impl Outputs {
                 Lifecycle::Update => "update",
                 Lifecycle::End => "ended",
             };
+            let why = event
+                .reason
+                .map(|r| format!(", {}", r.as_str()))
+                .unwrap_or_default();
             tracing::info!(
-                "{verb} [{}] camera={} {} (t={:.1}s, id={}, to: {})",
+                "{verb} [{}] camera={} {} (t={:.1}s, id={}, to: {}{why})",
                 a.kind.as_str(),
                 a.camera,
                 a.summary,
@@ -132,28 +230,60 @@ impl Outputs {
         {
             tracing::error!("cannot write events file: {e}");
         }
-        if let Some(mqtt) = &self.mqtt {
-            mqtt.publish(event, json.into_bytes());
+        if let Some(q) = &mut self.mqtt
+            && !q.events_queued
+        {
+            let messages = q.config.event_messages(event, &json);
+            q.queue(&messages);
+        }
+    }
+
+    /// Queues a camera's new state (the supervisor has logged it).
+    pub fn status(&mut self, status: &CameraStatus) {
+        if let Some(q) = &mut self.mqtt
+            && let Some(m) = q.config.status_message(status)
+        {
+            q.queue(&[m]);
         }
     }
 }
 
-/// Runs `outputs` on its own thread until every sender of the channel is gone.
-pub fn spawn(
-    mut outputs: Outputs,
-) -> (
-    crossbeam_channel::Sender<Event>,
-    std::thread::JoinHandle<Outputs>,
-) {
-    let (tx, rx) = crossbeam_channel::unbounded::<Event>();
+/// The output thread's inputs.
+pub struct PublishChannels {
+    pub events: Sender<Event>,
+    pub statuses: Sender<CameraStatus>,
+}
+
+/// Runs `outputs` on its own thread until every sender of both channels is gone.
+pub fn spawn(mut outputs: Outputs) -> (PublishChannels, std::thread::JoinHandle<Outputs>) {
+    let (events, events_rx) = crossbeam_channel::bounded::<Event>(QUEUE);
+    let (statuses, statuses_rx) = crossbeam_channel::bounded::<CameraStatus>(QUEUE);
     let handle = std::thread::Builder::new()
         .name("publish".into())
         .spawn(move || {
-            for event in rx {
-                outputs.emit(&event);
-            }
+            run_outputs(&mut outputs, events_rx, statuses_rx);
             outputs
         })
         .expect("spawning the publish thread");
-    (tx, handle)
+    (PublishChannels { events, statuses }, handle)
+}
+
+fn run_outputs(outputs: &mut Outputs, events: Receiver<Event>, statuses: Receiver<CameraStatus>) {
+    let (mut events_open, mut statuses_open) = (true, true);
+    while events_open || statuses_open {
+        let (no_events, no_statuses) = (crossbeam_channel::never(), crossbeam_channel::never());
+        select! {
+            recv(if events_open { &events } else { &no_events }) -> e => match e {
+                Ok(event) => {
+                    metrics::gauge!("vigil_publish_queue").set(events.len() as f64);
+                    outputs.emit(&event);
+                }
+                Err(_) => events_open = false,
+            },
+            recv(if statuses_open { &statuses } else { &no_statuses }) -> s => match s {
+                Ok(status) => outputs.status(&status),
+                Err(_) => statuses_open = false,
+            },
+        }
+    }
 }

@@ -1,20 +1,35 @@
-//! The MQTT client: QoS 1 publishes, a retained availability topic with an
-//! `offline` last will, and reconnection handled by rumqttc's event loop, which
-//! runs on its own thread.
+//! The MQTT publisher: drains the [`Outbox`] to the broker at QoS 1.
 //!
-//! Each publish remembers when its frame was captured; the event loop pairs
-//! rumqttc's outgoing packet ids with them in order and, on the broker's PUBACK,
-//! records the alert latency (capture → acknowledged by the broker).
+//! One thread owns a fresh rumqttc connection per attempt. After the broker's
+//! CONNACK it publishes the retained `online` availability, then the outbox in
+//! order, keeping at most [`WINDOW`] messages in flight; each PUBACK deletes its
+//! row. When the connection fails, whatever was in flight is still in the
+//! outbox and is sent again, oldest first, on the next connection (same
+//! payload, same `event_id`), after a capped exponential backoff. rumqttc's own
+//! resend queue is deliberately not used: the outbox is the one source of truth,
+//! so a restart and a reconnect take the same path.
+//!
+//! Each message remembers when its frame was captured; on its PUBACK the alert
+//! latency (capture → acknowledged by the broker) is recorded.
 
 use super::AlertsConfig;
-use crate::events::Event;
+use crate::shutdown::Backoff;
 use crate::stats::Latency;
+use crate::store::outbox::Queued;
+use crate::store::{Outbox, OutboxError};
+use crossbeam_channel::{Receiver, Sender, select};
 use rumqttc::{Client, Event as MqttEvent, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// Messages on the wire without a PUBACK yet; rumqttc allows 100.
+const WINDOW: usize = 64;
+/// A connection attempt that hears nothing back gives up after this.
+const CONNECT_TIMEOUT_S: u64 = 3;
+/// How often the outbox is checked when no notification came (a safety net).
+const IDLE_CHECK: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
@@ -32,59 +47,8 @@ pub enum MqttError {
         "alerts.username is set but no password: set alerts.password_file or alerts.password_env"
     )]
     NoPassword,
-}
-
-pub struct MqttPublisher {
-    client: Client,
-    config: AlertsConfig,
-    acked: Arc<AtomicU64>,
-    unacked: Arc<Mutex<Unacked>>,
-    stopping: Arc<AtomicBool>,
-    event_loop: Option<JoinHandle<()>>,
-}
-
-/// Publishes not yet acknowledged, with the capture time of their frame.
-#[derive(Default)]
-struct Unacked {
-    /// Handed to rumqttc, no packet id yet (requests are sent in order).
-    queued: VecDeque<Option<Instant>>,
-    /// On the wire, by packet id.
-    in_flight: HashMap<u16, Option<Instant>>,
-    latency: Latency,
-}
-
-impl Unacked {
-    fn lock(this: &Mutex<Unacked>) -> std::sync::MutexGuard<'_, Unacked> {
-        this.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn sent(&mut self, pkid: u16) {
-        // A packet id already in flight is a retransmission after a reconnect.
-        if pkid != 0
-            && !self.in_flight.contains_key(&pkid)
-            && let Some(captured) = self.queued.pop_front()
-        {
-            self.in_flight.insert(pkid, captured);
-        }
-        self.export_pending();
-    }
-
-    fn acked(&mut self, pkid: u16) {
-        if let Some(Some(captured)) = self.in_flight.remove(&pkid) {
-            let latency = captured.elapsed();
-            self.latency.record(latency);
-            metrics::histogram!("vigil_alert_latency_seconds").record(latency.as_secs_f64());
-        }
-        self.export_pending();
-    }
-
-    fn pending(&self) -> usize {
-        self.queued.len() + self.in_flight.len()
-    }
-
-    fn export_pending(&self) {
-        metrics::gauge!("vigil_publish_pending").set(self.pending() as f64);
-    }
+    #[error("MQTT outbox")]
+    Outbox(#[source] OutboxError),
 }
 
 /// `mqtt://host:port` (or `host:port`) → host and port.
@@ -121,178 +85,401 @@ pub fn parse_broker(url: &str) -> Result<(String, u16), MqttError> {
     Ok((host.to_string(), port))
 }
 
+/// Where and how to connect.
+pub struct Connect {
+    pub host: String,
+    pub port: u16,
+    pub credentials: Option<(String, String)>,
+}
+
+/// What the publisher delivered, for the run's report.
+#[derive(Debug, Default, Clone)]
+pub struct Delivery {
+    /// Capture-to-PUBACK latency of every acknowledged message with a frame.
+    pub latency: Latency,
+    /// Messages acknowledged by the broker (availability included).
+    pub acked: u64,
+    /// Messages still in the outbox when the publisher stopped: sent at the next start.
+    pub left: usize,
+}
+
+/// The publisher thread. Queue messages in the outbox, then [`notify`](Self::notify).
+pub struct MqttPublisher {
+    notify: Sender<()>,
+    finish: Sender<Duration>,
+    delivery: Arc<Mutex<Delivery>>,
+    thread: Option<JoinHandle<()>>,
+}
+
 impl MqttPublisher {
-    /// Connects in the background; publishes queue until the broker answers.
-    pub fn connect(
-        config: &AlertsConfig,
-        host: &str,
-        port: u16,
-        credentials: Option<(String, String)>,
-    ) -> Self {
-        let client_id = config
-            .client_id
-            .clone()
-            .unwrap_or_else(|| format!("vigil-{}", config.topic_prefix.replace('/', "-")));
-        let mut options = MqttOptions::new(client_id, host, port);
-        options.set_keep_alive(Duration::from_secs(10));
-        if let Some((user, password)) = credentials {
-            options.set_credentials(user, password);
+    /// Starts draining `outbox` to the broker; connects in the background.
+    pub fn start(config: &AlertsConfig, connect: Connect, outbox: Outbox) -> Self {
+        let (notify, notify_rx) = crossbeam_channel::bounded(1);
+        let (finish, finish_rx) = crossbeam_channel::bounded(1);
+        let delivery = Arc::new(Mutex::new(Delivery::default()));
+        match outbox.len() {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!("MQTT outbox: {n} message(s) left by an earlier run go out first")
+            }
+            Err(e) => tracing::error!("{e}: {}", crate::evidence::source_chain(&e)),
         }
-        options.set_max_packet_size(1 << 20, 1 << 20);
-        options.set_last_will(LastWill::new(
-            config.availability_topic(),
-            "offline",
-            QoS::AtLeastOnce,
-            true,
-        ));
-        let (client, mut connection) = Client::new(options, 1024);
-        let acked = Arc::new(AtomicU64::new(0));
-        let unacked = Arc::new(Mutex::new(Unacked::default()));
-        let stopping = Arc::new(AtomicBool::new(false));
-        let event_loop = {
-            let (client, acked, stopping) = (client.clone(), acked.clone(), stopping.clone());
-            let unacked = unacked.clone();
-            let availability = config.availability_topic();
-            let broker = format!("{host}:{port}");
-            std::thread::Builder::new()
-                .name("mqtt".into())
-                .spawn(move || {
-                    let mut was_down = false;
-                    for notification in connection.iter() {
-                        match notification {
-                            Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
-                                if was_down {
-                                    tracing::info!("MQTT broker {broker}: reconnected");
-                                }
-                                was_down = false;
-                                Unacked::lock(&unacked).queued.push_back(None);
-                                if client.try_publish(&availability, QoS::AtLeastOnce, true, "online").is_err() {
-                                    Unacked::lock(&unacked).queued.pop_back();
-                                }
-                            }
-                            Ok(MqttEvent::Outgoing(Outgoing::Publish(pkid))) => {
-                                Unacked::lock(&unacked).sent(pkid);
-                            }
-                            Ok(MqttEvent::Incoming(Packet::PubAck(ack))) => {
-                                Unacked::lock(&unacked).acked(ack.pkid);
-                                acked.fetch_add(1, Ordering::SeqCst);
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                if stopping.load(Ordering::SeqCst) {
-                                    break;
-                                }
-                                if !was_down {
-                                    tracing::warn!("MQTT broker {broker}: {e}; retrying every second, alerts are queued");
-                                }
-                                was_down = true;
-                                std::thread::sleep(Duration::from_secs(1));
-                            }
-                        }
-                    }
-                })
-                .expect("spawning the MQTT thread")
+        let drainer = Drainer {
+            client_id: config.client_id(),
+            availability: config.availability_topic(),
+            connect,
+            outbox,
+            notify: notify_rx,
+            finish: finish_rx,
+            delivery: delivery.clone(),
+            deadline: None,
         };
+        let thread = std::thread::Builder::new()
+            .name("mqtt".into())
+            .spawn(move || drainer.run())
+            .expect("spawning the MQTT thread");
         MqttPublisher {
-            client,
-            config: config.clone(),
-            acked,
-            unacked,
-            stopping,
-            event_loop: Some(event_loop),
+            notify,
+            finish,
+            delivery,
+            thread: Some(thread),
         }
     }
 
-    pub fn publish(&self, event: &Event, payload: Vec<u8>) {
-        let alert = event.alert();
-        let mut topics = vec![self.config.events_topic()];
-        topics.extend(
-            alert
-                .recipients
-                .iter()
-                .map(|r| self.config.recipient_topic(r)),
-        );
-        for topic in topics {
-            // Queued before the request so the event loop always finds it.
-            Unacked::lock(&self.unacked)
-                .queued
-                .push_back(event.captured);
-            if let Err(e) = self
-                .client
-                .publish(&topic, QoS::AtLeastOnce, false, payload.clone())
-            {
-                Unacked::lock(&self.unacked).queued.pop_back();
-                tracing::error!("MQTT publish to {topic} failed: {e}");
-            }
+    /// New rows are in the outbox.
+    pub fn notify(&self) -> Sender<()> {
+        self.notify.clone()
+    }
+
+    /// Sends what the broker takes within `flush`, publishes `offline`, and
+    /// stops; what is left stays in the outbox.
+    pub fn finish(mut self, flush: Duration) -> Delivery {
+        let _ = self.finish.send(flush);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
-    }
-
-    /// Capture-to-PUBACK latency of every acknowledged alert message so far.
-    pub fn alert_latency(&self) -> Latency {
-        Unacked::lock(&self.unacked).latency.clone()
-    }
-
-    /// Publishes handed over but not yet acknowledged by the broker.
-    pub fn pending(&self) -> usize {
-        Unacked::lock(&self.unacked).pending()
-    }
-
-    /// Waits up to `timeout` for every publish to be acknowledged.
-    pub fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while self.pending() > 0 {
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        true
-    }
-
-    /// Broker acknowledgements received so far (availability included).
-    pub fn acked(&self) -> u64 {
-        self.acked.load(Ordering::SeqCst)
-    }
-
-    /// Waits up to `timeout` for `count` acknowledgements; true if they arrived.
-    pub fn wait_acked(&self, count: u64, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        while self.acked() < count {
-            if std::time::Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        true
+        lock(&self.delivery).clone()
     }
 }
 
 impl Drop for MqttPublisher {
     fn drop(&mut self) {
-        Unacked::lock(&self.unacked).queued.push_back(None);
-        if self
-            .client
-            .try_publish(
-                self.config.availability_topic(),
-                QoS::AtLeastOnce,
-                true,
-                "offline",
-            )
-            .is_err()
-        {
-            Unacked::lock(&self.unacked).queued.pop_back();
-        }
-        // Give queued alerts a moment to be acknowledged before disconnecting.
-        if !self.flush(Duration::from_secs(2)) {
-            tracing::warn!(
-                "MQTT: {} alert messages not acknowledged by the broker at shutdown",
-                self.pending()
-            );
-        }
-        self.stopping.store(true, Ordering::SeqCst);
-        let _ = self.client.disconnect();
-        if let Some(h) = self.event_loop.take() {
-            let _ = h.join();
+        if let Some(t) = self.thread.take() {
+            let _ = self.finish.send(Duration::ZERO);
+            let _ = t.join();
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a packet id on the wire stands for.
+#[derive(Debug, Clone, Copy)]
+enum Sent {
+    Row { seq: i64, captured_us: Option<i64> },
+    Availability,
+}
+
+/// One connection's bookkeeping; dropped with the connection.
+struct Session {
+    client: Client,
+    events: Receiver<Result<MqttEvent, rumqttc::ConnectionError>>,
+    io: JoinHandle<()>,
+    connected: bool,
+    /// Handed to rumqttc, no packet id yet: rumqttc numbers requests in order.
+    queued: VecDeque<Sent>,
+    in_flight: HashMap<u16, Sent>,
+    /// Highest outbox seq handed to this connection.
+    cursor: i64,
+}
+
+impl Session {
+    fn outstanding(&self) -> usize {
+        self.queued.len() + self.in_flight.len()
+    }
+
+    fn close(self) {
+        let _ = self.client.disconnect();
+        drop(self.client);
+        let _ = self.io.join();
+    }
+}
+
+struct Drainer {
+    client_id: String,
+    availability: String,
+    connect: Connect,
+    outbox: Outbox,
+    notify: Receiver<()>,
+    finish: Receiver<Duration>,
+    delivery: Arc<Mutex<Delivery>>,
+    /// Set by `finish`: stop trying after this.
+    deadline: Option<Instant>,
+}
+
+impl Drainer {
+    fn options(&self) -> MqttOptions {
+        let mut options = MqttOptions::new(&self.client_id, &self.connect.host, self.connect.port);
+        options.set_keep_alive(Duration::from_secs(10));
+        if let Some((user, password)) = &self.connect.credentials {
+            options.set_credentials(user, password);
+        }
+        options.set_max_packet_size(1 << 20, 1 << 20);
+        options.set_last_will(LastWill::new(
+            &self.availability,
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+        options
+    }
+
+    fn session(&self) -> Session {
+        let (client, mut connection) = Client::new(self.options(), 2 * WINDOW);
+        connection
+            .eventloop
+            .network_options
+            .set_connection_timeout(CONNECT_TIMEOUT_S);
+        let (tx, events) = crossbeam_channel::bounded(4 * WINDOW);
+        let io = std::thread::Builder::new()
+            .name("mqtt-io".into())
+            .spawn(move || {
+                for n in connection.iter() {
+                    let failed = n.is_err();
+                    if tx.send(n).is_err() || failed {
+                        // A failed connection is not retried here: the drainer
+                        // opens a fresh one after its backoff.
+                        break;
+                    }
+                }
+            })
+            .expect("spawning the MQTT I/O thread");
+        Session {
+            client,
+            events,
+            io,
+            connected: false,
+            queued: VecDeque::new(),
+            in_flight: HashMap::new(),
+            cursor: 0,
+        }
+    }
+
+    fn finishing(&self) -> bool {
+        self.deadline.is_some()
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn on_finish(&mut self, flush: Duration) {
+        self.deadline.get_or_insert(Instant::now() + flush);
+    }
+
+    fn pending(&self) -> usize {
+        self.outbox.len().unwrap_or(0)
+    }
+
+    fn export_pending(&self) {
+        metrics::gauge!("vigil_publish_pending").set(self.pending() as f64);
+    }
+
+    fn run(mut self) {
+        let broker = format!("{}:{}", self.connect.host, self.connect.port);
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        let mut down_since: Option<Instant> = None;
+        self.export_pending();
+        loop {
+            if self.past_deadline() {
+                break;
+            }
+            let mut session = self.session();
+            let outcome = self.serve(&mut session);
+            let connected = session.connected;
+            match outcome {
+                Served::Finished => {
+                    self.say_offline(&mut session);
+                    session.close();
+                    break;
+                }
+                Served::Lost(reason) => {
+                    session.close();
+                    if connected {
+                        backoff.reset();
+                    }
+                    if down_since.is_none() {
+                        down_since = Some(Instant::now());
+                        tracing::warn!(
+                            "MQTT broker {broker}: {reason}; alerts are kept in the outbox and sent when it is back"
+                        );
+                    }
+                }
+            }
+            if let Some(since) = down_since
+                && connected
+            {
+                tracing::info!(
+                    "MQTT broker {broker}: reconnected after {:.1} s",
+                    since.elapsed().as_secs_f64()
+                );
+                down_since = None;
+            }
+            let delay = backoff.next_delay();
+            let wait_until = Instant::now() + delay;
+            let until = self.deadline.map_or(wait_until, |d| d.min(wait_until));
+            if let Ok(flush) = self
+                .finish
+                .recv_timeout(until.saturating_duration_since(Instant::now()))
+            {
+                self.on_finish(flush);
+            }
+        }
+        let left = self.pending();
+        self.export_pending();
+        lock(&self.delivery).left = left;
+        if left > 0 {
+            tracing::warn!(
+                "MQTT broker {broker}: {left} message(s) not acknowledged; kept in the outbox ({}) and sent at the next start",
+                self.outbox.path().display()
+            );
+        }
+    }
+
+    /// Runs one connection until it fails or the publisher is finished.
+    fn serve(&mut self, s: &mut Session) -> Served {
+        loop {
+            if self.finishing()
+                && (self.past_deadline()
+                    || (s.connected && s.outstanding() == 0 && self.pending() == 0))
+            {
+                return Served::Finished;
+            }
+            select! {
+                recv(s.events) -> n => match n {
+                    Ok(Ok(event)) => self.on_packet(s, event),
+                    Ok(Err(e)) => return Served::Lost(e.to_string()),
+                    Err(_) => return Served::Lost("connection closed".into()),
+                },
+                recv(self.notify) -> _ => {}
+                recv(self.finish) -> f => if let Ok(flush) = f { self.on_finish(flush) },
+                default(IDLE_CHECK) => {}
+            }
+            if s.connected {
+                self.top_up(s);
+            }
+        }
+    }
+
+    fn on_packet(&mut self, s: &mut Session, event: MqttEvent) {
+        match event {
+            MqttEvent::Incoming(Packet::ConnAck(_)) => {
+                s.connected = true;
+                s.queued.push_back(Sent::Availability);
+                if s.client
+                    .try_publish(&self.availability, QoS::AtLeastOnce, true, "online")
+                    .is_err()
+                {
+                    s.queued.pop_back();
+                }
+            }
+            MqttEvent::Outgoing(Outgoing::Publish(pkid)) => {
+                if let Some(sent) = s.queued.pop_front() {
+                    s.in_flight.insert(pkid, sent);
+                }
+            }
+            MqttEvent::Incoming(Packet::PubAck(ack)) => {
+                let Some(sent) = s.in_flight.remove(&ack.pkid) else {
+                    return;
+                };
+                let mut delivery = lock(&self.delivery);
+                delivery.acked += 1;
+                if let Sent::Row { seq, captured_us } = sent {
+                    if let Err(e) = self.outbox.remove(seq) {
+                        tracing::error!("{e}: {}", crate::evidence::source_chain(&e));
+                    }
+                    if let Some(captured) = captured_us {
+                        let latency = Duration::from_micros((now_us() - captured).max(0) as u64);
+                        delivery.latency.record(latency);
+                        metrics::histogram!("vigil_alert_latency_seconds")
+                            .record(latency.as_secs_f64());
+                    }
+                }
+                drop(delivery);
+                self.export_pending();
+            }
+            _ => {}
+        }
+    }
+
+    /// Hands the connection the next outbox rows, up to the window.
+    fn top_up(&mut self, s: &mut Session) {
+        while s.outstanding() < WINDOW {
+            let rows = match self.outbox.after(s.cursor, WINDOW - s.outstanding()) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!("{e}: {}", crate::evidence::source_chain(&e));
+                    return;
+                }
+            };
+            if rows.is_empty() {
+                return;
+            }
+            for Queued {
+                seq,
+                topic,
+                payload,
+                retain,
+                captured_us,
+            } in rows
+            {
+                s.queued.push_back(Sent::Row { seq, captured_us });
+                if s.client
+                    .try_publish(&topic, QoS::AtLeastOnce, retain, payload)
+                    .is_err()
+                {
+                    // rumqttc's request queue is full: try again on the next wake.
+                    s.queued.pop_back();
+                    return;
+                }
+                s.cursor = seq;
+            }
+        }
+        self.export_pending();
+    }
+
+    /// The retained `offline` before a clean disconnect (the last will covers a crash).
+    fn say_offline(&mut self, s: &mut Session) {
+        if !s.connected {
+            return;
+        }
+        s.queued.push_back(Sent::Availability);
+        if s.client
+            .try_publish(&self.availability, QoS::AtLeastOnce, true, "offline")
+            .is_err()
+        {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while s.outstanding() > 0 {
+            match s.events.recv_deadline(deadline) {
+                Ok(Ok(event)) => self.on_packet(s, event),
+                _ => break,
+            }
+        }
+    }
+}
+
+enum Served {
+    Finished,
+    Lost(String),
+}
+
+pub(crate) fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }

@@ -9,13 +9,15 @@
 //! puts the assembled [`Frame`] into the slot.
 
 use super::{
-    Frame, FrameSlot, Pacing, SlotMode, SourceEnd, SourceError, SourceUri, View, ViewSpec,
+    Frame, FrameSlot, Pacing, SlotMode, SourceEnd, SourceError, SourceOptions, SourceUri, View,
+    ViewSpec,
 };
 use crate::detect::{InputSpec, LetterboxPlacement};
 use crate::geometry::BBox;
 use crate::record::CameraRecorder;
 use crate::record::ring::Unit;
 use crate::redact::redact;
+use crate::shutdown::Shutdown;
 use crate::time::{MediaTime, WallTime};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -26,8 +28,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How long a live source may deliver nothing before it is declared dead.
-const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(100);
 
 /// A running decode pipeline for one camera.
@@ -66,8 +66,13 @@ impl CameraSource {
         fps: Option<f32>,
         views: &[ViewSpec],
         pacing: Pacing,
-        recorder: Option<Arc<CameraRecorder>>,
+        options: SourceOptions,
     ) -> Result<Self, SourceError> {
+        let SourceOptions {
+            recorder,
+            shutdown,
+            stall,
+        } = options;
         super::init()?;
         let pipeline = gst::Pipeline::with_name(&format!("camera-{camera}"));
         let make = |factory: &str| {
@@ -215,13 +220,16 @@ impl CameraSource {
             return Err(open_err(uri, reason));
         }
         let reader = {
-            let (pipeline, slot, stop) = (pipeline.clone(), slot.clone(), stop.clone());
-            let live = uri.is_live();
+            let (pipeline, slot) = (pipeline.clone(), slot.clone());
+            let watch = Watch {
+                stop: stop.clone(),
+                shutdown,
+                stall,
+            };
             std::thread::Builder::new()
                 .name(format!("decode-{camera}"))
                 .spawn(move || {
-                    let end =
-                        read_frames(&pipeline, &full_sink, &sinks, &geometry, &slot, &stop, live);
+                    let end = read_frames(&pipeline, &full_sink, &sinks, &geometry, &slot, &watch);
                     slot.close(end);
                 })
                 .map_err(|e| open_err(uri, e))?
@@ -509,15 +517,26 @@ enum Pulled {
     End(SourceEnd),
 }
 
-fn pull(
-    pipeline: &gst::Pipeline,
-    sink: &gst_app::AppSink,
-    stop: &AtomicBool,
-    live: bool,
-) -> Pulled {
+/// What makes a reader stop waiting for GStreamer.
+struct Watch {
+    /// This source was asked to stop.
+    stop: Arc<AtomicBool>,
+    /// The whole process is stopping.
+    shutdown: Shutdown,
+    /// No sample for this long: the source is declared stalled.
+    stall: Option<Duration>,
+}
+
+impl Watch {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || self.shutdown.is_triggered()
+    }
+}
+
+fn pull(pipeline: &gst::Pipeline, sink: &gst_app::AppSink, watch: &Watch) -> Pulled {
     let started = Instant::now();
     loop {
-        if stop.load(Ordering::SeqCst) {
+        if watch.stopped() {
             return Pulled::End(SourceEnd::Stopped);
         }
         if let Some(s) = sink.try_pull_sample(gst::ClockTime::from_nseconds(POLL.as_nanos() as u64))
@@ -530,13 +549,30 @@ fn pull(
         if sink.is_eos() {
             return Pulled::End(SourceEnd::Finished);
         }
-        if live && started.elapsed() > STALL_TIMEOUT {
+        if let Some(stall) = watch.stall
+            && started.elapsed() > stall
+        {
             return Pulled::End(SourceEnd::Failed(format!(
-                "no frame for {} s",
-                STALL_TIMEOUT.as_secs()
+                "stalled: no frame for {:.0} s",
+                stall.as_secs_f64()
             )));
         }
     }
+}
+
+/// A file that ends well before the duration its container announced was cut
+/// short (a truncated upload, a full disk): not a normal end of stream.
+fn truncated(pipeline: &gst::Pipeline, last_pts: Option<u64>) -> Option<String> {
+    let duration = pipeline.query_duration::<gst::ClockTime>()?.nseconds();
+    let reached = last_pts.unwrap_or(0);
+    const SLACK_NS: u64 = 1_000_000_000;
+    (reached + SLACK_NS < duration).then(|| {
+        format!(
+            "truncated: the stream ends at {:.1} s of its {:.1} s",
+            reached as f64 / 1e9,
+            duration as f64 / 1e9
+        )
+    })
 }
 
 fn read_frames(
@@ -545,13 +581,19 @@ fn read_frames(
     sinks: &[gst_app::AppSink],
     geometry: &Geometry,
     slot: &FrameSlot,
-    stop: &AtomicBool,
-    live: bool,
+    watch: &Watch,
 ) -> SourceEnd {
     let mut seq = 0;
+    let mut last_pts = None;
     loop {
-        let full = match pull(pipeline, full_sink, stop, live) {
+        let full = match pull(pipeline, full_sink, watch) {
             Pulled::Sample(s) => s,
+            Pulled::End(SourceEnd::Finished) => {
+                return match truncated(pipeline, last_pts) {
+                    Some(reason) => SourceEnd::Failed(reason),
+                    None => SourceEnd::Finished,
+                };
+            }
             Pulled::End(end) => return end,
         };
         let received = WallTime::now();
@@ -562,7 +604,7 @@ fn read_frames(
             .clone();
         let mut views = Vec::with_capacity(sinks.len());
         for (i, sink) in sinks.iter().enumerate() {
-            let sample = match pull(pipeline, sink, stop, live) {
+            let sample = match pull(pipeline, sink, watch) {
                 Pulled::Sample(s) => s,
                 Pulled::End(end) => return end,
             };
@@ -584,6 +626,7 @@ fn read_frames(
             .and_then(|b| b.pts())
             .map(|t| t.nseconds())
             .unwrap_or(0);
+        last_pts = Some(pts);
         let frame = Frame {
             seq,
             pts: MediaTime::from_nanos(pts),

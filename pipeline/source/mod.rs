@@ -113,6 +113,17 @@ pub struct ViewSpec {
     pub roi: Option<[f32; 4]>,
 }
 
+/// How a source is watched and what it feeds besides the worker.
+#[derive(Default)]
+pub struct SourceOptions {
+    /// Receives the encoded video for clips.
+    pub recorder: Option<std::sync::Arc<crate::record::CameraRecorder>>,
+    /// The process-wide stop: the reader ends at once, even mid-stall.
+    pub shutdown: crate::shutdown::Shutdown,
+    /// Declare the source failed after this long without a frame.
+    pub stall: Option<std::time::Duration>,
+}
+
 /// How frames are handed to the worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pacing {

@@ -15,7 +15,7 @@
 //!                                  .../<alert id>-clip.mp4  (-clip-2.mp4, ... when split)
 //! ```
 //!
-//! # Schema (version 1, see `schema.rs`)
+//! # Schema (version 2, see `schema.rs`)
 //!
 //! - `alerts`: one row per alert, its latest state: id, camera, kind, rule,
 //!   severity, zone/line/direction, label, highest score, latest box (JSON
@@ -31,6 +31,8 @@
 //!   is set when retention removed the file (the row stays, so the history does).
 //! - `tags` (alert, text, who, when) and `holds` (alert, who, reason, when): a held
 //!   alert's evidence is never deleted by retention.
+//! - `outbox` (version 2): MQTT messages not yet acknowledged by the broker
+//!   (topic, payload, retain, priority, capture time); see `outbox.rs`.
 //! - `meta`: key/value: the manifest head (`manifest_seq`, `manifest_head`).
 //!
 //! What survives a crash: a row is committed only after its file was written,
@@ -44,10 +46,12 @@
 
 mod bundle;
 pub mod manifest;
+pub mod outbox;
 mod schema;
 
 pub use bundle::verify_bundle;
 pub use manifest::{generate_key, parse_public, public_hex, read_key};
+pub use outbox::{Outbox, OutboxError, OutboxMessage, Priority};
 
 use crate::events::{Alert, Event, Lifecycle};
 use ed25519_dalek::VerifyingKey;
@@ -504,8 +508,16 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
-    /// Records an event and the alert's state after it, in one transaction.
-    pub fn record_event(&mut self, event: &Event, payload: &str) -> Result<(), StoreError> {
+    /// Records an event, the alert's state after it, and the MQTT messages that
+    /// announce it (`outbox`, capped at `cap`), in one transaction. Returns how
+    /// many older messages the cap dropped.
+    pub fn record_event(
+        &mut self,
+        event: &Event,
+        payload: &str,
+        outbox: &[OutboxMessage],
+        cap: usize,
+    ) -> Result<usize, StoreError> {
         let db_path = self.db_path.clone();
         let sql = |source| StoreError::Sql {
             path: db_path.clone(),
@@ -523,7 +535,14 @@ impl Store {
             params![event.alert().id, kind, now_ms() as i64, payload],
         )
         .map_err(sql)?;
-        tx.commit().map_err(sql)
+        let dropped = outbox::enqueue(&tx, outbox, cap).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(dropped)
+    }
+
+    /// The SQLite file (the publisher opens its own connection to the outbox).
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
     }
 
     /// Enters a written file as evidence of an alert: hashes it, appends a signed
@@ -1160,7 +1179,7 @@ mod tests {
         let id = new.alert().id.clone();
         {
             let mut s = store(tmp.path(), None);
-            s.record_event(&new, "{}").unwrap();
+            s.record_event(&new, "{}", &[], 10).unwrap();
             add_file(&mut s, &id, "a.jpg", 10);
             s.tag(&id, "bike", "officer").unwrap();
             let config = StorageConfig {
@@ -1172,11 +1191,11 @@ mod tests {
                 err.to_string().contains("in use by another vigil process"),
                 "{err}"
             );
-            s.record_event(&end, "{}").unwrap();
+            s.record_event(&end, "{}", &[], 10).unwrap();
         }
         let (left_open, _) = events("other");
         store(tmp.path(), None)
-            .record_event(&left_open, "{}")
+            .record_event(&left_open, "{}", &[], 10)
             .unwrap();
         let s = store(tmp.path(), None);
         let d = s.alert(&id).unwrap();
@@ -1207,14 +1226,14 @@ mod tests {
         let mut ids = Vec::new();
         for cam in ["a", "b", "c"] {
             let (new, end) = events(cam);
-            s.record_event(&new, "{}").unwrap();
-            s.record_event(&end, "{}").unwrap();
+            s.record_event(&new, "{}", &[], 10).unwrap();
+            s.record_event(&end, "{}", &[], 10).unwrap();
             let id = new.alert().id.clone();
             add_file(&mut s, &id, &format!("{cam}.jpg"), 10);
             ids.push(id);
         }
         let (open, _) = events("d");
-        s.record_event(&open, "{}").unwrap();
+        s.record_event(&open, "{}", &[], 10).unwrap();
         add_file(&mut s, &open.alert().id, "d.jpg", 10);
         s.hold(&ids[0], "officer", "case 12").unwrap();
         let removed = s.apply_retention(now_ms()).unwrap();

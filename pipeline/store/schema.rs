@@ -78,6 +78,19 @@ const MIGRATIONS: &[&str] = &[
         at_ms    INTEGER NOT NULL
     );
     "#,
+    // 2: the MQTT outbox: every message waits here until the broker's PUBACK.
+    r#"
+    CREATE TABLE outbox (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        topic       TEXT NOT NULL,
+        payload     BLOB NOT NULL,
+        retain      INTEGER NOT NULL,
+        priority    INTEGER NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        captured_us INTEGER
+    );
+    CREATE INDEX outbox_by_priority ON outbox (priority, seq);
+    "#,
 ];
 
 /// The schema version this build writes.

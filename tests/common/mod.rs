@@ -121,7 +121,7 @@ pub fn replay(config: &Path) -> (vigil::app::RunReport, Vec<serde_json::Value>) 
         embedded_broker: false,
         mqtt: loaded.config.alerts.broker.is_some(),
         progress: false,
-        stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        shutdown: Default::default(),
         run_until: None,
     };
     let report = vigil::app::run(&loaded, &options).expect("run starts");
@@ -151,8 +151,9 @@ pub fn free_port() -> u16 {
 
 /// A real mosquitto broker on a free loopback port, killed on drop.
 pub struct Mosquitto {
-    child: Child,
+    child: Option<Child>,
     pub port: u16,
+    conf: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -161,14 +162,77 @@ impl Mosquitto {
         Self::start_with(None)
     }
 
+    /// A broker on a port chosen earlier (vigil was told it while it was down).
+    pub fn start_on(port: u16) -> Mosquitto {
+        Self::start_with_on(None, port)
+    }
+
+    /// A broker that keeps sessions and queued messages across [`Self::stop`] and
+    /// [`Self::restart`] (mosquitto's persistence file, saved on SIGTERM).
+    pub fn start_persistent() -> Mosquitto {
+        let mut m = Self::start_with(None);
+        m.stop();
+        let data = m._dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let mut conf = std::fs::read_to_string(&m.conf)
+            .unwrap()
+            .replace("persistence false\n", "");
+        conf.push_str(&format!(
+            "persistence true\npersistence_location {}/\nautosave_interval 1\n",
+            data.display()
+        ));
+        std::fs::write(&m.conf, conf).unwrap();
+        m.restart();
+        m
+    }
+
+    /// Stops the broker the way a service manager does (SIGTERM) and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child process.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Some(Self::spawn(&self.conf, self.port));
+    }
+
+    fn spawn(conf: &Path, port: u16) -> Child {
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto must be installed (scripts/setup installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child
+    }
+
     /// A broker that admits only `user` with `password`.
     pub fn start_with_password(user: &str, password: &str) -> Mosquitto {
         Self::start_with(Some((user, password)))
     }
 
     fn start_with(login: Option<(&str, &str)>) -> Mosquitto {
+        Self::start_with_on(login, free_port())
+    }
+
+    fn start_with_on(login: Option<(&str, &str)>, port: u16) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
         let access = match login {
             None => "allow_anonymous true\n".to_string(),
@@ -190,24 +254,11 @@ impl Mosquitto {
             format!("listener {port} 127.0.0.1\n{access}persistence false\n"),
         )
         .unwrap();
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto must be installed (scripts/setup installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = Self::spawn(&conf, port);
         Mosquitto {
-            child,
+            child: Some(child),
             port,
+            conf,
             _dir: dir,
         }
     }
@@ -215,9 +266,89 @@ impl Mosquitto {
 
 impl Drop for Mosquitto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// A subscriber with a persistent session (clean session off, QoS 1) that
+/// reconnects by itself: what a patrol app does. Records (topic, payload).
+pub struct PersistentSubscriber {
+    pub messages: Arc<Mutex<Vec<(String, String)>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PersistentSubscriber {
+    pub fn start(port: u16, filter: &str) -> PersistentSubscriber {
+        let mut options = rumqttc::MqttOptions::new(format!("patrol-{port}"), "127.0.0.1", port);
+        options.set_keep_alive(Duration::from_secs(5));
+        options.set_clean_session(false);
+        let (client, mut connection) = rumqttc::Client::new(options, 100);
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (subscribed_tx, subscribed_rx) = std::sync::mpsc::channel();
+        {
+            let (messages, stop, filter) = (messages.clone(), stop.clone(), filter.to_string());
+            std::thread::spawn(move || {
+                for n in connection.iter() {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    match n {
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => {
+                            if !ack.session_present {
+                                let _ = client.try_subscribe(&filter, rumqttc::QoS::AtLeastOnce);
+                            }
+                        }
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                            let _ = subscribed_tx.send(());
+                        }
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                            messages.lock().unwrap().push((
+                                p.topic.clone(),
+                                String::from_utf8_lossy(&p.payload).to_string(),
+                            ));
+                        }
+                        Ok(_) => {}
+                        Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                    }
+                }
+            });
+        }
+        subscribed_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("subscribed to the test broker");
+        PersistentSubscriber { messages, stop }
+    }
+
+    pub fn wait_for(&self, what: impl Fn(&[(String, String)]) -> bool, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if what(&self.messages.lock().unwrap()) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for PersistentSubscriber {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// `event_id`s of JSON events (one per line of `text`, or per message payload).
+pub fn event_ids<'a>(payloads: impl Iterator<Item = &'a str>) -> Vec<String> {
+    payloads
+        .filter_map(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+        .filter_map(|v| v["event_id"].as_str().map(String::from))
+        .collect()
 }
 
 /// Subscribes to `filter` and records every message (topic, payload, retained).
@@ -311,37 +442,66 @@ pub fn http_get(port: u16, path: &str) -> String {
 /// (`( … ! rtph264pay name=pay0 pt=96 )`); stops on drop.
 pub struct RtspCamera {
     pub uri: vigil::source::SourceUri,
+    pub port: u16,
+    launch: String,
     main_loop: gstreamer::glib::MainLoop,
-    _server: gstreamer_rtsp_server::RTSPServer,
+    server: Option<(gstreamer_rtsp_server::RTSPServer, gstreamer::glib::SourceId)>,
 }
 
 impl RtspCamera {
     pub fn serve(launch: &str) -> RtspCamera {
-        use gstreamer_rtsp_server as rtsp;
-        use gstreamer_rtsp_server::prelude::*;
         vigil::source::init().unwrap();
-        let server = rtsp::RTSPServer::new();
-        server.set_address("127.0.0.1");
-        server.set_service("0");
-        let factory = rtsp::RTSPMediaFactory::new();
-        factory.set_launch(launch);
-        factory.set_shared(true);
-        server.mount_points().unwrap().add_factory("/cam", factory);
         let main_loop = gstreamer::glib::MainLoop::new(None, false);
-        let _id = server.attach(None).unwrap();
-        let port = server.bound_port();
         let lp = main_loop.clone();
         std::thread::spawn(move || lp.run());
-        RtspCamera {
-            uri: vigil::source::SourceUri(format!("rtsp://127.0.0.1:{port}/cam")),
+        let mut camera = RtspCamera {
+            uri: vigil::source::SourceUri(String::new()),
+            port: 0,
+            launch: launch.into(),
             main_loop,
-            _server: server,
+            server: None,
+        };
+        camera.start();
+        camera
+    }
+
+    fn start(&mut self) {
+        use gstreamer_rtsp_server as rtsp;
+        use gstreamer_rtsp_server::prelude::*;
+        let server = rtsp::RTSPServer::new();
+        server.set_address("127.0.0.1");
+        server.set_service(&self.port.to_string());
+        let factory = rtsp::RTSPMediaFactory::new();
+        factory.set_launch(&self.launch);
+        factory.set_shared(true);
+        server.mount_points().unwrap().add_factory("/cam", factory);
+        let id = server.attach(None).unwrap();
+        self.port = server.bound_port() as u16;
+        self.uri = vigil::source::SourceUri(format!("rtsp://127.0.0.1:{}/cam", self.port));
+        self.server = Some((server, id));
+    }
+
+    /// The camera goes dark: every client is dropped and the port closes.
+    pub fn stop(&mut self) {
+        use gstreamer_rtsp_server::prelude::*;
+        if let Some((server, id)) = self.server.take() {
+            server.client_filter(Some(&mut |_, _| {
+                gstreamer_rtsp_server::RTSPFilterResult::Remove
+            }));
+            id.remove();
         }
+    }
+
+    /// The camera comes back on the same address.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start();
     }
 }
 
 impl Drop for RtspCamera {
     fn drop(&mut self) {
+        self.stop();
         self.main_loop.quit();
     }
 }

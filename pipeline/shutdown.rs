@@ -1,0 +1,133 @@
+//! Shutdown: the one signal that reaches every thread.
+//!
+//! Ctrl-C, SIGTERM, `run_until` and a test's stop all trigger the same token.
+//! Every loop that can wait (a source polling GStreamer, a supervisor backing off
+//! before reconnecting, the publisher waiting for the broker) waits on it rather
+//! than on its own timer, so a stalled camera or a dead broker never holds the
+//! process up.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Default)]
+pub struct Shutdown(Arc<Inner>);
+
+#[derive(Default)]
+struct Inner {
+    triggered: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, bool> {
+        self.0.triggered.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks every holder to stop; returns true if it had been asked before.
+    pub fn trigger(&self) -> bool {
+        let mut t = self.lock();
+        let before = *t;
+        *t = true;
+        self.0.changed.notify_all();
+        before
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.lock()
+    }
+
+    /// Sleeps up to `timeout`, waking at once on shutdown; true if shut down.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut t = self.lock();
+        while !*t {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            t = self
+                .0
+                .changed
+                .wait_timeout(t, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *t
+    }
+}
+
+/// Capped exponential backoff: `first`, growing by half each time up to `cap`;
+/// reset on success. Half, not double: a camera back after a 10 s outage is
+/// retried within a few seconds of its return, not 8 s later.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    first: Duration,
+    cap: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub fn new(first: Duration, cap: Duration) -> Self {
+        Backoff {
+            first,
+            cap,
+            next: first,
+        }
+    }
+
+    /// The delay before the next attempt; the one after is 1.5 times as long.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 3 / 2).min(self.cap);
+        d
+    }
+
+    pub fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_wakes_on_trigger_from_another_thread() {
+        let s = Shutdown::new();
+        let t = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                s.trigger()
+            })
+        };
+        let started = Instant::now();
+        assert!(s.wait(Duration::from_secs(30)));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(!t.join().unwrap(), "first trigger");
+        assert!(s.trigger(), "second trigger is reported");
+    }
+
+    #[test]
+    fn wait_times_out_when_not_triggered() {
+        assert!(!Shutdown::new().wait(Duration::from_millis(10)));
+    }
+
+    #[test]
+    fn backoff_grows_to_the_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+        let delays: Vec<u128> = (0..11).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(
+            delays,
+            [
+                1000, 1500, 2250, 3375, 5062, 7593, 11390, 17085, 25627, 30000, 30000
+            ]
+        );
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::from_secs(1));
+    }
+}

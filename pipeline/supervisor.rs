@@ -1,0 +1,237 @@
+//! Supervisor: keeps one camera watched for as long as vigil runs.
+//!
+//! It opens the camera's source, runs its [`CameraWorker`] on it, and when the
+//! source fails, stalls (no frame for `stall_s`) or a network stream ends, opens
+//! it again after a capped exponential backoff (1 s growing by half to 30 s, reset by
+//! the first frame). A worker that panics is replaced by a fresh one and its
+//! camera goes on. Files are not retried: a file that ends is `stopped` (or
+//! played again with `loop = true`), a file that is missing or cut short is
+//! `failed`. `vigil replay` retries nothing: a replay ends when its sources do.
+//! Every change of state is sent as a [`CameraStatus`] (logged,
+//! published retained, counted in `/metrics`). The shutdown signal ends the
+//! backoff and the source at once.
+
+use crate::app::CameraReport;
+use crate::camera::{CameraConfig, CameraWorker};
+use crate::events::{CameraState, CameraStatus, Event};
+use crate::record::CameraRecorder;
+use crate::shutdown::{Backoff, Shutdown};
+use crate::source::{CameraSource, Pacing, SourceEnd, SourceOptions, SourceUri, ViewSpec};
+use crate::stats::StageStats;
+use crate::time::MediaTime;
+use crossbeam_channel::Sender;
+use indicatif::ProgressBar;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// Everything one camera's supervisor needs.
+pub struct Supervisor<'a> {
+    pub camera: &'a CameraConfig,
+    /// The config's directory (relative file sources).
+    pub base: PathBuf,
+    pub views: Vec<ViewSpec>,
+    pub pacing: Pacing,
+    pub recorder: Option<Arc<CameraRecorder>>,
+    pub shutdown: Shutdown,
+    /// Stop at this instant; files play again until then.
+    pub run_until: Option<Instant>,
+    pub events: Sender<Event>,
+    pub statuses: Sender<CameraStatus>,
+    pub progress: ProgressBar,
+}
+
+/// Announces state changes once each: log, `/metrics`, MQTT.
+struct StatusBoard<'a> {
+    camera: &'a str,
+    /// The source as logged (password masked).
+    source: String,
+    statuses: &'a Sender<CameraStatus>,
+    last: Option<(CameraState, Option<String>)>,
+}
+
+impl StatusBoard<'_> {
+    fn set(&mut self, state: CameraState, reason: Option<String>) {
+        // A camera that keeps failing the same way is announced once, not at
+        // every retry (a flood would bury the one alert that matters).
+        let same = self.last.as_ref().is_some_and(|(s, r)| {
+            *s == state && (state != CameraState::Reconnecting || *r == reason)
+        });
+        if same {
+            return;
+        }
+        let (id, source) = (self.camera, &self.source);
+        let why = reason.as_deref().unwrap_or("");
+        match state {
+            CameraState::Up => tracing::info!(camera = %id, "camera {id} is up"),
+            CameraState::Reconnecting => {
+                tracing::error!(camera = %id, "camera {id} ({source}) lost: {why}; reconnecting")
+            }
+            CameraState::Failed => {
+                tracing::error!(camera = %id, "camera {id} ({source}) failed: {why}")
+            }
+            CameraState::Stopped if why.is_empty() => {
+                tracing::info!(camera = %id, "camera {id} stopped")
+            }
+            CameraState::Stopped => tracing::info!(camera = %id, "camera {id} stopped: {why}"),
+        }
+        crate::telemetry::camera_state(self.camera, state);
+        let _ = self
+            .statuses
+            .send(CameraStatus::new(self.camera, state, reason.clone()));
+        self.last = Some((state, reason));
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+impl Supervisor<'_> {
+    fn out_of_time(&self) -> bool {
+        self.shutdown.is_triggered() || self.run_until.is_some_and(|t| Instant::now() >= t)
+    }
+
+    /// Watches the camera until shutdown (or, for a file, its end); `new_worker`
+    /// builds the camera's chain (again after a panic).
+    pub fn run(self, new_worker: impl Fn() -> CameraWorker) -> CameraReport {
+        let started = Instant::now();
+        let cam = self.camera;
+        let mut board = StatusBoard {
+            camera: &cam.id,
+            source: crate::redact::redact(&cam.source),
+            statuses: &self.statuses,
+            last: None,
+        };
+        let mut worker = new_worker();
+        let mut totals = StageStats::default();
+        let mut backoff = Backoff::new(FIRST_RETRY, MAX_RETRY);
+        let mut pts_offset = MediaTime::ZERO;
+        let mut rss_at_end_mb = 0.0;
+        let mut ring_bytes = 0;
+        let mut opened_before = false;
+        let end = loop {
+            if self.out_of_time() {
+                break SourceEnd::Stopped;
+            }
+            let uri = match SourceUri::resolve(&cam.source, &self.base) {
+                Ok(uri) => uri,
+                Err(e) => break SourceEnd::Failed(e.to_string()),
+            };
+            // Network cameras and `gst:` pipelines come back; files do not. A
+            // replay is a batch: it ends when its sources do, so it retries nothing.
+            let retried =
+                self.pacing == Pacing::Live && (uri.is_live() || uri.pipeline().is_some());
+            if opened_before && let Some(r) = &self.recorder {
+                r.source_restarted(pts_offset);
+            }
+            let options = SourceOptions {
+                recorder: self.recorder.clone(),
+                shutdown: self.shutdown.clone(),
+                stall: (self.pacing == Pacing::Live || uri.is_live())
+                    .then(|| Duration::from_secs_f64(cam.stall_s)),
+            };
+            let opened =
+                CameraSource::open(&cam.id, &uri, cam.fps, &self.views, self.pacing, options);
+            opened_before = true;
+            let source = match opened {
+                Ok(source) => source,
+                Err(e) if retried => {
+                    board.set(CameraState::Reconnecting, Some(e.to_string()));
+                    if self.shutdown.wait(backoff.next_delay()) {
+                        break SourceEnd::Stopped;
+                    }
+                    continue;
+                }
+                Err(e) => break SourceEnd::Failed(e.to_string()),
+            };
+            let mut up = false;
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                worker.run(source.slot(), pts_offset, &self.events, |frame| {
+                    if !up {
+                        up = true;
+                        board.set(CameraState::Up, None);
+                        backoff.reset();
+                    }
+                    if self.run_until.is_some_and(|t| Instant::now() >= t) {
+                        source.stop();
+                    }
+                    if self.progress.length() == Some(0)
+                        && let Some(d) = source.duration()
+                    {
+                        self.progress.set_length(d.as_secs_f64().ceil() as u64);
+                    }
+                    self.progress.set_position(frame.pts.as_secs_f64() as u64);
+                    self.progress
+                        .set_message(format!("{} frames", frame.seq + 1));
+                })
+            }));
+            rss_at_end_mb = crate::stats::resident_mb();
+            if let Some(r) = &self.recorder {
+                ring_bytes = r.ring_bytes();
+                r.source_ended();
+            }
+            let end = match run {
+                Ok(end) => end,
+                Err(panic) => {
+                    let message = panic_message(panic.as_ref());
+                    tracing::error!(camera = %cam.id, "camera {}: its worker panicked ({message}); starting a fresh one", cam.id);
+                    metrics::counter!("vigil_camera_restarts_total", "camera" => cam.id.clone(), "reason" => "panic").increment(1);
+                    totals.merge(&std::mem::take(&mut worker.stats));
+                    let floor = worker.media_end().max(pts_offset);
+                    worker = new_worker();
+                    pts_offset = floor;
+                    SourceEnd::Failed(format!("worker panicked: {message}"))
+                }
+            };
+            pts_offset = pts_offset.max(worker.media_end());
+            drop(source);
+            match end {
+                SourceEnd::Stopped => break SourceEnd::Stopped,
+                SourceEnd::Finished if !uri.is_live() => {
+                    let again = cam.repeat || self.run_until.is_some();
+                    if !again || self.out_of_time() {
+                        break SourceEnd::Finished;
+                    }
+                }
+                SourceEnd::Failed(reason) if !retried && !reason.starts_with("worker panicked") => {
+                    break SourceEnd::Failed(reason);
+                }
+                other => {
+                    let reason = match other {
+                        SourceEnd::Failed(r) => r,
+                        _ => "the stream ended".into(),
+                    };
+                    metrics::counter!("vigil_camera_restarts_total", "camera" => cam.id.clone(), "reason" => "source").increment(1);
+                    board.set(CameraState::Reconnecting, Some(reason));
+                    if self.shutdown.wait(backoff.next_delay()) {
+                        break SourceEnd::Stopped;
+                    }
+                }
+            }
+        };
+        self.progress.finish();
+        match &end {
+            SourceEnd::Failed(reason) => board.set(CameraState::Failed, Some(reason.clone())),
+            SourceEnd::Finished => board.set(CameraState::Stopped, Some("end of file".into())),
+            SourceEnd::Stopped => board.set(CameraState::Stopped, None),
+        }
+        totals.merge(&worker.stats);
+        CameraReport {
+            id: cam.id.clone(),
+            end,
+            events: totals.events as usize,
+            stats: totals,
+            elapsed: started.elapsed(),
+            rss_at_end_mb,
+            ring_bytes,
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! Never lose an alert, never stop watching: the real `vigil` binary against a
+//! real mosquitto that is stopped and restarted, a network camera that goes dark
+//! and comes back, a pipeline source that stalls, and stop signals while the
+//! broker is down.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn vigil(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+/// Waits for the child to exit; its status code and everything it logged.
+fn finish(mut child: Child, within: Duration) -> (Option<i32>, String, Duration) {
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > within {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = started.elapsed();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    (status.code(), log, took)
+}
+
+fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// People loitering all over the plaza: alerts open and end throughout the clip.
+fn plaza_config(model: &Path, video: &Path, port: u16, extra: &str) -> String {
+    format!(
+        r#"{}
+[[cameras]]
+id = "plaza"
+source = "{}"
+fps = 5
+detectors = [{{ name = "coco" }}]
+{extra}
+[[cameras.zones]]
+name = "plaza"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "plaza"
+classes = ["person"]
+dwell_s = 3
+leave_after_s = 1
+[alerts]
+broker = "mqtt://127.0.0.1:{port}"
+"#,
+        yolox_detector(model),
+        video.display()
+    )
+}
+
+/// A live run while the broker is stopped and restarted three times: every
+/// event in vigil's JSON-lines file reaches a persistent-session subscriber,
+/// and a message delivered twice carries the same `event_id`.
+#[test]
+fn every_event_arrives_across_three_broker_restarts() {
+    let (Some(video), Some(model)) = (media("people/vtest.avi"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let mut broker = Mosquitto::start_persistent();
+    let patrol = PersistentSubscriber::start(broker.port, "vigil/events");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &plaza_config(&model, &video, broker.port, ""));
+    let events = dir.path().join("events.jsonl");
+    let child = vigil(&[
+        "run",
+        "-c",
+        config.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    let started = Instant::now();
+    let mut outages = Vec::new();
+    for at in [12, 30, 48] {
+        while started.elapsed() < Duration::from_secs(at) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let generated_before = lines_of(&events).len();
+        broker.stop();
+        std::thread::sleep(Duration::from_secs(5));
+        outages.push(lines_of(&events).len() - generated_before);
+        broker.restart();
+    }
+    let (code, log, _) = finish(child, Duration::from_secs(150));
+    let generated = event_ids(lines_of(&events).iter().map(String::as_str));
+    assert!(
+        generated.len() >= 10,
+        "the plaza raises alerts: {}\n{log}",
+        generated.len()
+    );
+    assert!(
+        outages.iter().sum::<usize>() >= 1,
+        "some events were raised while the broker was down: {outages:?}"
+    );
+    let wanted: BTreeSet<&String> = generated.iter().collect();
+    let all_arrived = patrol.wait_for(
+        |m| {
+            let got: BTreeSet<String> = event_ids(m.iter().map(|(_, p)| p.as_str()))
+                .into_iter()
+                .collect();
+            wanted.iter().all(|id| got.contains(*id))
+        },
+        Duration::from_secs(20),
+    );
+    let received = patrol.messages.lock().unwrap().clone();
+    let ids = event_ids(received.iter().map(|(_, p)| p.as_str()));
+    let mut copies: BTreeMap<&str, usize> = BTreeMap::new();
+    for id in &ids {
+        *copies.entry(id).or_default() += 1;
+    }
+    let missing: Vec<_> = wanted
+        .iter()
+        .filter(|id| !copies.contains_key(id.as_str()))
+        .collect();
+    eprintln!(
+        "generated {}, raised during the outages {outages:?}, received {}, duplicated {}, missing {}",
+        generated.len(),
+        ids.len(),
+        ids.len() - copies.len(),
+        missing.len()
+    );
+    assert!(all_arrived, "missing on the broker: {missing:?}\n{log}");
+    // A duplicate is the same message: same id, same payload.
+    let mut payload_of: BTreeMap<String, &str> = BTreeMap::new();
+    for (_, p) in &received {
+        if let Some(id) = event_ids(std::iter::once(p.as_str())).pop()
+            && let Some(first) = payload_of.insert(id.clone(), p)
+        {
+            assert_eq!(first, p, "a redelivered {id} is byte-identical");
+        }
+    }
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("reconnected after"), "{log}");
+}
+
+/// Stop signals while the broker is down: SIGTERM exits promptly with status 75
+/// (messages left queued), SIGKILL loses nothing either, and the next start
+/// delivers everything both runs queued.
+#[test]
+fn queued_alerts_survive_sigterm_and_sigkill_while_the_broker_is_down() {
+    let (Some(image), Some(model)) = (media("misc/person.jpg"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"{}
+[[cameras]]
+id = "gate"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "gate"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "gate"
+classes = ["person"]
+dwell_s = 1
+[alerts]
+broker = "mqtt://127.0.0.1:{port}"
+"#,
+            yolox_detector(&model),
+            still_stream(&image, 60)
+        ),
+    );
+    let config = config.to_str().unwrap();
+    let run_until_alert = |events: &Path| {
+        let child = vigil(&["run", "-c", config, "--events", events.to_str().unwrap()]);
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while lines_of(events).is_empty() {
+            assert!(Instant::now() < deadline, "no alert within 40 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        child
+    };
+    let sigterm_events = dir.path().join("sigterm.jsonl");
+    let child = run_until_alert(&sigterm_events);
+    signal(&child, libc::SIGTERM);
+    let (code, log, took) = finish(child, Duration::from_secs(20));
+    eprintln!("SIGTERM with the broker down: exit {code:?} after {took:?}");
+    assert_eq!(code, Some(75), "status 75: messages left queued\n{log}");
+    assert!(took < Duration::from_secs(5), "stopped in {took:?}\n{log}");
+    assert!(log.contains("still queued"), "{log}");
+
+    let sigkill_events = dir.path().join("sigkill.jsonl");
+    let mut child = run_until_alert(&sigkill_events);
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    let queued: Vec<String> = event_ids(
+        lines_of(&sigterm_events)
+            .iter()
+            .chain(lines_of(&sigkill_events).iter())
+            .map(String::as_str),
+    );
+    assert!(
+        queued.len() >= 3,
+        "new and end from SIGTERM, new from SIGKILL"
+    );
+    assert!(
+        lines_of(&sigterm_events)
+            .iter()
+            .any(|l| l.contains("\"reason\":\"stopped\"")),
+        "SIGTERM ended the open alert saying why"
+    );
+
+    // The broker returns; the next start drains what the earlier runs left.
+    let broker = Mosquitto::start_on(port);
+    let patrol = Recorder::start(port, "vigil/events");
+    let child = vigil(&["run", "-c", config]);
+    let arrived = patrol.wait_for(
+        |m| {
+            let got = event_ids(m.iter().map(|(_, p, _)| p.as_str()));
+            queued.iter().all(|id| got.contains(id))
+        },
+        Duration::from_secs(40),
+    );
+    signal(&child, libc::SIGTERM);
+    let (code, log, _) = finish(child, Duration::from_secs(20));
+    assert!(arrived, "queued events delivered after the restart\n{log}");
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("left by an earlier run"), "{log}");
+    drop(broker);
+}
+
+/// An RTSP camera that goes dark for 10 s comes back by itself: the status
+/// topic says `reconnecting` then `up`, frames flow again within 5 s of its
+/// return, and a second camera keeps its frame rate throughout.
+#[test]
+fn rtsp_camera_comes_back_and_the_other_keeps_its_pace() {
+    let (Some(video), Some(model)) = (media("people/vtest.avi"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let mut camera = RtspCamera::serve(
+        "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=10/1 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! rtph264pay name=pay0 pt=96 )",
+    );
+    let broker = Mosquitto::start();
+    let statuses = Recorder::start(broker.port, "vigil/cameras/+/status");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"{}
+[[cameras]]
+id = "door"
+source = "{}"
+fps = 5
+detectors = [{{ name = "coco", fps = 1 }}]
+[[cameras]]
+id = "plaza"
+source = "{}"
+fps = 5
+loop = true
+detectors = [{{ name = "coco" }}]
+[alerts]
+broker = "mqtt://127.0.0.1:{}"
+[storage]
+enabled = false
+"#,
+            yolox_detector(&model),
+            camera.uri.0,
+            video.display(),
+            broker.port
+        ),
+    );
+    let loaded = vigil::config::LoadedConfig::load_checked(&config, false).unwrap();
+    let shutdown = vigil::shutdown::Shutdown::new();
+    let options = vigil::app::RunOptions {
+        pacing: vigil::source::Pacing::Live,
+        events_file: None,
+        embedded_broker: false,
+        mqtt: true,
+        progress: false,
+        shutdown: shutdown.clone(),
+        run_until: None,
+    };
+    let run = std::thread::spawn(move || vigil::app::run(&loaded, &options).unwrap());
+    let state_of = |m: &[(String, String, bool)], camera: &str| -> Vec<String> {
+        m.iter()
+            .filter(|(t, _, _)| t == &format!("vigil/cameras/{camera}/status"))
+            .filter_map(|(_, p, _)| serde_json::from_str::<serde_json::Value>(p).ok())
+            .map(|v| v["state"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert!(
+        statuses.wait_for(|m| state_of(m, "door") == ["up"], Duration::from_secs(30)),
+        "the RTSP camera comes up"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let outage = Instant::now();
+    camera.stop();
+    assert!(
+        statuses.wait_for(
+            |m| state_of(m, "door").last().map(String::as_str) == Some("reconnecting"),
+            Duration::from_secs(10)
+        ),
+        "reconnecting is published"
+    );
+    while outage.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    camera.restart();
+    let back = Instant::now();
+    let up_again = statuses.wait_for(
+        |m| state_of(m, "door").last().map(String::as_str) == Some("up"),
+        Duration::from_secs(30),
+    );
+    let recovered = back.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    shutdown.trigger();
+    let report = run.join().unwrap();
+    let messages = statuses.messages.lock().unwrap().clone();
+    eprintln!(
+        "door back {recovered:?} after the camera returned; states {:?}",
+        state_of(&messages, "door")
+    );
+    assert!(up_again, "the camera came back");
+    assert!(
+        recovered < Duration::from_secs(5),
+        "frames again within 5 s of the camera's return: {recovered:?}"
+    );
+    let retained = messages
+        .iter()
+        .filter(|(t, _, _)| t.ends_with("/door/status"))
+        .all(|(_, p, _)| p.contains("\"camera\":\"door\""));
+    assert!(retained);
+    let plaza = report.cameras.iter().find(|c| c.id == "plaza").unwrap();
+    let fps = plaza.stats.frames as f64 / plaza.elapsed.as_secs_f64();
+    eprintln!("plaza kept {fps:.2} fps of its 5 fps cap while door was down");
+    assert!(
+        fps >= 0.9 * 5.0,
+        "the other camera kept ≥ 90% of its fps: {fps:.2}"
+    );
+}
+
+/// A `gst:` source whose sender vanishes (frames over UDP, then nothing) is
+/// declared stalled and shown as `reconnecting`; SIGTERM still stops vigil
+/// within 2 s and `offline` is published.
+#[test]
+fn stalled_pipeline_source_is_reported_and_sigterm_still_stops_within_2_s() {
+    let Some(model) = model("yolox_nano_416.onnx") else {
+        return;
+    };
+    let broker = Mosquitto::start();
+    let recorder = Recorder::start(broker.port, "vigil/#");
+    let udp_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"{}
+[[cameras]]
+id = "yard"
+source = 'gst: udpsrc port={udp_port} caps="video/x-raw,format=GRAY8,width=64,height=48,framerate=10/1"'
+stall_s = 2
+detectors = [{{ name = "coco", fps = 1 }}]
+[alerts]
+broker = "mqtt://127.0.0.1:{}"
+"#,
+            yolox_detector(&model),
+            broker.port
+        ),
+    );
+    let child = vigil(&["run", "-c", config.to_str().unwrap()]);
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let state = |m: &[(String, String, bool)], wanted: &str| {
+        m.iter()
+            .any(|(t, p, _)| t == "vigil/cameras/yard/status" && p.contains(wanted))
+    };
+    // The sender streams until the camera is up, then disappears.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut frame = vec![0u8; 64 * 48];
+    while !state(&recorder.messages.lock().unwrap(), "\"state\":\"up\"") {
+        assert!(Instant::now() < deadline, "the UDP camera never came up");
+        frame.iter_mut().for_each(|b| *b = b.wrapping_add(7));
+        let _ = sender.send_to(&frame, ("127.0.0.1", udp_port));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        recorder.wait_for(
+            |m| state(m, "\"state\":\"reconnecting\"") && state(m, "stalled"),
+            Duration::from_secs(15)
+        ),
+        "the stalled source is reported"
+    );
+    signal(&child, libc::SIGTERM);
+    let (code, log, took) = finish(child, Duration::from_secs(20));
+    eprintln!("SIGTERM with a stalled camera: exit {code:?} after {took:?}");
+    assert!(took < Duration::from_secs(2), "stopped in {took:?}\n{log}");
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        recorder.wait_for(
+            |m| m
+                .iter()
+                .any(|(t, p, _)| t == "vigil/available" && p == "offline"),
+            Duration::from_secs(5)
+        ),
+        "offline published"
+    );
+}
