@@ -165,6 +165,65 @@ fn every_event_arrives_across_three_broker_restarts() {
     assert!(log.contains("reconnected after"), "{log}");
 }
 
+/// A 25 s network partition between vigil and the broker (a proxy that stops
+/// forwarding, connections left open): every event arrives afterwards.
+#[test]
+fn every_event_arrives_after_a_25_s_network_partition() {
+    let (Some(video), Some(model)) = (media("people/vtest.avi"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let broker = Mosquitto::start();
+    let patrol = Recorder::start(broker.port, "vigil/events");
+    let proxy = PartitionProxy::start(broker.port);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &plaza_config(&model, &video, proxy.port, ""));
+    let events = dir.path().join("events.jsonl");
+    let child = vigil(&[
+        "run",
+        "-c",
+        config.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = lines_of(&events).len();
+    proxy.partition(true);
+    std::thread::sleep(Duration::from_secs(25));
+    let during = lines_of(&events).len() - before;
+    proxy.partition(false);
+    let (code, log, _) = finish(child, Duration::from_secs(150));
+    let generated = event_ids(lines_of(&events).iter().map(String::as_str));
+    let arrived = patrol.wait_for(
+        |m| {
+            let got = event_ids(m.iter().map(|(_, p, _)| p.as_str()));
+            generated.iter().all(|id| got.contains(id))
+        },
+        Duration::from_secs(20),
+    );
+    let received = event_ids(
+        patrol
+            .messages
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, p, _)| p.as_str()),
+    );
+    let distinct: BTreeSet<&String> = received.iter().collect();
+    eprintln!(
+        "partition: generated {}, {during} during the partition, received {}, duplicated {}",
+        generated.len(),
+        received.len(),
+        received.len() - distinct.len()
+    );
+    assert!(during >= 1, "events were raised during the partition");
+    assert!(arrived, "every event arrived after the partition\n{log}");
+    assert_eq!(code, Some(0), "{log}");
+}
+
 /// Stop signals while the broker is down: SIGTERM exits promptly with status 75
 /// (messages left queued), SIGKILL loses nothing either, and the next start
 /// delivers everything both runs queued.

@@ -505,3 +505,69 @@ impl Drop for RtspCamera {
         self.main_loop.quit();
     }
 }
+
+/// A loopback TCP proxy to `target` that can be partitioned: while it is, no
+/// byte is forwarded either way and no connection is closed (a cut cable, not
+/// a refused port).
+pub struct PartitionProxy {
+    pub port: u16,
+    partitioned: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PartitionProxy {
+    pub fn start(target: u16) -> PartitionProxy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let partitioned = Arc::new(AtomicBool::new(false));
+        let cut = partitioned.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                for (from, to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let cut = cut.clone();
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let (mut from, mut to) = (from, to);
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            if cut.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(50));
+                                continue;
+                            }
+                            from.set_read_timeout(Some(Duration::from_millis(50)))
+                                .unwrap();
+                            match from.read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                                Err(e)
+                                    if matches!(
+                                        e.kind(),
+                                        std::io::ErrorKind::WouldBlock
+                                            | std::io::ErrorKind::TimedOut
+                                    ) => {}
+                                Err(_) => break,
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        PartitionProxy { port, partitioned }
+    }
+
+    pub fn partition(&self, cut: bool) {
+        self.partitioned
+            .store(cut, std::sync::atomic::Ordering::SeqCst);
+    }
+}
