@@ -45,16 +45,150 @@ pub fn serve(listen: &str) -> Result<SocketAddr, TelemetryError> {
                 listen: listen.into(),
                 reason,
             };
-            let addr = crate::publish::broker::bindable(listen).map_err(fail)?;
-            metrics_exporter_prometheus::PrometheusBuilder::new()
-                .with_http_listener(addr)
+            let addr: SocketAddr = listen
+                .parse()
+                .map_err(|e| fail(format!("not an address: {e}")))?;
+            let listener = std::net::TcpListener::bind(addr).map_err(|e| fail(e.to_string()))?;
+            let addr = listener.local_addr().map_err(|e| fail(e.to_string()))?;
+            let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
                 .set_buckets(BUCKETS)
                 .map_err(|e| fail(e.to_string()))?
-                .install()
+                .install_recorder()
+                .map_err(|e| fail(e.to_string()))?;
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                })
+                .map_err(|e| fail(e.to_string()))?;
+            std::thread::Builder::new()
+                .name("metrics-http".into())
+                .spawn(move || http::serve(listener, handle))
                 .map_err(|e| fail(e.to_string()))?;
             Ok(addr)
         })
         .clone()
+}
+
+/// The `/metrics` HTTP listener, hardened: idle or slow connections are closed
+/// after [`IO_TIMEOUT`](http::IO_TIMEOUT), at most [`MAX_CONNECTIONS`](http::MAX_CONNECTIONS)
+/// are served at once (the rest are closed on accept, so a flood of idle
+/// connections can neither exhaust file descriptors nor starve the cameras), and
+/// errors are logged at most once per 10 s with a count of the ones suppressed.
+mod http {
+    use super::RateLimitedLog;
+    use metrics_exporter_prometheus::PrometheusHandle;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    pub const MAX_CONNECTIONS: usize = 32;
+    pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+    const MAX_REQUEST: usize = 8192;
+
+    pub fn serve(listener: TcpListener, handle: PrometheusHandle) {
+        let active = Arc::new(AtomicUsize::new(0));
+        let errors = RateLimitedLog::new("metrics HTTP");
+        let refused = RateLimitedLog::new("metrics HTTP");
+        for stream in listener.incoming() {
+            let stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of descriptors: back off instead of spinning on accept.
+                    errors.warn(&format!("accept: {e}"));
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            };
+            if active.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+                metrics::counter!("vigil_http_refused_total").increment(1);
+                refused.warn(&format!(
+                    "{MAX_CONNECTIONS} connections already open; closing new ones"
+                ));
+                continue;
+            }
+            active.fetch_add(1, Ordering::SeqCst);
+            let (active, handle) = (active.clone(), handle.clone());
+            let spawned = std::thread::Builder::new()
+                .name("metrics-conn".into())
+                .spawn(move || {
+                    let _ = respond(stream, &handle);
+                    active.fetch_sub(1, Ordering::SeqCst);
+                });
+            if let Err(e) = spawned {
+                errors.warn(&format!("cannot start a connection thread: {e}"));
+            }
+        }
+    }
+
+    fn respond(mut stream: TcpStream, handle: &PrometheusHandle) -> std::io::Result<()> {
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        let mut request = Vec::with_capacity(512);
+        let mut buf = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf)?;
+            if n == 0 || request.len() + n > MAX_REQUEST {
+                return Ok(());
+            }
+            request.extend_from_slice(&buf[..n]);
+        }
+        let line = request.split(|b| *b == b'\r').next().unwrap_or_default();
+        let (status, body) = if line.starts_with(b"GET /metrics ") {
+            ("200 OK", handle.render())
+        } else {
+            ("404 Not Found", "not found: try /metrics\n".to_string())
+        };
+        write!(
+            stream,
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        stream.flush()
+    }
+}
+
+/// Logs a repeated warning at most once per 10 s, saying how many were
+/// suppressed meanwhile: a flood of errors never fills the disk.
+pub struct RateLimitedLog {
+    what: &'static str,
+    state: std::sync::Mutex<(Option<Instant>, u64)>,
+}
+
+impl RateLimitedLog {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    pub fn new(what: &'static str) -> Self {
+        RateLimitedLog {
+            what,
+            state: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    pub fn warn(&self, message: &str) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match s.0 {
+            Some(at) if at.elapsed() < Self::EVERY => s.1 += 1,
+            _ => {
+                let suppressed = std::mem::take(&mut s.1);
+                s.0 = Some(Instant::now());
+                if suppressed > 0 {
+                    tracing::warn!(
+                        "{}: {message} ({suppressed} more like it in the last 10 s)",
+                        self.what
+                    );
+                } else {
+                    tracing::warn!("{}: {message}", self.what);
+                }
+            }
+        }
+    }
 }
 
 /// One camera's counters and gauges, synced from its [`StageStats`].

@@ -495,3 +495,72 @@ broker = "mqtt://127.0.0.1:{}"
         "offline published"
     );
 }
+
+/// 1 100 idle connections to `/metrics`: alerts keep flowing, `/metrics` answers
+/// again once the idle ones time out, and the log stays small.
+#[test]
+fn idle_connection_flood_on_metrics_starves_nothing() {
+    let (Some(image), Some(model)) = (media("misc/person.jpg"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let broker = Mosquitto::start();
+    let patrol = Recorder::start(broker.port, "vigil/events");
+    let metrics_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"{}
+[[cameras]]
+id = "gate"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "gate"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "gate"
+classes = ["person"]
+dwell_s = 5
+[alerts]
+broker = "mqtt://127.0.0.1:{}"
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+"#,
+            yolox_detector(&model),
+            still_stream(&image, 60),
+            broker.port
+        ),
+    );
+    let child = vigil(&["run", "-c", config.to_str().unwrap()]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", metrics_port)).is_err() {
+        assert!(Instant::now() < deadline, "/metrics never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let idle: Vec<_> = (0..1100)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", metrics_port)).ok())
+        .collect();
+    let alerted = patrol.wait_for(
+        |m| m.iter().any(|(_, p, _)| p.contains("\"type\":\"new\"")),
+        Duration::from_secs(30),
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    let body = http_get(metrics_port, "/metrics");
+    drop(idle);
+    signal(&child, libc::SIGTERM);
+    let (code, log, _) = finish(child, Duration::from_secs(20));
+    eprintln!(
+        "1100 idle connections: alert arrived {alerted}, {} log lines",
+        log.lines().count()
+    );
+    assert!(alerted, "the alert arrived during the flood\n{log}");
+    assert!(
+        body.contains("vigil_frames_total"),
+        "/metrics answers after the idle ones timed out: {body}"
+    );
+    assert!(log.lines().count() < 60, "the log stayed small:\n{log}");
+    assert_eq!(code, Some(0), "{log}");
+}
