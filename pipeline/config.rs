@@ -543,6 +543,18 @@ impl LoadedConfig {
                 "must be at least 100 messages (a burst of alerts must fit while the broker is down)".into(),
             );
         }
+        if let Some(node) = &c.alerts.node_id
+            && (node.is_empty()
+                || node.len() > 64
+                || !node
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_'))
+        {
+            p.error(
+                "alerts.node_id".into(),
+                "use 1 to 64 letters, digits, '-' and '_' (it is part of the client id and a topic)".into(),
+            );
+        }
         let prefix = &c.alerts.topic_prefix;
         if prefix.is_empty()
             || prefix.contains(['#', '+', '\0'])

@@ -569,8 +569,9 @@ broker = "mqtt://127.0.0.1:{}"
         .unwrap();
     let online = recorder.wait_for(
         |m| {
-            m.iter()
-                .any(|(t, p, _)| t == "vigil/available" && p == "online")
+            m.iter().any(|(t, p, _)| {
+                t.starts_with("vigil/nodes/") && t.ends_with("/available") && p == "online"
+            })
         },
         Duration::from_secs(20),
     );
@@ -601,8 +602,9 @@ broker = "mqtt://127.0.0.1:{}"
     assert!(log.contains("stopping"), "{log}");
     let offline = recorder.wait_for(
         |m| {
-            m.iter()
-                .any(|(t, p, _)| t == "vigil/available" && p == "offline")
+            m.iter().any(|(t, p, _)| {
+                t.starts_with("vigil/nodes/") && t.ends_with("/available") && p == "offline"
+            })
         },
         Duration::from_secs(5),
     );

@@ -487,9 +487,9 @@ broker = "mqtt://127.0.0.1:{}"
     assert_eq!(code, Some(0), "{log}");
     assert!(
         recorder.wait_for(
-            |m| m
-                .iter()
-                .any(|(t, p, _)| t == "vigil/available" && p == "offline"),
+            |m| m.iter().any(|(t, p, _)| t.starts_with("vigil/nodes/")
+                && t.ends_with("/available")
+                && p == "offline"),
             Duration::from_secs(5)
         ),
         "offline published"

@@ -31,8 +31,12 @@ pub struct AlertsConfig {
     /// broker on `embedded_listen`.
     pub broker: Option<String>,
     pub topic_prefix: String,
-    /// MQTT client id; defaults to `vigil-<topic_prefix>`.
+    /// MQTT client id; defaults to `vigil-<topic_prefix>-<node_id>`.
     pub client_id: Option<String>,
+    /// This vigil's name among several on one broker (default: the host name):
+    /// part of the client id and the availability topic, so two nodes never
+    /// take each other's session.
+    pub node_id: Option<String>,
     /// Where the embedded broker listens when `broker` is unset.
     pub embedded_listen: String,
     /// Rule kind → recipients; each recipient gets `<prefix>/alerts/<recipient>`.
@@ -54,6 +58,7 @@ impl Default for AlertsConfig {
             broker: None,
             topic_prefix: "vigil".into(),
             client_id: None,
+            node_id: None,
             embedded_listen: "127.0.0.1:1883".into(),
             routes: BTreeMap::from([
                 (RuleKind::Loitering, vec!["patrol".into()]),
@@ -85,9 +90,40 @@ impl AlertsConfig {
     }
 
     pub fn client_id(&self) -> String {
-        self.client_id
-            .clone()
-            .unwrap_or_else(|| format!("vigil-{}", self.topic_prefix.replace('/', "-")))
+        self.client_id.clone().unwrap_or_else(|| {
+            format!(
+                "vigil-{}-{}",
+                self.topic_prefix.replace('/', "-"),
+                self.node()
+            )
+        })
+    }
+
+    /// `node_id`, or the host name made topic-safe.
+    pub fn node(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_default();
+            let safe: String = host
+                .trim()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .take(64)
+                .collect();
+            if safe.is_empty() {
+                "vigil".into()
+            } else {
+                safe
+            }
+        })
     }
 
     /// The MQTT messages that announce `event`: the all-events topic and each
@@ -121,8 +157,9 @@ impl AlertsConfig {
         })
     }
 
+    /// Retained `online`/`offline` of this node.
     pub fn availability_topic(&self) -> String {
-        format!("{}/available", self.topic_prefix)
+        format!("{}/nodes/{}/available", self.topic_prefix, self.node())
     }
 
     /// User name and password for the broker, read now (never logged).
@@ -285,5 +322,24 @@ fn run_outputs(outputs: &mut Outputs, events: Receiver<Event>, statuses: Receive
                 Err(_) => statuses_open = false,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_nodes_never_share_a_client_id_or_availability_topic() {
+        let node = |id: &str| AlertsConfig {
+            node_id: Some(id.into()),
+            ..AlertsConfig::default()
+        };
+        let (a, b) = (node("gate-a"), node("gate-b"));
+        assert_ne!(a.client_id(), b.client_id());
+        assert_eq!(a.availability_topic(), "vigil/nodes/gate-a/available");
+        assert_eq!(a.client_id(), "vigil-vigil-gate-a");
+        let host = AlertsConfig::default().node();
+        assert!(!host.is_empty() && !host.contains(['/', '+', '#']));
     }
 }
