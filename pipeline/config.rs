@@ -71,6 +71,176 @@ pub struct Problem {
     pub warning: bool,
 }
 
+/// Line of a field path like `cameras[0].zones[1]` in `text`, if it has it.
+fn line_of_field(text: &str, field: &str) -> Option<usize> {
+    let doc = toml_edit::Document::parse(text).ok()?;
+    let mut item = doc.as_item();
+    let mut best = None;
+    for part in field.split('.') {
+        let (key, index) = match part.split_once('[') {
+            Some((k, rest)) => (k, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        item = match item.get(key) {
+            Some(i) => i,
+            None => break,
+        };
+        if let Some(i) = index {
+            item = match item.get(i) {
+                Some(next) => next,
+                None => break,
+            };
+        }
+        let span = item
+            .span()
+            .or_else(|| item.as_table().and_then(|t| t.span()));
+        if let Some(s) = span {
+            best = Some(line_of(text, s.start));
+        }
+    }
+    best
+}
+
+/// Whether a TOML value deserialises as one config type.
+type FitCheck = dyn Fn(&toml::Value) -> Result<(), String>;
+
+/// Deserialises `value` as `T`; the serde message on failure.
+fn fits<T: serde::de::DeserializeOwned>(value: &toml::Value) -> Result<(), String> {
+    T::deserialize(value.clone())
+        .map(|_| ())
+        .map_err(|e| with_suggestion(e.message()))
+}
+
+/// For valid TOML that does not deserialise: every section (and every camera's
+/// rule, zone, line) that fails, each with its own field path and line.
+fn section_problems(text: &str) -> Vec<Problem> {
+    let Ok(table) = toml::from_str::<toml::Table>(text) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    let each = |key: &str,
+                value: &toml::Value,
+                check: &dyn Fn(&toml::Value) -> Result<(), String>,
+                out: &mut Vec<(String, String)>| {
+        match value.as_array() {
+            Some(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Err(m) = check(item) {
+                        out.push((format!("{key}[{i}]"), m));
+                    }
+                }
+            }
+            None => out.push((key.into(), "must be an array of tables ([[...]])".into())),
+        }
+    };
+    for (key, value) in &table {
+        let field = key.as_str();
+        let result = match field {
+            "detectors" => {
+                each(field, value, &fits::<DetectorConfig>, &mut out);
+                Ok(())
+            }
+            "cameras" => {
+                if let Some(cameras) = value.as_array() {
+                    for (i, cam) in cameras.iter().enumerate() {
+                        let f = format!("cameras[{i}]");
+                        if fits::<CameraConfig>(cam).is_ok() {
+                            continue;
+                        }
+                        // Narrow down to the rule, zone or line at fault.
+                        let before = out.len();
+                        let parts: [(&str, &FitCheck); 3] = [
+                            ("rules", &fits::<RuleConfig>),
+                            ("zones", &fits::<crate::rules::ZoneConfig>),
+                            ("lines", &fits::<crate::rules::LineConfig>),
+                        ];
+                        for (part, check) in parts {
+                            if let Some(v) = cam.get(part) {
+                                each(&format!("{f}.{part}"), v, check, &mut out);
+                            }
+                        }
+                        if out.len() == before {
+                            let mut rest = cam.clone();
+                            if let Some(t) = rest.as_table_mut() {
+                                for part in ["rules", "zones", "lines"] {
+                                    t.remove(part);
+                                }
+                            }
+                            if let Err(m) = fits::<CameraConfig>(&rest) {
+                                out.push((f, m));
+                            }
+                        }
+                    }
+                } else {
+                    out.push((
+                        field.into(),
+                        "must be an array of tables ([[cameras]])".into(),
+                    ));
+                }
+                Ok(())
+            }
+            "tracker" => fits::<TrackerConfig>(value),
+            "alerts" => fits::<AlertsConfig>(value),
+            "metrics" => fits::<MetricsConfig>(value),
+            "storage" => fits::<StorageConfig>(value),
+            other => Err(with_suggestion(&format!(
+                "unknown section `{other}`, expected one of `detectors`, `cameras`, `tracker`, `alerts`, `metrics`, `storage`"
+            ))),
+        };
+        if let Err(m) = result {
+            out.push((field.into(), m));
+        }
+    }
+    if !table.contains_key("cameras") {
+        out.push((
+            "cameras".into(),
+            "missing: at least one [[cameras]] is needed".into(),
+        ));
+    }
+    out.into_iter()
+        .map(|(field, message)| Problem {
+            line: line_of_field(text, &field),
+            field,
+            message,
+            warning: false,
+        })
+        .collect()
+}
+
+/// serde's "unknown field `dwel_s`, expected one of `a`, `b`" plus the nearest
+/// valid name: "(did you mean `dwell_s`?)".
+fn with_suggestion(message: &str) -> String {
+    let message = message.trim_end().to_string();
+    let ticked: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    let (Some(wrong), true) = (ticked.first(), message.contains("expected")) else {
+        return message;
+    };
+    let nearest = ticked[1..]
+        .iter()
+        .map(|c| (edit_distance(wrong, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min();
+    match nearest {
+        Some((_, name)) => format!("{message} (did you mean `{name}`?)"),
+        None => message,
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 /// `cameras[i].source`.
 fn is_camera_source(field: &str) -> bool {
     field.starts_with("cameras[") && field.ends_with("].source")
@@ -96,11 +266,25 @@ impl LoadedConfig {
             path: path.into(),
             reason: e.to_string(),
         })?;
-        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            line: e.span().map(|s| line_of(&text, s.start)).unwrap_or(1),
-            message: e.message().to_string(),
-        })?;
+        let config: Config = match toml::from_str(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                // Valid TOML whose sections do not fit: name every section that
+                // does not, not just the first.
+                let problems = section_problems(&text);
+                if problems.is_empty() {
+                    return Err(ConfigError::Parse {
+                        path: path.into(),
+                        line: e.span().map(|s| line_of(&text, s.start)).unwrap_or(1),
+                        message: with_suggestion(e.message()),
+                    });
+                }
+                return Err(ConfigError::Invalid {
+                    path: path.into(),
+                    problems,
+                });
+            }
+        };
         Ok(LoadedConfig {
             config,
             path: path.into(),
@@ -148,32 +332,7 @@ impl LoadedConfig {
 
     /// Line of a field path like `cameras[0].zones[1]`, if the document has it.
     fn line_of_field(&self, field: &str) -> Option<usize> {
-        let doc = toml_edit::Document::parse(self.text.as_str()).ok()?;
-        let mut item = doc.as_item();
-        let mut best = None;
-        for part in field.split('.') {
-            let (key, index) = match part.split_once('[') {
-                Some((k, rest)) => (k, rest.trim_end_matches(']').parse::<usize>().ok()),
-                None => (part, None),
-            };
-            item = match item.get(key) {
-                Some(i) => i,
-                None => break,
-            };
-            if let Some(i) = index {
-                item = match item.get(i) {
-                    Some(next) => next,
-                    None => break,
-                };
-            }
-            let span = item
-                .span()
-                .or_else(|| item.as_table().and_then(|t| t.span()));
-            if let Some(s) = span {
-                best = Some(line_of(&self.text, s.start));
-            }
-        }
-        best
+        line_of_field(&self.text, field)
     }
 
     /// Every problem in the config. `deep` also loads each model in ONNX Runtime
@@ -707,6 +866,44 @@ mod tests {
         let path = dir.path().join("vigil.toml");
         std::fs::write(&path, toml).unwrap();
         LoadedConfig::load(&path).unwrap().check(false)
+    }
+
+    #[test]
+    fn every_section_that_does_not_fit_is_named_with_a_suggestion() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vigil.toml");
+        let text = BASE.replace("dwell_s = 10", "dwel_s = 10")
+            + "[[cameras]]\nid = \"b\"\nsource = \"x.mp4\"\ndetectors = [{ name = \"coco\" }]\nfsp = 5\n"
+            + "[alerts]\nbrokr = \"mqtt://h:1\"\n[storag]\nenabled = false\n";
+        std::fs::write(&path, &text).unwrap();
+        let Err(ConfigError::Invalid { problems, .. }) = LoadedConfig::load(&path) else {
+            panic!("four sections do not fit");
+        };
+        let named: Vec<(&str, Option<usize>)> = problems
+            .iter()
+            .map(|p| (p.field.as_str(), p.line))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("alerts", Some(25)),
+                ("cameras[0].rules[0]", Some(15)),
+                ("cameras[1]", Some(20)),
+                ("storag", Some(27)),
+            ],
+            "{problems:#?}"
+        );
+        let text: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+        assert!(text[0].contains("did you mean `broker`?"), "{text:?}");
+        assert!(text[1].contains("did you mean `dwell_s`?"), "{text:?}");
+        assert!(text[2].contains("did you mean `fps`?"), "{text:?}");
+        assert!(text[3].contains("did you mean `storage`?"), "{text:?}");
+        // Broken TOML is one error at its line.
+        std::fs::write(&path, "[[cameras]\nid = 1\n").unwrap();
+        assert!(matches!(
+            LoadedConfig::load(&path),
+            Err(ConfigError::Parse { line: 1, .. })
+        ));
     }
 
     const BASE: &str = r#"
