@@ -906,6 +906,79 @@ mod tests {
         ));
     }
 
+    use proptest::prelude::*;
+
+    /// TOML spellings of numbers that break arithmetic.
+    fn any_number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("nan".to_string()),
+            Just("inf".to_string()),
+            Just("-inf".to_string()),
+            Just("1e308".to_string()),
+            Just("-0.0".to_string()),
+            Just("0".to_string()),
+            Just("-1".to_string()),
+            Just("9223372036854775807".to_string()),
+            any::<f64>().prop_map(|f| format!("{f:?}")),
+            any::<i64>().prop_map(|i| i.to_string()),
+            Just("\"x\"".to_string()),
+            Just("[]".to_string()),
+        ]
+    }
+
+    const NUMERIC_KEYS: &[(&str, &str)] = &[
+        ("[[detectors]]", "score_threshold"),
+        ("[[detectors]]", "nms_iou"),
+        ("[[detectors]]", "scale"),
+        ("[[detectors]]", "pad"),
+        ("[[detectors]]", "mean"),
+        ("[[cameras]]", "fps"),
+        ("[[cameras]]", "stall_s"),
+        ("[[cameras.rules]]", "dwell_s"),
+        ("[[cameras.rules]]", "leave_after_s"),
+        ("[[cameras.zones]]", "polygon"),
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Any text at all: an error or a config, never a panic.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("vigil.toml");
+            std::fs::write(&path, &text).unwrap();
+            if let Ok(loaded) = LoadedConfig::load(&path) {
+                let _ = loaded.check(false);
+            }
+        }
+
+        /// A valid config with hostile numbers in its numeric keys: `check`
+        /// names them, nothing panics.
+        #[test]
+        fn hostile_numbers_never_panic(
+            picks in proptest::collection::vec((0..NUMERIC_KEYS.len(), any_number()), 1..4)
+        ) {
+            let mut text = BASE.to_string();
+            for (i, value) in picks {
+                let (table, key) = NUMERIC_KEYS[i];
+                let line = format!("{key} = {value}");
+                // Replace the key if the base has it, else add it to its table.
+                let existing = text.lines().find(|l| l.starts_with(&format!("{key} ="))).map(String::from);
+                text = match existing {
+                    Some(old) => text.replacen(&old, &line, 1),
+                    None => text.replacen(table, &format!("{table}\n{line}"), 1),
+                };
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("vigil.toml");
+            std::fs::write(&path, &text).unwrap();
+            if let Ok(loaded) = LoadedConfig::load(&path) {
+                let _ = loaded.check(false);
+            }
+        }
+    }
+
     const BASE: &str = r#"
 [[detectors]]
 name = "coco"

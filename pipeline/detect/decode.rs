@@ -114,9 +114,13 @@ pub fn decode(
     thresholds: &[f32],
     out: &mut Vec<Candidate>,
 ) -> Result<(), String> {
+    if thresholds.is_empty() {
+        return Err("the detector has no classes".into());
+    }
+    let first = || outputs.first().ok_or("the model returned no output");
     match format {
-        OutputFormat::Yolox => decode_yolox(&outputs[0], spec, thresholds, out),
-        OutputFormat::Yolov8 => decode_yolov8(&outputs[0], thresholds, out),
+        OutputFormat::Yolox => decode_yolox(first()?, spec, thresholds, out),
+        OutputFormat::Yolov8 => decode_yolov8(first()?, thresholds, out),
         OutputFormat::Nanodet => decode_nanodet(outputs, spec, thresholds, out),
     }
 }
@@ -190,12 +194,16 @@ fn decode_yolov8(
     thresholds: &[f32],
     cands: &mut Vec<Candidate>,
 ) -> Result<(), String> {
-    let n = *out
+    let n = out
         .shape
         .get(2)
-        .ok_or("yolov8 output is not 3-dimensional")? as usize;
+        .ok_or("yolov8 output is not 3-dimensional")?;
+    let n = usize::try_from(*n).map_err(|_| "yolov8 output has a negative size")?;
     let classes = thresholds.len();
-    if out.data.len() < (4 + classes) * n {
+    if (4 + classes)
+        .checked_mul(n)
+        .is_none_or(|needed| out.data.len() < needed)
+    {
         return Err("yolov8 output is smaller than its shape".into());
     }
     let d = out.data;
@@ -230,8 +238,13 @@ fn decode_nanodet(
     for stride in STRIDES {
         let (gw, gh) = grid_cells(spec, stride);
         let points = gw * gh;
+        // The data must hold what the shape claims: a model that lies about
+        // its shape is refused, not indexed past its end.
         let is = |o: &&OutputView<'_>, last: usize| {
-            o.shape.len() == 3 && o.shape[1] as usize == points && o.shape[2] as usize == last
+            o.shape.len() == 3
+                && usize::try_from(o.shape[1]) == Ok(points)
+                && usize::try_from(o.shape[2]) == Ok(last)
+                && o.data.len() >= points * last
         };
         let cls = outputs
             .iter()
@@ -324,5 +337,65 @@ mod tests {
         nms_per_class(&mut c, 0.45);
         let kept: Vec<(u32, f32)> = c.iter().map(|c| (c.class_id, c.score)).collect();
         assert_eq!(kept, vec![(0, 0.9), (1, 0.8), (0, 0.7)]);
+    }
+
+    use proptest::prelude::*;
+
+    fn any_value() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            4 => -10.0f32..10.0,
+            1 => Just(f32::NAN),
+            1 => Just(f32::INFINITY),
+            1 => Just(f32::NEG_INFINITY),
+            1 => any::<f32>(),
+        ]
+    }
+
+    /// A shape near the declared one (or anything), and data that may be
+    /// shorter or longer than it claims.
+    fn any_output(rows: i64, last: i64) -> impl Strategy<Value = (Vec<i64>, Vec<f32>)> {
+        let shape = prop_oneof![
+            4 => Just(vec![1, rows, last]),
+            1 => Just(vec![1, last, rows]),
+            1 => proptest::collection::vec(-3i64..5000, 0..4),
+            1 => Just(vec![1, -1, i64::MAX]),
+        ];
+        (shape, 0usize..4000).prop_flat_map(|(shape, len)| {
+            (Just(shape), proptest::collection::vec(any_value(), len))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// No tensor, of the declared shape or not, makes a decoder panic.
+        #[test]
+        fn decoders_never_panic(
+            format in prop_oneof![Just(OutputFormat::Yolox), Just(OutputFormat::Yolov8), Just(OutputFormat::Nanodet)],
+            classes in 0usize..4,
+            size in prop_oneof![Just(32u32), Just(64), 1u32..80],
+            outputs in proptest::collection::vec(any_output(21, 7), 0..7),
+            threshold in any_value(),
+            iou in any_value(),
+        ) {
+            let spec = InputSpec {
+                width: size,
+                height: size,
+                channels: crate::detect::ChannelOrder::Bgr,
+                scale: 1.0,
+                mean: [0.0; 3],
+                std: [1.0; 3],
+                placement: crate::detect::LetterboxPlacement::TopLeft,
+                pad: 114,
+            };
+            let views: Vec<OutputView<'_>> = outputs
+                .iter()
+                .map(|(shape, data)| OutputView { shape, data })
+                .collect();
+            let thresholds = vec![threshold; classes];
+            let mut cands = Vec::new();
+            let _ = decode(format, &views, &spec, &thresholds, &mut cands);
+            nms_per_class(&mut cands, iou);
+        }
     }
 }
