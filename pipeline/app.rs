@@ -158,14 +158,18 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     }
 
     let (mqtt, queueing) = if options.mqtt {
-        let (host, port) = match &config.alerts.broker {
+        let publish::BrokerAddress { host, port, tls } = match &config.alerts.broker {
             Some(url) => publish::parse_broker(url)?,
             None if options.embedded_broker => {
                 let addr = publish::broker::start(&config.alerts.embedded_listen)?;
                 tracing::info!(
                     "embedded MQTT broker listening on {addr} (set [alerts] broker to use your own)"
                 );
-                (addr.ip().to_string(), addr.port())
+                publish::BrokerAddress {
+                    host: addr.ip().to_string(),
+                    port: addr.port(),
+                    tls: false,
+                }
             }
             None => {
                 return Err(AppError::Mqtt(publish::MqttError::BadUrl {
@@ -174,8 +178,14 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                 }));
             }
         };
+        let tls = if tls {
+            Some(config.alerts.tls_files(&loaded.base_dir())?)
+        } else {
+            None
+        };
         tracing::info!(
-            "alerts to mqtt://{host}:{port} on {}/alerts/<recipient> and {}",
+            "alerts to {}://{host}:{port} on {}/alerts/<recipient> and {}",
+            if tls.is_some() { "mqtts" } else { "mqtt" },
             config.alerts.topic_prefix,
             config.alerts.events_topic()
         );
@@ -206,6 +216,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                 host,
                 port,
                 credentials,
+                tls,
             },
             drained,
         );

@@ -679,10 +679,27 @@ impl LoadedConfig {
             }
         }
 
-        if let Some(url) = &c.alerts.broker
-            && let Err(e) = crate::publish::parse_broker(url)
-        {
-            p.error("alerts.broker".into(), e.to_string());
+        if let Some(url) = &c.alerts.broker {
+            match crate::publish::parse_broker(url) {
+                Err(e) => p.error("alerts.broker".into(), e.to_string()),
+                Ok(address) if address.tls => {
+                    if let Err(e) = c.alerts.tls_files(&base) {
+                        let field = match &e {
+                            crate::publish::MqttError::TlsFile { field, .. } => *field,
+                            crate::publish::MqttError::HalfClientCert => "client_cert",
+                            _ => "ca_file",
+                        };
+                        let cause = crate::evidence::source_chain(&e);
+                        let message = if cause.is_empty() {
+                            e.to_string()
+                        } else {
+                            format!("{e}: {cause}")
+                        };
+                        p.error(format!("alerts.{field}"), message);
+                    }
+                }
+                Ok(_) => {}
+            }
         }
         match c.alerts.credentials(&base) {
             Ok(_) => {}

@@ -564,3 +564,198 @@ listen = "127.0.0.1:{metrics_port}"
     assert!(log.lines().count() < 60, "the log stayed small:\n{log}");
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// A CA, and a certificate for `localhost` signed by it, made with openssl.
+fn make_ca(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(ok.success(), "openssl {args:?}");
+    };
+    let (ca_key, ca) = (format!("{name}-ca.key"), format!("{name}-ca.pem"));
+    let (key, csr, cert) = (
+        format!("{name}-server.key"),
+        format!("{name}-server.csr"),
+        format!("{name}-server.pem"),
+    );
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={name} test CA"),
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-out",
+        &cert,
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    (dir.join(ca), dir.join(cert), dir.join(key))
+}
+
+/// `mqtts://` to a mosquitto with a TLS listener, a CA and a password file made
+/// by the test: the right CA and password deliver the alert; a CA that did not
+/// sign the broker's certificate is refused; no password appears in any log.
+#[test]
+fn mqtts_with_the_right_ca_delivers_and_a_wrong_ca_is_refused() {
+    let (Some(image), Some(model)) = (media("misc/person.jpg"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_ca(dir.path(), "broker");
+    let (other_ca, _, _) = make_ca(dir.path(), "other");
+    let (tls_port, plain_port) = (free_port(), free_port());
+    let password = "Tls-Broker-Pw-93";
+    let passwd = dir.path().join("passwd");
+    let made = Command::new("mosquitto_passwd")
+        .arg("-b")
+        .arg("-c")
+        .arg(&passwd)
+        .args(["vigil", password])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "per_listener_settings false\nallow_anonymous false\npassword_file {}\nlistener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nlistener {plain_port} 127.0.0.1\n",
+            passwd.display(),
+            ca.display(),
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    // Readable by the mosquitto user the broker drops to when started as root.
+    for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o644));
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut broker = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", plain_port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "mosquitto with TLS did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let patrol = Recorder::start_as(plain_port, "vigil/events", Some(("vigil", password)));
+    std::fs::write(dir.path().join("mqtt.pw"), format!("{password}\n")).unwrap();
+    let config = |name: &str, ca: &Path| {
+        let run_dir = dir.path().join(name);
+        std::fs::create_dir_all(&run_dir).unwrap();
+        write_config(
+            &run_dir,
+            &format!(
+                r#"{}
+[[cameras]]
+id = "gate"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "gate"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "gate"
+classes = ["person"]
+dwell_s = 1
+[alerts]
+broker = "mqtts://localhost:{tls_port}"
+ca_file = "{}"
+username = "vigil"
+password_file = "../mqtt.pw"
+"#,
+                yolox_detector(&model),
+                still_stream(&image, 3),
+                ca.display()
+            ),
+        )
+    };
+    let replay = |config: &Path| {
+        let child = vigil(&[
+            "replay",
+            "-c",
+            config.to_str().unwrap(),
+            "--events",
+            "/dev/null",
+        ]);
+        finish(child, Duration::from_secs(60))
+    };
+    let (code, good_log, _) = replay(&config("right", &ca));
+    let arrived = patrol.wait_for(
+        |m| m.iter().any(|(_, p, _)| p.contains("\"type\":\"new\"")),
+        Duration::from_secs(10),
+    );
+    assert!(arrived, "the alert arrived over TLS\n{good_log}");
+    assert_eq!(code, Some(0), "{good_log}");
+    assert!(good_log.contains("mqtts://localhost"), "{good_log}");
+
+    let (code, bad_log, _) = replay(&config("wrong", &other_ca));
+    let _ = broker.kill();
+    let _ = broker.wait();
+    assert_eq!(
+        code,
+        Some(75),
+        "a broker whose certificate the CA did not sign is refused; the alert stays queued\n{bad_log}"
+    );
+    assert!(bad_log.to_lowercase().contains("certificate"), "{bad_log}");
+    for log in [&good_log, &bad_log] {
+        assert!(!log.contains(password), "the MQTT password leaked: {log}");
+    }
+}

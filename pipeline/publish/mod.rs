@@ -13,7 +13,9 @@
 pub mod broker;
 mod mqtt;
 
-pub use mqtt::{Connect, Delivery, MqttError, MqttPublisher, parse_broker};
+pub use mqtt::{
+    BrokerAddress, Connect, Delivery, MqttError, MqttPublisher, TlsFiles, parse_broker,
+};
 
 use crate::events::{CameraStatus, Event, Lifecycle, RuleKind};
 use crate::store::{Outbox, OutboxMessage, Priority};
@@ -47,6 +49,11 @@ pub struct AlertsConfig {
     pub password_file: Option<PathBuf>,
     /// Environment variable holding the MQTT password (instead of a file).
     pub password_env: Option<String>,
+    /// `mqtts://`: PEM file of the CA that signed the broker's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// `mqtts://` with client certificates: PEM certificate and key.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
     /// Messages kept for a broker that is down; over this, the oldest
     /// low-severity ones are dropped (fire and smoke never).
     pub outbox_max: usize,
@@ -72,6 +79,9 @@ impl Default for AlertsConfig {
             password_file: None,
             password_env: None,
             outbox_max: 100_000,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
         }
     }
 }
@@ -160,6 +170,25 @@ impl AlertsConfig {
     /// Retained `online`/`offline` of this node.
     pub fn availability_topic(&self) -> String {
         format!("{}/nodes/{}/available", self.topic_prefix, self.node())
+    }
+
+    /// The CA and client certificate for `mqtts://`, read now (relative to `base`).
+    pub fn tls_files(&self, base: &Path) -> Result<TlsFiles, MqttError> {
+        let read = |field: &'static str, file: &Path| {
+            let path = base.join(file);
+            std::fs::read(&path).map_err(|source| MqttError::TlsFile {
+                field,
+                path,
+                source,
+            })
+        };
+        let ca = read("ca_file", self.ca_file.as_deref().ok_or(MqttError::NoCa)?)?;
+        let client = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => Some((read("client_cert", cert)?, read("client_key", key)?)),
+            (None, None) => None,
+            _ => return Err(MqttError::HalfClientCert),
+        };
+        Ok(TlsFiles { ca, client })
     }
 
     /// User name and password for the broker, read now (never logged).

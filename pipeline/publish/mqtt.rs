@@ -33,8 +33,21 @@ const IDLE_CHECK: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
-    #[error("alerts.broker {url:?}: {reason} (expected mqtt://host:port)")]
+    #[error("alerts.broker {url:?}: {reason} (expected mqtt://host:port or mqtts://host:port)")]
     BadUrl { url: String, reason: String },
+    #[error("alerts.{field} {path}: cannot read")]
+    TlsFile {
+        field: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "alerts.ca_file: mqtts:// needs the CA that signed the broker's certificate (Debian's bundle: /etc/ssl/certs/ca-certificates.crt)"
+    )]
+    NoCa,
+    #[error("alerts.client_cert and alerts.client_key go together")]
+    HalfClientCert,
     #[error("alerts.password_file {path}: cannot read the MQTT password")]
     PasswordFile {
         path: std::path::PathBuf,
@@ -51,16 +64,25 @@ pub enum MqttError {
     Outbox(#[source] OutboxError),
 }
 
-/// `mqtt://host:port` (or `host:port`) → host and port.
-pub fn parse_broker(url: &str) -> Result<(String, u16), MqttError> {
+/// `mqtt://host:port`, `mqtts://host:port` (TLS) or `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddress {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+/// Parses `[alerts] broker`; the port defaults to 1883 (8883 for `mqtts://`).
+pub fn parse_broker(url: &str) -> Result<BrokerAddress, MqttError> {
     let bad = |reason: &str| MqttError::BadUrl {
         url: crate::redact::redact(url),
         reason: reason.into(),
     };
-    let rest = match url.split_once("://") {
-        Some(("mqtt" | "tcp", rest)) => rest,
+    let (rest, tls) = match url.split_once("://") {
+        Some(("mqtt" | "tcp", rest)) => (rest, false),
+        Some(("mqtts" | "ssl", rest)) => (rest, true),
         Some((scheme, _)) => return Err(bad(&format!("scheme {scheme} is not supported"))),
-        None => url,
+        None => (url, false),
     };
     if rest
         .split('/')
@@ -71,7 +93,8 @@ pub fn parse_broker(url: &str) -> Result<(String, u16), MqttError> {
             "credentials do not belong in the URL (URLs are logged): set [alerts] username and password_file or password_env",
         ));
     }
-    let (host, port) = rest.rsplit_once(':').unwrap_or((rest, "1883"));
+    let default_port = if tls { "8883" } else { "1883" };
+    let (host, port) = rest.rsplit_once(':').unwrap_or((rest, default_port));
     let port = port
         .trim_end_matches('/')
         .parse()
@@ -82,7 +105,25 @@ pub fn parse_broker(url: &str) -> Result<(String, u16), MqttError> {
     if port == 0 {
         return Err(bad("port 0 is not a broker's port"));
     }
-    Ok((host.to_string(), port))
+    Ok(BrokerAddress {
+        host: host.to_string(),
+        port,
+        tls,
+    })
+}
+
+/// PEM files for `mqtts://`, read at start.
+#[derive(Clone)]
+pub struct TlsFiles {
+    pub ca: Vec<u8>,
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the client key.
+        f.write_str("TlsFiles { .. }")
+    }
 }
 
 /// Where and how to connect.
@@ -90,6 +131,8 @@ pub struct Connect {
     pub host: String,
     pub port: u16,
     pub credentials: Option<(String, String)>,
+    /// `mqtts://`: the CA and optional client certificate.
+    pub tls: Option<TlsFiles>,
 }
 
 /// What the publisher delivered, for the run's report.
@@ -227,6 +270,15 @@ impl Drainer {
             options.set_credentials(user, password);
         }
         options.set_max_packet_size(1 << 20, 1 << 20);
+        if let Some(tls) = &self.connect.tls {
+            // rustls needs one process-wide crypto provider; a second install is a no-op.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            options.set_transport(rumqttc::Transport::tls(
+                tls.ca.clone(),
+                tls.client.clone(),
+                None,
+            ));
+        }
         options.set_last_will(LastWill::new(
             &self.availability,
             "offline",
@@ -288,7 +340,12 @@ impl Drainer {
     }
 
     fn run(mut self) {
-        let broker = format!("{}:{}", self.connect.host, self.connect.port);
+        let scheme = if self.connect.tls.is_some() {
+            "mqtts"
+        } else {
+            "mqtt"
+        };
+        let broker = format!("{scheme}://{}:{}", self.connect.host, self.connect.port);
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
         let mut down_since: Option<Instant> = None;
         self.export_pending();
