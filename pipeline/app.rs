@@ -157,13 +157,22 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         }
     }
 
+    let mut embedded_login = None;
     let (mqtt, queueing) = if options.mqtt {
         let publish::BrokerAddress { host, port, tls } = match &config.alerts.broker {
             Some(url) => publish::parse_broker(url)?,
             None if options.embedded_broker => {
-                let addr = publish::broker::start(&config.alerts.embedded_listen)?;
+                let login = publish::broker::EmbeddedLogin::prepare(
+                    &config.storage.dir(&loaded.base_dir()),
+                    &config.alerts.client_id(),
+                )?;
+                let reader_file = login.reader_file.clone();
+                embedded_login = Some(login.vigil.clone());
+                let addr = publish::broker::start(&config.alerts.embedded_listen, login)?;
                 tracing::info!(
-                    "embedded MQTT broker listening on {addr} (set [alerts] broker to use your own)"
+                    "embedded MQTT broker listening on {addr} (set [alerts] broker to use your own); subscribers log in as `{}` with the password in {}",
+                    publish::broker::READER,
+                    reader_file.display()
                 );
                 publish::BrokerAddress {
                     host: addr.ip().to_string(),
@@ -192,7 +201,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         let credentials = if config.alerts.broker.is_some() {
             config.alerts.credentials(&loaded.base_dir())?
         } else {
-            None
+            embedded_login.take()
         };
         // The outbox lives in the store; without one, in a temporary database
         // that rides out a broker outage but not a restart.

@@ -743,19 +743,23 @@ impl LoadedConfig {
                 "must be topic levels like \"vigil\" or \"compound/vigil\": no wildcard, no empty, `.` or `..` level, no leading or trailing `/`".into(),
             );
         }
-        if c.alerts.broker.is_none()
-            && c.alerts
-                .embedded_listen
-                .parse::<std::net::SocketAddr>()
-                .is_err()
-        {
-            p.error(
-                "alerts.embedded_listen".into(),
-                format!(
-                    "{:?} is not an address like \"127.0.0.1:1883\"",
-                    c.alerts.embedded_listen
+        if c.alerts.broker.is_none() {
+            match c.alerts.embedded_listen.parse::<std::net::SocketAddr>() {
+                Err(_) => p.error(
+                    "alerts.embedded_listen".into(),
+                    format!(
+                        "{:?} is not an address like \"127.0.0.1:1883\"",
+                        c.alerts.embedded_listen
+                    ),
                 ),
-            );
+                // The embedded broker speaks plain MQTT: off the machine that
+                // would put logins and alerts on the wire in clear.
+                Ok(addr) if !addr.ip().is_loopback() => p.error(
+                    "alerts.embedded_listen".into(),
+                    "the embedded broker has no TLS, so it listens on loopback only (127.0.0.1 or ::1); for other machines run mosquitto with TLS and set alerts.broker".into(),
+                ),
+                Ok(_) => {}
+            }
         }
         let t = &c.tracker;
         for (name, v) in [

@@ -759,3 +759,104 @@ password_file = "../mqtt.pw"
         assert!(!log.contains(password), "the MQTT password leaked: {log}");
     }
 }
+
+/// Whether a client with this id and login gets a CONNACK from the broker.
+fn mqtt_connects(port: u16, client_id: &str, login: Option<(&str, &str)>) -> bool {
+    let mut options = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
+    if let Some((user, password)) = login {
+        options.set_credentials(user, password);
+    }
+    let (_client, mut connection) = rumqttc::Client::new(options, 10);
+    for n in connection.iter().take(3) {
+        match n {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// The embedded broker admits nobody without a login: an anonymous client
+/// (which could otherwise publish a fake fire alert on `vigil/alerts/police`)
+/// is refused, a reader with the password vigil wrote (0600) gets the alerts,
+/// and no one may take vigil's client id.
+#[test]
+fn embedded_broker_refuses_anonymous_clients_and_vigils_client_id() {
+    let (Some(image), Some(model)) = (media("misc/person.jpg"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"{}
+[[cameras]]
+id = "gate"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "gate"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "gate"
+classes = ["person"]
+dwell_s = 4
+[alerts]
+embedded_listen = "127.0.0.1:{port}"
+node_id = "box1"
+"#,
+            yolox_detector(&model),
+            still_stream(&image, 60)
+        ),
+    );
+    let child = vigil(&["run", "-c", config.to_str().unwrap()]);
+    let password_file = dir.path().join("vigil-data/mqtt-reader.password");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !password_file.exists() || std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the embedded broker never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&password_file)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    let password = std::fs::read_to_string(&password_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let patrol = Recorder::start_as(port, "vigil/#", Some(("reader", &password)));
+    let anonymous = mqtt_connects(port, "intruder", None);
+    let guessed = mqtt_connects(port, "intruder", Some(("reader", "guess")));
+    let hijack = mqtt_connects(port, "vigil-vigil-box1", Some(("reader", &password)));
+    let alerted = patrol.wait_for(
+        |m| {
+            m.iter()
+                .any(|(t, p, _)| t == "vigil/alerts/patrol" && p.contains("\"type\":\"new\""))
+        },
+        Duration::from_secs(30),
+    );
+    signal(&child, libc::SIGTERM);
+    let (code, log, _) = finish(child, Duration::from_secs(20));
+    assert_eq!(mode, 0o600, "the readers' password file is private");
+    assert!(!anonymous, "an anonymous client is refused");
+    assert!(!guessed, "a wrong password is refused");
+    assert!(!hijack, "nobody else may use vigil's client id");
+    assert!(
+        alerted,
+        "a reader with the kept password gets the alerts\n{log}"
+    );
+    assert!(
+        !log.contains(&password),
+        "the readers' password is not logged"
+    );
+    assert_eq!(code, Some(0), "{log}");
+}

@@ -1,7 +1,16 @@
 //! An embedded MQTT broker (rumqttd) for demos and single-box installs: started by
 //! `vigil run` when `[alerts] broker` is unset.
+//!
+//! Nobody connects without a login. vigil makes a fresh password for itself at
+//! every start and is the only one allowed its client id (so no other client can
+//! take its session and kick it off). Subscribers log in as `reader` with the
+//! password vigil keeps in `mqtt-reader.password` (0600) in the store directory,
+//! made once and kept across restarts. rumqttd has no per-topic ACL, so a reader
+//! could still publish: installations that need that run mosquitto with an ACL
+//! file and set `[alerts] broker`. It listens on loopback only (`vigil check`).
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 #[error("embedded MQTT broker on {listen}: {reason}")]
@@ -19,8 +28,93 @@ pub fn bindable(listen: &str) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
+/// Who may connect to the embedded broker.
+#[derive(Clone)]
+pub struct EmbeddedLogin {
+    /// vigil's own login, made at this start.
+    pub vigil: (String, String),
+    /// The client id only vigil may use.
+    pub client_id: String,
+    /// The subscribers' password (user `reader`).
+    pub reader_password: String,
+    /// Where the subscribers' password is kept.
+    pub reader_file: PathBuf,
+}
+
+impl std::fmt::Debug for EmbeddedLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "EmbeddedLogin {{ reader_file: {:?}, .. }}",
+            self.reader_file
+        )
+    }
+}
+
+pub const READER: &str = "reader";
+
+fn random_password() -> Result<String, String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a password: {e}"))?;
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect())
+}
+
+impl EmbeddedLogin {
+    /// A fresh password for vigil; the readers' from `dir/mqtt-reader.password`
+    /// (made, 0600, if missing).
+    pub fn prepare(dir: &Path, client_id: &str) -> Result<EmbeddedLogin, BrokerError> {
+        let reader_file = dir.join("mqtt-reader.password");
+        let fail = |reason: String| BrokerError {
+            listen: reader_file.display().to_string(),
+            reason,
+        };
+        let existing = std::fs::read_to_string(&reader_file)
+            .ok()
+            .and_then(|t| t.lines().next().map(str::trim).map(String::from))
+            .filter(|p| p.len() >= 16);
+        let reader_password = match existing {
+            Some(p) => p,
+            None => {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+                let password = random_password().map_err(fail)?;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&reader_file)
+                    .map_err(|e| fail(e.to_string()))?;
+                writeln!(f, "{password}").map_err(|e| fail(e.to_string()))?;
+                password
+            }
+        };
+        Ok(EmbeddedLogin {
+            vigil: ("vigil".into(), random_password().map_err(fail)?),
+            client_id: client_id.into(),
+            reader_password,
+            reader_file,
+        })
+    }
+
+    fn admits(&self, client_id: &str, user: &str, password: &str) -> bool {
+        let is_vigil = user == self.vigil.0 && password == self.vigil.1;
+        let is_reader = user == READER && password == self.reader_password;
+        if client_id == self.client_id {
+            is_vigil
+        } else {
+            is_reader
+        }
+    }
+}
+
 /// Starts the broker on its own thread; returns the address it listens on.
-pub fn start(listen: &str) -> Result<SocketAddr, BrokerError> {
+pub fn start(listen: &str, login: EmbeddedLogin) -> Result<SocketAddr, BrokerError> {
     let fail = |reason: String| BrokerError {
         listen: listen.into(),
         reason,
@@ -47,7 +141,21 @@ max_inflight_count = 100
 dynamic_filters = true
 "#
     );
-    let config: rumqttd::Config = toml::from_str(&config).map_err(|e| fail(e.to_string()))?;
+    let mut config: rumqttd::Config = toml::from_str(&config).map_err(|e| fail(e.to_string()))?;
+    for server in config.v4.iter_mut().flat_map(|v| v.values_mut()) {
+        let login = login.clone();
+        server
+            .connections
+            .set_auth_handler(move |client_id, user, password| {
+                let admitted = login.admits(&client_id, &user, &password);
+                if !admitted {
+                    tracing::warn!(
+                        "embedded MQTT broker: refused client {client_id:?} (user {user:?}): wrong login or a client id reserved for vigil"
+                    );
+                }
+                std::future::ready(admitted)
+            });
+    }
     let mut broker = rumqttd::Broker::new(config);
     std::thread::Builder::new()
         .name("mqtt-broker".into())
@@ -64,4 +172,36 @@ dynamic_filters = true
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_vigil_gets_its_client_id_and_readers_need_the_kept_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let login = EmbeddedLogin::prepare(dir.path(), "vigil-x").unwrap();
+        let (user, pw) = login.vigil.clone();
+        assert!(login.admits("vigil-x", &user, &pw));
+        assert!(!login.admits("vigil-x", READER, &login.reader_password));
+        assert!(login.admits("patrol-1", READER, &login.reader_password));
+        assert!(!login.admits("patrol-1", READER, "guess"));
+        assert!(!login.admits("patrol-1", "", ""));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&login.reader_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let again = EmbeddedLogin::prepare(dir.path(), "vigil-x").unwrap();
+        assert_eq!(
+            again.reader_password, login.reader_password,
+            "kept across restarts"
+        );
+        assert_ne!(
+            again.vigil.1, login.vigil.1,
+            "vigil's own is new at each start"
+        );
+    }
 }
