@@ -860,3 +860,40 @@ node_id = "box1"
     );
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// A file cut short (the one-by-one MP4 cut in half, as a full disk or an
+/// interrupted copy leaves it) is reported as truncated, not as a normal end of
+/// stream.
+#[test]
+fn a_truncated_file_is_reported_as_such() {
+    let (Some(video), Some(model)) = (
+        media("people/intel_one-by-one-person-detection.mp4"),
+        model("yolox_nano_416.onnx"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(&video).unwrap();
+    let cut = dir.path().join("cut.mp4");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"{}
+[[cameras]]
+id = "cut"
+source = "{}"
+fps = 2
+detectors = [{{ name = "coco" }}]
+[storage]
+enabled = false
+"#,
+            yolox_detector(&model),
+            cut.display()
+        ),
+    );
+    let (report, _) = replay(&config);
+    let end = format!("{:?}", report.cameras[0].end);
+    eprintln!("half of the one-by-one clip: {end}");
+    assert!(end.contains("truncated"), "{end}");
+}
