@@ -453,7 +453,7 @@ impl LoadedConfig {
             {
                 p.error(format!("{f}.id"), "use letters, digits, '-' and '_' only (it is part of MQTT topics and alert ids)".into());
             }
-            if let Err(e) = SourceUri::resolve(&cam.source, &base) {
+            if let Err(e) = SourceUri::resolve(&cam.source, &base).and_then(|u| u.validate()) {
                 p.error(format!("{f}.source"), e.to_string());
             }
             if cam.id.len() > 64 {
@@ -887,6 +887,30 @@ mod tests {
         let path = dir.path().join("vigil.toml");
         std::fs::write(&path, toml).unwrap();
         LoadedConfig::load(&path).unwrap().check(false)
+    }
+
+    #[test]
+    fn unparsable_pipelines_and_unknown_schemes_are_named() {
+        for (source, says) in [
+            (
+                "gst: videotestsrc ! nosuchelement",
+                "bad GStreamer pipeline",
+            ),
+            ("gst: videotestsrc ! ! fakesink", "bad GStreamer pipeline"),
+            ("ftp://admin:pw@cam/stream", "no GStreamer source handles"),
+        ] {
+            let p = problems(&BASE.replace("gst: videotestsrc", source));
+            let hit = p.iter().find(|p| p.field == "cameras[0].source");
+            assert!(
+                hit.is_some_and(|p| p.message.contains(says) && !p.message.contains(":pw@")),
+                "{source}: {p:?}"
+            );
+        }
+        assert!(
+            problems(BASE)
+                .iter()
+                .all(|p| p.field != "cameras[0].source")
+        );
     }
 
     #[test]

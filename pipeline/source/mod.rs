@@ -158,6 +158,28 @@ impl SourceUri {
         Ok(SourceUri(uri.to_string()))
     }
 
+    /// Whether GStreamer can open this at all, without opening it: a `gst:`
+    /// pipeline must parse, a URI must have a source element for its scheme.
+    pub fn validate(&self) -> Result<(), SourceError> {
+        init()?;
+        let open = |reason: String| SourceError::Open {
+            uri: crate::redact::redact(&self.0),
+            reason: crate::redact::redact(&reason),
+        };
+        match self.pipeline() {
+            Some(description) => gst::parse::bin_from_description(description, true)
+                .map(|_| ())
+                .map_err(|e| open(format!("bad GStreamer pipeline: {e}"))),
+            None => gst::Element::make_from_uri(gst::URIType::Src, &self.0, None)
+                .map(|_| ())
+                .map_err(|e| {
+                    open(format!(
+                        "no GStreamer source handles this URI ({e}); use rtsp://, http(s)://, file://, a file path, or gst: <pipeline>"
+                    ))
+                }),
+        }
+    }
+
     /// A network camera: paced by the sender, may stall. Files and `gst:`
     /// pipelines are paced by vigil.
     pub fn is_live(&self) -> bool {
