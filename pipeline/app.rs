@@ -229,12 +229,31 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
             },
             drained,
         );
-        let queueing = Queueing {
+        let mut queueing = Queueing {
             config: config.alerts.clone(),
             outbox: queued,
             notify: publisher.notify(),
             events_queued: store.is_some(),
+            open_alerts: Default::default(),
         };
+        if let Some(ha) = &config.alerts.homeassistant {
+            let cameras: Vec<_> = config
+                .cameras
+                .iter()
+                .map(|c| publish::homeassistant::CameraEntities {
+                    id: c.id.clone(),
+                    name: c.name.clone().unwrap_or_else(|| c.id.clone()),
+                    kinds: c.rules.iter().map(|r| r.kind()).collect(),
+                })
+                .collect();
+            let discovery = publish::homeassistant::discovery(ha, &config.alerts, &cameras);
+            tracing::info!(
+                "Home Assistant discovery: {} entities under {}/",
+                discovery.len(),
+                ha.discovery_prefix
+            );
+            queueing.queue(&discovery);
+        }
         (Some(publisher), Some(queueing))
     } else {
         (None, None)

@@ -60,27 +60,36 @@ impl Shutdown {
     }
 }
 
-/// Capped exponential backoff: `first`, growing by half each time up to `cap`;
-/// reset on success. Half, not double: a camera back after a 10 s outage is
-/// retried within a few seconds of its return, not 8 s later.
+/// Capped exponential backoff: the first [`Backoff::FAST_ATTEMPTS`] attempts
+/// `first` apart (most outages are a reboot or a cable: short, and a camera
+/// should be back within a second of its return), then growing by half each
+/// time up to `cap`; reset on success.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     first: Duration,
     cap: Duration,
     next: Duration,
+    attempts: u32,
 }
 
 impl Backoff {
+    pub const FAST_ATTEMPTS: u32 = 10;
+
     pub fn new(first: Duration, cap: Duration) -> Self {
         Backoff {
             first,
             cap,
             next: first,
+            attempts: 0,
         }
     }
 
-    /// The delay before the next attempt; the one after is 1.5 times as long.
+    /// The delay before the next attempt.
     pub fn next_delay(&mut self) -> Duration {
+        self.attempts += 1;
+        if self.attempts <= Self::FAST_ATTEMPTS {
+            return self.first;
+        }
         let d = self.next;
         self.next = (self.next * 3 / 2).min(self.cap);
         d
@@ -88,6 +97,7 @@ impl Backoff {
 
     pub fn reset(&mut self) {
         self.next = self.first;
+        self.attempts = 0;
     }
 }
 
@@ -120,9 +130,10 @@ mod tests {
     #[test]
     fn backoff_grows_to_the_cap_and_resets() {
         let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-        let delays: Vec<u128> = (0..11).map(|_| b.next_delay().as_millis()).collect();
+        let delays: Vec<u128> = (0..21).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(delays[..10], [1000; 10], "ten quick attempts first");
         assert_eq!(
-            delays,
+            delays[10..],
             [
                 1000, 1500, 2250, 3375, 5062, 7593, 11390, 17085, 25627, 30000, 30000
             ]

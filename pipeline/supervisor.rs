@@ -2,7 +2,7 @@
 //!
 //! It opens the camera's source, runs its [`CameraWorker`] on it, and when the
 //! source fails, stalls (no frame for `stall_s`) or a network stream ends, opens
-//! it again after a capped exponential backoff (1 s growing by half to 30 s, reset by
+//! it again after a capped exponential backoff (every 1 s ten times, then growing by half to 30 s, reset by
 //! the first frame). A worker that panics is replaced by a fresh one and its
 //! camera goes on. Files are not retried: a file that ends is `stopped` (or
 //! played again with `loop = true`), a file that is missing or cut short is

@@ -897,3 +897,108 @@ enabled = false
     eprintln!("half of the one-by-one clip: {end}");
     assert!(end.contains("truncated"), "{end}");
 }
+
+/// `[alerts.homeassistant]`: retained discovery configs arrive for each camera's
+/// sensors with the right device classes, tied to vigil's availability, and the
+/// loitering sensor turns ON when the alert opens.
+#[test]
+fn home_assistant_discovery_configs_are_retained_with_device_classes() {
+    let (Some(image), Some(model)) = (media("misc/person.jpg"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"{}
+[[cameras]]
+id = "gate"
+name = "North gate"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "gate"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "gate"
+classes = ["person"]
+dwell_s = 1
+[[cameras.rules]]
+kind = "battery_cart"
+zone = "gate"
+classes = ["bicycle", "motorcycle"]
+[alerts]
+broker = "mqtt://127.0.0.1:{}"
+node_id = "box1"
+[alerts.homeassistant]
+"#,
+            yolox_detector(&model),
+            still_stream(&image, 4),
+            broker.port
+        ),
+    );
+    let child = vigil(&[
+        "replay",
+        "-c",
+        config.to_str().unwrap(),
+        "--events",
+        "/dev/null",
+    ]);
+    let (code, log, _) = finish(child, Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{log}");
+    // Subscribed after vigil left: only retained messages arrive.
+    let ha = Recorder::start(broker.port, "homeassistant/#");
+    let states = Recorder::start(broker.port, "vigil/cameras/gate/+");
+    assert!(ha.wait_for(|m| m.len() >= 4, Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(500));
+    let configs: BTreeMap<String, serde_json::Value> = ha
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, p, retained)| {
+            assert!(retained, "{t} is retained");
+            (t.clone(), serde_json::from_str(p).unwrap())
+        })
+        .collect();
+    let class_of = |topic: &str| configs[topic]["device_class"].as_str().map(String::from);
+    assert_eq!(
+        class_of("homeassistant/binary_sensor/vigil_box1_gate_loitering/config").as_deref(),
+        Some("occupancy")
+    );
+    assert_eq!(
+        class_of("homeassistant/binary_sensor/vigil_box1_gate_battery_cart/config").as_deref(),
+        Some("occupancy")
+    );
+    assert_eq!(
+        class_of("homeassistant/binary_sensor/vigil_box1_gate_connectivity/config").as_deref(),
+        Some("connectivity")
+    );
+    let event = &configs["homeassistant/event/vigil_box1_gate_alerts/config"];
+    assert!(
+        event["event_types"]
+            .as_array()
+            .unwrap()
+            .contains(&"loitering_new".into())
+    );
+    for c in configs.values() {
+        assert_eq!(c["availability_topic"], "vigil/nodes/box1/available");
+        assert_eq!(c["device"]["name"], "North gate");
+    }
+    // The file ended, so the alert ended: the sensor went ON, then OFF.
+    let last = states.wait_for(
+        |m| {
+            m.iter()
+                .any(|(t, p, _)| t == "vigil/cameras/gate/loitering" && p == "OFF")
+        },
+        Duration::from_secs(5),
+    );
+    assert!(last, "the loitering sensor's state is retained");
+    assert!(
+        log.contains("Home Assistant discovery: 6 entities"),
+        "{log}"
+    );
+}

@@ -11,6 +11,7 @@
 //! `vigil run` starts an embedded one ([`broker`]) so the demo works out of the box.
 
 pub mod broker;
+pub mod homeassistant;
 mod mqtt;
 
 pub use mqtt::{
@@ -54,6 +55,8 @@ pub struct AlertsConfig {
     /// `mqtts://` with client certificates: PEM certificate and key.
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
+    /// Home Assistant MQTT discovery (`[alerts.homeassistant]`); off when absent.
+    pub homeassistant: Option<homeassistant::HomeAssistantConfig>,
     /// Messages kept for a broker that is down; over this, the oldest
     /// low-severity ones are dropped (fire and smoke never).
     pub outbox_max: usize,
@@ -79,6 +82,7 @@ impl Default for AlertsConfig {
             password_file: None,
             password_env: None,
             outbox_max: 100_000,
+            homeassistant: None,
             ca_file: None,
             client_cert: None,
             client_key: None,
@@ -143,7 +147,7 @@ impl AlertsConfig {
         let captured_us = event
             .captured
             .map(|c| mqtt::now_us() - c.elapsed().as_micros() as i64);
-        std::iter::once(self.events_topic())
+        let mut messages: Vec<OutboxMessage> = std::iter::once(self.events_topic())
             .chain(alert.recipients.iter().map(|r| self.recipient_topic(r)))
             .map(|topic| OutboxMessage {
                 topic,
@@ -152,7 +156,11 @@ impl AlertsConfig {
                 priority: Priority::from(alert.severity),
                 captured_us,
             })
-            .collect()
+            .collect();
+        if self.homeassistant.is_some() {
+            messages.push(homeassistant::camera_event_message(self, event, payload));
+        }
+        messages
     }
 
     /// A camera's state, retained so a subscriber that connects later sees it.
@@ -222,10 +230,12 @@ pub struct Queueing {
     pub notify: Sender<()>,
     /// Events arrive already queued (the store did it in the event's transaction).
     pub events_queued: bool,
+    /// Home Assistant sensors' open alerts, when discovery is on.
+    pub open_alerts: homeassistant::OpenAlerts,
 }
 
 impl Queueing {
-    fn queue(&mut self, messages: &[OutboxMessage]) {
+    pub fn queue(&mut self, messages: &[OutboxMessage]) {
         queue_counted(&mut self.outbox, messages, self.config.outbox_max);
         let _ = self.notify.try_send(());
     }
@@ -296,11 +306,16 @@ impl Outputs {
         {
             tracing::error!("cannot write events file: {e}");
         }
-        if let Some(q) = &mut self.mqtt
-            && !q.events_queued
-        {
-            let messages = q.config.event_messages(event, &json);
-            q.queue(&messages);
+        if let Some(q) = &mut self.mqtt {
+            if !q.events_queued {
+                let messages = q.config.event_messages(event, &json);
+                q.queue(&messages);
+            }
+            if q.config.homeassistant.is_some()
+                && let Some(state) = q.open_alerts.on_event(&q.config, event)
+            {
+                q.queue(&[state]);
+            }
         }
     }
 

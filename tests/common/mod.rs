@@ -363,7 +363,10 @@ impl Recorder {
 
     /// Subscribes with a user name and password.
     pub fn start_as(port: u16, filter: &str, login: Option<(&str, &str)>) -> Recorder {
-        let mut options = rumqttc::MqttOptions::new(format!("test-{port}"), "127.0.0.1", port);
+        // Each recorder its own client id: a second one must not kick the first off.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut options = rumqttc::MqttOptions::new(format!("test-{port}-{n}"), "127.0.0.1", port);
         options.set_keep_alive(Duration::from_secs(5));
         if let Some((user, password)) = login {
             options.set_credentials(user, password);
