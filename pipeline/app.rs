@@ -133,8 +133,12 @@ fn open_events_file(path: &str) -> Result<Box<dyn Write + Send>, AppError> {
     Ok(Box::new(std::io::BufWriter::new(file)))
 }
 
-/// How long, at the end, the publisher keeps sending what the broker takes.
-const FINAL_FLUSH: Duration = Duration::from_millis(1500);
+/// How long, after a stop signal, the publisher keeps sending what the broker
+/// takes: the whole stop stays within 2 s.
+const FINAL_FLUSH_STOPPED: Duration = Duration::from_millis(1500);
+/// How long it keeps sending when the sources ended by themselves (a replay's
+/// burst of events at a healthy broker needs more than a stop signal allows).
+const FINAL_FLUSH_ENDED: Duration = Duration::from_secs(10);
 
 /// Runs every camera of the config until its source ends (files) or shutdown.
 pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, AppError> {
@@ -353,7 +357,12 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     if publisher_thread.join().is_err() {
         tracing::error!("the publish thread panicked");
     }
-    let delivery = mqtt.map(|p| p.finish(FINAL_FLUSH)).unwrap_or_default();
+    let flush = if options.shutdown.is_triggered() {
+        FINAL_FLUSH_STOPPED
+    } else {
+        FINAL_FLUSH_ENDED
+    };
+    let delivery = mqtt.map(|p| p.finish(flush)).unwrap_or_default();
     Ok(RunReport {
         cameras: reports,
         alert_latency: delivery.latency,

@@ -352,8 +352,9 @@ fn fire_alert_reaches_broker_and_floodlights_do_not_alarm() {
     }
     let online = recorder.wait_for(
         |m| {
-            m.iter()
-                .any(|(t, p, _)| t == "vigil-test/available" && p == "online")
+            m.iter().any(|(t, p, _)| {
+                t.starts_with("vigil-test/nodes/") && t.ends_with("/available") && p == "online"
+            })
         },
         Duration::from_secs(5),
     );

@@ -176,6 +176,7 @@ impl MqttPublisher {
             finish: finish_rx,
             delivery: delivery.clone(),
             deadline: None,
+            exported_at: None,
         };
         let thread = std::thread::Builder::new()
             .name("mqtt".into())
@@ -260,6 +261,7 @@ struct Drainer {
     delivery: Arc<Mutex<Delivery>>,
     /// Set by `finish`: stop trying after this.
     deadline: Option<Instant>,
+    exported_at: Option<Instant>,
 }
 
 impl Drainer {
@@ -335,7 +337,16 @@ impl Drainer {
         self.outbox.len().unwrap_or(0)
     }
 
-    fn export_pending(&self) {
+    /// `vigil_publish_pending`, at most 4 times a second: counting a large
+    /// outbox per PUBACK would slow the drain of a backlog.
+    fn export_pending(&mut self) {
+        if self
+            .exported_at
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(250))
+        {
+            return;
+        }
+        self.exported_at = Some(Instant::now());
         metrics::gauge!("vigil_publish_pending").set(self.pending() as f64);
     }
 
@@ -395,7 +406,7 @@ impl Drainer {
             }
         }
         let left = self.pending();
-        self.export_pending();
+        metrics::gauge!("vigil_publish_pending").set(left as f64);
         lock(&self.delivery).left = left;
         if left > 0 {
             tracing::warn!(

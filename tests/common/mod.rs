@@ -174,6 +174,14 @@ impl Mosquitto {
         m.stop();
         let data = m._dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
+        // Started as root, mosquitto drops to its own user: it must be able to
+        // write its persistence file, or sessions silently vanish on restart.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |m| std::fs::Permissions::from_mode(m);
+            std::fs::set_permissions(m._dir.path(), mode(0o755)).unwrap();
+            std::fs::set_permissions(&data, mode(0o777)).unwrap();
+        }
         let mut conf = std::fs::read_to_string(&m.conf)
             .unwrap()
             .replace("persistence false\n", "");
