@@ -53,6 +53,30 @@ fn lines_of(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A person standing at the gate (a still photo played as a `gst:` stream for
+/// `seconds`) raises a loitering alert after `dwell_s`; `rest` is appended
+/// (`[alerts]`, `[metrics]`, …).
+fn gate_config(model: &Path, image: &Path, seconds: u32, dwell_s: u32, rest: &str) -> String {
+    format!(
+        r#"{}
+[[cameras]]
+id = "gate"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "gate"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "gate"
+classes = ["person"]
+dwell_s = {dwell_s}
+{rest}"#,
+        yolox_detector(model),
+        still_stream(image, seconds)
+    )
+}
+
 /// People loitering all over the plaza: alerts open and end throughout the clip.
 fn plaza_config(model: &Path, video: &Path, port: u16, extra: &str) -> String {
     format!(
@@ -237,25 +261,16 @@ fn queued_alerts_survive_sigterm_and_sigkill_while_the_broker_is_down() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
-        &format!(
-            r#"{}
-[[cameras]]
-id = "gate"
-source = "{}"
-detectors = [{{ name = "coco" }}]
-[[cameras.zones]]
-name = "gate"
-polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
-[[cameras.rules]]
-kind = "loitering"
-zone = "gate"
-classes = ["person"]
-dwell_s = 1
-[alerts]
+        &gate_config(
+            &model,
+            &image,
+            60,
+            1,
+            &format!(
+                r#"[alerts]
 broker = "mqtt://127.0.0.1:{port}"
-"#,
-            yolox_detector(&model),
-            still_stream(&image, 60)
+"#
+            ),
         ),
     );
     let config = config.to_str().unwrap();
@@ -510,28 +525,19 @@ fn idle_connection_flood_on_metrics_starves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
-        &format!(
-            r#"{}
-[[cameras]]
-id = "gate"
-source = "{}"
-detectors = [{{ name = "coco" }}]
-[[cameras.zones]]
-name = "gate"
-polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
-[[cameras.rules]]
-kind = "loitering"
-zone = "gate"
-classes = ["person"]
-dwell_s = 5
-[alerts]
+        &gate_config(
+            &model,
+            &image,
+            60,
+            5,
+            &format!(
+                r#"[alerts]
 broker = "mqtt://127.0.0.1:{}"
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
 "#,
-            yolox_detector(&model),
-            still_stream(&image, 60),
-            broker.port
+                broker.port
+            ),
         ),
     );
     let child = vigil(&["run", "-c", config.to_str().unwrap()]);
@@ -701,29 +707,20 @@ fn mqtts_with_the_right_ca_delivers_and_a_wrong_ca_is_refused() {
         std::fs::create_dir_all(&run_dir).unwrap();
         write_config(
             &run_dir,
-            &format!(
-                r#"{}
-[[cameras]]
-id = "gate"
-source = "{}"
-detectors = [{{ name = "coco" }}]
-[[cameras.zones]]
-name = "gate"
-polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
-[[cameras.rules]]
-kind = "loitering"
-zone = "gate"
-classes = ["person"]
-dwell_s = 1
-[alerts]
+            &gate_config(
+                &model,
+                &image,
+                3,
+                1,
+                &format!(
+                    r#"[alerts]
 broker = "mqtts://localhost:{tls_port}"
 ca_file = "{}"
 username = "vigil"
 password_file = "../mqtt.pw"
 "#,
-                yolox_detector(&model),
-                still_stream(&image, 3),
-                ca.display()
+                    ca.display()
+                ),
             ),
         )
     };
@@ -791,26 +788,17 @@ fn embedded_broker_refuses_anonymous_clients_and_vigils_client_id() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
-        &format!(
-            r#"{}
-[[cameras]]
-id = "gate"
-source = "{}"
-detectors = [{{ name = "coco" }}]
-[[cameras.zones]]
-name = "gate"
-polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
-[[cameras.rules]]
-kind = "loitering"
-zone = "gate"
-classes = ["person"]
-dwell_s = 4
-[alerts]
+        &gate_config(
+            &model,
+            &image,
+            60,
+            4,
+            &format!(
+                r#"[alerts]
 embedded_listen = "127.0.0.1:{port}"
 node_id = "box1"
-"#,
-            yolox_detector(&model),
-            still_stream(&image, 60)
+"#
+            ),
         ),
     );
     let child = vigil(&["run", "-c", config.to_str().unwrap()]);
