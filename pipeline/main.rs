@@ -29,7 +29,13 @@ enum Command {
     /// Files play at their own frame rate, as a camera would deliver them; if
     /// processing falls behind, stale frames are dropped (and counted), never
     /// queued. Without `[alerts] broker` an embedded MQTT broker is started on
-    /// `[alerts] embedded_listen` (default 127.0.0.1:1883).
+    /// `[alerts] embedded_listen` (default 127.0.0.1:1883); subscribers log in as
+    /// `reader` with the password in `<store dir>/mqtt-reader.password`.
+    ///
+    /// Cameras that fail or stall are reopened by themselves; alerts wait in the
+    /// store's outbox while the broker is down. Exit status: 0 all delivered,
+    /// 1 a camera failed, 75 messages still queued (sent at the next start), 130
+    /// after a second Ctrl-C.
     Run {
         #[arg(long, short)]
         config: PathBuf,
