@@ -37,6 +37,7 @@ pub mod bench;
 pub mod camera;
 pub mod config;
 pub mod detect;
+pub mod eval;
 pub mod events;
 pub mod evidence;
 pub mod geometry;

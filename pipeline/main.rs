@@ -108,6 +108,59 @@ enum Command {
         #[command(subcommand)]
         command: EvidenceCommand,
     },
+    /// Measure a detector on labelled images: precision, recall, AP@0.5 per class.
+    ///
+    /// Takes a YOLO dataset (its folder or data.yaml: `<split>/images`,
+    /// `<split>/labels`) or a COCO JSON file, runs the config's detector on every
+    /// image as a camera would, and reports per class, at box level (IoU ≥ 0.5)
+    /// and frame level (a frame has fire if any box does): precision and recall at
+    /// the floor (the config's fire/smoke `min_score`, else the detector's
+    /// threshold, or --floor), AP@0.5 (all-point and COCO 101-point), the threshold
+    /// that reaches --precision, and the class confusion. Dataset classes match
+    /// model classes by name (ignoring case) unless --map says otherwise; the rest
+    /// are dropped and their frames count as negatives. --out writes report.json,
+    /// pr.svg and the truth and detections as COCO JSON.
+    ///
+    /// Example: vigil eval -c config/fire-evaluation.toml --data
+    /// ../shared/datasets/fire-8 --resize 640x480 --part tune --out eval/
+    Eval {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The labelled set: a YOLO folder or data.yaml, or a COCO .json.
+        #[arg(long)]
+        data: PathBuf,
+        /// YOLO split folders to use (repeatable; default: all that exist).
+        #[arg(long = "split")]
+        splits: Vec<String>,
+        /// Which detector of the config (default: the only one).
+        #[arg(long)]
+        detector: Option<String>,
+        /// DATASET=MODEL class mapping, repeatable (e.g. `Fire=fire`); `NAME=`
+        /// drops a class.
+        #[arg(long = "map", value_parser = parse_pair::<String>)]
+        map: Vec<(String, String)>,
+        /// CLASS=SCORE operating floor, repeatable (default: from the config).
+        #[arg(long = "floor", value_parser = parse_pair::<f32>)]
+        floors: Vec<(String, f32)>,
+        /// Report the threshold that reaches this precision.
+        #[arg(long, default_value_t = 0.9)]
+        precision: f64,
+        /// Resize every image to WxH before detection (e.g. undo a square stretch).
+        #[arg(long, value_parser = parse_size)]
+        resize: Option<(u32, u32)>,
+        /// Evaluate all source videos, or one of two halves that share none.
+        #[arg(long, value_enum, default_value = "all")]
+        part: vigil::eval::Part,
+        /// Detections below this score are not kept (the end of the curve).
+        #[arg(long, default_value_t = 0.01)]
+        min_score: f32,
+        /// Directory for report.json, pr.svg, coco_truth.json, coco_detections.json.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the JSON report instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create an ed25519 key that signs the evidence manifest.
     ///
     /// Writes the private key (mode 0600) and prints the public key: give the
@@ -244,6 +297,26 @@ fn bound_malloc_growth() {
         });
 }
 
+/// `KEY=VALUE` for --map and --floor.
+fn parse_pair<T: std::str::FromStr>(text: &str) -> Result<(String, T), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))?;
+    let value = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a valid value for {key}"))?;
+    Ok((key.to_string(), value))
+}
+
+/// `WxH`, e.g. `640x480`.
+fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let parsed = text
+        .split_once(['x', 'X'])
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+        .filter(|&(w, h): &(u32, u32)| w > 0 && h > 0 && w <= 8192 && h <= 8192);
+    parsed.ok_or_else(|| format!("expected WxH such as 640x480, got {text:?}"))
+}
+
 fn main() -> std::process::ExitCode {
     bound_malloc_growth();
     let cli = Cli::parse();
@@ -269,6 +342,49 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
     match command {
         Command::Alerts { command } => alerts_command(command),
         Command::Evidence { command } => evidence_command(command),
+        Command::Eval {
+            config,
+            data,
+            splits,
+            detector,
+            map,
+            floors,
+            precision,
+            resize,
+            part,
+            min_score,
+            out,
+            json,
+        } => {
+            let loaded = LoadedConfig::load(&config)?;
+            let options = vigil::eval::EvalOptions {
+                data,
+                splits,
+                detector,
+                class_map: map.into_iter().collect(),
+                floors: floors.into_iter().collect(),
+                precision,
+                resize,
+                part,
+                min_score,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let report = vigil::eval::run(&loaded, &options)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+            if let Some(dir) = out {
+                for file in report
+                    .write(&dir)
+                    .with_context(|| format!("writing the report to {}", dir.display()))?
+                {
+                    eprintln!("wrote {}", file.display());
+                }
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Keygen { out } => {
             let key = vigil::store::generate_key(&out)?;
             eprintln!(

@@ -58,6 +58,16 @@ fn default_min_score(class: &str) -> f32 {
     }
 }
 
+impl FireSmokeConfig {
+    /// The score a detection of `class` needs to count as a hit.
+    pub fn floor(&self, class: &str) -> f32 {
+        self.min_score
+            .get(class)
+            .copied()
+            .unwrap_or_else(|| default_min_score(class))
+    }
+}
+
 struct ClassState {
     label: Arc<str>,
     min_score: f32,
@@ -96,11 +106,7 @@ impl FireSmoke {
                 .iter()
                 .map(|k| ClassState {
                     label: k.as_str().into(),
-                    min_score: c
-                        .min_score
-                        .get(k)
-                        .copied()
-                        .unwrap_or_else(|| default_min_score(k)),
+                    min_score: c.floor(k),
                     recent: VecDeque::new(),
                     alert: None,
                 })

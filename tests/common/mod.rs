@@ -36,6 +36,27 @@ pub fn model(file: &str) -> Option<PathBuf> {
     )
 }
 
+/// A labelled dataset file: `datasets/` or the `../shared` mirror.
+pub fn dataset(rel: &str) -> Option<PathBuf> {
+    find(
+        &[
+            repo().join("datasets").join(rel),
+            repo().join("../shared/datasets").join(rel),
+        ],
+        rel,
+    )
+}
+
+/// The Python with pycocotools that setup installs (not canonicalised: the
+/// venv is only active through its own path).
+pub fn pycocotools_python() -> Option<PathBuf> {
+    let python = repo().join("third_party/pyeval/bin/python");
+    if python.exists() {
+        return Some(python);
+    }
+    find(&[python], "third_party/pyeval/bin/python (pycocotools)")
+}
+
 fn find(candidates: &[PathBuf], name: &str) -> Option<PathBuf> {
     for c in candidates {
         if c.is_file() {
