@@ -38,6 +38,8 @@ pub enum AppError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Outbox(#[from] crate::store::OutboxError),
+    #[error(transparent)]
+    Inspect(#[from] crate::inspect::InspectError),
 }
 
 /// How a run treats time and where its events go.
@@ -56,6 +58,8 @@ pub struct RunOptions {
     /// before it (soak tests, `vigil bench --duration`); media time keeps
     /// counting up across repeats.
     pub run_until: Option<Instant>,
+    /// Annotated video and per-frame detection log (replays, for integrators).
+    pub inspect: crate::inspect::InspectOptions,
 }
 
 /// How each camera ended and what it measured.
@@ -297,6 +301,13 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
             .expect("static template")
             .progress_chars("=> ");
 
+    let inspect = match (&options.inspect.annotate, &options.inspect.detections) {
+        (None, None) => None,
+        _ => Some(crate::inspect::InspectOutputs::open(
+            &options.inspect,
+            config.cameras.len(),
+        )?),
+    };
     let rss_before_cameras_mb = crate::stats::resident_mb();
     let mut reports = Vec::new();
     std::thread::scope(|scope| {
@@ -319,6 +330,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                 ),
             };
             let detectors = &detectors;
+            let inspect = inspect.as_ref();
             let new_worker = move || {
                 CameraWorker::new(
                     cam,
@@ -327,6 +339,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                     &config.alerts.routes,
                     epoch,
                 )
+                .with_inspector(inspect.map(|i| i.inspector(&cam.id, &cam.zones, &cam.lines)))
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("camera-{}", cam.id))

@@ -208,6 +208,7 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
         progress: false,
         shutdown: Default::default(),
         run_until: options.duration.map(|d| started + d),
+        inspect: Default::default(),
     };
     // RSS sampled through the run, for the soak's growth figure.
     let sampling = Arc::new(AtomicBool::new(true));

@@ -8,6 +8,7 @@
 use crate::detect::{DetectScratch, Detection, Detector};
 use crate::events::{EndReason, Event, EventSink, Lifecycle, RuleKind};
 use crate::geometry::Zone;
+use crate::inspect::{DetectionTrace, EventTrace, FrameTrace, Inspector, TrackTrace, corners};
 use crate::motion::{MotionConfig, MotionGate};
 use crate::record::RecordConfig;
 use crate::rules::{self, LineConfig, Observation, Rule, RuleConfig, RuleContext, ZoneConfig};
@@ -111,6 +112,8 @@ pub struct CameraWorker {
     last: Option<Timestamp>,
     pub stats: StageStats,
     metrics: CameraMetrics,
+    /// `vigil replay --annotate / --detections`: off on the alert path.
+    inspector: Option<Inspector>,
 }
 
 impl CameraWorker {
@@ -166,7 +169,14 @@ impl CameraWorker {
             last: None,
             stats: StageStats::exported(&config.id),
             metrics: CameraMetrics::new(&config.id),
+            inspector: None,
         }
+    }
+
+    /// Hands every processed frame's trace to `inspector`.
+    pub fn with_inspector(mut self, inspector: Option<Inspector>) -> Self {
+        self.inspector = inspector;
+        self
     }
 
     /// The views this camera's source must produce, one per bound detector.
@@ -300,6 +310,50 @@ impl CameraWorker {
             if e.lifecycle == Lifecycle::New {
                 e.picture = Some(frame.picture());
             }
+        }
+        if let Some(inspector) = &mut self.inspector {
+            let mut dwell = Vec::new();
+            if let Some(sized) = &self.rules {
+                sized
+                    .rules
+                    .iter()
+                    .for_each(|r| r.dwell(frame.pts, &mut dwell));
+            }
+            let trace = FrameTrace {
+                camera: self.id.clone(),
+                frame: frame.seq,
+                time_s: frame.pts.as_secs_f64(),
+                width: w,
+                height: h,
+                motion_skipped: still,
+                detectors: self.detectors_run.clone(),
+                detections: self
+                    .detections
+                    .iter()
+                    .map(|d| DetectionTrace {
+                        label: d.label.clone(),
+                        score: d.score,
+                        bbox: corners(&d.bbox),
+                    })
+                    .collect(),
+                tracks: tracks
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| TrackTrace {
+                        id: t.id,
+                        label: t.label.clone(),
+                        score: t.score,
+                        bbox: corners(&t.bbox),
+                        dwell_s: dwell
+                            .iter()
+                            .filter(|d| d.track == t.id)
+                            .map(|d| (d.zone.clone(), d.seconds))
+                            .collect(),
+                    })
+                    .collect(),
+                events: events.iter().map(EventTrace::of).collect(),
+            };
+            inspector.frame(frame, &trace);
         }
         events
     }

@@ -41,6 +41,7 @@ pub mod eval;
 pub mod events;
 pub mod evidence;
 pub mod geometry;
+pub mod inspect;
 pub mod models;
 pub mod motion;
 pub mod publish;

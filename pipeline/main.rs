@@ -57,6 +57,17 @@ enum Command {
         /// Do not publish to MQTT even if the config names a broker.
         #[arg(long)]
         no_mqtt: bool,
+        /// Write the replay with what vigil saw drawn on it: detections (class,
+        /// score), tracks (id, trail, dwell in each zone), zones and lines, frames
+        /// motion gating skipped, alerts as they open and end. H.264 MP4 that plays
+        /// in a browser: a `.mp4` file for one camera, else a directory with
+        /// `<camera>.mp4` each.
+        #[arg(long, value_name = "OUT")]
+        annotate: Option<PathBuf>,
+        /// Write every processed frame's detections and tracks, with media time,
+        /// as JSON lines (all cameras in one file, each line names its camera).
+        #[arg(long, value_name = "FILE.jsonl")]
+        detections: Option<PathBuf>,
     },
     /// Validate a config: fields, files, zones, classes and the models' tensors.
     ///
@@ -424,6 +435,7 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
                 progress: false,
                 shutdown,
                 run_until: None,
+                inspect: Default::default(),
             };
             let report = app::run(&loaded, &options)?;
             summarise(&report);
@@ -433,6 +445,8 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
             config,
             events,
             no_mqtt,
+            annotate,
+            detections,
         } => {
             let loaded = LoadedConfig::load_checked(&config, false)?;
             let options = RunOptions {
@@ -443,6 +457,10 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 shutdown: shutdown_on_signals()?,
                 run_until: None,
+                inspect: vigil::inspect::InspectOptions {
+                    annotate,
+                    detections,
+                },
             };
             let report = app::run(&loaded, &options)?;
             summarise(&report);

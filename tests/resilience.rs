@@ -385,6 +385,7 @@ enabled = false
         progress: false,
         shutdown: shutdown.clone(),
         run_until: None,
+        inspect: Default::default(),
     };
     let run = std::thread::spawn(move || vigil::app::run(&loaded, &options).unwrap());
     let state_of = |m: &[(String, String, bool)], camera: &str| -> Vec<String> {

@@ -114,3 +114,160 @@ fn eval_names_the_problem_with_bad_input() {
         "{err}"
     );
 }
+
+/// Every frame of a video file, decoded by GStreamer: (count, RGB of frame `keep`).
+fn decode_frames(path: &std::path::Path, keep: usize) -> (usize, Option<(u32, u32, Vec<u8>)>) {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=out sync=false",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = pipeline
+        .by_name("out")
+        .unwrap()
+        .downcast::<gstreamer_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut count = 0;
+    let mut kept = None;
+    while let Ok(sample) = sink.pull_sample() {
+        if count == keep {
+            let caps = sample.caps().unwrap().structure(0).unwrap().to_owned();
+            let (w, h) = (
+                caps.get::<i32>("width").unwrap(),
+                caps.get::<i32>("height").unwrap(),
+            );
+            let map = sample.buffer().unwrap().map_readable().unwrap();
+            // Rows are padded to 4 bytes; keep them packed.
+            let stride = map.len() / h as usize;
+            let mut rgb = Vec::with_capacity((w * h * 3) as usize);
+            for row in 0..h as usize {
+                rgb.extend_from_slice(&map[row * stride..row * stride + 3 * w as usize]);
+            }
+            kept = Some((w as u32, h as u32, rgb));
+        }
+        count += 1;
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    (count, kept)
+}
+
+/// `vigil replay --annotate --detections` on the one-by-one clip: the annotated
+/// MP4 has every frame of the source and differs from it inside the zone (boxes,
+/// dwell labels drawn); the detection log has a line per frame, with dwell times.
+#[test]
+fn annotated_replay_shows_what_the_detector_saw() {
+    let (Some(video), Some(model)) = (
+        media("people/intel_one-by-one-person-detection.mp4"),
+        model("yolox_nano_416.onnx"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The zone: the middle of the room, where people stand.
+    let zone = [0.25f32, 0.15, 0.85, 0.98];
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"{}
+[[cameras]]
+id = "room"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "middle"
+polygon = [[{x1}, {y1}], [{x2}, {y1}], [{x2}, {y2}], [{x1}, {y2}]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "middle"
+classes = ["person"]
+dwell_s = 18
+[storage]
+enabled = false
+"#,
+            yolox_detector(&model),
+            video.display(),
+            x1 = zone[0],
+            y1 = zone[1],
+            x2 = zone[2],
+            y2 = zone[3],
+        ),
+    );
+    let annotated = dir.path().join("room.mp4");
+    let log = dir.path().join("detections.jsonl");
+    let (ok, _, stderr) = cli(&[
+        "replay",
+        "-c",
+        config.to_str().unwrap(),
+        "--events",
+        dir.path().join("events.jsonl").to_str().unwrap(),
+        "--annotate",
+        annotated.to_str().unwrap(),
+        "--detections",
+        log.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+
+    // 40 s in: the first person has stood in the zone since 23.8 s.
+    let at = 400;
+    let (source_frames, source_frame) = decode_frames(&video, at);
+    let (annotated_frames, annotated_frame) = decode_frames(&annotated, at);
+    assert!(
+        source_frames > 1000,
+        "source decoded: {source_frames} frames"
+    );
+    assert_eq!(
+        annotated_frames, source_frames,
+        "the annotated replay keeps every frame"
+    );
+    let ((w, h, a), (_, _, b)) = (source_frame.unwrap(), annotated_frame.unwrap());
+    let (zx1, zy1, zx2, zy2) = (
+        (zone[0] * w as f32) as usize + 4,
+        (zone[1] * h as f32) as usize + 4,
+        (zone[2] * w as f32) as usize - 4,
+        (zone[3] * h as f32) as usize - 4,
+    );
+    let mut changed = 0;
+    let mut total = 0;
+    for y in zy1..zy2 {
+        for x in zx1..zx2 {
+            let i = 3 * (y * w as usize + x);
+            total += 1;
+            if (0..3).any(|c| a[i + c].abs_diff(b[i + c]) > 60) {
+                changed += 1;
+            }
+        }
+    }
+    let share = changed as f64 / total as f64;
+    eprintln!(
+        "frame {at}: {:.2}% of the zone's pixels drawn over",
+        share * 100.0
+    );
+    assert!(share > 0.005, "annotations inside the zone: {share}");
+
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), source_frames, "one detection line per frame");
+    let line = &lines[at];
+    assert!(
+        (line["time_s"].as_f64().unwrap() - 40.0).abs() < 0.2,
+        "{line}"
+    );
+    let dwell = lines[at..at + 10]
+        .iter()
+        .flat_map(|l| l["tracks"].as_array().unwrap().clone())
+        .filter_map(|t| t["dwell_s"]["middle"].as_f64())
+        .fold(0.0, f64::max);
+    assert!(
+        dwell > 15.0,
+        "a person stood in the zone for ~20 s at 45 s: {dwell}"
+    );
+}

@@ -88,7 +88,7 @@ pub fn annotate(clean: &RgbImage, a: &Annotation<'_>, font: Option<&FontVec>) ->
 }
 
 /// Text on a dark box, so it reads on any background.
-fn draw_label(
+pub(crate) fn draw_label(
     img: &mut RgbImage,
     font: &FontVec,
     x: f32,
@@ -143,7 +143,13 @@ fn pixel(img: &mut RgbImage, x: i32, y: i32) -> Option<&mut Rgb<u8>> {
 }
 
 /// A line `thick` pixels wide (squares stamped along it).
-fn draw_line(img: &mut RgbImage, from: (f32, f32), to: (f32, f32), color: Rgb<u8>, thick: i32) {
+pub(crate) fn draw_line(
+    img: &mut RgbImage,
+    from: (f32, f32),
+    to: (f32, f32),
+    color: Rgb<u8>,
+    thick: i32,
+) {
     let steps = (to.0 - from.0)
         .abs()
         .max((to.1 - from.1).abs())

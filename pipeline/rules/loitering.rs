@@ -116,6 +116,18 @@ impl Rule for Loitering {
         }
     }
 
+    fn dwell(&self, now: MediaTime, out: &mut Vec<super::Dwell>) {
+        for (id, v) in &self.visits {
+            if v.last_inside == now {
+                out.push(super::Dwell {
+                    track: *id,
+                    zone: self.zone_name.clone(),
+                    seconds: now.since(v.entered).as_secs_f64(),
+                });
+            }
+        }
+    }
+
     fn finish(&mut self, at: Timestamp, sink: &mut EventSink) {
         let mut open: Vec<Alert> = self.visits.drain().filter_map(|(_, v)| v.alert).collect();
         open.sort_by(|a, b| a.id.cmp(&b.id));

@@ -114,6 +114,17 @@ pub trait Rule: Send {
     fn observe(&mut self, obs: &Observation<'_>, sink: &mut EventSink);
     /// The stream ended: close every open alert.
     fn finish(&mut self, at: Timestamp, sink: &mut EventSink);
+    /// For the annotated replay: seconds each track has spent in this rule's
+    /// zone, if it is inside at `now`. Rules without a dwell clock add nothing.
+    fn dwell(&self, _now: MediaTime, _out: &mut Vec<Dwell>) {}
+}
+
+/// A track's time inside a zone so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dwell {
+    pub track: u64,
+    pub zone: Arc<str>,
+    pub seconds: f64,
 }
 
 /// Everything rules are built from besides their own config.

@@ -42,6 +42,13 @@ impl Frame {
     pub fn picture(&self) -> Picture {
         Picture(self.full.clone())
     }
+
+    /// The stream's nominal frame rate, if its caps state one (not `0/1`).
+    pub fn frame_rate(&self) -> Option<(i32, i32)> {
+        let caps = self.full.caps()?;
+        let rate = caps.structure(0)?.get::<gst::Fraction>("framerate").ok()?;
+        (rate.numer() > 0 && rate.denom() > 0).then(|| (rate.numer(), rate.denom()))
+    }
 }
 
 /// A decoded full-resolution picture; cloning shares the buffer.

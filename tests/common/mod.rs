@@ -144,6 +144,7 @@ pub fn replay(config: &Path) -> (vigil::app::RunReport, Vec<serde_json::Value>) 
         progress: false,
         shutdown: Default::default(),
         run_until: None,
+        inspect: Default::default(),
     };
     let report = vigil::app::run(&loaded, &options).expect("run starts");
     let text = std::fs::read_to_string(&events).unwrap();
