@@ -659,17 +659,33 @@ impl LoadedConfig {
                             );
                         }
                         seconds(&mut p, "min_s", fs.min_s, false);
-                        for (k, v) in &fs.min_score {
-                            if !(0.0..=1.0).contains(v) {
-                                p.error(
-                                    format!("{rf}.min_score.{k}"),
-                                    "must be between 0 and 1".into(),
-                                );
+                        for (key, scores) in
+                            [("min_score", &fs.min_score), ("peak_score", &fs.peak_score)]
+                        {
+                            for (k, v) in scores {
+                                if !(0.0..=1.0).contains(v) {
+                                    p.error(
+                                        format!("{rf}.{key}.{k}"),
+                                        "must be between 0 and 1".into(),
+                                    );
+                                }
+                                if !fs.classes.contains(k) {
+                                    p.error(
+                                        format!("{rf}.{key}.{k}"),
+                                        format!("{k:?} is not in the rule's classes"),
+                                    );
+                                }
                             }
-                            if !fs.classes.contains(k) {
-                                p.error(
-                                    format!("{rf}.min_score.{k}"),
-                                    format!("{k:?} is not in the rule's classes"),
+                        }
+                        for k in &fs.classes {
+                            if fs.peak(k) < fs.floor(k) {
+                                p.warning(
+                                    format!("{rf}.peak_score.{k}"),
+                                    format!(
+                                        "{} is under min_score {}: it confirms nothing the floor does not",
+                                        fs.peak(k),
+                                        fs.floor(k)
+                                    ),
                                 );
                             }
                         }
