@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// `[[cameras]]` in the config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
     /// Short id used in topics and alert ids: letters, digits, `-` and `_`.
@@ -60,7 +60,7 @@ fn default_stall_s() -> f64 {
 }
 
 /// A detector as one camera runs it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DetectorUse {
     /// A `[[detectors]]` name.

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -34,6 +34,16 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub storage: StorageConfig,
+}
+
+/// The config's JSON Schema, generated from these types (`vigil schema`).
+pub fn json_schema() -> String {
+    let mut schema = schemars::schema_for!(Config);
+    schema.insert(
+        "title".into(),
+        "vigil config (TOML), see config/README.md".into(),
+    );
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
 }
 
 /// A parsed config and where it came from.

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use std::io::Write as _;
 use std::path::PathBuf;
 use vigil::app::{self, RunOptions};
 use vigil::config::LoadedConfig;
@@ -172,6 +173,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the config's JSON Schema, for editors that complete and check TOML.
+    ///
+    /// Save it (e.g. `vigil schema > vigil.schema.json`) and put
+    /// `#:schema ./vigil.schema.json` on the first line of a config: Taplo and
+    /// VS Code's Even Better TOML then complete keys and flag misspelt ones.
+    Schema,
     /// Create an ed25519 key that signs the evidence manifest.
     ///
     /// Writes the private key (mode 0600) and prints the public key: give the
@@ -394,6 +401,11 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
                     eprintln!("wrote {}", file.display());
                 }
             }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            // `vigil schema | head` must not panic on the closed pipe.
+            let _ = writeln!(std::io::stdout(), "{}", vigil::config::json_schema());
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Keygen { out } => {

@@ -17,7 +17,7 @@ use gstreamer_video::prelude::*;
 use serde::Deserialize;
 
 /// `[cameras.motion]` in the config.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MotionConfig {
     /// Skip the object detectors on frames where nothing moved.

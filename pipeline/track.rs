@@ -31,7 +31,7 @@ pub trait Tracker: Send {
 }
 
 /// `[tracker]` in the config: ByteTrack's knobs, defaults from its paper.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrackerConfig {
     /// Detections at or above this score are matched first.

@@ -271,3 +271,66 @@ enabled = false
         "a person stood in the zone for ~20 s at 45 s: {dwell}"
     );
 }
+
+/// `vigil schema` describes every shipped config, and rejects a misspelt key, as
+/// an independent validator (Python `jsonschema`) reads it.
+#[test]
+fn every_example_config_validates_against_the_schema() {
+    let Some(python) = pycocotools_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, schema, stderr) = cli(&["schema"]);
+    assert!(ok, "{stderr}");
+    let schema_file = dir.path().join("vigil.schema.json");
+    std::fs::write(&schema_file, &schema).unwrap();
+
+    let mut documents = Vec::new();
+    let mut configs: Vec<_> = std::fs::read_dir(repo().join("config"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    configs.sort();
+    assert!(configs.len() >= 5, "{configs:?}");
+    for config in &configs {
+        let value: serde_json::Value =
+            toml::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+        let json = dir
+            .path()
+            .join(config.file_name().unwrap())
+            .with_extension("json");
+        std::fs::write(&json, value.to_string()).unwrap();
+        documents.push(json);
+    }
+    // The demo with a typo in a loitering rule.
+    let demo = std::fs::read_to_string(repo().join("config/demo.toml")).unwrap();
+    let typo: serde_json::Value = toml::from_str(&demo.replace("dwell_s", "dwel_s")).unwrap();
+    let typo_file = dir.path().join("typo.json");
+    std::fs::write(&typo_file, typo.to_string()).unwrap();
+    documents.push(typo_file.clone());
+
+    let out = Command::new(&python)
+        .arg(repo().join("tests/helpers/validate_schema.py"))
+        .arg(&schema_file)
+        .args(&documents)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in report.lines() {
+        if line.contains("typo.json") {
+            assert!(
+                line.starts_with("invalid"),
+                "a misspelt key must fail: {line}"
+            );
+        } else {
+            assert!(line.starts_with("ok "), "{line}");
+        }
+    }
+    assert_eq!(report.lines().count(), documents.len(), "{report}");
+}

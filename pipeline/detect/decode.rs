@@ -10,7 +10,7 @@ use crate::geometry::BBox;
 use serde::Deserialize;
 
 /// Layout of a model's output tensors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputFormat {
     /// One tensor `[1, N, 5 + C]` of grid rows `x, y, w, h, obj, cls...` over

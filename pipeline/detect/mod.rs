@@ -32,7 +32,7 @@ pub struct Detection {
 }
 
 /// How one model is fed and read; `[[detectors]]` in the config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DetectorConfig {
     /// Name cameras use to refer to this detector.
@@ -88,7 +88,7 @@ fn default_nms() -> f32 {
     0.45
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ClassList {
     /// A named standard list, e.g. `"coco"`.

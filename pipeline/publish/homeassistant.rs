@@ -23,7 +23,7 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// `[alerts.homeassistant]` in the config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HomeAssistantConfig {
     /// Home Assistant's discovery prefix (its MQTT integration's setting).

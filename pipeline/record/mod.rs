@@ -28,7 +28,7 @@ use std::sync::Mutex;
 const RING_SLACK_S: f64 = 20.0;
 
 /// `[cameras.record]`: clips around each alert.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecordConfig {
     /// Seconds of video before the alert starts.
