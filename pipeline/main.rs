@@ -135,12 +135,20 @@ enum Command {
     ///
     /// Example: vigil eval -c config/fire-evaluation.toml --data
     /// ../shared/datasets/fire-8 --resize 640x480 --part tune --out eval/
+    ///
+    /// With --alerts TRUTH.toml instead: replays the truth file's config and
+    /// compares the alerts raised with the expected ones (camera, kind, start ±
+    /// tolerance): hits, misses, false alarms, start error. Exits 1 on any miss
+    /// or false alarm. Example: vigil eval --alerts config/truth/one-by-one.toml
     Eval {
-        #[arg(long, short)]
-        config: PathBuf,
+        #[arg(long, short, required_unless_present = "alerts")]
+        config: Option<PathBuf>,
         /// The labelled set: a YOLO folder or data.yaml, or a COCO .json.
-        #[arg(long)]
-        data: PathBuf,
+        #[arg(long, required_unless_present = "alerts")]
+        data: Option<PathBuf>,
+        /// Alert truth files to check instead (repeatable); see config/truth/.
+        #[arg(long, conflicts_with_all = ["config", "data"])]
+        alerts: Vec<PathBuf>,
         /// YOLO split folders to use (repeatable; default: all that exist).
         #[arg(long = "split")]
         splits: Vec<String>,
@@ -315,6 +323,31 @@ fn bound_malloc_growth() {
         });
 }
 
+/// `vigil eval --alerts`: one report per truth file; failure if any missed or
+/// raised a false alarm.
+fn alert_eval(truths: &[PathBuf], json: bool) -> Result<std::process::ExitCode> {
+    let mut passed = true;
+    // Each replay runs in its config's folder: fix the paths first.
+    let truths: Vec<PathBuf> = truths
+        .iter()
+        .map(|t| std::path::absolute(t).with_context(|| t.display().to_string()))
+        .collect::<Result<_>>()?;
+    for truth in &truths {
+        let report = vigil::eval::alerts::evaluate(truth)?;
+        passed &= report.passed();
+        if json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print!("{}", report.table());
+        }
+    }
+    Ok(if passed {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
 /// `KEY=VALUE` for --map and --floor.
 fn parse_pair<T: std::str::FromStr>(text: &str) -> Result<(String, T), String> {
     let (key, value) = text
@@ -361,6 +394,7 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
         Command::Alerts { command } => alerts_command(command),
         Command::Evidence { command } => evidence_command(command),
         Command::Eval {
+            alerts,
             config,
             data,
             splits,
@@ -374,6 +408,12 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
             out,
             json,
         } => {
+            if !alerts.is_empty() {
+                return alert_eval(&alerts, json);
+            }
+            let (Some(config), Some(data)) = (config, data) else {
+                anyhow::bail!("--config and --data are required (or --alerts)");
+            };
             let loaded = LoadedConfig::load(&config)?;
             let options = vigil::eval::EvalOptions {
                 data,

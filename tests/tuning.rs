@@ -334,3 +334,55 @@ fn every_example_config_validates_against_the_schema() {
     }
     assert_eq!(report.lines().count(), documents.len(), "{report}");
 }
+
+/// The shipped alert truth files pass; a truth file that expects an alert the
+/// clip does not have reports the miss (and the alert it did not expect).
+#[test]
+fn alert_truth_files_pass_and_a_wrong_one_reports_the_miss() {
+    let (Some(_), Some(_), Some(_), Some(_)) = (
+        media("people/intel_one-by-one-person-detection.mp4"),
+        model("yolox_nano_416.onnx"),
+        media("fire_smoke/robmarkcole_pan-fire.jpg"),
+        model("fire_smoke_yolov8_640.onnx"),
+    ) else {
+        return;
+    };
+    let (ok, out, err) = cli(&[
+        "eval",
+        "--alerts",
+        "config/truth/one-by-one.toml",
+        "--alerts",
+        "config/truth/fire-evaluation.toml",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("3 hit(s), 0 miss(es), 0 false alarm(s)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 hit(s), 0 miss(es), 0 false alarm(s)"),
+        "{out}"
+    );
+
+    // Wrong on purpose: the second person expected 10 s early.
+    let dir = tempfile::tempdir().unwrap();
+    let truth = std::fs::read_to_string(repo().join("config/truth/one-by-one.toml"))
+        .unwrap()
+        .replace(
+            "config = \"../one-by-one.toml\"",
+            &format!(
+                "config = \"{}\"",
+                repo().join("config/one-by-one.toml").display()
+            ),
+        )
+        .replace("start_s = 69.2", "start_s = 59.2");
+    let wrong = dir.path().join("wrong.toml");
+    std::fs::write(&wrong, truth).unwrap();
+    let (ok, out, err) = cli(&["eval", "--alerts", wrong.to_str().unwrap(), "--json"]);
+    assert!(!ok, "a miss fails: {out}{err}");
+    let report: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["hits"].as_array().unwrap().len(), 2, "{report}");
+    assert_eq!(report["misses"][0]["start_s"], 59.2, "{report}");
+    let late = report["false_alarms"][0]["start_s"].as_f64().unwrap();
+    assert!((late - 69.2).abs() < 1.5, "{report}");
+}

@@ -8,6 +8,7 @@
 //! "has fire" if any box says so, which is what an alarm acts on. [`report`]
 //! prints the table and writes the JSON, the plot and COCO files for other tools.
 
+pub mod alerts;
 pub mod dataset;
 pub mod metrics;
 pub mod report;
