@@ -101,7 +101,7 @@ pub enum AlertEvalError {
     Replay {
         config: PathBuf,
         #[source]
-        source: app::AppError,
+        source: Box<app::AppError>,
     },
 }
 
@@ -149,7 +149,7 @@ pub fn evaluate(truth_path: &Path) -> Result<AlertReport, AlertEvalError> {
     let _ = std::fs::remove_file(&events_file);
     let report = replayed.map_err(|source| AlertEvalError::Replay {
         config: config_path.clone(),
-        source,
+        source: Box::new(source),
     })?;
     // A camera that never played would read as "missed everything".
     if let Some(failed) = report.cameras.iter().find_map(|c| match &c.end {
