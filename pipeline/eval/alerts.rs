@@ -127,8 +127,12 @@ pub fn evaluate(truth_path: &Path) -> Result<AlertReport, AlertEvalError> {
         .join(&truth.config);
     let mut loaded = LoadedConfig::load_checked(&config_path, false)?;
     let _ = std::env::set_current_dir(loaded.base_dir());
-    // A measurement, not a watch: nothing stored, nothing published.
+    // A measurement, not a watch: nothing stored, nothing published, and each
+    // file played once even if the config loops it for a demo.
     loaded.config.storage.enabled = false;
+    for camera in &mut loaded.config.cameras {
+        camera.repeat = false;
+    }
     let events_file = std::env::temp_dir().join(format!(
         "vigil-eval-alerts-{}-{}.jsonl",
         std::process::id(),
