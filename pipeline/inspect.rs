@@ -129,7 +129,13 @@ impl InspectOutputs {
                     message: format!("{cameras} cameras: give a directory (one <camera>.mp4 each)"),
                 });
             }
-            if !is_file {
+            // Refused now, naming the file, rather than by the encoder later.
+            if is_file {
+                std::fs::File::create(path).map_err(|source| InspectError::Create {
+                    path: path.clone(),
+                    source,
+                })?;
+            } else {
                 std::fs::create_dir_all(path).map_err(|source| InspectError::Create {
                     path: path.clone(),
                     source,

@@ -5,8 +5,6 @@
 mod common;
 
 use common::*;
-use gstreamer as gst;
-use gstreamer::prelude::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -121,94 +119,6 @@ fn mp4_boxes(path: &Path) -> Vec<String> {
         i += size;
     }
     boxes
-}
-
-/// What GStreamer finds in a clip.
-#[derive(Debug)]
-struct ClipInfo {
-    frames: usize,
-    /// End of the last decoded frame, seconds from the clip's start.
-    duration_s: f64,
-    first_is_keyframe: bool,
-    profile: String,
-    decoded_format: String,
-    width: i32,
-}
-
-fn inspect_clip(path: &Path) -> ClipInfo {
-    gst::init().unwrap();
-    // Encoded units: the first must be a keyframe; the profile says who encoded.
-    let parse = gst::parse::launch(&format!(
-        "filesrc location={} ! qtdemux ! h264parse ! appsink name=sink sync=false",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = parse
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gstreamer_app::AppSink>()
-        .unwrap();
-    parse.set_state(gst::State::Playing).unwrap();
-    let first = sink
-        .try_pull_sample(gst::ClockTime::from_seconds(10))
-        .expect("the clip has encoded frames");
-    let first_is_keyframe = !first
-        .buffer()
-        .unwrap()
-        .flags()
-        .contains(gst::BufferFlags::DELTA_UNIT);
-    let profile = first
-        .caps()
-        .unwrap()
-        .structure(0)
-        .unwrap()
-        .get::<String>("profile")
-        .unwrap_or_default();
-    parse.set_state(gst::State::Null).unwrap();
-
-    // Decoded to the last frame, without an error.
-    let decode = gst::parse::launch(&format!(
-        "filesrc location={} ! qtdemux ! h264parse ! avdec_h264 ! appsink name=sink sync=false",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = decode
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gstreamer_app::AppSink>()
-        .unwrap();
-    decode.set_state(gst::State::Playing).unwrap();
-    let (mut frames, mut end, mut format, mut width) = (0, 0u64, String::new(), 0);
-    while let Some(s) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
-        let b = s.buffer().unwrap();
-        end =
-            end.max(b.pts().unwrap().nseconds() + b.duration().map(|d| d.nseconds()).unwrap_or(0));
-        let st = s.caps().unwrap().structure(0).unwrap().to_owned();
-        format = st.get::<String>("format").unwrap();
-        width = st.get::<i32>("width").unwrap();
-        frames += 1;
-    }
-    let bus = decode.bus().unwrap();
-    let error = bus.pop_filtered(&[gst::MessageType::Error]);
-    assert!(
-        error.is_none(),
-        "{} decodes without error: {error:?}",
-        path.display()
-    );
-    assert!(sink.is_eos(), "{} decodes to its end", path.display());
-    decode.set_state(gst::State::Null).unwrap();
-    ClipInfo {
-        frames,
-        duration_s: end as f64 / 1e9,
-        first_is_keyframe,
-        profile,
-        decoded_format: format,
-        width,
-    }
 }
 
 /// Loitering on the real one-by-one clip (H.264 in MP4) published to a real

@@ -216,15 +216,20 @@ enabled = false
     // 40 s in: the first person has stood in the zone since 23.8 s.
     let at = 400;
     let (source_frames, source_frame) = decode_frames(&video, at);
-    let (annotated_frames, annotated_frame) = decode_frames(&annotated, at);
+    let (_, annotated_frame) = decode_frames(&annotated, at);
     assert!(
         source_frames > 1000,
         "source decoded: {source_frames} frames"
     );
+    // What a browser needs: H.264 High (not 4:4:4), 4:2:0, a keyframe first.
+    let clip = inspect_clip(&annotated);
     assert_eq!(
-        annotated_frames, source_frames,
+        clip.frames, source_frames,
         "the annotated replay keeps every frame"
     );
+    assert_eq!(clip.profile, "high", "{clip:?}");
+    assert_eq!(clip.decoded_format, "I420", "{clip:?}");
+    assert!(clip.first_is_keyframe, "{clip:?}");
     let ((w, h, a), (_, _, b)) = (source_frame.unwrap(), annotated_frame.unwrap());
     let (zx1, zy1, zx2, zy2) = (
         (zone[0] * w as f32) as usize + 4,

@@ -223,6 +223,18 @@ impl EvalReport {
         s
     }
 
+    /// The dataset's folder for a YOLO `data.yaml`, else its file name.
+    fn dataset_name(&self) -> String {
+        let path = match self.dataset.file_name() {
+            Some(f) if f == "data.yaml" => self.dataset.parent().unwrap_or(&self.dataset),
+            _ => &self.dataset,
+        };
+        path.file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into()
+    }
+
     /// Writes `report.json`, `pr.svg`, `coco_truth.json`, `coco_detections.json`.
     pub fn write(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir)?;
@@ -258,11 +270,7 @@ impl EvalReport {
 "#,
             W / 2.0,
             xml(&self.detector),
-            xml(&self
-                .dataset
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()),
+            xml(&self.dataset_name()),
             self.images
         );
         for k in 0..=10 {
