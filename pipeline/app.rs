@@ -40,6 +40,8 @@ pub enum AppError {
     Outbox(#[from] crate::store::OutboxError),
     #[error(transparent)]
     Inspect(#[from] crate::inspect::InspectError),
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 /// How a run treats time and where its events go.
@@ -60,6 +62,20 @@ pub struct RunOptions {
     pub run_until: Option<Instant>,
     /// Annotated video and per-frame detection log (replays, for integrators).
     pub inspect: crate::inspect::InspectOptions,
+    /// Whether to serve the web console when the config has `[console]`.
+    pub console: ConsoleUse,
+}
+
+/// How long a run serves the console (when the config has `[console]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleUse {
+    /// Replays, evaluations: none.
+    Off,
+    /// While the cameras run (`vigil bench`).
+    WhileCameras,
+    /// Until shutdown, also after every file ended, so the alerts can still
+    /// be reviewed and acknowledged (`vigil run`).
+    UntilShutdown,
 }
 
 /// How each camera ended and what it measured.
@@ -269,6 +285,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     let evidence_queueing = queueing
         .as_ref()
         .map(|q| (q.config.clone(), q.notify.clone()));
+    let evidence_queueing_for_console = evidence_queueing.clone();
     let outputs = Outputs {
         jsonl: options
             .events_file
@@ -287,6 +304,31 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         None => (channels.events, None),
     };
     let statuses_tx = channels.statuses;
+    let health = crate::health::HealthBoard::new(config.cameras.iter().map(|c| c.id.as_str()));
+    let console = match (&config.console, options.console) {
+        (None, _) | (_, ConsoleUse::Off) => None,
+        (Some(console), _) => {
+            let running = crate::console::start(crate::console::ConsoleContext {
+                config: console.clone(),
+                base: loaded.base_dir(),
+                storage: config.storage.clone(),
+                cameras: config
+                    .cameras
+                    .iter()
+                    .map(|c| (c.id.clone(), c.name.clone().unwrap_or_else(|| c.id.clone())))
+                    .collect(),
+                health: health.clone(),
+                alerts: evidence_queueing_for_console,
+                shutdown: options.shutdown.clone(),
+            })?;
+            tracing::info!(
+                "console on {}://{}/",
+                if running.https { "https" } else { "http" },
+                running.addr
+            );
+            Some(running)
+        }
+    };
     let recorder_of = |id: &str| evidence.as_ref().and_then(|r| r.recorders.get(id).cloned());
 
     // Alert ids embed the run's start, so alerts of successive runs (and
@@ -323,6 +365,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                 run_until: options.run_until,
                 events: events_tx.clone(),
                 statuses: statuses_tx.clone(),
+                health: health.camera(&cam.id),
                 progress: bars.add(
                     ProgressBar::new(0)
                         .with_style(style.clone())
@@ -375,6 +418,17 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     } else {
         FINAL_FLUSH_ENDED
     };
+    if let Some(console) = console {
+        // Files end; the control room's review does not. The publisher stays
+        // up too, so acknowledgements still reach MQTT.
+        if options.console == ConsoleUse::UntilShutdown && !options.shutdown.is_triggered() {
+            tracing::info!("every camera has ended; the console stays up for review until Ctrl-C");
+            while !options.shutdown.wait(Duration::from_secs(1)) {}
+        } else {
+            options.shutdown.trigger();
+        }
+        console.join();
+    }
     let delivery = mqtt.map(|p| p.finish(flush)).unwrap_or_default();
     Ok(RunReport {
         cameras: reports,

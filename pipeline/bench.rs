@@ -195,6 +195,9 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
     }
     // Metrics are for live runs; a bench must not collide with one on the port.
     loaded_for_run.config.metrics.listen = None;
+    if let Some(console) = &mut loaded_for_run.config.console {
+        console.listen = free_loopback();
+    }
     let started = Instant::now();
     let run_options = RunOptions {
         pacing: if options.realtime {
@@ -209,6 +212,7 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
         shutdown: Default::default(),
         run_until: options.duration.map(|d| started + d),
         inspect: Default::default(),
+        console: crate::app::ConsoleUse::WhileCameras,
     };
     // RSS sampled through the run, for the soak's growth figure.
     let sampling = Arc::new(AtomicBool::new(true));

@@ -34,6 +34,9 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub storage: StorageConfig,
+    /// The web console for operators and police (`[console]`); served by
+    /// `vigil run` when this section is present.
+    pub console: Option<crate::console::ConsoleConfig>,
 }
 
 /// The config's JSON Schema, generated from these types (`vigil schema`).
@@ -851,6 +854,67 @@ impl LoadedConfig {
                     "storage.max_bytes".into(),
                     "must be positive (leave it out for no size limit)".into(),
                 );
+            }
+        }
+
+        if let Some(console) = &c.console {
+            if !st.enabled {
+                p.error(
+                    "console".into(),
+                    "the console shows the evidence store: enable [storage]".into(),
+                );
+            }
+            if console.listen.parse::<std::net::SocketAddr>().is_err() {
+                p.error(
+                    "console.listen".into(),
+                    format!("{:?} is not an address like 127.0.0.1:8080", console.listen),
+                );
+            } else if console
+                .listen
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| !a.ip().is_loopback())
+                && console.tls_cert.is_none()
+            {
+                p.warning(
+                    "console.listen".into(),
+                    "not loopback and no tls_cert/tls_key: passwords and evidence would cross the network unencrypted".into(),
+                );
+            }
+            if let Err(e) = console.zone() {
+                p.error("console.time_zone".into(), e.to_string());
+            }
+            match (&console.tls_cert, &console.tls_key) {
+                (Some(_), None) | (None, Some(_)) => p.error(
+                    "console.tls_cert".into(),
+                    "set both tls_cert and tls_key, or neither".into(),
+                ),
+                (Some(cert), Some(key)) => {
+                    for (field, file) in [("console.tls_cert", cert), ("console.tls_key", key)] {
+                        if !base.join(file).is_file() {
+                            p.error(
+                                field.into(),
+                                format!("file {} not found", base.join(file).display()),
+                            );
+                        }
+                    }
+                }
+                (None, None) => {}
+            }
+            let users = console.users_path(&base);
+            match crate::console::users::count(&users) {
+                Ok(0) => p.warning(
+                    "console.users".into(),
+                    format!(
+                        "no users in {} yet: nobody can log in; add one with `vigil user add NAME --role admin -c {}`",
+                        users.display(),
+                        self.path.display()
+                    ),
+                ),
+                Ok(_) => {}
+                Err(e) => p.error("console.users".into(), e.to_string()),
+            }
+            if console.wall_max == 0 {
+                p.error("console.wall_max".into(), "must be at least 1".into());
             }
         }
 

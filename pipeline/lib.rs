@@ -23,6 +23,9 @@
 //! - [`publish`]: MQTT (QoS 1, per-recipient topics), JSON lines, the log.
 //! - [`camera`]: one camera's chain on one worker thread; [`supervisor`] reopens its
 //!   source when it fails or stalls; [`app`] runs many.
+//! - [`console`]: the operators' and police web console (axum): live alert
+//!   wall, acknowledgements, camera health, search, alert pages, export; users
+//!   and roles. [`health`] is what cameras share with it.
 //! - [`telemetry`]: Prometheus `/metrics` (stage histograms, per-camera counters).
 //! - [`shutdown`]: the one stop signal every thread waits on; reconnect backoff.
 //! - [`redact`]: passwords masked in every URI that reaches a log or an error.
@@ -36,11 +39,13 @@ pub mod app;
 pub mod bench;
 pub mod camera;
 pub mod config;
+pub mod console;
 pub mod detect;
 pub mod eval;
 pub mod events;
 pub mod evidence;
 pub mod geometry;
+pub mod health;
 pub mod inspect;
 pub mod models;
 pub mod motion;

@@ -197,6 +197,27 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Console users: who may log in to the web console, and as what.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user to `[console] users`, or reset an existing user's password
+    /// and role. Prompts for the password (twice) on a terminal; otherwise
+    /// reads it from the first line of stdin.
+    ///
+    /// Roles: `operator` (alert wall, acknowledge, cameras), `police` (also
+    /// search, tags, holds, evidence export), `admin` (everything).
+    Add {
+        /// Login name: letters, digits, '.', '_', '-'.
+        name: String,
+        #[arg(long, value_enum)]
+        role: vigil::console::Role,
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -448,6 +469,34 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
             let _ = writeln!(std::io::stdout(), "{}", vigil::config::json_schema());
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::User(UserCommand::Add { name, role, config }) => {
+            let loaded = LoadedConfig::load(&config)?;
+            let console = loaded.config.console.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: no [console] section; add one (see config/README.md) to use the console",
+                    config.display()
+                )
+            })?;
+            let path = console.users_path(&loaded.base_dir());
+            let password = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                let first = rpassword::prompt_password(format!("password for {name}: "))?;
+                let again = rpassword::prompt_password("again: ")?;
+                anyhow::ensure!(first == again, "the passwords differ; nothing changed");
+                first
+            } else {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            };
+            let existed = vigil::console::users::add(&path, &name, role, &password)?;
+            eprintln!(
+                "{} {name} ({}) in {}",
+                if existed { "updated" } else { "added" },
+                role.as_str(),
+                path.display()
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Keygen { out } => {
             let key = vigil::store::generate_key(&out)?;
             eprintln!(
@@ -488,6 +537,7 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
                 shutdown,
                 run_until: None,
                 inspect: Default::default(),
+                console: app::ConsoleUse::UntilShutdown,
             };
             let report = app::run(&loaded, &options)?;
             summarise(&report);
@@ -513,6 +563,7 @@ fn execute(command: Command) -> Result<std::process::ExitCode> {
                     annotate,
                     detections,
                 },
+                console: app::ConsoleUse::Off,
             };
             let report = app::run(&loaded, &options)?;
             summarise(&report);
@@ -623,6 +674,7 @@ fn alerts_command(command: AlertsCommand) -> Result<std::process::ExitCode> {
                 tag,
                 state,
                 limit: Some(limit),
+                before: None,
             };
             let alerts = store.alerts(&filter)?;
             if json {

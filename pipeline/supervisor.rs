@@ -42,6 +42,8 @@ pub struct Supervisor<'a> {
     pub events: Sender<Event>,
     pub statuses: Sender<CameraStatus>,
     pub progress: ProgressBar,
+    /// State, frame count and latest picture for the console.
+    pub health: Option<Arc<crate::health::CameraHealth>>,
 }
 
 /// Announces state changes once each: log, `/metrics`, MQTT.
@@ -50,6 +52,7 @@ struct StatusBoard<'a> {
     /// The source as logged (password masked).
     source: String,
     statuses: &'a Sender<CameraStatus>,
+    health: Option<&'a crate::health::CameraHealth>,
     last: Option<(CameraState, Option<String>)>,
 }
 
@@ -79,6 +82,9 @@ impl StatusBoard<'_> {
             CameraState::Stopped => tracing::info!(camera = %id, "camera {id} stopped: {why}"),
         }
         crate::telemetry::camera_state(self.camera, state);
+        if let Some(h) = self.health {
+            h.set_state(state, reason.clone());
+        }
         let _ = self
             .statuses
             .send(CameraStatus::new(self.camera, state, reason.clone()));
@@ -108,6 +114,7 @@ impl Supervisor<'_> {
             camera: &cam.id,
             source: crate::redact::redact(&cam.source),
             statuses: &self.statuses,
+            health: self.health.as_deref(),
             last: None,
         };
         let mut worker = new_worker();
@@ -159,6 +166,9 @@ impl Supervisor<'_> {
                         up = true;
                         board.set(CameraState::Up, None);
                         backoff.reset();
+                    }
+                    if let Some(h) = &self.health {
+                        h.frame(frame);
                     }
                     if self.run_until.is_some_and(|t| Instant::now() >= t) {
                         source.stop();

@@ -386,6 +386,7 @@ enabled = false
         shutdown: shutdown.clone(),
         run_until: None,
         inspect: Default::default(),
+        console: vigil::app::ConsoleUse::Off,
     };
     let run = std::thread::spawn(move || vigil::app::run(&loaded, &options).unwrap());
     let state_of = |m: &[(String, String, bool)], camera: &str| -> Vec<String> {

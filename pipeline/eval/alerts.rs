@@ -147,6 +147,7 @@ pub fn evaluate(truth_path: &Path) -> Result<AlertReport, AlertEvalError> {
         shutdown: Default::default(),
         run_until: None,
         inspect: Default::default(),
+        console: crate::app::ConsoleUse::Off,
     };
     let replayed = app::run(&loaded, &options);
     let events = std::fs::read_to_string(&events_file).unwrap_or_default();

@@ -15,7 +15,7 @@
 //!                                  .../<alert id>-clip.mp4  (-clip-2.mp4, ... when split)
 //! ```
 //!
-//! # Schema (version 2, see `schema.rs`)
+//! # Schema (version 3, see `schema.rs`)
 //!
 //! - `alerts`: one row per alert, its latest state: id, camera, kind, rule,
 //!   severity, zone/line/direction, label, highest score, latest box (JSON
@@ -33,6 +33,10 @@
 //!   alert's evidence is never deleted by retention.
 //! - `outbox` (version 2): MQTT messages not yet acknowledged by the broker
 //!   (topic, payload, retain, priority, capture time); see `outbox.rs`.
+//! - `acks` (version 3): every acknowledgement and resolution from the console
+//!   (alert, `ack`/`resolve`, who, note, when); the latest is the alert's.
+//! - `access_log` (version 3): the chain of custody: who viewed or exported
+//!   which alert's evidence, and when.
 //! - `meta`: key/value: the manifest head (`manifest_seq`, `manifest_head`).
 //!
 //! What survives a crash: a row is committed only after its file was written,
@@ -47,11 +51,13 @@
 mod bundle;
 pub mod manifest;
 pub mod outbox;
+mod review;
 mod schema;
 
 pub use bundle::verify_bundle;
 pub use manifest::{generate_key, parse_public, public_hex, read_key};
 pub use outbox::{Outbox, OutboxError, OutboxMessage, Priority};
+pub use review::{Access, Ack, AckAction, FeedCursor};
 
 use crate::events::{Alert, Event, Lifecycle};
 use ed25519_dalek::VerifyingKey;
@@ -235,6 +241,10 @@ pub struct AlertRow {
     pub state: String,
     pub tags: Vec<String>,
     pub held: bool,
+    /// The latest acknowledgement or resolution, if any.
+    pub ack: Option<Ack>,
+    /// The annotated snapshot still kept (relative to the store), for cards.
+    pub annotated: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -271,6 +281,9 @@ pub struct AlertFilter {
     pub tag: Option<String>,
     pub state: Option<String>,
     pub limit: Option<usize>,
+    /// Keyset paging: only alerts older than this (start wall ms, id), as the
+    /// last row of the previous page.
+    pub before: Option<(i64, String)>,
 }
 
 /// A file retention removed.
@@ -617,6 +630,7 @@ impl Store {
     fn alert_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {
         let json = |s: String| serde_json::from_str(&s).unwrap_or(serde_json::Value::Null);
         let tags: Option<String> = row.get(19)?;
+        let ack: Option<String> = row.get(20)?;
         Ok(AlertRow {
             id: row.get(0)?,
             camera: row.get(1)?,
@@ -640,13 +654,19 @@ impl Store {
             tags: tags
                 .map(|t| t.split('\u{1f}').map(String::from).collect())
                 .unwrap_or_default(),
+            ack: ack.and_then(|a| serde_json::from_str(&a).ok()),
+            annotated: row.get(21)?,
         })
     }
 
     const ALERT_COLUMNS: &'static str = "a.id, a.camera, a.kind, a.rule, a.severity, a.zone, a.line, a.label, a.score, a.box,
         a.track_id, a.start_media_s, a.start_wall_ms, a.end_media_s, a.end_wall_ms, a.recipients, a.summary, a.state,
         (SELECT who FROM holds h WHERE h.alert_id = a.id),
-        (SELECT group_concat(text, char(31)) FROM tags t WHERE t.alert_id = a.id)";
+        (SELECT group_concat(text, char(31)) FROM tags t WHERE t.alert_id = a.id),
+        (SELECT json_object('action', k.action, 'who', k.who, 'note', k.note, 'at_ms', k.at_ms)
+           FROM acks k WHERE k.alert_id = a.id ORDER BY k.seq DESC LIMIT 1),
+        (SELECT e.path FROM evidence e WHERE e.alert_id = a.id AND e.kind = 'annotated'
+           AND e.deleted_ms IS NULL ORDER BY e.id LIMIT 1)";
 
     /// Alerts matching `filter`, newest first.
     pub fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
@@ -676,6 +696,15 @@ impl Store {
             args.push(Box::new(t.clone()));
             sql += &format!(
                 " AND EXISTS (SELECT 1 FROM tags t WHERE t.alert_id = a.id AND t.text = ?{})",
+                args.len()
+            );
+        }
+        if let Some((ms, id)) = &filter.before {
+            args.push(Box::new(*ms));
+            args.push(Box::new(id.clone()));
+            sql += &format!(
+                " AND (a.start_wall_ms, a.id) < (?{}, ?{})",
+                args.len() - 1,
                 args.len()
             );
         }

@@ -91,6 +91,28 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX outbox_by_priority ON outbox (priority, seq);
     "#,
+    // 3: the console: operators' acknowledgements, and the chain of custody
+    // (every view and export of evidence, by whom).
+    r#"
+    CREATE TABLE acks (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id TEXT NOT NULL REFERENCES alerts (id),
+        action   TEXT NOT NULL CHECK (action IN ('ack', 'resolve')),
+        who      TEXT NOT NULL,
+        note     TEXT NOT NULL,
+        at_ms    INTEGER NOT NULL
+    );
+    CREATE INDEX acks_by_alert ON acks (alert_id, seq);
+    CREATE TABLE access_log (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms    INTEGER NOT NULL,
+        who      TEXT NOT NULL,
+        action   TEXT NOT NULL,
+        alert_id TEXT,
+        detail   TEXT NOT NULL
+    );
+    CREATE INDEX access_by_alert ON access_log (alert_id, seq);
+    "#,
 ];
 
 /// The schema version this build writes.

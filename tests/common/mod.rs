@@ -147,6 +147,7 @@ pub fn replay(config: &Path) -> (vigil::app::RunReport, Vec<serde_json::Value>) 
         shutdown: Default::default(),
         run_until: None,
         inspect: Default::default(),
+        console: vigil::app::ConsoleUse::Off,
     };
     let report = vigil::app::run(&loaded, &options).expect("run starts");
     let text = std::fs::read_to_string(&events).unwrap();

@@ -1,0 +1,133 @@
+// vigil console: live alert wall, acknowledgements without reload, camera
+// health refresh, durations that count, and the audible cue for unacknowledged
+// critical alerts. Plain JavaScript, vendored; no build step, no CDN.
+"use strict";
+
+(function () {
+  const page = document.querySelector(".wallpage");
+  if (!page) return;
+  const wall = document.getElementById("wall");
+  const empty = document.getElementById("empty");
+  const count = document.getElementById("count");
+  const offline = document.getElementById("offline");
+
+  function refreshCount() {
+    const n = wall.querySelectorAll(".card").length;
+    count.textContent = n;
+    empty.hidden = n > 0;
+    const pinned = wall.querySelectorAll(".card.pin").length;
+    document.title = (pinned ? "(" + pinned + "!) " : "") + document.title.replace(/^\(\d+!\) /, "");
+  }
+
+  function upsert(update) {
+    const old = document.getElementById("alert-" + update.id);
+    if (update.resolved) {
+      if (old) old.remove();
+      refreshCount();
+      return;
+    }
+    const holder = document.createElement("div");
+    holder.innerHTML = update.html;
+    const card = holder.firstElementChild;
+    if (old) {
+      // Keep what the operator is typing.
+      const typed = old.querySelector("input[name=note]");
+      const note = card.querySelector("input[name=note]");
+      if (typed && note && typed.value) note.value = typed.value;
+      old.replaceWith(card);
+    } else {
+      wall.prepend(card);
+    }
+    refreshCount();
+    tick();
+  }
+
+  // Server-sent events: the browser resends Last-Event-ID when it reconnects,
+  // so the server sends exactly what was missed.
+  let source;
+  function connect() {
+    source = new EventSource("/live?after=" + encodeURIComponent(page.dataset.cursor));
+    source.addEventListener("card", function (e) {
+      offline.hidden = true;
+      if (e.lastEventId) page.dataset.cursor = e.lastEventId;
+      upsert(JSON.parse(e.data));
+    });
+    source.onopen = function () { offline.hidden = true; };
+    source.onerror = function () {
+      offline.hidden = false;
+      if (source.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+    };
+  }
+  connect();
+
+  // Acknowledge and resolve without leaving the page; the card changes when
+  // the store says so (over the live feed), on every console at once.
+  wall.addEventListener("submit", function (e) {
+    const form = e.target;
+    if (!form.classList.contains("ackform")) return;
+    e.preventDefault();
+    const body = new URLSearchParams(new FormData(form));
+    if (e.submitter && e.submitter.name) body.set(e.submitter.name, e.submitter.value);
+    fetch(form.action, {
+      method: "POST",
+      body: body,
+      headers: { "X-Requested-With": "fetch" },
+      credentials: "same-origin",
+    }).then(function (r) {
+      if (!r.ok) alert(r.status + " " + r.statusText);
+    });
+  });
+
+  function clock(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    const two = function (n) { return (n < 10 ? "0" : "") + n; };
+    return s >= 3600
+      ? Math.floor(s / 3600) + ":" + two(Math.floor(s / 60) % 60) + ":" + two(s % 60)
+      : Math.floor(s / 60) + ":" + two(s % 60);
+  }
+  function tick() {
+    const now = Date.now();
+    wall.querySelectorAll(".card").forEach(function (card) {
+      const end = card.dataset.end ? Number(card.dataset.end) : now;
+      const d = card.querySelector(".duration");
+      if (d) d.textContent = clock(end - Number(card.dataset.start));
+    });
+  }
+  setInterval(tick, 1000);
+
+  // Camera health: state, fps and a fresh thumbnail every few seconds.
+  const cameras = document.getElementById("cameras");
+  setInterval(function () {
+    fetch("/cameras", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) { cameras.innerHTML = html; })
+      .catch(function () {});
+  }, 3000);
+
+  // Audible cue while a critical alert is unacknowledged. Browsers only play
+  // sound after a click on the page, so the button both unmutes and unlocks.
+  const sound = document.getElementById("sound");
+  let audio = null;
+  let on = localStorage.getItem("vigil-sound") === "on";
+  function label() { sound.textContent = on ? sound.dataset.on : sound.dataset.off; }
+  label();
+  sound.addEventListener("click", function () {
+    on = !on;
+    localStorage.setItem("vigil-sound", on ? "on" : "off");
+    label();
+    if (on && !audio) audio = new (window.AudioContext || window.webkitAudioContext)();
+  });
+  setInterval(function () {
+    if (!on || !wall.querySelector(".card.pin")) return;
+    if (!audio) {
+      try { audio = new (window.AudioContext || window.webkitAudioContext)(); } catch (e) { return; }
+    }
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.frequency.value = 880;
+    gain.gain.value = 0.2;
+    osc.connect(gain).connect(audio.destination);
+    osc.start();
+    osc.stop(audio.currentTime + 0.35);
+  }, 4000);
+})();

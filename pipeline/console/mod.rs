@@ -1,0 +1,418 @@
+//! Console: the web pages of the control room and the police, served by
+//! `vigil run` itself (axum on its own small tokio runtime).
+//!
+//! It only reads the store and writes through store commands (acknowledge,
+//! tag, hold, the access log); it never touches a camera. The live alert wall
+//! follows the store's own sequences ([`FeedCursor`]) over server-sent events,
+//! so a browser that reconnects catches up on exactly what it missed. Camera
+//! health comes from the [`HealthBoard`] the supervisors keep. Pages are
+//! rendered on the server (maud) in the configured language; the little
+//! JavaScript there is (`assets/console.js`) is vendored, with no build step.
+//!
+//! - `users.rs`: the users file, argon2 hashes, roles;
+//! - `auth.rs`: sessions, CSRF tokens, login throttling;
+//! - `text.rs`: every string, per language;
+//! - `views.rs`: the HTML;
+//! - `routes.rs`: the handlers, and which role may call each.
+
+mod auth;
+mod routes;
+pub mod text;
+pub mod users;
+mod views;
+
+pub use text::Language;
+pub use users::Role;
+
+use crate::health::HealthBoard;
+use crate::publish::AlertsConfig;
+use crate::shutdown::Shutdown;
+use crate::store::{FeedCursor, StorageConfig, Store, StoreError};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// `[console]` in the config; the console runs when the section is present.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Address to serve on. Anything but loopback should have TLS.
+    pub listen: String,
+    /// The users file (relative to the config), written by `vigil user add`.
+    pub users: PathBuf,
+    /// `zh-CN` (default) or `en`.
+    pub language: Language,
+    /// IANA time zone for the times shown, e.g. `Asia/Shanghai`; default: this
+    /// machine's.
+    pub time_zone: Option<String>,
+    /// PEM certificate chain and private key: serve HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Unresolved alerts shown on the wall at most.
+    pub wall_max: usize,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            listen: "127.0.0.1:8080".into(),
+            users: "users.toml".into(),
+            language: Language::default(),
+            time_zone: None,
+            tls_cert: None,
+            tls_key: None,
+            wall_max: 200,
+        }
+    }
+}
+
+impl ConsoleConfig {
+    pub fn users_path(&self, base: &Path) -> PathBuf {
+        base.join(&self.users)
+    }
+
+    pub fn zone(&self) -> Result<jiff::tz::TimeZone, ConsoleError> {
+        match &self.time_zone {
+            None => Ok(jiff::tz::TimeZone::system()),
+            Some(name) => jiff::tz::TimeZone::get(name).map_err(|source| ConsoleError::TimeZone {
+                name: name.clone(),
+                source,
+            }),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error("console.listen {listen:?}: {source}")]
+    Listen {
+        listen: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("console.time_zone {name:?}: {source}")]
+    TimeZone {
+        name: String,
+        #[source]
+        source: jiff::Error,
+    },
+    #[error("console: set both tls_cert and tls_key, or neither")]
+    HalfTls,
+    #[error("console TLS {path}: {source}")]
+    Tls {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("console: the console shows the evidence store, and [storage] is disabled")]
+    NoStore,
+    #[error(transparent)]
+    Users(#[from] users::UsersError),
+    #[error("console runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// What the console is given by the app.
+pub struct ConsoleContext {
+    pub config: ConsoleConfig,
+    /// The config's directory.
+    pub base: PathBuf,
+    pub storage: StorageConfig,
+    /// Camera id → display name, in config order.
+    pub cameras: Vec<(String, String)>,
+    pub health: HealthBoard,
+    /// Where acknowledgements are announced (`<prefix>/alerts/acks`) and how
+    /// the publisher is woken; `None` when this run does not publish.
+    pub alerts: Option<(AlertsConfig, crossbeam_channel::Sender<()>)>,
+    pub shutdown: Shutdown,
+}
+
+/// A running console.
+pub struct RunningConsole {
+    pub addr: SocketAddr,
+    pub https: bool,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl RunningConsole {
+    /// Waits for the console to stop (after the shutdown signal).
+    pub fn join(self) {
+        if self.thread.join().is_err() {
+            tracing::error!("the console thread panicked");
+        }
+    }
+}
+
+/// Reader connections to the store, reused across requests.
+struct StorePool {
+    storage: StorageConfig,
+    base: PathBuf,
+    idle: Mutex<Vec<Store>>,
+}
+
+impl StorePool {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut store = match taken {
+            Some(s) => s,
+            None => Store::open_reader(&self.storage, &self.base)?,
+        };
+        let result = f(&mut store);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < 8 {
+            idle.push(store);
+        }
+        result
+    }
+}
+
+/// Processed frames per second of each camera, sampled by the feed task.
+#[derive(Default)]
+struct FpsMeter {
+    last: BTreeMap<String, (Instant, u64)>,
+    fps: BTreeMap<String, f64>,
+}
+
+/// Everything the handlers share.
+pub(crate) struct Console {
+    config: ConsoleConfig,
+    lang: Language,
+    zone: jiff::tz::TimeZone,
+    users: PathBuf,
+    store: StorePool,
+    cameras: Vec<(String, String)>,
+    health: HealthBoard,
+    alerts: Option<(AlertsConfig, crossbeam_channel::Sender<()>)>,
+    sessions: auth::Sessions,
+    feed: tokio::sync::watch::Receiver<FeedCursor>,
+    fps: Mutex<FpsMeter>,
+    thumbnails: Mutex<BTreeMap<String, (Instant, Arc<Vec<u8>>)>>,
+    secure: bool,
+}
+
+impl Console {
+    /// Runs a store query on the blocking pool.
+    async fn db<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.store.with(f))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StoreError::Dir {
+                    dir: PathBuf::new(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            })
+    }
+
+    fn camera_name<'a>(&'a self, id: &'a str) -> &'a str {
+        self.cameras
+            .iter()
+            .find(|(c, _)| c == id)
+            .map(|(_, n)| n.as_str())
+            .unwrap_or(id)
+    }
+
+    /// `ms` as local time in the config's zone.
+    fn local(&self, ms: i64) -> String {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| {
+                t.to_zoned(self.zone.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// How often the feed task looks for new events and acks.
+const FEED_POLL: Duration = Duration::from_millis(250);
+
+/// Starts the console: binds now (so a taken port is reported at start), serves
+/// on a thread of its own until `shutdown`.
+pub fn start(ctx: ConsoleContext) -> Result<RunningConsole, ConsoleError> {
+    let config = ctx.config;
+    if !ctx.storage.enabled {
+        return Err(ConsoleError::NoStore);
+    }
+    let zone = config.zone()?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(c), Some(k)) => Some((ctx.base.join(c), ctx.base.join(k))),
+        (None, None) => None,
+        _ => return Err(ConsoleError::HalfTls),
+    };
+    if let Some((cert, key)) = &tls {
+        for path in [cert, key] {
+            std::fs::metadata(path).map_err(|source| ConsoleError::Tls {
+                path: path.clone(),
+                source,
+            })?;
+        }
+    }
+    let listener =
+        std::net::TcpListener::bind(&config.listen).map_err(|source| ConsoleError::Listen {
+            listen: config.listen.clone(),
+            source,
+        })?;
+    let listen_err = |source| ConsoleError::Listen {
+        listen: config.listen.clone(),
+        source,
+    };
+    let addr = listener.local_addr().map_err(listen_err)?;
+    listener.set_nonblocking(true).map_err(listen_err)?;
+    if tls.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "!!! console on {addr} WITHOUT TLS: passwords and evidence cross the network in clear text. Set [console] tls_cert and tls_key, or listen on 127.0.0.1 behind a TLS proxy !!!"
+        );
+    }
+    let users = config.users_path(&ctx.base);
+    match users::count(&users)? {
+        0 => tracing::warn!(
+            "console: no users in {} yet; add one with `vigil user add NAME --role admin -c CONFIG`",
+            users.display()
+        ),
+        n => tracing::info!("console: {n} user(s) in {}", users.display()),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .thread_name("console")
+        .enable_all()
+        .build()
+        .map_err(ConsoleError::Runtime)?;
+    let (feed_tx, feed_rx) = tokio::sync::watch::channel(FeedCursor::default());
+    let console = Arc::new(Console {
+        lang: config.language,
+        zone,
+        users,
+        store: StorePool {
+            storage: ctx.storage,
+            base: ctx.base,
+            idle: Mutex::new(Vec::new()),
+        },
+        cameras: ctx.cameras,
+        health: ctx.health,
+        alerts: ctx.alerts,
+        sessions: auth::Sessions::default(),
+        feed: feed_rx,
+        fps: Mutex::new(FpsMeter::default()),
+        thumbnails: Mutex::new(BTreeMap::new()),
+        secure: tls.is_some(),
+        config,
+    });
+    let shutdown = ctx.shutdown;
+    let https = tls.is_some();
+    let thread = std::thread::Builder::new()
+        .name("console".into())
+        .spawn(move || {
+            runtime.block_on(serve(console, listener, tls, feed_tx, shutdown));
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        })
+        .map_err(ConsoleError::Runtime)?;
+    Ok(RunningConsole {
+        addr,
+        https,
+        thread,
+    })
+}
+
+async fn serve(
+    console: Arc<Console>,
+    listener: std::net::TcpListener,
+    tls: Option<(PathBuf, PathBuf)>,
+    feed: tokio::sync::watch::Sender<FeedCursor>,
+    shutdown: Shutdown,
+) {
+    tokio::spawn(follow_store(console.clone(), feed));
+    let app = routes::router(console).into_make_service_with_connect_info::<SocketAddr>();
+    let stopped = {
+        let shutdown = shutdown.clone();
+        tokio::task::spawn_blocking(move || while !shutdown.wait(Duration::from_secs(1)) {})
+    };
+    let served = async {
+        match tls {
+            None => match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => {
+                    if let Err(e) = axum::serve(l, app).await {
+                        tracing::error!("console stopped: {e}");
+                    }
+                }
+                Err(e) => tracing::error!("console: {e}"),
+            },
+            Some((cert, key)) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let config =
+                    match axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::error!(
+                                "console TLS {} / {}: {e}; console not served",
+                                cert.display(),
+                                key.display()
+                            );
+                            return;
+                        }
+                    };
+                match axum_server::from_tcp_rustls(listener, config) {
+                    Ok(server) => {
+                        if let Err(e) = server.serve(app).await {
+                            tracing::error!("console stopped: {e}");
+                        }
+                    }
+                    Err(e) => tracing::error!("console: {e}"),
+                }
+            }
+        }
+    };
+    // Live streams never end by themselves: stop serving rather than wait for them.
+    tokio::select! {
+        _ = served => {}
+        _ = stopped => {}
+    }
+}
+
+/// Follows the store's sequences and the cameras' frame counts.
+async fn follow_store(console: Arc<Console>, feed: tokio::sync::watch::Sender<FeedCursor>) {
+    let mut ticker = tokio::time::interval(FEED_POLL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match console.db(|s| s.feed_head()).await {
+            Ok(head) => {
+                feed.send_if_modified(|c| {
+                    let changed = *c != head;
+                    *c = head;
+                    changed
+                });
+            }
+            Err(e) => tracing::warn!("console: reading the store: {e}"),
+        }
+        let mut meter = console.fps.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, _) in &console.cameras {
+            let Some(health) = console.health.camera(id) else {
+                continue;
+            };
+            let frames = health.frames();
+            let now = Instant::now();
+            match meter.last.get(id).copied() {
+                Some((at, before)) if now.duration_since(at) >= Duration::from_secs(2) => {
+                    let fps = (frames - before) as f64 / now.duration_since(at).as_secs_f64();
+                    meter.fps.insert(id.clone(), fps);
+                    meter.last.insert(id.clone(), (now, frames));
+                }
+                Some(_) => {}
+                None => {
+                    meter.last.insert(id.clone(), (now, frames));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,904 @@
+//! Routes: every URL of the console, and who may use it.
+//!
+//! | route | role |
+//! | --- | --- |
+//! | `GET/POST /login`, `/assets/*` | anyone |
+//! | `/`, `/live` (SSE), `/cameras`, `/cameras/{id}/thumb.jpg`, `POST /alerts/{id}/ack`, `GET /alerts/{id}`, `/evidence/*` | operator |
+//! | `/search`, `POST /alerts/{id}/tags`, `/hold`, `/export` | police |
+//!
+//! Every POST checks the session's CSRF token. Evidence is served only for
+//! paths the store lists as evidence, inside the store directory, with HTTP
+//! Range (the clip player seeks), and each view and export is written to the
+//! access log.
+
+use super::auth::{self, User};
+use super::views::{self, CameraView, SearchForm};
+use super::{Console, Role};
+use crate::store::{Ack, AckAction, AlertFilter, FeedCursor, OutboxMessage, Priority, StoreError};
+use axum::Router;
+use axum::extract::{ConnectInfo, Form, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type Shared = Arc<Console>;
+
+const CSS: &str = include_str!("assets/console.css");
+const JS: &str = include_str!("assets/console.js");
+/// Search results per page.
+const PAGE: usize = 50;
+/// A user fetching the same evidence file again within this is logged once.
+const ACCESS_DEDUP_MS: i64 = 10 * 60 * 1000;
+
+pub fn router(console: Shared) -> Router {
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route(
+            "/assets/console.css",
+            get(|| asset(CSS, "text/css; charset=utf-8")),
+        )
+        .route(
+            "/assets/console.js",
+            get(|| asset(JS, "text/javascript; charset=utf-8")),
+        )
+        .route("/", get(wall))
+        .route("/live", get(live))
+        .route("/cameras", get(cameras))
+        .route("/cameras/{id}/thumb.jpg", get(thumbnail))
+        .route("/alerts/{id}", get(alert_page))
+        .route("/alerts/{id}/ack", post(acknowledge))
+        .route("/alerts/{id}/tags", post(tags))
+        .route("/alerts/{id}/hold", post(hold))
+        .route("/alerts/{id}/export", post(export))
+        .route("/search", get(search))
+        .route("/evidence/{*path}", get(evidence))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(console)
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; media-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+async fn asset(body: &'static str, kind: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, kind)], body).into_response()
+}
+
+async fn not_found(State(c): State<Shared>, user: User) -> Response {
+    let t = c.lang.text();
+    (
+        StatusCode::NOT_FOUND,
+        views::message(&c, Some(&user), t.not_found),
+    )
+        .into_response()
+}
+
+fn store_failed(e: StoreError) -> Response {
+    match e {
+        StoreError::NoAlert { .. } => StatusCode::NOT_FOUND.into_response(),
+        e => {
+            tracing::error!("console: {e}: {}", crate::evidence::source_chain(&e));
+            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+        }
+    }
+}
+
+async fn login_page(State(c): State<Shared>) -> Html<String> {
+    Html(views::login(&c, None).into_string())
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    user: String,
+    password: String,
+}
+
+/// The login form must come from this console's own page.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        None => true,
+        Some(origin) => {
+            host.is_some_and(|h| origin.split_once("://").is_some_and(|(_, rest)| rest == h))
+        }
+    }
+}
+
+async fn login(
+    State(c): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let t = c.lang.text();
+    if !same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "cross-origin login refused").into_response();
+    }
+    let ip = peer.ip();
+    if !c.sessions.may_try(ip) {
+        tracing::warn!(
+            "console: login as {:?} from {ip} refused: too many failures",
+            form.user
+        );
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            Html(views::login(&c, Some(t.login_throttled)).into_string()),
+        )
+            .into_response();
+    }
+    let users = c.users.clone();
+    let name = form.user.clone();
+    let checked =
+        tokio::task::spawn_blocking(move || super::users::check(&users, &name, &form.password))
+            .await;
+    match checked {
+        Ok(Ok(Some(user))) => {
+            tracing::info!(
+                "console: {} ({}) logged in from {ip}",
+                user.name,
+                user.role.as_str()
+            );
+            let token = c.sessions.open(&user.name, user.role);
+            (
+                [(header::SET_COOKIE, auth::session_cookie(&token, c.secure))],
+                Redirect::to("/"),
+            )
+                .into_response()
+        }
+        Ok(Ok(None)) => {
+            c.sessions.failed(ip);
+            tracing::warn!("console: failed login as {:?} from {ip}", form.user);
+            (
+                StatusCode::UNAUTHORIZED,
+                Html(views::login(&c, Some(t.login_failed)).into_string()),
+            )
+                .into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::error!("console: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(State(c): State<Shared>, user: User, Form(form): Form<CsrfForm>) -> Response {
+    if let Err(r) = user.check_csrf(&form.csrf) {
+        return r;
+    }
+    c.sessions.close(&user.session);
+    (
+        [(header::SET_COOKIE, auth::cleared_cookie())],
+        Redirect::to("/login"),
+    )
+        .into_response()
+}
+
+fn camera_views(c: &Console) -> Vec<CameraView> {
+    let fps = c.fps.lock().unwrap_or_else(|e| e.into_inner()).fps.clone();
+    c.cameras
+        .iter()
+        .map(|(id, name)| {
+            let health = c.health.camera(id);
+            let state = health.as_ref().map(|h| h.state());
+            let up = state
+                .as_ref()
+                .is_some_and(|s| s.state == Some(crate::events::CameraState::Up));
+            CameraView {
+                id: id.clone(),
+                name: name.clone(),
+                state: state.as_ref().and_then(|s| s.state),
+                reason: state.and_then(|s| s.reason),
+                fps: fps.get(id).copied().filter(|_| up),
+                has_picture: health.is_some_and(|h| h.picture().is_some()),
+            }
+        })
+        .collect()
+}
+
+async fn wall(State(c): State<Shared>, user: User) -> Response {
+    let max = c.config.wall_max;
+    let loaded = c
+        .db(move |s| Ok((s.feed_head()?, s.unresolved(max)?)))
+        .await;
+    match loaded {
+        Ok((cursor, alerts)) => {
+            let cams = views::cameras(&c, &camera_views(&c));
+            Html(views::wall(&c, &user, &alerts, &cursor.to_string(), cams).into_string())
+                .into_response()
+        }
+        Err(e) => store_failed(e),
+    }
+}
+
+async fn cameras(State(c): State<Shared>, _user: User) -> Html<String> {
+    Html(views::cameras(&c, &camera_views(&c)).into_string())
+}
+
+async fn thumbnail(State(c): State<Shared>, _user: User, Path(id): Path<String>) -> Response {
+    let cached = c
+        .thumbnails
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&id)
+        .filter(|(at, _)| at.elapsed() < Duration::from_secs(2))
+        .map(|(_, jpeg)| jpeg.clone());
+    let jpeg = match cached {
+        Some(j) => j,
+        None => {
+            let Some((_, picture)) = c.health.camera(&id).and_then(|h| h.picture()) else {
+                return StatusCode::NOT_FOUND.into_response();
+            };
+            let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+                let rgb = picture.to_rgb()?;
+                let w = 320u32.min(rgb.width()).max(1);
+                let h = (rgb.height() as u64 * w as u64 / rgb.width().max(1) as u64).max(1) as u32;
+                let small =
+                    image::imageops::resize(&rgb, w, h, image::imageops::FilterType::Triangle);
+                let mut out = Vec::new();
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 75)
+                    .encode_image(&small)
+                    .map_err(|e| e.to_string())?;
+                Ok(out)
+            })
+            .await;
+            match encoded {
+                Ok(Ok(j)) => {
+                    let j = Arc::new(j);
+                    c.thumbnails
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id, (Instant::now(), j.clone()));
+                    j
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!("console: thumbnail of camera {id}: {e}");
+                    return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                }
+                Err(e) => {
+                    return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+                }
+            }
+        }
+    };
+    (
+        [(header::CONTENT_TYPE, "image/jpeg")],
+        jpeg.as_ref().clone(),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct LiveQuery {
+    after: Option<String>,
+}
+
+/// One card update on the live feed.
+#[derive(serde::Serialize)]
+struct CardUpdate {
+    id: String,
+    html: String,
+    /// Resolved: the wall drops it.
+    resolved: bool,
+    pinned: bool,
+}
+
+/// Server-sent events: each alert that changed after the client's cursor
+/// (`Last-Event-ID` on a reconnect, `?after=` from the page), as its new card.
+async fn live(
+    State(c): State<Shared>,
+    user: User,
+    headers: HeaderMap,
+    Query(q): Query<LiveQuery>,
+) -> Response {
+    let from_header = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<FeedCursor>().ok());
+    let start = match from_header.or_else(|| q.after.as_deref().and_then(|a| a.parse().ok())) {
+        Some(cursor) => cursor,
+        None => match c.db(|s| s.feed_head()).await {
+            Ok(head) => head,
+            Err(e) => return store_failed(e),
+        },
+    };
+    let mut feed = c.feed.clone();
+    feed.borrow_and_update();
+    let stream = futures_util::stream::unfold(
+        (c, user, start, Vec::<SseEvent>::new(), feed),
+        |(c, user, mut cursor, mut pending, mut feed)| async move {
+            loop {
+                if let Some(e) = pending.pop() {
+                    return Some((Ok::<_, Infallible>(e), (c, user, cursor, pending, feed)));
+                }
+                let from = cursor;
+                let changed = c
+                    .db(move |s| {
+                        let (ids, next) = s.feed_after(from, 500)?;
+                        Ok((s.alerts_by_id(&ids)?, next))
+                    })
+                    .await;
+                match changed {
+                    Ok((rows, next)) if next != cursor => {
+                        cursor = next;
+                        let id = next.to_string();
+                        // `pending` pops from the back: push newest first.
+                        for (i, a) in rows.iter().rev().enumerate() {
+                            let update = CardUpdate {
+                                id: a.id.clone(),
+                                html: views::card(&c, &user, a).into_string(),
+                                resolved: a
+                                    .ack
+                                    .as_ref()
+                                    .is_some_and(|k| k.action == AckAction::Resolve),
+                                pinned: views::pinned(a),
+                            };
+                            let data = serde_json::to_string(&update).unwrap_or_default();
+                            // Only the batch's last event carries the cursor: a
+                            // connection cut mid-batch resumes before it.
+                            let event = SseEvent::default().event("card").data(data);
+                            pending.push(if i == 0 { event.id(&id) } else { event });
+                        }
+                    }
+                    Ok(_) => {
+                        if feed.changed().await.is_err() {
+                            return None;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("console live feed: {e}");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct AckForm {
+    #[serde(default)]
+    csrf: String,
+    action: AckAction,
+    #[serde(default)]
+    note: String,
+}
+
+async fn acknowledge(
+    State(c): State<Shared>,
+    user: User,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<AckForm>,
+) -> Response {
+    if let Err(r) = user.check_csrf(&form.csrf) {
+        return r;
+    }
+    let ack = Ack {
+        action: form.action,
+        who: user.name.clone(),
+        note: form.note.chars().take(500).collect(),
+        at_ms: crate::store::now_ms() as i64,
+    };
+    let alerts = c.alerts.as_ref().map(|(config, _)| config.clone());
+    let (alert_id, done) = (id.clone(), ack.clone());
+    let result = c
+        .db(move |s| {
+            let cap = alerts.as_ref().map(|a| a.outbox_max).unwrap_or(0);
+            let severity = s.alert(&alert_id)?.alert.severity;
+            s.acknowledge(
+                &alert_id,
+                &done,
+                |camera| match &alerts {
+                    Some(a) => vec![ack_message(a, &alert_id, camera, &severity, &done)],
+                    None => Vec::new(),
+                },
+                cap,
+            )
+        })
+        .await;
+    if let Err(e) = result {
+        return store_failed(e);
+    }
+    if let Some((_, notify)) = &c.alerts {
+        let _ = notify.try_send(());
+    }
+    tracing::info!(
+        "console: alert {id} {} by {}{}",
+        ack.action.as_str(),
+        user.name,
+        if ack.note.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", ack.note)
+        }
+    );
+    if headers.get("x-requested-with").is_some() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    Redirect::to(
+        headers
+            .get(header::REFERER)
+            .and_then(|r| r.to_str().ok())
+            .filter(|r| r.ends_with(&format!("/alerts/{id}")))
+            .map(|_| format!("/alerts/{id}"))
+            .as_deref()
+            .unwrap_or("/"),
+    )
+    .into_response()
+}
+
+/// The message on `<prefix>/alerts/acks`: so the patrol app and other
+/// consoles agree on who took which alert.
+fn ack_message(
+    alerts: &crate::publish::AlertsConfig,
+    id: &str,
+    camera: &str,
+    severity: &str,
+    ack: &Ack,
+) -> OutboxMessage {
+    let payload = serde_json::json!({
+        "alert_id": id,
+        "camera": camera,
+        "action": ack.action,
+        "who": ack.who,
+        "note": ack.note,
+        "at_ms": ack.at_ms,
+    });
+    OutboxMessage {
+        topic: format!("{}/alerts/acks", alerts.topic_prefix),
+        payload: payload.to_string().into_bytes(),
+        retain: false,
+        priority: match severity {
+            "critical" => Priority::Critical,
+            "high" => Priority::High,
+            _ => Priority::Warning,
+        },
+        captured_us: None,
+    }
+}
+
+async fn alert_page(State(c): State<Shared>, user: User, Path(id): Path<String>) -> Response {
+    let who = user.name.clone();
+    let loaded = c
+        .db(move |s| {
+            let detail = s.alert(&id)?;
+            s.log_access(&who, "view", Some(&id), "alert page")?;
+            let acks = s.acks(&id)?;
+            let timeline = s.timeline(&id)?;
+            let custody = s.access_log(&id)?;
+            let verification = s
+                .public_key()
+                .and_then(|key| s.verify(Some(&id), &key))
+                .map_err(|e| e.to_string());
+            Ok((detail, acks, timeline, custody, verification))
+        })
+        .await;
+    match loaded {
+        Ok((detail, acks, timeline, custody, verification)) => {
+            let page = views::AlertPage {
+                detail: &detail,
+                acks: &acks,
+                timeline: &timeline,
+                custody: &custody,
+                verification: verification.as_ref().map_err(|e| e.clone()),
+            };
+            let title = detail.alert.summary.clone();
+            Html(views::page(&c, Some(&user), &title, views::alert(&c, &user, &page)).into_string())
+                .into_response()
+        }
+        Err(e) => store_failed(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct TagForm {
+    #[serde(default)]
+    csrf: String,
+    op: String,
+    text: String,
+}
+
+async fn tags(
+    State(c): State<Shared>,
+    user: User,
+    Path(id): Path<String>,
+    Form(form): Form<TagForm>,
+) -> Response {
+    if let Err(r) = user
+        .require(Role::Police)
+        .and_then(|_| user.check_csrf(&form.csrf))
+    {
+        return r;
+    }
+    let text = form.text.trim().chars().take(100).collect::<String>();
+    if text.is_empty() {
+        return (StatusCode::BAD_REQUEST, "empty tag").into_response();
+    }
+    let (alert, who) = (id.clone(), user.name.clone());
+    let done = c
+        .db(move |s| {
+            if form.op == "remove" {
+                s.untag(&alert, &text)?;
+            } else {
+                s.tag(&alert, &text, &who)?;
+            }
+            s.log_access(&who, &format!("tag {}", form.op), Some(&alert), &text)
+        })
+        .await;
+    match done {
+        Ok(()) => Redirect::to(&format!("/alerts/{id}")).into_response(),
+        Err(e) => store_failed(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct HoldForm {
+    #[serde(default)]
+    csrf: String,
+    op: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn hold(
+    State(c): State<Shared>,
+    user: User,
+    Path(id): Path<String>,
+    Form(form): Form<HoldForm>,
+) -> Response {
+    if let Err(r) = user
+        .require(Role::Police)
+        .and_then(|_| user.check_csrf(&form.csrf))
+    {
+        return r;
+    }
+    let (alert, who) = (id.clone(), user.name.clone());
+    let done = c
+        .db(move |s| {
+            if form.op == "release" {
+                s.release(&alert)?;
+            } else {
+                s.hold(&alert, &who, form.reason.trim())?;
+            }
+            s.log_access(&who, &form.op, Some(&alert), form.reason.trim())
+        })
+        .await;
+    match done {
+        Ok(()) => Redirect::to(&format!("/alerts/{id}")).into_response(),
+        Err(e) => store_failed(e),
+    }
+}
+
+async fn export(
+    State(c): State<Shared>,
+    user: User,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = user
+        .require(Role::Police)
+        .and_then(|_| user.check_csrf(&form.csrf))
+    {
+        return r;
+    }
+    let (alert, who) = (id.clone(), user.name.clone());
+    let bundle = c
+        .db(move |s| {
+            let tmp = tempfile::Builder::new()
+                .prefix("vigil-export-")
+                .suffix(".zip")
+                .tempfile()
+                .map_err(|source| StoreError::File {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            let files = s.export(&alert, tmp.path())?;
+            let bytes = std::fs::read(tmp.path()).map_err(|source| StoreError::File {
+                path: tmp.path().into(),
+                source,
+            })?;
+            s.log_access(
+                &who,
+                "export",
+                Some(&alert),
+                &format!(
+                    "bundle of {files} file(s), sha256 {}",
+                    crate::store::manifest::sha256_hex(&bytes)
+                ),
+            )?;
+            Ok(bytes)
+        })
+        .await;
+    match bundle {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "application/zip".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{id}.zip\""),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => store_failed(e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct SearchQuery {
+    #[serde(default)]
+    camera: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    until: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    state: String,
+    /// `<start ms>:<id>` of the previous page's last row.
+    before: Option<String>,
+}
+
+/// `YYYY-MM-DDTHH:MM[:SS]` (a `datetime-local` field) in the console's zone.
+fn local_ms(text: &str, zone: &jiff::tz::TimeZone) -> Option<i64> {
+    let dt: jiff::civil::DateTime = text.trim().parse().ok()?;
+    Some(dt.to_zoned(zone.clone()).ok()?.timestamp().as_millisecond())
+}
+
+async fn search(State(c): State<Shared>, user: User, Query(q): Query<SearchQuery>) -> Response {
+    if let Err(r) = user.require(Role::Police) {
+        return r;
+    }
+    let some = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let mut bad = None;
+    let mut time = |field: &str, text: &str| {
+        let t = some(text)?;
+        let ms = local_ms(&t, &c.zone);
+        if ms.is_none() {
+            bad = Some(format!("{field}: {t:?} is not a date and time"));
+        }
+        ms
+    };
+    let since_ms = time("since", &q.since);
+    let until_ms = time("until", &q.until);
+    if let Some(b) = bad {
+        return (StatusCode::BAD_REQUEST, b).into_response();
+    }
+    let filter = AlertFilter {
+        camera: some(&q.camera),
+        kind: some(&q.kind),
+        since_ms,
+        until_ms,
+        tag: some(&q.tag),
+        state: some(&q.state),
+        limit: Some(PAGE),
+        before: q.before.as_deref().and_then(|b| {
+            let (ms, id) = b.split_once(':')?;
+            Some((ms.parse().ok()?, id.to_string()))
+        }),
+    };
+    let started = Instant::now();
+    let rows = match c.db(move |s| s.alerts(&filter)).await {
+        Ok(rows) => rows,
+        Err(e) => return store_failed(e),
+    };
+    let took_ms = started.elapsed().as_secs_f64() * 1e3;
+    metrics::histogram!("vigil_console_search_seconds").record(took_ms / 1e3);
+    let next = (rows.len() == PAGE).then(|| {
+        let last = &rows[rows.len() - 1];
+        let mut url = url_query(&[
+            ("camera", &q.camera),
+            ("kind", &q.kind),
+            ("since", &q.since),
+            ("until", &q.until),
+            ("tag", &q.tag),
+            ("state", &q.state),
+        ]);
+        url.push_str(&format!(
+            "&before={}:{}",
+            last.start_wall_ms,
+            encode(&last.id)
+        ));
+        format!("/search?{url}")
+    });
+    let form = SearchForm {
+        camera: q.camera.clone(),
+        kind: q.kind.clone(),
+        since: q.since.clone(),
+        until: q.until.clone(),
+        tag: q.tag.clone(),
+        state: q.state.clone(),
+    };
+    let t = c.lang.text();
+    Html(
+        views::page(
+            &c,
+            Some(&user),
+            t.search,
+            views::search(&c, &user, &form, &rows, next, took_ms),
+        )
+        .into_string(),
+    )
+    .into_response()
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn url_query(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A path under `evidence/` as the store records it, or `None` when it tries
+/// to leave that directory.
+pub fn evidence_rel(path: &str) -> Option<String> {
+    let ok = !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains('\\')
+        && !path.contains('\0')
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    ok.then(|| format!("evidence/{path}"))
+}
+
+async fn evidence(
+    State(c): State<Shared>,
+    user: User,
+    Path(path): Path<String>,
+    request: Request,
+) -> Response {
+    let Some(rel) = evidence_rel(&path) else {
+        tracing::warn!(
+            "console: {} asked for evidence path {path:?}: refused",
+            user.name
+        );
+        return (StatusCode::BAD_REQUEST, "refused: not an evidence path").into_response();
+    };
+    let who = user.name.clone();
+    let lookup = rel.clone();
+    let owner = c
+        .db(move |s| {
+            let Some(alert) = s.evidence_owner(&lookup)? else {
+                return Ok(None);
+            };
+            let since = crate::store::now_ms() as i64 - ACCESS_DEDUP_MS;
+            if !s.accessed_since(&who, "file", &lookup, since)? {
+                s.log_access(&who, "file", Some(&alert), &lookup)?;
+            }
+            Ok(Some(s.dir().join(&lookup)))
+        })
+        .await;
+    let abs = match owner {
+        Ok(Some(abs)) => abs,
+        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Err(e) => return store_failed(e),
+    };
+    // The row names it, but a symlink could still point out: the file must
+    // really be inside the store.
+    let store_dir = c.store.storage.dir(&c.store.base);
+    let inside = match (abs.canonicalize(), store_dir.canonicalize()) {
+        (Ok(file), Ok(dir)) => file.starts_with(dir),
+        _ => false,
+    };
+    if !inside {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    use tower::ServiceExt;
+    match tower_http::services::ServeFile::new(&abs)
+        .oneshot(request)
+        .await
+    {
+        Ok(mut response) => {
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=3600"),
+            );
+            response.into_response()
+        }
+        Err(e) => match e {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evidence_paths_cannot_leave_the_evidence_directory() {
+        assert_eq!(
+            evidence_rel("lobby/2026-11-28/a-clip.mp4").as_deref(),
+            Some("evidence/lobby/2026-11-28/a-clip.mp4")
+        );
+        for bad in [
+            "../vigil.db",
+            "lobby/../../signing.key",
+            "/etc/passwd",
+            "a//b",
+            "a/./b",
+            "",
+            "a\\..\\b",
+        ] {
+            assert_eq!(evidence_rel(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn local_times_are_read_in_the_console_zone() {
+        let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+        assert_eq!(
+            local_ms("2026-11-28T08:00", &shanghai),
+            Some(1_795_824_000_000)
+        );
+        assert_eq!(local_ms("yesterday", &shanghai), None);
+    }
+
+    #[test]
+    fn cross_origin_logins_are_refused() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
+        assert!(same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(!same_origin(&h));
+    }
+}

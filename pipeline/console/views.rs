@@ -1,0 +1,467 @@
+//! Views: the console's HTML, rendered on the server.
+//!
+//! One function per page or fragment. The alert card is rendered here only:
+//! the wall's first load and every live update (sent over SSE as HTML) use
+//! the same function, so a card never looks different after it changed.
+
+use super::Console;
+use super::auth::User;
+use super::text::Text;
+use super::users::Role;
+use crate::store::{Access, Ack, AckAction, AlertDetail, AlertRow, Verification};
+use maud::{DOCTYPE, Markup, html};
+
+/// Kind → (icon, css class, label).
+fn kind_look(kind: &str, t: &Text) -> (&'static str, &'static str, &'static str) {
+    match kind {
+        "fire_smoke" => ("🔥", "fire", t.fire_smoke),
+        "battery_cart" => ("🛵", "cart", t.battery_cart),
+        _ => ("🚶", "loiter", t.loitering),
+    }
+}
+
+fn severity_label<'a>(severity: &str, t: &'a Text) -> &'a str {
+    match severity {
+        "critical" => t.critical,
+        "high" => t.high,
+        _ => t.warning,
+    }
+}
+
+fn state_label<'a>(state: &str, t: &'a Text) -> &'a str {
+    match state {
+        "open" => t.open,
+        "ended" => t.ended,
+        _ => t.interrupted,
+    }
+}
+
+pub fn evidence_url(rel: &str) -> String {
+    format!("/{rel}")
+}
+
+fn duration_text(ms: i64) -> String {
+    let s = (ms.max(0) / 1000) as u64;
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+pub fn page(console: &Console, user: Option<&User>, title: &str, body: Markup) -> Markup {
+    let t = console.lang.text();
+    html! {
+        (DOCTYPE)
+        html lang=(console.lang.tag()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · " (t.title) }
+                link rel="stylesheet" href="/assets/console.css";
+                script src="/assets/console.js" defer {}
+            }
+            body {
+                header.top {
+                    a.brand href="/" { "vigil" }
+                    @if let Some(u) = user {
+                        nav {
+                            a href="/" { (t.wall) }
+                            @if u.role >= Role::Police { a href="/search" { (t.search) } }
+                            span.who { (u.name) " · " (u.role.as_str()) }
+                            form.inline method="post" action="/logout" {
+                                input type="hidden" name="csrf" value=(u.csrf);
+                                button type="submit" { (t.logout) }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub fn login(console: &Console, error: Option<&str>) -> Markup {
+    let t = console.lang.text();
+    page(
+        console,
+        None,
+        t.login,
+        html! {
+            form.login method="post" action="/login" {
+                h1 { (t.title) }
+                @if let Some(e) = error { p.error role="alert" { (e) } }
+                label { (t.user) input name="user" autocomplete="username" required autofocus; }
+                label { (t.password) input name="password" type="password" autocomplete="current-password" required; }
+                button type="submit" { (t.login) }
+            }
+        },
+    )
+}
+
+fn ack_line(ack: &Ack, console: &Console) -> Markup {
+    let t = console.lang.text();
+    let verb = match ack.action {
+        AckAction::Ack => t.acknowledged_by,
+        AckAction::Resolve => t.resolved_by,
+    };
+    html! {
+        p.ack { "✔ " (verb) " · " (ack.who) " · " (console.local(ack.at_ms))
+            @if !ack.note.is_empty() { " · " q { (ack.note) } } }
+    }
+}
+
+/// True when the alert must stay on top and sound: critical, not acknowledged.
+pub fn pinned(a: &AlertRow) -> bool {
+    a.severity == "critical" && a.ack.is_none()
+}
+
+pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
+    let t = console.lang.text();
+    let (icon, class, label) = kind_look(&a.kind, t);
+    let place = match (&a.zone, &a.line) {
+        (Some(z), _) => format!("{}: {z}", t.zone),
+        (None, Some(l)) => format!("{}: {l}", t.line),
+        _ => String::new(),
+    };
+    let recipients: Vec<String> = a
+        .recipients
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let end = a.end_wall_ms;
+    let now = crate::store::now_ms() as i64;
+    html! {
+        article id={"alert-" (a.id)} class={"card sev-" (a.severity) " kind-" (class) @if pinned(a) { " pin" } @if a.ack.is_some() { " acked" }}
+            data-id=(a.id) data-start=(a.start_wall_ms) data-end=[end] {
+            a.shot href={"/alerts/" (a.id)} {
+                @if let Some(p) = &a.annotated {
+                    img src=(evidence_url(p)) alt=(a.summary) loading="lazy";
+                } @else {
+                    div.noshot { (icon) }
+                }
+            }
+            div.body {
+                h3 { span.icon { (icon) } " " (label) " " span.sev { (severity_label(&a.severity, t)) } }
+                p.camera { (console.camera_name(&a.camera)) @if !place.is_empty() { " · " (place) } }
+                p.when {
+                    time { (console.local(a.start_wall_ms)) }
+                    " · " (t.duration) " "
+                    span.duration { (duration_text(end.unwrap_or(now) - a.start_wall_ms)) }
+                    " · " span.state { (state_label(&a.state, t)) }
+                }
+                p.summary { (a.summary) }
+                @if !recipients.is_empty() { p.recipients { (t.recipients) ": " (recipients.join(", ")) } }
+                @if let Some(ack) = &a.ack { (ack_line(ack, console)) }
+                form.ackform method="post" action={"/alerts/" (a.id) "/ack"} {
+                    input type="hidden" name="csrf" value=(user.csrf);
+                    input name="note" placeholder=(t.note) maxlength="500";
+                    @if a.ack.is_none() {
+                        button type="submit" name="action" value="ack" { (t.acknowledge) }
+                    }
+                    button type="submit" name="action" value="resolve" { (t.resolve) }
+                    " " a href={"/alerts/" (a.id)} { (t.details) }
+                }
+            }
+        }
+    }
+}
+
+pub fn wall(
+    console: &Console,
+    user: &User,
+    alerts: &[AlertRow],
+    cursor: &str,
+    cameras: Markup,
+) -> Markup {
+    let t = console.lang.text();
+    page(
+        console,
+        Some(user),
+        t.wall,
+        html! {
+            div.wallpage data-cursor=(cursor) data-offline=(t.offline) {
+                section.alerts {
+                    div.toolbar {
+                        h2 { (t.wall) " " span #count { (alerts.len()) } }
+                        button #sound type="button" data-on=(t.sound_on) data-off=(t.sound_off) { (t.sound_off) }
+                        span #offline hidden { (t.offline) }
+                    }
+                    p #empty hidden[!alerts.is_empty()] { (t.no_alerts) }
+                    div #wall {
+                        @for a in alerts { (card(console, user, a)) }
+                    }
+                }
+                aside.cameras {
+                    h2 { (t.cameras) }
+                    div #cameras { (cameras) }
+                }
+            }
+        },
+    )
+}
+
+pub struct CameraView {
+    pub id: String,
+    pub name: String,
+    pub state: Option<crate::events::CameraState>,
+    pub reason: Option<String>,
+    pub fps: Option<f64>,
+    pub has_picture: bool,
+}
+
+pub fn cameras(console: &Console, cams: &[CameraView]) -> Markup {
+    use crate::events::CameraState;
+    let t = console.lang.text();
+    let stamp = crate::store::now_ms() / 3000;
+    html! {
+        @for c in cams {
+            @let (class, label) = match c.state {
+                Some(CameraState::Up) => ("up", t.up),
+                Some(CameraState::Reconnecting) => ("reconnecting", t.reconnecting),
+                Some(CameraState::Failed) => ("failed", t.failed),
+                Some(CameraState::Stopped) => ("stopped", t.stopped),
+                None => ("starting", t.starting),
+            };
+            div class={"camera state-" (class)} data-camera=(c.id) {
+                @if c.has_picture {
+                    img src={"/cameras/" (c.id) "/thumb.jpg?t=" (stamp)} alt=(c.name);
+                } @else { div.noshot { (t.no_picture) } }
+                div {
+                    strong { (c.name) } " "
+                    span.badge { (label) }
+                    @if let Some(f) = c.fps { " · " (format!("{f:.1}")) " " (t.fps) }
+                    @if let Some(r) = &c.reason { p.reason { (r) } }
+                }
+            }
+        }
+    }
+}
+
+pub struct SearchForm {
+    pub camera: String,
+    pub kind: String,
+    pub since: String,
+    pub until: String,
+    pub tag: String,
+    pub state: String,
+}
+
+pub fn search(
+    console: &Console,
+    user: &User,
+    form: &SearchForm,
+    rows: &[AlertRow],
+    next: Option<String>,
+    took_ms: f64,
+) -> Markup {
+    let t = console.lang.text();
+    let opt = |value: &str, label: &str, current: &str| {
+        html! { option value=(value) selected[value == current] { (label) } }
+    };
+    html! {
+        form.search method="get" action="/search" {
+            label { (t.camera) select name="camera" {
+                (opt("", t.any, &form.camera))
+                @for (id, name) in &console.cameras { (opt(id, name, &form.camera)) }
+            } }
+            label { (t.kind) select name="kind" {
+                (opt("", t.any, &form.kind))
+                (opt("fire_smoke", t.fire_smoke, &form.kind))
+                (opt("battery_cart", t.battery_cart, &form.kind))
+                (opt("loitering", t.loitering, &form.kind))
+            } }
+            label { (t.since) input type="datetime-local" name="since" value=(form.since); }
+            label { (t.until) input type="datetime-local" name="until" value=(form.until); }
+            label { (t.tag) input name="tag" value=(form.tag); }
+            label { (t.state) select name="state" {
+                (opt("", t.any, &form.state))
+                (opt("open", t.open, &form.state))
+                (opt("ended", t.ended, &form.state))
+                (opt("interrupted", t.interrupted, &form.state))
+            } }
+            button type="submit" { (t.find) }
+        }
+        p.found { (rows.len()) " " (t.results) " · " (format!("{took_ms:.1}")) " ms" }
+        table.results {
+            thead { tr { th { (t.started) } th { (t.camera) } th { (t.kind) } th { (t.state) } th { (t.tags) } th {} } }
+            tbody {
+                @for a in rows {
+                    @let (icon, _, label) = kind_look(&a.kind, t);
+                    tr data-id=(a.id) {
+                        td { (console.local(a.start_wall_ms)) }
+                        td { (console.camera_name(&a.camera)) }
+                        td { (icon) " " (label) }
+                        td { (state_label(&a.state, t)) @if a.held { " · 🔒" } }
+                        td { (a.tags.join(", ")) }
+                        td { a href={"/alerts/" (a.id)} { (t.details) } }
+                    }
+                }
+            }
+        }
+        @if let Some(n) = next { a.next href=(n) { (t.next_page) " →" } }
+        input type="hidden" id="csrf" value=(user.csrf);
+    }
+}
+
+pub struct AlertPage<'a> {
+    pub detail: &'a AlertDetail,
+    pub acks: &'a [Ack],
+    pub timeline: &'a [(String, i64)],
+    pub custody: &'a [Access],
+    pub verification: Result<&'a Verification, String>,
+}
+
+pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
+    let t = console.lang.text();
+    let a = &p.detail.alert;
+    let (icon, class, label) = kind_look(&a.kind, t);
+    let live = |kind: crate::store::EvidenceKind| {
+        p.detail
+            .evidence
+            .iter()
+            .filter(move |e| e.kind == kind && e.deleted_ms.is_none())
+    };
+    let police = user.role >= Role::Police;
+    let end = a.end_wall_ms.unwrap_or(crate::store::now_ms() as i64);
+    html! {
+        article.alertpage class={"sev-" (a.severity) " kind-" (class)} data-id=(a.id) {
+            h1 { span.icon { (icon) } " " (label) " · " (console.camera_name(&a.camera)) }
+            p.meta {
+                span.sev { (severity_label(&a.severity, t)) } " · "
+                (state_label(&a.state, t)) " · "
+                (t.started) " " (console.local(a.start_wall_ms))
+                @if let Some(e) = a.end_wall_ms { " · " (t.ended) " " (console.local(e)) }
+                " · " (t.duration) " " (duration_text(end - a.start_wall_ms))
+            }
+            p { (a.summary) }
+            @if let Some(z) = &a.zone { p { (t.zone) ": " (z) } }
+            @if let Some(l) = &a.line { p { (t.line) ": " (l) } }
+            section.media {
+                div.clip {
+                    h2 { (t.clip) }
+                    @let clips: Vec<_> = live(crate::store::EvidenceKind::Clip).collect();
+                    @if clips.is_empty() { p { (t.no_clip) } }
+                    @for c in clips {
+                        video controls preload="metadata" playsinline src=(evidence_url(&c.path))
+                            data-duration=[c.duration_s] {}
+                    }
+                }
+                div.shots {
+                    @for e in live(crate::store::EvidenceKind::Annotated) {
+                        figure { img src=(evidence_url(&e.path)) alt=(t.annotated); figcaption { (t.annotated) } }
+                    }
+                    @for e in live(crate::store::EvidenceKind::Snapshot) {
+                        figure { img src=(evidence_url(&e.path)) alt=(t.snapshot); figcaption { (t.snapshot) } }
+                    }
+                }
+            }
+            section {
+                h2 { (t.timeline) }
+                ol.timeline {
+                    @for (kind, ms) in p.timeline {
+                        li { time { (console.local(*ms)) } " " (match kind.as_str() {
+                            "new" => t.event_new, "end" => t.event_end, _ => t.event_update }) }
+                    }
+                    @for ack in p.acks { li { (ack_line(ack, console)) } }
+                }
+                form.ackform method="post" action={"/alerts/" (a.id) "/ack"} {
+                    input type="hidden" name="csrf" value=(user.csrf);
+                    input name="note" placeholder=(t.note) maxlength="500";
+                    button type="submit" name="action" value="ack" { (t.acknowledge) }
+                    button type="submit" name="action" value="resolve" { (t.resolve) }
+                }
+            }
+            @if police {
+                section {
+                    h2 { (t.tags) }
+                    ul.tags {
+                        @for tag in &p.detail.tags {
+                            li { (tag.text) " "
+                                form.inline method="post" action={"/alerts/" (a.id) "/tags"} {
+                                    input type="hidden" name="csrf" value=(user.csrf);
+                                    input type="hidden" name="text" value=(tag.text);
+                                    button type="submit" name="op" value="remove" title=(t.remove) { "✕" }
+                                }
+                            }
+                        }
+                    }
+                    form.inline method="post" action={"/alerts/" (a.id) "/tags"} {
+                        input type="hidden" name="csrf" value=(user.csrf);
+                        input name="text" required maxlength="100" placeholder=(t.tag);
+                        button type="submit" name="op" value="add" { (t.add) }
+                    }
+                }
+                section {
+                    h2 { (t.hold) }
+                    form.inline method="post" action={"/alerts/" (a.id) "/hold"} {
+                        input type="hidden" name="csrf" value=(user.csrf);
+                        @if let Some(h) = &p.detail.hold {
+                            p { "🔒 " (t.held_by) " · " (h.who) " · " (console.local(h.at_ms)) " · " (h.reason) }
+                            button type="submit" name="op" value="release" { (t.release) }
+                        } @else {
+                            input name="reason" placeholder=(t.reason) maxlength="300";
+                            button type="submit" name="op" value="hold" { (t.hold) }
+                        }
+                    }
+                }
+                section {
+                    h2 { (t.export) }
+                    form #export method="post" action={"/alerts/" (a.id) "/export"} {
+                        input type="hidden" name="csrf" value=(user.csrf);
+                        button type="submit" { "⬇ " (t.export) }
+                    }
+                }
+            }
+            section {
+                h2 { (t.verification) }
+                @match &p.verification {
+                    Ok(v) if v.failures.is_empty() => p.verified { "✔ " (t.verified) " (" (v.files_ok) ")" },
+                    Ok(v) => div.failed { p { "✘ " (t.not_verified) } ul { @for f in &v.failures { li { (f) } } } },
+                    Err(e) => p.failed { "✘ " (e) },
+                }
+            }
+            @if police {
+                section {
+                    h2 { (t.custody) }
+                    table.custody {
+                        thead { tr { th { (t.when) } th { (t.who) } th { (t.what) } } }
+                        tbody {
+                            @for c in p.custody {
+                                tr { td { (console.local(c.at_ms)) } td { (c.who) } td { (c.action) " " (c.detail) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn message(console: &Console, user: Option<&User>, text: &str) -> Markup {
+    let t = console.lang.text();
+    page(
+        console,
+        user,
+        text,
+        html! { p.message { (text) } p { a href="/" { (t.back) } } },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_clocks() {
+        assert_eq!(duration_text(0), "0:00");
+        assert_eq!(duration_text(65_400), "1:05");
+        assert_eq!(duration_text(3_725_000), "1:02:05");
+        assert_eq!(duration_text(-5), "0:00");
+    }
+}
