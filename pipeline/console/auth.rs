@@ -108,6 +108,25 @@ impl Sessions {
     }
 }
 
+/// Why a logged-in user's request was refused (both 403).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The user's role does not allow it.
+    Role,
+    /// A state-changing request without this session's CSRF token.
+    Csrf,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let why = match self {
+            Refused::Role => "your role does not allow this",
+            Refused::Csrf => "missing or wrong CSRF token",
+        };
+        (axum::http::StatusCode::FORBIDDEN, why).into_response()
+    }
+}
+
 /// The logged-in user of a request. Extracting it from a request without a
 /// valid session redirects to the login page.
 #[derive(Clone)]
@@ -120,16 +139,16 @@ pub struct User {
 
 impl User {
     /// 403 unless the user has at least `role`.
-    pub fn require(&self, role: Role) -> Result<(), Response> {
+    pub fn require(&self, role: Role) -> Result<(), Refused> {
         if self.role >= role {
             Ok(())
         } else {
-            Err(axum::http::StatusCode::FORBIDDEN.into_response())
+            Err(Refused::Role)
         }
     }
 
     /// Refuses a state-changing request without this session's token.
-    pub fn check_csrf(&self, form_token: &str) -> Result<(), Response> {
+    pub fn check_csrf(&self, form_token: &str) -> Result<(), Refused> {
         if same(form_token, &self.csrf) {
             Ok(())
         } else {
@@ -137,11 +156,7 @@ impl User {
                 "console: {} sent a request without a valid CSRF token; refused",
                 self.name
             );
-            Err((
-                axum::http::StatusCode::FORBIDDEN,
-                "missing or wrong CSRF token",
-            )
-                .into_response())
+            Err(Refused::Csrf)
         }
     }
 }

@@ -179,6 +179,10 @@ struct FpsMeter {
     fps: BTreeMap<String, f64>,
 }
 
+/// A camera's latest thumbnail (JPEG) and when it was encoded: shared by
+/// every browser polling within a couple of seconds.
+type Thumbnail = (Instant, Arc<Vec<u8>>);
+
 /// Everything the handlers share.
 pub(crate) struct Console {
     config: ConsoleConfig,
@@ -192,7 +196,7 @@ pub(crate) struct Console {
     sessions: auth::Sessions,
     feed: tokio::sync::watch::Receiver<FeedCursor>,
     fps: Mutex<FpsMeter>,
-    thumbnails: Mutex<BTreeMap<String, (Instant, Arc<Vec<u8>>)>>,
+    thumbnails: Mutex<BTreeMap<String, Thumbnail>>,
     secure: bool,
 }
 

@@ -196,7 +196,7 @@ struct CsrfForm {
 
 async fn logout(State(c): State<Shared>, user: User, Form(form): Form<CsrfForm>) -> Response {
     if let Err(r) = user.check_csrf(&form.csrf) {
-        return r;
+        return r.into_response();
     }
     c.sessions.close(&user.session);
     (
@@ -407,7 +407,7 @@ async fn acknowledge(
     Form(form): Form<AckForm>,
 ) -> Response {
     if let Err(r) = user.check_csrf(&form.csrf) {
-        return r;
+        return r.into_response();
     }
     let ack = Ack {
         action: form.action,
@@ -544,7 +544,7 @@ async fn tags(
         .require(Role::Police)
         .and_then(|_| user.check_csrf(&form.csrf))
     {
-        return r;
+        return r.into_response();
     }
     let text = form.text.trim().chars().take(100).collect::<String>();
     if text.is_empty() {
@@ -586,7 +586,7 @@ async fn hold(
         .require(Role::Police)
         .and_then(|_| user.check_csrf(&form.csrf))
     {
-        return r;
+        return r.into_response();
     }
     let (alert, who) = (id.clone(), user.name.clone());
     let done = c
@@ -615,7 +615,7 @@ async fn export(
         .require(Role::Police)
         .and_then(|_| user.check_csrf(&form.csrf))
     {
-        return r;
+        return r.into_response();
     }
     let (alert, who) = (id.clone(), user.name.clone());
     let bundle = c
@@ -687,7 +687,7 @@ fn local_ms(text: &str, zone: &jiff::tz::TimeZone) -> Option<i64> {
 
 async fn search(State(c): State<Shared>, user: User, Query(q): Query<SearchQuery>) -> Response {
     if let Err(r) = user.require(Role::Police) {
-        return r;
+        return r.into_response();
     }
     let some = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
     let mut bad = None;

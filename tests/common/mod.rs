@@ -76,6 +76,16 @@ fn find(candidates: &[PathBuf], name: &str) -> Option<PathBuf> {
     None
 }
 
+/// A program the setup installs (Debian packages: `chromium`, `chromium-driver`),
+/// found on `PATH`; skips loudly, or fails under CI, like a missing file.
+pub fn program(name: &str) -> Option<PathBuf> {
+    let dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    let candidates: Vec<PathBuf> = dirs.iter().map(|d| d.join(name)).collect();
+    find(&candidates, &format!("program {name}"))
+}
+
 /// `[[detectors]]` TOML for the models used in tests.
 pub fn yolox_detector(model: &Path) -> String {
     format!(
@@ -387,6 +397,8 @@ pub fn event_ids<'a>(payloads: impl Iterator<Item = &'a str>) -> Vec<String> {
 /// Subscribes to `filter` and records every message (topic, payload, retained).
 pub struct Recorder {
     pub messages: Arc<Mutex<Vec<(String, String, bool)>>>,
+    /// Wall clock (ms since the Unix epoch) each message arrived, same order.
+    pub arrived_ms: Arc<Mutex<Vec<u64>>>,
 }
 
 impl Recorder {
@@ -407,9 +419,11 @@ impl Recorder {
         let (client, mut connection) = rumqttc::Client::new(options, 100);
         client.subscribe(filter, rumqttc::QoS::AtLeastOnce).unwrap();
         let messages = Arc::new(Mutex::new(Vec::new()));
+        let arrived_ms = Arc::new(Mutex::new(Vec::new()));
         let (subscribed_tx, subscribed_rx) = std::sync::mpsc::channel();
         {
             let messages = messages.clone();
+            let arrived_ms = arrived_ms.clone();
             std::thread::spawn(move || {
                 let _client = client;
                 for n in connection.iter() {
@@ -418,6 +432,12 @@ impl Recorder {
                             let _ = subscribed_tx.send(());
                         }
                         Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                            arrived_ms.lock().unwrap().push(
+                                std::time::SystemTime::now()
+                                    .duration_since(std::time::UNIX_EPOCH)
+                                    .unwrap()
+                                    .as_millis() as u64,
+                            );
                             messages.lock().unwrap().push((
                                 p.topic.clone(),
                                 String::from_utf8_lossy(&p.payload).to_string(),
@@ -433,7 +453,10 @@ impl Recorder {
         subscribed_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("subscribed to the test broker");
-        Recorder { messages }
+        Recorder {
+            messages,
+            arrived_ms,
+        }
     }
 
     pub fn wait_for(

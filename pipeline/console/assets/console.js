@@ -68,13 +68,15 @@
     e.preventDefault();
     const body = new URLSearchParams(new FormData(form));
     if (e.submitter && e.submitter.name) body.set(e.submitter.name, e.submitter.value);
-    fetch(form.action, {
+    // getAttribute: `form.action` would be the button named "action".
+    fetch(form.getAttribute("action"), {
       method: "POST",
       body: body,
       headers: { "X-Requested-With": "fetch" },
       credentials: "same-origin",
     }).then(function (r) {
-      if (!r.ok) alert(r.status + " " + r.statusText);
+      if (!r.ok) form.dataset.error = r.status;
+      form.classList.toggle("refused", !r.ok);
     });
   });
 

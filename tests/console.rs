@@ -1,0 +1,606 @@
+//! The web console in a real browser: Debian's headless `chromium` driven
+//! through `chromedriver` (fantoccini), against `vigil run` replaying the
+//! one-by-one clip in real time, a real mosquitto, and the real store.
+//!
+//! One scenario, in the order a shift would meet it: an operator watches the
+//! loitering alerts arrive, acknowledges one (seen on MQTT and on a second
+//! console), watches the camera end; the police search, play and seek the
+//! clip, export the bundle and find the view and export in the access log;
+//! then what must be refused is refused. With `VIGIL_SCREENSHOTS=DIR` it
+//! saves the README's screenshots (`scripts/screenshots`).
+
+mod common;
+
+use base64::Engine;
+use common::{Mosquitto, Recorder};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn vigil() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+}
+
+/// Kills the child on drop (a failed assertion must not leave vigil serving).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn add_user(config: &Path, name: &str, role: &str, password: &str) {
+    let mut child = vigil()
+        .args(["user", "add", name, "--role", role, "-c"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(child.wait().unwrap().success(), "vigil user add {name}");
+}
+
+fn wait_port(port: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listening on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Status line and `Location` of a request without a session.
+fn raw_request(port: u16, method: &str, path: &str) -> (String, Option<String>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response.lines().next().unwrap_or("").to_string();
+    let location = response
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("location:"))
+        .map(|l| l[9..].trim().to_string());
+    (status, location)
+}
+
+async fn browser(driver: u16, width: u32, height: u32) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": common::program("chromium").unwrap().to_string_lossy(),
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     format!("--window-size={width},{height}"), "--lang=zh-CN"],
+        }),
+    );
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver}"))
+        .await
+        .expect("a chromium session through chromedriver");
+    client.set_window_size(width, height).await.unwrap();
+    client
+}
+
+async fn login(client: &Client, base: &str, user: &str, password: &str) {
+    client.goto(&format!("{base}/")).await.unwrap();
+    // Not logged in: the console sends every page to the login form.
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/login")
+    );
+    client
+        .find(Locator::Css("input[name=user]"))
+        .await
+        .unwrap()
+        .send_keys(user)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("form.login button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("#wall"))
+        .await
+        .unwrap();
+}
+
+async fn js(client: &Client, script: &str) -> Value {
+    client.execute(script, vec![]).await.unwrap()
+}
+
+/// Polls `script` (a JS expression) until it is truthy.
+async fn until(client: &Client, script: &str, timeout: Duration, what: &str) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let v = js(client, &format!("return ({script});")).await;
+        if !(v.is_null() || v == json!(false) || v == json!(0) || v == json!("")) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("VIGIL_SCREENSHOTS") {
+        let dir = Path::new(&dir);
+        std::fs::create_dir_all(dir).unwrap();
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(dir.join(name), png).unwrap();
+        eprintln!("screenshot {}", dir.join(name).display());
+    }
+}
+
+/// In-page `fetch`; returns the status.
+async fn fetch_status(client: &Client, method: &str, url: &str, body: &str) -> u64 {
+    let script = format!(
+        "const done = arguments[0]; fetch({url:?}, {{method: {method:?}, redirect: 'manual', credentials: 'same-origin', {}}}).then(r => done(r.status), e => done(-1));",
+        if method == "GET" {
+            String::new()
+        } else {
+            format!("body: new URLSearchParams({body}), ")
+        }
+    );
+    client
+        .execute_async(&script, vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn new_events(recorder: &Recorder) -> Vec<(Value, u64)> {
+    let messages = recorder.messages.lock().unwrap();
+    let arrived = recorder.arrived_ms.lock().unwrap();
+    messages
+        .iter()
+        .zip(arrived.iter())
+        .filter(|((topic, _, _), _)| topic == "vigil/events")
+        .filter_map(|((_, payload, _), at)| {
+            let v: Value = serde_json::from_str(payload).ok()?;
+            (v["type"] == "new").then_some((v, *at))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_and_police_use_the_console_in_a_real_browser() {
+    let (Some(clip), Some(model), Some(chromedriver), Some(_chromium)) = (
+        common::media("people/intel_one-by-one-person-detection.mp4"),
+        common::model("yolox_nano_416.onnx"),
+        common::program("chromedriver"),
+        common::program("chromium"),
+    ) else {
+        return;
+    };
+    let broker = Mosquitto::start();
+    let recorder = Recorder::start(broker.port, "vigil/#");
+    let dir = tempfile::tempdir().unwrap();
+    let console_port = common::free_port();
+    let config = common::write_config(
+        dir.path(),
+        &format!(
+            r#"
+{}
+[[cameras]]
+id = "room"
+name = "Room 1F"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+
+[[cameras.zones]]
+name = "room"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+
+[[cameras.rules]]
+name = "room-loitering"
+kind = "loitering"
+zone = "room"
+classes = ["person"]
+dwell_s = 18
+
+[alerts]
+broker = "mqtt://127.0.0.1:{}"
+
+[storage]
+dir = "data"
+
+[console]
+listen = "127.0.0.1:{console_port}"
+time_zone = "Asia/Shanghai"
+"#,
+            common::yolox_detector(&model),
+            clip.display(),
+            broker.port
+        ),
+    );
+    add_user(&config, "op", "operator", "operator-password");
+    add_user(&config, "inspector", "police", "police-password");
+    let started_ms = vigil::store::now_ms() as i64;
+    let mut run = Killed(
+        vigil()
+            .args(["run", "-c"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(console_port, Duration::from_secs(60));
+    let base = format!("http://127.0.0.1:{console_port}");
+
+    // Nothing but the login page without a session.
+    for path in [
+        "/",
+        "/search",
+        "/live",
+        "/cameras",
+        "/alerts/x",
+        "/evidence/room/a.jpg",
+    ] {
+        let (status, location) = raw_request(console_port, "GET", path);
+        assert!(status.contains(" 303 "), "{path}: {status}");
+        assert_eq!(location.as_deref(), Some("/login"), "{path}");
+    }
+    let (status, _) = raw_request(console_port, "GET", "/login");
+    assert!(status.contains(" 200 "), "{status}");
+    let (status, _) = raw_request(console_port, "POST", "/alerts/x/ack");
+    assert!(status.contains(" 303 "), "unauthenticated POST: {status}");
+
+    let driver_port = common::free_port();
+    let _driver = Killed(
+        Command::new(&chromedriver)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(driver_port, Duration::from_secs(20));
+    // The control-room screen, and a patrol officer's phone.
+    let operator = browser(driver_port, 1366, 768).await;
+    let phone = browser(driver_port, 390, 844).await;
+    login(&operator, &base, "op", "operator-password").await;
+    login(&phone, &base, "inspector", "police-password").await;
+    // When each card first appeared, by the browser's clock (same machine).
+    js(
+        &operator,
+        "window.seen = {}; new MutationObserver(() => document.querySelectorAll('#wall .card').forEach(c => { if (!seen[c.dataset.id]) seen[c.dataset.id] = Date.now(); })).observe(document.getElementById('wall'), {childList: true, subtree: true}); return 1;",
+    )
+    .await;
+
+    // The camera is listed, up, with a picture and its fps.
+    until(
+        &operator,
+        "document.querySelector('.camera[data-camera=room].state-up img') && document.querySelector('.camera[data-camera=room]').textContent.includes('Room 1F')",
+        Duration::from_secs(30),
+        "the camera up with a thumbnail",
+    )
+    .await;
+
+    // Three loitering alerts (people enter at 23.8, 51.2 and 93.5 s).
+    assert!(
+        recorder.wait_for(
+            |m| m
+                .iter()
+                .filter(|(t, p, _)| t == "vigil/events" && p.contains(r#""type":"new""#))
+                .count()
+                >= 3,
+            Duration::from_secs(200)
+        ),
+        "three alerts on MQTT"
+    );
+    let news = new_events(&recorder);
+    assert_eq!(news.len(), 3);
+    let ids: Vec<String> = news
+        .iter()
+        .map(|(v, _)| v["after"]["id"].as_str().unwrap().to_string())
+        .collect();
+    let seen = until(
+        &operator,
+        &format!(
+            "Object.keys(seen).length >= 3 && seen[{:?}] && seen",
+            ids[2]
+        ),
+        Duration::from_secs(5),
+        "three cards",
+    )
+    .await;
+    for ((_, mqtt_ms), id) in news.iter().zip(&ids) {
+        let card_ms = seen[id].as_u64().unwrap();
+        let lag = card_ms as i64 - *mqtt_ms as i64;
+        eprintln!("alert {id}: card {lag} ms after its MQTT new");
+        assert!(lag <= 2000, "card of {id} came {lag} ms after MQTT");
+    }
+    // Each card's annotated snapshot is loaded.
+    until(
+        &operator,
+        "[...document.querySelectorAll('#wall .card .shot img')].filter(i => i.complete && i.naturalWidth > 0).length >= 3",
+        Duration::from_secs(10),
+        "three loaded snapshots",
+    )
+    .await;
+    let card_text = js(
+        &operator,
+        &format!(
+            "return document.getElementById('alert-{}').textContent;",
+            ids[0]
+        ),
+    )
+    .await;
+    let card_text = card_text.as_str().unwrap();
+    // The default language, the control room's: zh-CN.
+    for expected in ["人员逗留", "Room 1F", "区域: room", "patrol", "持续"] {
+        assert!(
+            card_text.contains(expected),
+            "card lacks {expected:?}: {card_text}"
+        );
+    }
+
+    // Acknowledge the first: stored, on MQTT, and on the other console.
+    js(
+        &operator,
+        &format!(
+            "const c = document.getElementById('alert-{}'); c.querySelector('input[name=note]').value = 'guard sent'; c.querySelector('button[value=ack]').click(); return 1;",
+            ids[0]
+        ),
+    )
+    .await;
+    assert!(
+        recorder.wait_for(
+            |m| m.iter().any(|(t, p, _)| t == "vigil/alerts/acks"
+                && p.contains(&ids[0])
+                && p.contains(r#""who":"op""#)
+                && p.contains("guard sent")),
+            Duration::from_secs(10)
+        ),
+        "the ack on MQTT"
+    );
+    until(
+        &phone,
+        &format!(
+            "document.querySelector('#alert-{} .ack') && document.querySelector('#alert-{} .ack').textContent.includes('op')",
+            ids[0], ids[0]
+        ),
+        Duration::from_secs(5),
+        "the ack on the second console",
+    )
+    .await;
+    // No card twice, on either console, after all these updates.
+    for client in [&operator, &phone] {
+        let n = js(
+            client,
+            "return document.querySelectorAll('#wall .card').length;",
+        )
+        .await;
+        assert_eq!(n, json!(3));
+    }
+    // A phone shows the wall without sideways scrolling.
+    let overflow = js(
+        &phone,
+        "return document.documentElement.scrollWidth - window.innerWidth;",
+    )
+    .await;
+    assert!(overflow.as_i64().unwrap() <= 1, "phone overflow {overflow}");
+
+    // The file ends: the camera list says so.
+    until(
+        &operator,
+        "document.querySelector('.camera[data-camera=room].state-stopped')",
+        Duration::from_secs(90),
+        "the camera stopped",
+    )
+    .await;
+    screenshot(&operator, "console-wall.png").await;
+
+    // Police: search by kind and time finds exactly the stored alerts.
+    let local = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap())
+            .strftime("%Y-%m-%dT%H:%M")
+            .to_string()
+    };
+    let (since, until_t) = (
+        local(started_ms - 60_000),
+        local(vigil::store::now_ms() as i64 + 120_000),
+    );
+    phone.set_window_size(1366, 768).await.unwrap();
+    phone
+        .goto(&format!(
+            "{base}/search?kind=loitering&since={since}&until={until_t}"
+        ))
+        .await
+        .unwrap();
+    let found = js(
+        &phone,
+        "return [...document.querySelectorAll('table.results tbody tr')].map(r => r.dataset.id);",
+    )
+    .await;
+    let mut found: Vec<String> = serde_json::from_value(found).unwrap();
+    found.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(found, expected, "search by kind and time");
+    phone
+        .goto(&format!("{base}/search?kind=fire_smoke&since={since}"))
+        .await
+        .unwrap();
+    let none = js(
+        &phone,
+        "return document.querySelectorAll('table.results tbody tr').length;",
+    )
+    .await;
+    assert_eq!(none, json!(0));
+
+    // The alert page: the clip plays, has the stored duration, and seeks.
+    phone
+        .goto(&format!("{base}/alerts/{}", ids[1]))
+        .await
+        .unwrap();
+    until(
+        &phone,
+        "document.querySelector('video') && document.querySelector('video').readyState >= 2",
+        Duration::from_secs(20),
+        "the clip ready to play",
+    )
+    .await;
+    let durations = js(
+        &phone,
+        "const v = document.querySelector('video'); return [v.duration, Number(v.dataset.duration)];",
+    )
+    .await;
+    let (played, stored) = (
+        durations[0].as_f64().unwrap(),
+        durations[1].as_f64().unwrap(),
+    );
+    assert!(
+        (played - stored).abs() <= 1.0,
+        "clip plays {played} s, stored {stored} s"
+    );
+    let seeked = phone
+        .execute_async(
+            "const done = arguments[0]; const v = document.querySelector('video'); v.addEventListener('seeked', () => done([v.currentTime, v.readyState]), {once: true}); v.currentTime = v.duration / 2;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        (seeked[0].as_f64().unwrap() - played / 2.0).abs() < 1.0
+            && seeked[1].as_u64().unwrap() >= 2,
+        "seek to the middle: {seeked}"
+    );
+    until(
+        &phone,
+        "[...document.querySelectorAll('.shots img')].filter(i => i.complete && i.naturalWidth > 0).length == 2",
+        Duration::from_secs(10),
+        "both snapshots",
+    )
+    .await;
+    let verified = js(&phone, "return !!document.querySelector('.verified');").await;
+    assert_eq!(
+        verified,
+        json!(true),
+        "the page shows the evidence verified"
+    );
+    screenshot(&phone, "console-alert.png").await;
+
+    // Export: the zip the browser downloads passes `vigil evidence verify --bundle`.
+    let zip = phone
+        .execute_async(
+            "const done = arguments[0]; const f = document.getElementById('export'); fetch(f.action, {method: 'POST', body: new URLSearchParams(new FormData(f)), credentials: 'same-origin'}).then(r => r.arrayBuffer()).then(b => { let s = ''; new Uint8Array(b).forEach(x => s += String.fromCharCode(x)); done(btoa(s)); });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let zip = base64::engine::general_purpose::STANDARD
+        .decode(zip.as_str().unwrap())
+        .unwrap();
+    let bundle = dir.path().join("bundle.zip");
+    std::fs::write(&bundle, &zip).unwrap();
+    let verify = vigil()
+        .args(["evidence", "verify", "--bundle"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "bundle verify: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    // The access log lists the view and the export, by whom.
+    phone.refresh().await.unwrap();
+    let custody = js(
+        &phone,
+        "return document.querySelector('table.custody').textContent;",
+    )
+    .await;
+    let custody = custody.as_str().unwrap();
+    assert!(
+        custody.contains("inspector") && custody.contains("view") && custody.contains("export"),
+        "access log: {custody}"
+    );
+
+    // The operator may not search or export, or post without the token, or
+    // leave the evidence directory.
+    assert_eq!(fetch_status(&operator, "GET", "/search", "").await, 403);
+    let csrf = js(
+        &operator,
+        "return document.querySelector('input[name=csrf]').value;",
+    )
+    .await;
+    let csrf = csrf.as_str().unwrap();
+    assert_eq!(
+        fetch_status(
+            &operator,
+            "POST",
+            &format!("/alerts/{}/export", ids[0]),
+            &format!("{{csrf: {csrf:?}}}")
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        fetch_status(
+            &operator,
+            "POST",
+            &format!("/alerts/{}/ack", ids[1]),
+            "{action: 'ack', note: 'forged'}"
+        )
+        .await,
+        403,
+        "a POST without the CSRF token"
+    );
+    assert_eq!(
+        fetch_status(&operator, "GET", "/evidence/..%2F..%2Fvigil.db", "").await,
+        400
+    );
+    assert_eq!(
+        fetch_status(
+            &operator,
+            "GET",
+            "/evidence/room%2F..%2F..%2Fsigning.key",
+            ""
+        )
+        .await,
+        400
+    );
+
+    operator.close().await.unwrap();
+    phone.close().await.unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(run.0.id() as i32, libc::SIGINT) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while run.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "vigil did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
