@@ -433,6 +433,7 @@ time_zone = "Asia/Shanghai"
         local(started_ms - 60_000),
         local(vigil::store::now_ms() as i64 + 120_000),
     );
+    screenshot(&phone, "console-phone.png").await;
     phone.set_window_size(1366, 768).await.unwrap();
     phone
         .goto(&format!(
@@ -486,18 +487,6 @@ time_zone = "Asia/Shanghai"
         (played - stored).abs() <= 1.0,
         "clip plays {played} s, stored {stored} s"
     );
-    let seeked = phone
-        .execute_async(
-            "const done = arguments[0]; const v = document.querySelector('video'); v.addEventListener('seeked', () => done([v.currentTime, v.readyState]), {once: true}); v.currentTime = v.duration / 2;",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        (seeked[0].as_f64().unwrap() - played / 2.0).abs() < 1.0
-            && seeked[1].as_u64().unwrap() >= 2,
-        "seek to the middle: {seeked}"
-    );
     until(
         &phone,
         "[...document.querySelectorAll('.shots img')].filter(i => i.complete && i.naturalWidth > 0).length == 2",
@@ -512,6 +501,18 @@ time_zone = "Asia/Shanghai"
         "the page shows the evidence verified"
     );
     screenshot(&phone, "console-alert.png").await;
+    let seeked = phone
+        .execute_async(
+            "const done = arguments[0]; const v = document.querySelector('video'); v.addEventListener('seeked', () => done([v.currentTime, v.readyState]), {once: true}); v.currentTime = v.duration / 2;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        (seeked[0].as_f64().unwrap() - played / 2.0).abs() < 1.0
+            && seeked[1].as_u64().unwrap() >= 2,
+        "seek to the middle: {seeked}"
+    );
 
     // Export: the zip the browser downloads passes `vigil evidence verify --bundle`.
     let zip = phone

@@ -11,13 +11,38 @@ use super::users::Role;
 use crate::store::{Access, Ack, AckAction, AlertDetail, AlertRow, Verification};
 use maud::{DOCTYPE, Markup, html};
 
-/// Kind → (icon, css class, label).
-fn kind_look(kind: &str, t: &Text) -> (&'static str, &'static str, &'static str) {
-    match kind {
-        "fire_smoke" => ("🔥", "fire", t.fire_smoke),
-        "battery_cart" => ("🛵", "cart", t.battery_cart),
-        _ => ("🚶", "loiter", t.loitering),
-    }
+/// Kind → (icon, css class, label). Icons are inline SVG: control-room
+/// machines often have no emoji font.
+fn kind_look(kind: &str, t: &Text) -> (Markup, &'static str, &'static str) {
+    let (class, label, shape) = match kind {
+        "fire_smoke" => (
+            "fire",
+            t.fire_smoke,
+            html! { path d="M12 2c1 4 6 6 6 12a6 6 0 0 1-12 0c0-3 2-5 3-7 1 2 2 3 3 4 1-3 1-6 0-9z" fill="currentColor" {} },
+        ),
+        "battery_cart" => (
+            "cart",
+            t.battery_cart,
+            html! {
+                circle cx="5" cy="17" r="3" {}
+                circle cx="19" cy="17" r="3" {}
+                path d="M5 17l4-7h6l4 7M9 10l-1-4H6M15 10l1-3h2" {}
+            },
+        ),
+        _ => (
+            "loiter",
+            t.loitering,
+            html! {
+                circle cx="12" cy="4.5" r="2.5" fill="currentColor" {}
+                path d="M12 8v7l-3 7M12 15l3 7M7 11h10" {}
+            },
+        ),
+    };
+    let icon = html! {
+        svg.icon viewBox="0 0 24 24" width="22" height="22" fill="none" stroke="currentColor"
+            stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true" { (shape) }
+    };
+    (icon, class, label)
 }
 
 fn severity_label<'a>(severity: &str, t: &'a Text) -> &'a str {
@@ -147,7 +172,7 @@ pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
                 }
             }
             div.body {
-                h3 { span.icon { (icon) } " " (label) " " span.sev { (severity_label(&a.severity, t)) } }
+                h3 { (icon) " " (label) " " span.sev { (severity_label(&a.severity, t)) } }
                 p.camera { (console.camera_name(&a.camera)) @if !place.is_empty() { " · " (place) } }
                 p.when {
                     time { (console.local(a.start_wall_ms)) }
@@ -297,7 +322,7 @@ pub fn search(
                         td { (console.local(a.start_wall_ms)) }
                         td { (console.camera_name(&a.camera)) }
                         td { (icon) " " (label) }
-                        td { (state_label(&a.state, t)) @if a.held { " · 🔒" } }
+                        td { (state_label(&a.state, t)) @if a.held { " · " (t.held_by) } }
                         td { (a.tags.join(", ")) }
                         td { a href={"/alerts/" (a.id)} { (t.details) } }
                     }
@@ -331,7 +356,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
     let end = a.end_wall_ms.unwrap_or(crate::store::now_ms() as i64);
     html! {
         article.alertpage class={"sev-" (a.severity) " kind-" (class)} data-id=(a.id) {
-            h1 { span.icon { (icon) } " " (label) " · " (console.camera_name(&a.camera)) }
+            h1 { (icon) " " (label) " · " (console.camera_name(&a.camera)) }
             p.meta {
                 span.sev { (severity_label(&a.severity, t)) } " · "
                 (state_label(&a.state, t)) " · "
@@ -402,7 +427,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
                     form.inline method="post" action={"/alerts/" (a.id) "/hold"} {
                         input type="hidden" name="csrf" value=(user.csrf);
                         @if let Some(h) = &p.detail.hold {
-                            p { "🔒 " (t.held_by) " · " (h.who) " · " (console.local(h.at_ms)) " · " (h.reason) }
+                            p { (t.held_by) " · " (h.who) " · " (console.local(h.at_ms)) " · " (h.reason) }
                             button type="submit" name="op" value="release" { (t.release) }
                         } @else {
                             input name="reason" placeholder=(t.reason) maxlength="300";

@@ -1249,6 +1249,107 @@ mod tests {
     }
 
     #[test]
+    fn feed_follows_events_and_acks_once_each_and_pages_by_keyset() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = store(tmp.path(), None);
+        let mut ids = Vec::new();
+        for cam in ["a", "b", "c"] {
+            let (new, end) = events(cam);
+            s.record_event(&new, "{}", &[], 10).unwrap();
+            s.record_event(&end, "{}", &[], 10).unwrap();
+            ids.push(new.alert().id.clone());
+        }
+        let head = s.feed_head().unwrap();
+        assert_eq!(head, FeedCursor { event: 6, ack: 0 });
+        // From the start: each alert once, in the order of its latest change.
+        let (changed, next) = s.feed_after(FeedCursor::default(), 100).unwrap();
+        assert_eq!(changed, ids);
+        assert_eq!(next, head);
+        assert!(s.feed_after(head, 100).unwrap().0.is_empty());
+        // Read two at a time: nothing skipped, nothing twice.
+        let (first, mid) = s.feed_after(FeedCursor::default(), 3).unwrap();
+        let (rest, end) = s.feed_after(mid, 3).unwrap();
+        assert_eq!(end, head);
+        assert_eq!(first.len() + rest.len(), 4, "{first:?} {rest:?}"); // b spans both reads
+
+        let ack = |action, who: &str| Ack {
+            action,
+            who: who.into(),
+            note: "on it".into(),
+            at_ms: 5,
+        };
+        let announce = |camera: &str| {
+            vec![OutboxMessage {
+                topic: format!("vigil/alerts/acks/{camera}"),
+                payload: b"{}".to_vec(),
+                retain: false,
+                priority: Priority::Warning,
+                captured_us: None,
+            }]
+        };
+        s.acknowledge(&ids[1], &ack(AckAction::Ack, "wang"), announce, 10)
+            .unwrap();
+        let (changed, after_ack) = s.feed_after(head, 100).unwrap();
+        assert_eq!(changed, vec![ids[1].clone()]);
+        assert_eq!(after_ack, FeedCursor { event: 6, ack: 1 });
+        let row = &s.alerts_by_id(&ids[1..2]).unwrap()[0];
+        assert_eq!(row.ack.as_ref().unwrap().who, "wang");
+        let queued = Outbox::open(s.db_path()).unwrap().after(0, 10).unwrap();
+        assert_eq!(
+            queued[0].topic, "vigil/alerts/acks/b",
+            "ack queued with the row"
+        );
+        assert!(matches!(
+            s.acknowledge("nope", &ack(AckAction::Ack, "wang"), announce, 10),
+            Err(StoreError::NoAlert { .. })
+        ));
+
+        // Resolved alerts leave the wall; acknowledged ones stay.
+        assert_eq!(s.unresolved(10).unwrap().len(), 3);
+        s.acknowledge(&ids[0], &ack(AckAction::Resolve, "li"), |_| Vec::new(), 10)
+            .unwrap();
+        let wall: Vec<String> = s
+            .unresolved(10)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert!(!wall.contains(&ids[0]) && wall.contains(&ids[1]));
+        assert_eq!(s.acks(&ids[0]).unwrap()[0].action, AckAction::Resolve);
+
+        // Keyset pages: newest first, each alert on exactly one page.
+        let page = |before| {
+            s.alerts(&AlertFilter {
+                limit: Some(2),
+                before,
+                ..AlertFilter::default()
+            })
+            .unwrap()
+        };
+        let one = page(None);
+        let last = one.last().unwrap();
+        let two = page(Some((last.start_wall_ms, last.id.clone())));
+        let mut all: Vec<String> = one.iter().chain(&two).map(|a| a.id.clone()).collect();
+        assert_eq!(all.len(), 3);
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 3);
+
+        // The chain of custody, deduplicated on request.
+        s.log_access("li", "file", Some(&ids[2]), "evidence/c/x.jpg")
+            .unwrap();
+        assert!(
+            s.accessed_since("li", "file", "evidence/c/x.jpg", 0)
+                .unwrap()
+        );
+        assert!(
+            !s.accessed_since("wang", "file", "evidence/c/x.jpg", 0)
+                .unwrap()
+        );
+        assert_eq!(s.access_log(&ids[2]).unwrap()[0].who, "li");
+    }
+
+    #[test]
     fn retention_keeps_open_and_held_alerts_and_verify_still_passes() {
         let tmp = tempfile::tempdir().unwrap();
         let mut s = store(tmp.path(), Some(25));

@@ -1,0 +1,220 @@
+//! The console's store queries on a generated store of 100 000 alerts (8
+//! cameras, three kinds, 60 days, 1 % tagged, half acknowledged): police
+//! search pages (no filter, kind + one day, camera + kind, tag, state, a page
+//! deep in the results), the operator's wall (200 unresolved) and the live
+//! feed's catch-up. Prints p50/p95 over 200 runs of each first, then the
+//! criterion estimates. Run: `cargo bench --bench search` (`VIGIL_SEARCH_ALERTS`
+//! changes the size).
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::sync::Arc;
+use std::time::Instant;
+use vigil::events::{Alert, RuleKind, Severity};
+use vigil::store::{Ack, AckAction, AlertFilter, FeedCursor, StorageConfig, Store};
+use vigil::time::{MediaTime, Timestamp};
+
+const DAY_MS: u64 = 86_400_000;
+const START_MS: u64 = 1_790_000_000_000;
+
+fn generate(store: &mut Store, n: usize) {
+    let kinds = [
+        (RuleKind::Loitering, Severity::Warning),
+        (RuleKind::BatteryCart, Severity::High),
+        (RuleKind::FireSmoke, Severity::Critical),
+    ];
+    let span = 60 * DAY_MS;
+    for i in 0..n {
+        let (kind, severity) = kinds[i % 3];
+        let camera = format!("cam{}", i % 8);
+        let wall_ms = START_MS + (i as u64 * span / n as u64);
+        let start = Timestamp {
+            media_s: MediaTime::from_secs_f64(i as f64),
+            wall_ms,
+        };
+        let alert = Alert {
+            id: format!("{camera}-{START_MS}-{i:06}"),
+            camera: Arc::from(camera.as_str()),
+            kind,
+            rule: Arc::from("r"),
+            severity,
+            recipients: vec!["patrol".to_string()].into(),
+            zone: Some(Arc::from("lobby")),
+            line: None,
+            direction: None,
+            label: Arc::from("person"),
+            score: 0.8,
+            bbox: [0.1, 0.1, 0.3, 0.6],
+            track_id: Some(i as u64),
+            start,
+            end: (i % 10 != 0).then_some(Timestamp {
+                wall_ms: wall_ms + 30_000,
+                ..start
+            }),
+            summary: "generated".into(),
+            events_raised: 0,
+        };
+        store.record_alert(&alert).unwrap();
+        if i % 100 == 0 {
+            store
+                .tag(&alert.id, &format!("case-{}", i / 1000), "li")
+                .unwrap();
+        }
+        if i % 2 == 0 {
+            let ack = Ack {
+                action: if i % 4 == 0 {
+                    AckAction::Resolve
+                } else {
+                    AckAction::Ack
+                },
+                who: "wang".into(),
+                note: String::new(),
+                at_ms: wall_ms as i64 + 1000,
+            };
+            store
+                .acknowledge(&alert.id, &ack, |_| Vec::new(), 10)
+                .unwrap();
+        }
+    }
+}
+
+/// A named store query returning how many rows it read.
+type Query = (&'static str, Box<dyn Fn(&Store) -> usize>);
+
+fn queries() -> Vec<Query> {
+    let day = |d: u64| (START_MS + d * DAY_MS) as i64;
+    let filter = |f: AlertFilter| AlertFilter {
+        limit: Some(50),
+        ..f
+    };
+    vec![
+        (
+            "search: newest page",
+            Box::new(move |s: &Store| s.alerts(&filter(AlertFilter::default())).unwrap().len()),
+        ),
+        (
+            "search: kind + one day",
+            Box::new(move |s: &Store| {
+                s.alerts(&filter(AlertFilter {
+                    kind: Some("fire_smoke".into()),
+                    since_ms: Some(day(30)),
+                    until_ms: Some(day(31)),
+                    ..AlertFilter::default()
+                }))
+                .unwrap()
+                .len()
+            }),
+        ),
+        (
+            "search: camera + kind",
+            Box::new(move |s: &Store| {
+                s.alerts(&filter(AlertFilter {
+                    camera: Some("cam3".into()),
+                    kind: Some("battery_cart".into()),
+                    ..AlertFilter::default()
+                }))
+                .unwrap()
+                .len()
+            }),
+        ),
+        (
+            "search: tag",
+            Box::new(move |s: &Store| {
+                s.alerts(&filter(AlertFilter {
+                    tag: Some("case-42".into()),
+                    ..AlertFilter::default()
+                }))
+                .unwrap()
+                .len()
+            }),
+        ),
+        (
+            "search: state open",
+            Box::new(move |s: &Store| {
+                s.alerts(&filter(AlertFilter {
+                    state: Some("open".into()),
+                    ..AlertFilter::default()
+                }))
+                .unwrap()
+                .len()
+            }),
+        ),
+        (
+            "search: page in the middle",
+            Box::new(move |s: &Store| {
+                s.alerts(&filter(AlertFilter {
+                    before: Some((day(30), "~".into())),
+                    ..AlertFilter::default()
+                }))
+                .unwrap()
+                .len()
+            }),
+        ),
+        (
+            "wall: 200 unresolved",
+            Box::new(|s: &Store| s.unresolved(200).unwrap().len()),
+        ),
+        (
+            "feed: catch up 100 events",
+            Box::new(|s: &Store| {
+                let head = s.feed_head().unwrap();
+                let from = FeedCursor {
+                    event: head.event,
+                    ack: head.ack - 100,
+                };
+                let (ids, _) = s.feed_after(from, 500).unwrap();
+                s.alerts_by_id(&ids).unwrap().len()
+            }),
+        ),
+    ]
+}
+
+fn bench(c: &mut Criterion) {
+    let n: usize = std::env::var("VIGIL_SEARCH_ALERTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let config = StorageConfig {
+        dir: dir.path().join("data"),
+        ..StorageConfig::default()
+    };
+    let generating = Instant::now();
+    {
+        let mut writer = Store::open_writer(&config, dir.path()).unwrap();
+        generate(&mut writer, n);
+    }
+    eprintln!(
+        "generated {n} alerts in {:.1} s",
+        generating.elapsed().as_secs_f64()
+    );
+    let store = Store::open_reader(&config, dir.path()).unwrap();
+    eprintln!(
+        "{:<28} {:>6} {:>9} {:>9}",
+        "query", "rows", "p50 ms", "p95 ms"
+    );
+    for (name, query) in queries() {
+        let mut times: Vec<f64> = (0..200)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(query(&store));
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(|a, b| a.total_cmp(b));
+        eprintln!(
+            "{name:<28} {:>6} {:>9.2} {:>9.2}",
+            query(&store),
+            times[100],
+            times[190]
+        );
+    }
+    let mut group = c.benchmark_group("console_store");
+    group.sample_size(30);
+    for (name, query) in queries() {
+        group.bench_function(name, |b| b.iter(|| query(&store)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
