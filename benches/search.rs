@@ -4,7 +4,7 @@
 //! deep in the results), the operator's wall (200 unresolved) and the live
 //! feed's catch-up. Prints p50/p95 over 200 runs of each first, then the
 //! criterion estimates. Run: `cargo bench --bench search` (`VIGIL_SEARCH_ALERTS`
-//! changes the size).
+//! changes the size, `VIGIL_SEARCH_DIR=DIR` keeps the store there).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
@@ -173,9 +173,11 @@ fn bench(c: &mut Criterion) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
+    // VIGIL_SEARCH_DIR keeps the generated store there (to load a console on it).
     let dir = tempfile::tempdir().unwrap();
+    let keep = std::env::var_os("VIGIL_SEARCH_DIR").map(std::path::PathBuf::from);
     let config = StorageConfig {
-        dir: dir.path().join("data"),
+        dir: keep.clone().unwrap_or_else(|| dir.path().join("data")),
         ..StorageConfig::default()
     };
     let generating = Instant::now();

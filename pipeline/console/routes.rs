@@ -31,6 +31,8 @@ type Shared = Arc<Console>;
 
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
+/// A thumbnail is encoded once per camera in this long, whoever asks.
+const THUMBNAIL_FRESH: Duration = Duration::from_secs(4);
 /// Search results per page.
 const PAGE: usize = 50;
 /// A user fetching the same evidence file again within this is logged once.
@@ -253,7 +255,7 @@ async fn thumbnail(State(c): State<Shared>, _user: User, Path(id): Path<String>)
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .get(&id)
-        .filter(|(at, _)| at.elapsed() < Duration::from_secs(2))
+        .filter(|(at, _)| at.elapsed() < THUMBNAIL_FRESH)
         .map(|(_, jpeg)| jpeg.clone());
     let jpeg = match cached {
         Some(j) => j,
@@ -262,11 +264,7 @@ async fn thumbnail(State(c): State<Shared>, _user: User, Path(id): Path<String>)
                 return StatusCode::NOT_FOUND.into_response();
             };
             let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-                let rgb = picture.to_rgb()?;
-                let w = 320u32.min(rgb.width()).max(1);
-                let h = (rgb.height() as u64 * w as u64 / rgb.width().max(1) as u64).max(1) as u32;
-                let small =
-                    image::imageops::resize(&rgb, w, h, image::imageops::FilterType::Triangle);
+                let small = picture.to_rgb_within(320)?;
                 let mut out = Vec::new();
                 image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 75)
                     .encode_image(&small)

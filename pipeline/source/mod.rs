@@ -59,10 +59,21 @@ impl Picture {
     /// Converts to packed RGB at full resolution (for JPEG snapshots); runs
     /// wherever it is called, so call it off the camera worker.
     pub fn to_rgb(&self) -> Result<image::RgbImage, String> {
+        self.to_rgb_within(u32::MAX)
+    }
+
+    /// Packed RGB at most `max_width` wide (aspect kept), converted and scaled
+    /// in one pass: thumbnails cost a fraction of a full conversion.
+    pub fn to_rgb_within(&self, max_width: u32) -> Result<image::RgbImage, String> {
         let caps = self.0.caps().ok_or("the frame has no caps")?;
         let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| e.to_string())?;
         let buffer = self.0.buffer_owned().ok_or("the frame has no buffer")?;
-        let (w, h) = (info.width(), info.height());
+        let (w, h) = if info.width() > max_width {
+            let h = (info.height() as u64 * max_width as u64 / info.width() as u64).max(1);
+            (max_width, h as u32)
+        } else {
+            (info.width(), info.height())
+        };
         let src = gst_video::VideoFrame::from_buffer_readable(buffer, &info)
             .map_err(|_| "the frame cannot be mapped".to_string())?;
         let out_info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h)

@@ -694,8 +694,10 @@ impl Store {
         }
         if let Some(t) = &filter.tag {
             args.push(Box::new(t.clone()));
+            // IN, not EXISTS: SQLite then starts from the tag's index (a few
+            // rows) instead of testing every alert (100 ms at 100k alerts).
             sql += &format!(
-                " AND EXISTS (SELECT 1 FROM tags t WHERE t.alert_id = a.id AND t.text = ?{})",
+                " AND a.id IN (SELECT t.alert_id FROM tags t WHERE t.text = ?{})",
                 args.len()
             );
         }
