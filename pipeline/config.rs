@@ -196,8 +196,9 @@ fn section_problems(text: &str) -> Vec<Problem> {
             "alerts" => fits::<AlertsConfig>(value),
             "metrics" => fits::<MetricsConfig>(value),
             "storage" => fits::<StorageConfig>(value),
+            "console" => fits::<crate::console::ConsoleConfig>(value),
             other => Err(with_suggestion(&format!(
-                "unknown section `{other}`, expected one of `detectors`, `cameras`, `tracker`, `alerts`, `metrics`, `storage`"
+                "unknown section `{other}`, expected one of `detectors`, `cameras`, `tracker`, `alerts`, `metrics`, `storage`, `console`"
             ))),
         };
         if let Err(m) = result {
@@ -1001,6 +1002,40 @@ mod tests {
                 .iter()
                 .all(|p| p.field != "cameras[0].source")
         );
+    }
+
+    #[test]
+    fn console_section_is_checked_field_by_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vigil.toml");
+        // A typo in [console] is named there, next to a camera's own problem.
+        let text =
+            BASE.replace("dwell_s = 10", "dwel_s = 10") + "[console]\nlistn = \"0.0.0.0:80\"\n";
+        std::fs::write(&path, &text).unwrap();
+        let Err(ConfigError::Invalid {
+            problems: found, ..
+        }) = LoadedConfig::load(&path)
+        else {
+            panic!("two sections do not fit");
+        };
+        assert!(
+            found
+                .iter()
+                .any(|p| p.field == "console" && p.message.contains("listen")),
+            "{found:?}"
+        );
+        let p = problems(
+            &(BASE.to_string()
+                + "[console]\nlisten = \"0.0.0.0:8080\"\ntime_zone = \"Mars/Olympus\"\ntls_key = \"k.pem\"\n"),
+        );
+        let says = |field: &str, what: &str| {
+            p.iter()
+                .any(|x| x.field == field && x.message.contains(what))
+        };
+        assert!(says("console.time_zone", "Mars/Olympus"), "{p:?}");
+        assert!(says("console.tls_cert", "both"), "{p:?}");
+        assert!(says("console.users", "vigil user add"), "{p:?}");
+        assert!(says("console.listen", "unencrypted"), "{p:?}");
     }
 
     #[test]
