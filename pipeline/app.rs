@@ -365,7 +365,8 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                 run_until: options.run_until,
                 events: events_tx.clone(),
                 statuses: statuses_tx.clone(),
-                health: health.camera(&cam.id),
+                // Only a console reads health: without one, cameras skip even the counter.
+                health: console.as_ref().and_then(|_| health.camera(&cam.id)),
                 progress: bars.add(
                     ProgressBar::new(0)
                         .with_style(style.clone())
