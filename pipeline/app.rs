@@ -14,9 +14,9 @@ use crate::evidence::EvidenceStage;
 use crate::publish::{self, Connect, MqttPublisher, Outputs, Queueing};
 use crate::shutdown::Shutdown;
 use crate::source::{Pacing, SourceEnd};
-use crate::stats::{Latency, StageStats};
+use crate::stats::Latency;
 use crate::store::{Outbox, Store};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{CameraReport, Supervisor};
 use crate::telemetry;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
@@ -76,19 +76,6 @@ pub enum ConsoleUse {
     /// Until shutdown, also after every file ended, so the alerts can still
     /// be reviewed and acknowledged (`vigil run`).
     UntilShutdown,
-}
-
-/// How each camera ended and what it measured.
-pub struct CameraReport {
-    pub id: String,
-    pub end: SourceEnd,
-    pub stats: StageStats,
-    pub events: usize,
-    pub elapsed: Duration,
-    /// Process resident memory when this camera ended, its pipeline still up.
-    pub rss_at_end_mb: f64,
-    /// Encoded video held in the camera's recording ring at the end (0 without a store).
-    pub ring_bytes: usize,
 }
 
 pub struct RunReport {
@@ -298,7 +285,8 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     let (channels, publisher_thread) = publish::spawn(outputs);
     let (events_tx, evidence) = match store {
         Some(store) => {
-            let running = EvidenceStage::spawn(store, config, channels.events, evidence_queueing);
+            let running =
+                EvidenceStage::spawn(store, &config.cameras, channels.events, evidence_queueing);
             (running.events.clone(), Some(running))
         }
         None => (channels.events, None),
@@ -333,7 +321,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
 
     // Alert ids embed the run's start, so alerts of successive runs (and
     // replays of the same file) never collide in the store.
-    let epoch = crate::store::now_ms();
+    let epoch = crate::time::now_ms();
     let bars = MultiProgress::new();
     if !options.progress {
         bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());

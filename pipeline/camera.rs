@@ -5,14 +5,14 @@
 //! the rules and every scratch buffer belong to the camera, so cameras never wait
 //! on each other except for a free inference session.
 
-use crate::detect::{DetectScratch, Detection, Detector};
+use crate::detect::{DetectScratch, DetectTimings, Detection, Detector, ModelError, Tiles};
 use crate::events::{EndReason, Event, EventSink, Lifecycle, RuleKind};
 use crate::geometry::Zone;
 use crate::inspect::{DetectionTrace, EventTrace, FrameTrace, Inspector, TrackTrace, corners};
 use crate::motion::{MotionConfig, MotionGate};
 use crate::record::RecordConfig;
 use crate::rules::{self, LineConfig, Observation, Rule, RuleConfig, RuleContext, ZoneConfig};
-use crate::source::{Frame, FrameSlot, SourceEnd, ViewSpec};
+use crate::source::{Frame, FrameSlot, SourceEnd, View, ViewSpec};
 use crate::stats::StageStats;
 use crate::telemetry::CameraMetrics;
 use crate::time::{MediaTime, Timestamp, WallTime};
@@ -70,16 +70,44 @@ pub struct DetectorUse {
     /// Run on this region only, `[x1, y1, x2, y2]` as fractions of the frame:
     /// small far objects become big enough for the model.
     pub roi: Option<[f32; 4]>,
+    /// Cut the frame (or `roi`) into overlapping tiles, each run at the model's
+    /// full resolution: `{ cols = 2, rows = 1, overlap = 0.2 }`. One inference
+    /// per tile; see config/README.md for when it pays.
+    pub tiles: Option<Tiles>,
+}
+
+impl DetectorUse {
+    /// The decoder views this detector runs on, in order: its `roi` (or the
+    /// whole frame), or each of its tiles.
+    pub fn views(&self, detector: &Detector) -> Vec<ViewSpec> {
+        let view = |roi| ViewSpec {
+            width: detector.spec.width,
+            height: detector.spec.height,
+            channels: detector.spec.channels,
+            roi,
+        };
+        match &self.tiles {
+            None => vec![view(self.roi)],
+            Some(tiles) => tiles
+                .regions(self.roi.unwrap_or([0.0, 0.0, 1.0, 1.0]))
+                .into_iter()
+                .map(|r| view(Some(r)))
+                .collect(),
+        }
+    }
 }
 
 struct BoundDetector {
     detector: Arc<Detector>,
+    /// Its views in the frame's list: one, or one per tile.
+    views: std::ops::Range<usize>,
     interval: Option<MediaTime>,
     last_run: Option<MediaTime>,
     /// Finds objects a tracking rule follows, so motion gating applies; fire and
     /// smoke detectors are never gated (smoke builds slowly).
     gated: bool,
     scratch: DetectScratch,
+    tiles: TileScratch,
 }
 
 /// Rules in pixels for one frame size: rebuilt if the camera changes resolution.
@@ -133,12 +161,18 @@ impl CameraWorker {
             .collect();
         tracked_labels.sort();
         tracked_labels.dedup();
+        let mut first_view = 0;
         let bound = config
             .detectors
             .iter()
             .filter_map(|u| detectors.get(&u.name).map(|d| (u, d)))
             .map(|(u, d)| BoundDetector {
                 detector: d.clone(),
+                views: {
+                    let n = u.views(d).len();
+                    first_view += n;
+                    first_view - n..first_view
+                },
                 interval: u
                     .fps
                     .filter(|f| *f > 0.0)
@@ -149,6 +183,7 @@ impl CameraWorker {
                     .iter()
                     .any(|l| tracked_labels.iter().any(|t| **t == **l)),
                 scratch: DetectScratch::default(),
+                tiles: TileScratch::default(),
             })
             .collect();
         CameraWorker {
@@ -188,12 +223,7 @@ impl CameraWorker {
             .detectors
             .iter()
             .filter_map(|u| detectors.get(&u.name).map(|d| (u, d)))
-            .map(|(u, d)| ViewSpec {
-                width: d.spec.width,
-                height: d.spec.height,
-                channels: d.spec.channels,
-                roi: u.roi,
-            })
+            .flat_map(|(u, d)| u.views(d))
             .collect()
     }
 
@@ -205,6 +235,77 @@ impl CameraWorker {
         self.detections.clear();
         self.detectors_run.clear();
         self.size_rules(frame.width, frame.height);
+        let still = self.is_still(frame);
+        let ran = self.run_detectors(frame, still);
+        if ran.gated {
+            self.motion.ran(frame.pts);
+        }
+        // Field by field: the tracks borrow the tracker while the rules and the
+        // sink are written.
+        let Self {
+            id,
+            tracker,
+            tracked_labels,
+            tracked_input,
+            detections,
+            detectors_run,
+            rules,
+            sink,
+            stats,
+            inspector,
+            ..
+        } = self;
+        let t_track = Instant::now();
+        let tracks: Option<&[Track]> = if ran.tracking {
+            tracked_input.clear();
+            tracked_input.extend(
+                detections
+                    .iter()
+                    .filter(|d| tracked_labels.iter().any(|l| **l == *d.label))
+                    .cloned(),
+            );
+            let tracks = tracker.update(tracked_input);
+            stats.track.record(t_track.elapsed());
+            Some(tracks)
+        } else if still {
+            Some(tracker.alive())
+        } else {
+            None
+        };
+
+        let t_rules = Instant::now();
+        let obs = Observation {
+            time: frame.pts,
+            at,
+            width: frame.width,
+            height: frame.height,
+            tracks,
+            detections,
+            detectors_run,
+        };
+        if let Some(sized) = rules.as_mut() {
+            for rule in sized.rules.iter_mut() {
+                rule.observe(&obs, sink);
+            }
+        }
+        stats.rules.record(t_rules.elapsed());
+        stats.end_to_end.record(frame.received.instant.elapsed());
+        let mut events = std::mem::take(&mut sink.events);
+        for e in &mut events {
+            e.captured = Some(frame.received.instant);
+            if e.lifecycle == Lifecycle::New {
+                e.picture = Some(frame.picture());
+            }
+        }
+        if let Some(inspector) = inspector {
+            let trace = frame_trace(id, frame, still, &obs, rules.as_ref(), &events);
+            inspector.frame(frame, &trace);
+        }
+        events
+    }
+
+    /// True when motion gating skips this frame's gated detectors.
+    fn is_still(&mut self, frame: &Frame) -> bool {
         let still = self.detectors.iter().any(|b| b.gated) && {
             let watched = self.rules.as_ref().and_then(|r| r.watched.as_deref());
             !self.motion.should_run(&frame.full, frame.pts, watched)
@@ -212,9 +313,13 @@ impl CameraWorker {
         if still {
             self.stats.motion_skipped += 1;
         }
-        let mut ran_tracking = false;
-        let mut ran_gated = false;
-        for (i, bound) in self.detectors.iter_mut().enumerate() {
+        still
+    }
+
+    /// Runs every detector that is due on this frame into `self.detections`.
+    fn run_detectors(&mut self, frame: &Frame, still: bool) -> DetectorsRan {
+        let mut ran = DetectorsRan::default();
+        for bound in self.detectors.iter_mut() {
             if still && bound.gated {
                 continue;
             }
@@ -229,24 +334,26 @@ impl CameraWorker {
             if !due {
                 continue;
             }
-            let Some(view) = frame.views.get(i) else {
+            let Some(views) = frame.views.get(bound.views.clone()) else {
                 continue;
             };
-            let result = view.with_image(|img| {
-                bound
-                    .detector
-                    .detect(img, &mut bound.scratch, &mut self.detections)
-            });
+            let result = detect_views(
+                &bound.detector,
+                &mut bound.scratch,
+                &mut bound.tiles,
+                views,
+                &mut self.detections,
+            );
             match result {
                 Some(Ok(t)) => {
                     bound.last_run = Some(frame.pts);
-                    ran_gated |= bound.gated;
+                    ran.gated |= bound.gated;
                     self.stats.preprocess.record(t.preprocess);
                     self.stats.inference.record(t.inference);
                     self.stats.postprocess.record(t.postprocess);
-                    self.stats.inferences += 1;
+                    self.stats.inferences += bound.views.len() as u64;
                     self.detectors_run.push(bound.detector.name.clone());
-                    ran_tracking |= bound
+                    ran.tracking |= bound
                         .detector
                         .labels
                         .iter()
@@ -260,102 +367,7 @@ impl CameraWorker {
                 }
             }
         }
-
-        if ran_gated {
-            self.motion.ran(frame.pts);
-        }
-
-        let t_track = Instant::now();
-        let tracks: Option<&[Track]> = if ran_tracking {
-            self.tracked_input.clear();
-            let labels = &self.tracked_labels;
-            self.tracked_input.extend(
-                self.detections
-                    .iter()
-                    .filter(|d| labels.iter().any(|l| **l == *d.label))
-                    .cloned(),
-            );
-            let tracks = self.tracker.update(&self.tracked_input);
-            self.stats.track.record(t_track.elapsed());
-            Some(tracks)
-        } else if still {
-            Some(self.tracker.alive())
-        } else {
-            None
-        };
-
-        let t_rules = Instant::now();
-        let (w, h) = (frame.width, frame.height);
-        let obs = Observation {
-            time: frame.pts,
-            at,
-            width: w,
-            height: h,
-            tracks,
-            detections: &self.detections,
-            detectors_run: &self.detectors_run,
-        };
-        if let Some(sized) = &mut self.rules {
-            for rule in sized.rules.iter_mut() {
-                rule.observe(&obs, &mut self.sink);
-            }
-        }
-        self.stats.rules.record(t_rules.elapsed());
-        self.stats
-            .end_to_end
-            .record(frame.received.instant.elapsed());
-        let mut events = std::mem::take(&mut self.sink.events);
-        for e in &mut events {
-            e.captured = Some(frame.received.instant);
-            if e.lifecycle == Lifecycle::New {
-                e.picture = Some(frame.picture());
-            }
-        }
-        if let Some(inspector) = &mut self.inspector {
-            let mut dwell = Vec::new();
-            if let Some(sized) = &self.rules {
-                sized
-                    .rules
-                    .iter()
-                    .for_each(|r| r.dwell(frame.pts, &mut dwell));
-            }
-            let trace = FrameTrace {
-                camera: self.id.clone(),
-                frame: frame.seq,
-                time_s: frame.pts.as_secs_f64(),
-                width: w,
-                height: h,
-                motion_skipped: still,
-                detectors: self.detectors_run.clone(),
-                detections: self
-                    .detections
-                    .iter()
-                    .map(|d| DetectionTrace {
-                        label: d.label.clone(),
-                        score: d.score,
-                        bbox: corners(&d.bbox),
-                    })
-                    .collect(),
-                tracks: tracks
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|t| TrackTrace {
-                        id: t.id,
-                        label: t.label.clone(),
-                        score: t.score,
-                        bbox: corners(&t.bbox),
-                        dwell_s: dwell
-                            .iter()
-                            .filter(|d| d.track == t.id)
-                            .map(|d| (d.zone.clone(), d.seconds))
-                            .collect(),
-                    })
-                    .collect(),
-                events: events.iter().map(EventTrace::of).collect(),
-            };
-            inspector.frame(frame, &trace);
-        }
-        events
+        ran
     }
 
     /// Builds the rules (and the motion mask) in pixels for this frame size.
@@ -476,5 +488,108 @@ impl CameraWorker {
         self.stats.dropped += slot.dropped();
         self.metrics.down();
         end
+    }
+}
+
+/// What tiles found before they are joined, kept between frames.
+#[derive(Default)]
+pub struct TileScratch {
+    found: Vec<Detection>,
+    tile: Vec<u16>,
+}
+
+/// Runs one detector on its views of a frame into `out`: the one view as is, or
+/// every tile, joined so a person cut by a tile edge is one box. Timings are
+/// summed over tiles; `None` if a view could not be mapped. `vigil eval` calls
+/// this too, so it measures what a camera runs.
+pub fn detect_views(
+    detector: &Detector,
+    scratch: &mut DetectScratch,
+    tiles: &mut TileScratch,
+    views: &[View],
+    out: &mut Vec<Detection>,
+) -> Option<Result<DetectTimings, ModelError>> {
+    if let [view] = views {
+        return view.with_image(|img| detector.detect(img, scratch, out));
+    }
+    tiles.found.clear();
+    tiles.tile.clear();
+    let mut total = DetectTimings::default();
+    for (i, view) in views.iter().enumerate() {
+        match view.with_image(|img| detector.detect(img, scratch, &mut tiles.found))? {
+            Ok(t) => {
+                total.preprocess += t.preprocess;
+                total.inference += t.inference;
+                total.postprocess += t.postprocess;
+            }
+            Err(e) => return Some(Err(e)),
+        }
+        tiles.tile.resize(tiles.found.len(), i as u16);
+    }
+    let merging = Instant::now();
+    crate::detect::tiles::merge(&mut tiles.found, &mut tiles.tile, detector.nms_iou);
+    total.postprocess += merging.elapsed();
+    out.extend_from_slice(&tiles.found);
+    Some(Ok(total))
+}
+
+/// What ran on a frame: whether a gated detector did (motion resets its clock)
+/// and whether any detector found labels the tracker follows.
+#[derive(Default)]
+struct DetectorsRan {
+    gated: bool,
+    tracking: bool,
+}
+
+/// The frame as `vigil replay --annotate / --detections` shows it.
+fn frame_trace(
+    camera: &Arc<str>,
+    frame: &Frame,
+    still: bool,
+    obs: &Observation<'_>,
+    rules: Option<&SizedRules>,
+    events: &[Event],
+) -> FrameTrace {
+    let mut dwell = Vec::new();
+    if let Some(sized) = rules {
+        sized
+            .rules
+            .iter()
+            .for_each(|r| r.dwell(frame.pts, &mut dwell));
+    }
+    FrameTrace {
+        camera: camera.clone(),
+        frame: frame.seq,
+        time_s: frame.pts.as_secs_f64(),
+        width: obs.width,
+        height: obs.height,
+        motion_skipped: still,
+        detectors: obs.detectors_run.to_vec(),
+        detections: obs
+            .detections
+            .iter()
+            .map(|d| DetectionTrace {
+                label: d.label.clone(),
+                score: d.score,
+                bbox: corners(&d.bbox),
+            })
+            .collect(),
+        tracks: obs
+            .tracks
+            .unwrap_or_default()
+            .iter()
+            .map(|t| TrackTrace {
+                id: t.id,
+                label: t.label.clone(),
+                score: t.score,
+                bbox: corners(&t.bbox),
+                dwell_s: dwell
+                    .iter()
+                    .filter(|d| d.track == t.id)
+                    .map(|d| (d.zone.clone(), d.seconds))
+                    .collect(),
+            })
+            .collect(),
+        events: events.iter().map(EventTrace::of).collect(),
     }
 }

@@ -539,6 +539,9 @@ impl LoadedConfig {
                         "must be [x1, y1, x2, y2] within 0..1 with x1 < x2 and y1 < y2".into(),
                     );
                 }
+                if let Some(problem) = u.tiles.as_ref().and_then(|t| t.problem()) {
+                    p.error(format!("{df}.tiles"), problem);
+                }
             }
             let mut zone_names = BTreeSet::new();
             for (zi, z) in cam.zones.iter().enumerate() {
@@ -719,7 +722,7 @@ impl LoadedConfig {
                             crate::publish::MqttError::HalfClientCert => "client_cert",
                             _ => "ca_file",
                         };
-                        let cause = crate::evidence::source_chain(&e);
+                        let cause = crate::errors::source_chain(&e);
                         let message = if cause.is_empty() {
                             e.to_string()
                         } else {

@@ -13,7 +13,8 @@
 //! holds an alert back: the event goes out without the evidence field, an error
 //! line is logged and `vigil_evidence_errors_total` counts it.
 
-use crate::config::Config;
+use crate::camera::CameraConfig;
+use crate::errors::source_chain;
 use crate::events::{ClipRef, ClipRefs, Event, FileRef, Lifecycle, Severity, SnapshotRef};
 use crate::publish::AlertsConfig;
 use crate::record::snapshot::{self, Annotation, LinePoints};
@@ -70,19 +71,17 @@ impl EvidenceStage {
     /// Starts the stage on its own thread; events it has finished go to `publish`.
     pub fn spawn(
         store: Store,
-        config: &Config,
+        camera_configs: &[CameraConfig],
         publish: Sender<Event>,
         mqtt: Option<(AlertsConfig, Sender<()>)>,
     ) -> Running {
         let (clips_tx, clips_rx) = crossbeam_channel::bounded::<ClipsDone>(QUEUE);
         let recorders = Recorders::new(clips_tx);
-        let cameras: HashMap<String, Arc<CameraRecorder>> = config
-            .cameras
+        let cameras: HashMap<String, Arc<CameraRecorder>> = camera_configs
             .iter()
             .map(|c| (c.id.clone(), Arc::new(recorders.camera(&c.id, &c.record))))
             .collect();
-        let geometry = config
-            .cameras
+        let geometry = camera_configs
             .iter()
             .map(|c| {
                 let g = Geometry {
@@ -393,7 +392,7 @@ impl EvidenceStage {
 
     fn retention(&mut self) {
         self.last_age_retention = Instant::now();
-        match self.store.apply_retention(crate::store::now_ms()) {
+        match self.store.apply_retention(crate::time::now_ms()) {
             Ok(removed) => {
                 for r in removed {
                     tracing::info!(
@@ -410,15 +409,4 @@ impl EvidenceStage {
             Err(e) => error_counted("-", format!("retention: {e}: {}", source_chain(&e))),
         }
     }
-}
-
-/// The causes of an error, joined: what `{e}` alone would hide.
-pub fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        parts.push(c.to_string());
-        cause = c.source();
-    }
-    parts.join(": ")
 }

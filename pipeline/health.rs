@@ -38,7 +38,7 @@ impl CameraHealth {
             state: Mutex::new(StateNow {
                 state: None,
                 reason: None,
-                since_ms: crate::store::now_ms(),
+                since_ms: crate::time::now_ms(),
             }),
             picture: Mutex::new(None),
         }
@@ -49,7 +49,7 @@ impl CameraHealth {
         *now = StateNow {
             state: Some(state),
             reason,
-            since_ms: crate::store::now_ms(),
+            since_ms: crate::time::now_ms(),
         };
     }
 

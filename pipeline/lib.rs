@@ -29,8 +29,17 @@
 //! - [`telemetry`]: Prometheus `/metrics` (stage histograms, per-camera counters).
 //! - [`shutdown`]: the one stop signal every thread waits on; reconnect backoff.
 //! - [`redact`]: passwords masked in every URI that reaches a log or an error.
-//! - [`config`]: the TOML file and `vigil check`; [`geometry`], [`time`], [`stats`]:
-//!   shared vocabulary (boxes and zones, media vs wall clocks, latency percentiles).
+//! - [`config`]: the TOML file and `vigil check`. Each section's type lives with
+//!   the stage it configures; `config` only gathers and checks them.
+//! - [`eval`], [`inspect`], [`bench`]: for integrators: detection quality and alert
+//!   truth, annotated replays, throughput and latency.
+//! - The ground floor, used by every stage and using none: [`geometry`] (boxes and
+//!   zones), [`time`] (media vs wall clocks), [`stats`] (latency percentiles),
+//!   [`errors`] (error chains for people), [`redact`]; [`models`] reads the manifest.
+//!
+//! No module imports one that imports it back (a test in `layout.rs` fails on a
+//! cycle): a piece two stages share moves down to the ground floor. The `vigil`
+//! binary (`main.rs`, `cli/`) sits on top and only parses and dispatches.
 //!
 //! A new model format goes in `detect/decode.rs`; a new rule kind is a new file in
 //! `rules/`. Errors are typed per module (`thiserror`); only the binary uses `anyhow`.
@@ -41,12 +50,15 @@ pub mod camera;
 pub mod config;
 pub mod console;
 pub mod detect;
+pub mod errors;
 pub mod eval;
 pub mod events;
 pub mod evidence;
 pub mod geometry;
 pub mod health;
 pub mod inspect;
+#[cfg(test)]
+mod layout;
 pub mod models;
 pub mod motion;
 pub mod publish;

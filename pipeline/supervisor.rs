@@ -11,7 +11,6 @@
 //! published retained, counted in `/metrics`). The shutdown signal ends the
 //! backoff and the source at once.
 
-use crate::app::CameraReport;
 use crate::camera::{CameraConfig, CameraWorker};
 use crate::events::{CameraState, CameraStatus, Event};
 use crate::record::CameraRecorder;
@@ -27,6 +26,19 @@ use std::time::{Duration, Instant};
 
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// How each camera ended and what it measured.
+pub struct CameraReport {
+    pub id: String,
+    pub end: SourceEnd,
+    pub stats: StageStats,
+    pub events: usize,
+    pub elapsed: Duration,
+    /// Process resident memory when this camera ended, its pipeline still up.
+    pub rss_at_end_mb: f64,
+    /// Encoded video held in the camera's recording ring at the end (0 without a store).
+    pub ring_bytes: usize,
+}
 
 /// Everything one camera's supervisor needs.
 pub struct Supervisor<'a> {

@@ -245,7 +245,7 @@ time_zone = "Asia/Shanghai"
     );
     add_user(&config, "op", "operator", "operator-password");
     add_user(&config, "inspector", "police", "police-password");
-    let started_ms = vigil::store::now_ms() as i64;
+    let started_ms = vigil::time::now_ms() as i64;
     let mut run = Killed(
         vigil()
             .args(["run", "-c"])
@@ -431,7 +431,7 @@ time_zone = "Asia/Shanghai"
     };
     let (since, until_t) = (
         local(started_ms - 60_000),
-        local(vigil::store::now_ms() as i64 + 120_000),
+        local(vigil::time::now_ms() as i64 + 120_000),
     );
     screenshot(&phone, "console-phone.png").await;
     phone.set_window_size(1366, 768).await.unwrap();

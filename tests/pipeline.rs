@@ -563,7 +563,7 @@ broker = "mqtt://127.0.0.1:{}"
             broker.port
         ),
     );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["run", "-c", config.to_str().unwrap()])
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -578,28 +578,14 @@ broker = "mqtt://127.0.0.1:{}"
     );
     assert!(online, "vigil came online");
     std::thread::sleep(Duration::from_secs(2));
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let asked = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            asked.elapsed() < Duration::from_secs(20),
-            "vigil still running 20 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    eprintln!("vigil stopped {:?} after SIGTERM", asked.elapsed());
-    let mut log = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    signal(&child, libc::SIGTERM);
+    let (code, log, took) = finish(child, Duration::from_secs(20));
     assert!(
-        status.success(),
-        "exit code 0 after SIGTERM: {status:?}\n{log}"
+        took < Duration::from_secs(20),
+        "vigil still running 20 s after SIGTERM"
     );
+    eprintln!("vigil stopped {took:?} after SIGTERM");
+    assert_eq!(code, Some(0), "exit code 0 after SIGTERM\n{log}");
     assert!(log.contains("stopping"), "{log}");
     let offline = recorder.wait_for(
         |m| {

@@ -19,32 +19,6 @@ fn vigil(args: &[&str]) -> Child {
         .unwrap()
 }
 
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: signalling our own child process.
-    unsafe {
-        libc::kill(child.id() as i32, sig);
-    }
-}
-
-/// Waits for the child to exit; its status code and everything it logged.
-fn finish(mut child: Child, within: Duration) -> (Option<i32>, String, Duration) {
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if started.elapsed() > within {
-            let _ = child.kill();
-            break child.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let took = started.elapsed();
-    let mut log = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
-    (status.code(), log, took)
-}
-
 fn lines_of(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()

@@ -391,3 +391,210 @@ fn alert_truth_files_pass_and_a_wrong_one_reports_the_miss() {
     let late = report["false_alarms"][0]["start_s"].as_f64().unwrap();
     assert!((late - 69.2).abs() < 1.5, "{report}");
 }
+
+/// Copies the first `n` images of a YOLO split (labels too) into `dir`, each
+/// resized by `fit` (or linked as they are).
+fn subset(
+    data: &std::path::Path,
+    dir: &std::path::Path,
+    n: usize,
+    fit: Option<(u32, u32)>,
+) -> Vec<std::path::PathBuf> {
+    let root = data.parent().unwrap();
+    std::fs::create_dir_all(dir.join("train/images")).unwrap();
+    std::fs::create_dir_all(dir.join("train/labels")).unwrap();
+    std::fs::copy(data, dir.join("data.yaml")).unwrap();
+    let mut images: Vec<_> = std::fs::read_dir(root.join("train/images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    images.sort();
+    images.truncate(n);
+    let mut out = Vec::new();
+    for image in images {
+        let name = image.file_name().unwrap();
+        let label = root
+            .join("train/labels")
+            .join(image.with_extension("txt").file_name().unwrap());
+        std::fs::copy(
+            &label,
+            dir.join("train/labels").join(label.file_name().unwrap()),
+        )
+        .unwrap();
+        let target = dir.join("train/images").join(name);
+        match fit {
+            None => std::os::unix::fs::symlink(&image, &target).unwrap(),
+            // Fitted by GStreamer's own scaler, as a camera's frames are, and kept
+            // lossless (PNG under the .jpg name: decoders go by content).
+            Some((w, h)) => {
+                let target = target.with_extension("png");
+                let ok = Command::new("gst-launch-1.0")
+                    .args(["-q", "filesrc"])
+                    .arg(format!("location={}", image.display()))
+                    .args(["!", "jpegdec", "!", "videoscale", "!"])
+                    .arg(format!("video/x-raw,width={w},height={h}"))
+                    .args("! videoconvert ! video/x-raw,format=RGB ! pngenc ! filesink".split(' '))
+                    .arg(format!("location={}", target.display()))
+                    .status()
+                    .expect("gst-launch-1.0 runs")
+                    .success();
+                assert!(ok, "fitting {}", image.display());
+                out.push(target);
+                continue;
+            }
+        }
+        out.push(target);
+    }
+    out
+}
+
+fn person_ap(report_dir: &std::path::Path) -> f64 {
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap())
+            .unwrap();
+    report["classes"][0]["boxes"]["ap50"].as_f64().unwrap()
+}
+
+/// `vigil eval` sees what a camera sees: 1080p CCTV people at their native size
+/// score what the same pictures fitted to the model beforehand do (before the
+/// fix, the model saw only their top-left corner: AP 0.000), and its boxes on a
+/// picture are the ones `vigil replay --detections` finds on that picture
+/// streamed as a camera, for 1080p pictures and for ones smaller than the model.
+#[test]
+fn eval_measures_what_a_camera_sees() {
+    let (Some(data), Some(model)) = (
+        dataset("cctv-people/data.yaml"),
+        model("yolox_nano_416.onnx"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let native = subset(&data, &dir.path().join("native"), 16, None);
+    subset(&data, &dir.path().join("fitted"), 16, Some((416, 234)));
+    let small = subset(&data, &dir.path().join("small"), 16, Some((320, 180)));
+    let mut aps = Vec::new();
+    for set in ["native", "fitted", "small"] {
+        let config = write_config(
+            &dir.path().join(set),
+            &format!(
+                "{}\n[[cameras]]\nid = \"lobby\"\nsource = \"{}\"\ndetectors = [{{ name = \"coco\" }}]\n",
+                yolox_detector(&model),
+                still_stream(&native[0], 1)
+            ),
+        );
+        let out = dir.path().join(set).join("eval");
+        let (ok, table, err) = cli(&[
+            "eval",
+            "-c",
+            config.to_str().unwrap(),
+            "--data",
+            dir.path().join(set).to_str().unwrap(),
+            "--map",
+            "person=person",
+            "--min-score",
+            "0.3",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(ok, "{set}: {table}{err}");
+        aps.push(person_ap(&out));
+    }
+    eprintln!(
+        "person AP@0.5 on 16 cctv-people frames: native {:.3}, pre-fitted {:.3}, 320x180 {:.3}",
+        aps[0], aps[1], aps[2]
+    );
+    assert!(aps[0] > 0.3, "1080p frames are seen whole: AP {}", aps[0]);
+    assert!(
+        (aps[0] - aps[1]).abs() <= 0.01,
+        "native {} vs pre-fitted {}",
+        aps[0],
+        aps[1]
+    );
+
+    // The same pictures streamed through `vigil replay --detections` as cameras.
+    for (set, images) in [("native", &native), ("small", &small)] {
+        let eval: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(set).join("eval/coco_detections.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        for (index, image) in images.iter().enumerate().take(3) {
+            let config = write_config(
+                &dir.path().join(set),
+                &format!(
+                    "{}\n[[cameras]]\nid = \"still\"\nsource = \"{}\"\ndetectors = [{{ name = \"coco\" }}]\n[storage]\nenabled = false\n",
+                    yolox_detector(&model),
+                    still_stream(image, 1)
+                ),
+            );
+            let lines = dir.path().join(set).join(format!("replay-{index}.jsonl"));
+            let (ok, out, err) = cli(&[
+                "replay",
+                "-c",
+                config.to_str().unwrap(),
+                "--events",
+                "/dev/null",
+                "--detections",
+                lines.to_str().unwrap(),
+            ]);
+            assert!(ok, "{out}{err}");
+            let first: Value = serde_json::from_str(
+                std::fs::read_to_string(&lines)
+                    .unwrap()
+                    .lines()
+                    .next()
+                    .unwrap(),
+            )
+            .unwrap();
+            let replayed: Vec<([f64; 4], f64)> = first["detections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["label"] == "person")
+                .map(|d| {
+                    let b = &d["bbox"];
+                    let c = |i: usize| b[i].as_f64().unwrap();
+                    ([c(0), c(1), c(2), c(3)], d["score"].as_f64().unwrap())
+                })
+                .collect();
+            let evaluated: Vec<([f64; 4], f64)> = eval
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["image_id"] == index + 1)
+                .map(|d| {
+                    let b = &d["bbox"];
+                    let c = |i: usize| b[i].as_f64().unwrap();
+                    (
+                        [c(0), c(1), c(0) + c(2), c(1) + c(3)],
+                        d["score"].as_f64().unwrap(),
+                    )
+                })
+                .collect();
+            assert!(!replayed.is_empty(), "{set} {index}: people found");
+            assert_eq!(
+                replayed.len(),
+                evaluated.len(),
+                "{set} {index}: {replayed:?} vs {evaluated:?}"
+            );
+            for (b, score) in &replayed {
+                let (iou, other) = evaluated
+                    .iter()
+                    .map(|(e, s)| (box_iou(b, e), *s))
+                    .fold((0.0, 0.0), |best, x| if x.0 > best.0 { x } else { best });
+                assert!(
+                    iou >= 0.95 && (score - other).abs() <= 0.02,
+                    "{set} {index}: replay box {b:?} {score:.3}: best eval match IoU {iou:.3} score {other:.3}"
+                );
+            }
+        }
+    }
+}
+
+fn box_iou(a: &[f64; 4], b: &[f64; 4]) -> f64 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    let area = |x: &[f64; 4]| (x[2] - x[0]) * (x[3] - x[1]);
+    inter / (area(a) + area(b) - inter).max(1e-9)
+}

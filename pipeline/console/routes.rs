@@ -105,7 +105,7 @@ fn store_failed(e: StoreError) -> Response {
     match e {
         StoreError::NoAlert { .. } => StatusCode::NOT_FOUND.into_response(),
         e => {
-            tracing::error!("console: {e}: {}", crate::evidence::source_chain(&e));
+            tracing::error!("console: {e}: {}", crate::errors::source_chain(&e));
             (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
         }
     }
@@ -411,7 +411,7 @@ async fn acknowledge(
         action: form.action,
         who: user.name.clone(),
         note: form.note.chars().take(500).collect(),
-        at_ms: crate::store::now_ms() as i64,
+        at_ms: crate::time::now_ms() as i64,
     };
     let alerts = c.alerts.as_ref().map(|(config, _)| config.clone());
     let (alert_id, done) = (id.clone(), ack.clone());
@@ -812,7 +812,7 @@ async fn evidence(
             let Some(alert) = s.evidence_owner(&lookup)? else {
                 return Ok(None);
             };
-            let since = crate::store::now_ms() as i64 - ACCESS_DEDUP_MS;
+            let since = crate::time::now_ms() as i64 - ACCESS_DEDUP_MS;
             if !s.accessed_since(&who, "file", &lookup, since)? {
                 s.log_access(&who, "file", Some(&alert), &lookup)?;
             }

@@ -160,7 +160,7 @@ pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
         })
         .unwrap_or_default();
     let end = a.end_wall_ms;
-    let now = crate::store::now_ms() as i64;
+    let now = crate::time::now_ms() as i64;
     html! {
         article id={"alert-" (a.id)} class={"card sev-" (a.severity) " kind-" (class) @if pinned(a) { " pin" } @if a.ack.is_some() { " acked" }}
             data-id=(a.id) data-start=(a.start_wall_ms) data-end=[end] {
@@ -243,7 +243,7 @@ pub struct CameraView {
 pub fn cameras(console: &Console, cams: &[CameraView]) -> Markup {
     use crate::events::CameraState;
     let t = console.lang.text();
-    let stamp = crate::store::now_ms() / 3000;
+    let stamp = crate::time::now_ms() / 3000;
     html! {
         @for c in cams {
             @let (class, label) = match c.state {
@@ -353,7 +353,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
             .filter(move |e| e.kind == kind && e.deleted_ms.is_none())
     };
     let police = user.role >= Role::Police;
-    let end = a.end_wall_ms.unwrap_or(crate::store::now_ms() as i64);
+    let end = a.end_wall_ms.unwrap_or(crate::time::now_ms() as i64);
     html! {
         article.alertpage class={"sev-" (a.severity) " kind-" (class)} data-id=(a.id) {
             h1 { (icon) " " (label) " · " (console.camera_name(&a.camera)) }

@@ -10,6 +10,7 @@
 pub mod decode;
 pub mod preprocess;
 pub mod session;
+pub mod tiles;
 
 use crate::geometry::BBox;
 use serde::Deserialize;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 pub use decode::OutputFormat;
 pub use preprocess::{ChannelOrder, InputSpec, Letterbox, LetterboxPlacement, ScaledImage};
 pub use session::{ModelError, ModelPool};
+pub use tiles::Tiles;
 
 /// One object the model found, in full-frame pixels.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,7 +145,7 @@ pub struct Detector {
     pub format: OutputFormat,
     pub labels: Vec<Arc<str>>,
     thresholds: Vec<f32>,
-    nms_iou: f32,
+    pub nms_iou: f32,
     pool: ModelPool,
 }
 

@@ -136,7 +136,7 @@ pub fn evaluate(truth_path: &Path) -> Result<AlertReport, AlertEvalError> {
     let events_file = std::env::temp_dir().join(format!(
         "vigil-eval-alerts-{}-{}.jsonl",
         std::process::id(),
-        crate::store::now_ms()
+        crate::time::now_ms()
     ));
     let options = RunOptions {
         pacing: Pacing::AsFastAsPossible,

@@ -14,7 +14,7 @@ pub mod metrics;
 pub mod report;
 
 use crate::config::LoadedConfig;
-use crate::detect::{ChannelOrder, DetectScratch, Detection, Detector, ModelError, ScaledImage};
+use crate::detect::{DetectScratch, Detection, Detector, ModelError};
 use crate::geometry::BBox;
 use crate::rules::RuleConfig;
 use dataset::{DatasetError, LabelledSet};
@@ -66,6 +66,8 @@ pub struct EvalOptions {
     /// Resize every image to this size first (e.g. back to the camera's aspect).
     pub resize: Option<(u32, u32)>,
     pub part: Part,
+    /// Run the detector on tiles, as a camera's `tiles` does.
+    pub tiles: Option<crate::detect::Tiles>,
     /// Score below which detections are not kept at all (the curve's end).
     pub min_score: f32,
     pub progress: bool,
@@ -79,7 +81,7 @@ pub enum EvalError {
     Image {
         path: PathBuf,
         #[source]
-        source: image::ImageError,
+        source: crate::source::SourceError,
     },
     #[error("detector {detector:?}")]
     Model {
@@ -141,6 +143,19 @@ pub fn run(loaded: &LoadedConfig, options: &EvalOptions) -> Result<EvalReport, E
             source,
         })?;
 
+    crate::source::init().map_err(|source| EvalError::Image {
+        path: options.data.clone(),
+        source,
+    })?;
+    // The detector as a camera would use it, tiles included.
+    let views = crate::camera::DetectorUse {
+        name: detector_config.name.clone(),
+        fps: None,
+        roi: None,
+        tiles: options.tiles,
+    }
+    .views(&detector);
+    let mut tiles = crate::camera::TileScratch::default();
     let bar = if options.progress {
         ProgressBar::new(set.images.len() as u64).with_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  eta {eta}")
@@ -157,19 +172,14 @@ pub fn run(loaded: &LoadedConfig, options: &EvalOptions) -> Result<EvalReport, E
     let mut found: Vec<Detection> = Vec::new();
     let mut inference_ms = Vec::new();
     for (index, labelled) in set.images.iter().enumerate() {
-        let picture = image::open(&labelled.path).map_err(|source| EvalError::Image {
-            path: labelled.path.clone(),
-            source,
-        })?;
-        let picture = match options.resize {
-            Some((w, h)) => picture.resize_exact(w, h, image::imageops::FilterType::Triangle),
-            None => picture,
-        };
-        let mut rgb = picture.to_rgb8();
-        if detector.spec.channels == ChannelOrder::Bgr {
-            rgb.pixels_mut().for_each(|p| p.0.swap(0, 2));
-        }
-        let (w, h) = rgb.dimensions();
+        // The camera path itself fits the picture: a one-frame camera.
+        let frame = crate::source::still_frame(&labelled.path, options.resize, &views).map_err(
+            |source| EvalError::Image {
+                path: labelled.path.clone(),
+                source,
+            },
+        )?;
+        let (w, h) = (frame.width, frame.height);
         sizes.push((w, h));
         for b in &labelled.boxes {
             match mapping[b.class].and_then(eval_index) {
@@ -191,24 +201,24 @@ pub fn run(loaded: &LoadedConfig, options: &EvalOptions) -> Result<EvalReport, E
             }
         }
         found.clear();
-        let view = ScaledImage {
-            data: rgb.as_raw(),
-            width: w,
-            height: h,
-            stride: 3 * w as usize,
-            region: BBox {
-                x1: 0.0,
-                y1: 0.0,
-                x2: w as f32,
-                y2: h as f32,
+        let timings = crate::camera::detect_views(
+            &detector,
+            &mut scratch,
+            &mut tiles,
+            &frame.views,
+            &mut found,
+        )
+        .ok_or_else(|| EvalError::Image {
+            path: labelled.path.clone(),
+            source: crate::source::SourceError::Stream {
+                uri: labelled.path.display().to_string(),
+                reason: "the fitted picture could not be mapped".into(),
             },
-        };
-        let timings = detector
-            .detect(&view, &mut scratch, &mut found)
-            .map_err(|source| EvalError::Model {
-                detector: detector_config.name.clone(),
-                source,
-            })?;
+        })?
+        .map_err(|source| EvalError::Model {
+            detector: detector_config.name.clone(),
+            source,
+        })?;
         inference_ms.push(timings.inference.as_secs_f64() * 1e3);
         let mut per_class: BTreeMap<usize, Vec<Prediction>> = BTreeMap::new();
         for d in &found {

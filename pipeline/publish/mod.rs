@@ -248,7 +248,7 @@ pub fn queue_counted(outbox: &mut Outbox, messages: &[OutboxMessage], cap: usize
         Ok(dropped) => outbox_dropped(dropped, cap),
         Err(e) => tracing::error!(
             "{e}: {}: {} MQTT message(s) not queued",
-            crate::evidence::source_chain(&e),
+            crate::errors::source_chain(&e),
             messages.len()
         ),
     }

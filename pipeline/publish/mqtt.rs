@@ -165,7 +165,7 @@ impl MqttPublisher {
             Ok(n) => {
                 tracing::info!("MQTT outbox: {n} message(s) left by an earlier run go out first")
             }
-            Err(e) => tracing::error!("{e}: {}", crate::evidence::source_chain(&e)),
+            Err(e) => tracing::error!("{e}: {}", crate::errors::source_chain(&e)),
         }
         let drainer = Drainer {
             client_id: config.client_id(),
@@ -466,7 +466,7 @@ impl Drainer {
                 delivery.acked += 1;
                 if let Sent::Row { seq, captured_us } = sent {
                     if let Err(e) = self.outbox.remove(seq) {
-                        tracing::error!("{e}: {}", crate::evidence::source_chain(&e));
+                        tracing::error!("{e}: {}", crate::errors::source_chain(&e));
                     }
                     if let Some(captured) = captured_us {
                         let latency = Duration::from_micros((now_us() - captured).max(0) as u64);
@@ -488,7 +488,7 @@ impl Drainer {
             let rows = match self.outbox.after(s.cursor, WINDOW - s.outstanding()) {
                 Ok(rows) => rows,
                 Err(e) => {
-                    tracing::error!("{e}: {}", crate::evidence::source_chain(&e));
+                    tracing::error!("{e}: {}", crate::errors::source_chain(&e));
                     return;
                 }
             };

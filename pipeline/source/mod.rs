@@ -239,3 +239,57 @@ pub fn init() -> Result<(), SourceError> {
         reason: e.to_string(),
     })
 }
+
+/// One still image decoded and fitted exactly as a camera frame is: the same
+/// GStreamer decode, crop, scaling filter, conversion and letterbox geometry as
+/// [`CameraSource`], because it *is* a one-frame camera. `vigil eval` measures
+/// through this, so its numbers are the camera path's, whatever the image size.
+/// `resize` first stretches the picture to `WxH` (to undo a dataset's square
+/// stretch), as a camera of that size would deliver it.
+pub fn still_frame(
+    path: &Path,
+    resize: Option<(u32, u32)>,
+    views: &[ViewSpec],
+) -> Result<Frame, SourceError> {
+    let location = path
+        .to_string_lossy()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    let resize = resize
+        .map(|(w, h)| {
+            format!(
+                " ! videoscale ! capsfilter caps=video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1"
+            )
+        })
+        .unwrap_or_default();
+    // decodebin's pad appears late, after this one-buffer stream has already
+    // failed as not-linked; still images have a decoder of their own.
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let decoder = match extension.as_deref() {
+        Some("jpg" | "jpeg") => "jpegdec",
+        Some("png") => "pngdec",
+        _ => "decodebin",
+    };
+    let uri = SourceUri(format!(
+        "gst: filesrc location=\"{location}\" ! {decoder} ! videoconvert{resize} ! imagefreeze num-buffers=1"
+    ));
+    let source = CameraSource::open(
+        &path.display().to_string(),
+        &uri,
+        None,
+        views,
+        Pacing::AsFastAsPossible,
+        SourceOptions::default(),
+    )?;
+    let frame = source.slot().take();
+    source.stop();
+    frame.map_err(|end| SourceError::Stream {
+        uri: path.display().to_string(),
+        reason: match end {
+            SourceEnd::Failed(reason) => reason,
+            _ => "no picture decoded".into(),
+        },
+    })
+}

@@ -193,3 +193,26 @@ pub fn verify_bundle(
         failures,
     })
 }
+
+impl Store {
+    /// Writes one alert's evidence bundle (zip) for the police.
+    pub fn export(&self, id: &str, out: &Path) -> Result<usize, StoreError> {
+        let detail = self.alert(id)?;
+        let key = self.public_key()?;
+        write(self, &detail, &key, out)
+    }
+
+    /// The manifest's lines for one alert's files, exactly as stored.
+    fn manifest_lines_for(&self, alert: &str) -> Result<Vec<String>, StoreError> {
+        let path = self.dir.join("manifest.jsonl");
+        let text = std::fs::read_to_string(&path).map_err(|source| StoreError::File {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(text
+            .lines()
+            .filter(|l| serde_json::from_str::<manifest::Entry>(l).is_ok_and(|e| e.alert == alert))
+            .map(String::from)
+            .collect())
+    }
+}

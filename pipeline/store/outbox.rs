@@ -65,7 +65,7 @@ pub(crate) fn enqueue(
     messages: &[OutboxMessage],
     cap: usize,
 ) -> rusqlite::Result<usize> {
-    let now = super::now_ms() as i64;
+    let now = crate::time::now_ms() as i64;
     let mut insert = conn.prepare_cached(
         "INSERT INTO outbox (topic, payload, retain, priority, created_ms, captured_us)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -1,13 +1,15 @@
-//! Review: what the console writes and reads beyond the alerts themselves.
+//! Review: what people add to an alert: tags (a case number), legal holds that
+//! retention respects, and the console's acknowledgements and resolutions, with
+//! the live feed that shows them.
 //!
-//! Acknowledgements (`acks`) and the chain of custody (`access_log`) live in the
-//! same database as the evidence they concern, so a bundle, a search and an
-//! audit all see one history. The live feed is the store's own sequences: the
+//! Acknowledgements (`acks`) live in the same database as the evidence they
+//! concern, so a bundle, a search and an audit all see one history. The live feed is the store's own sequences: the
 //! `events` table's `seq` and the `acks` table's `seq` together form a
 //! [`FeedCursor`], so a browser that reconnects asks for everything after the
 //! cursor it last saw, and no alert is shown twice or missed.
 
-use super::{OutboxMessage, Store, StoreError, now_ms, outbox};
+use super::{OutboxMessage, Store, StoreError, outbox};
+use crate::time::now_ms;
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
@@ -36,16 +38,6 @@ pub struct Ack {
     pub who: String,
     pub note: String,
     pub at_ms: i64,
-}
-
-/// One line of the chain of custody.
-#[derive(Debug, Clone, Serialize)]
-pub struct Access {
-    pub at_ms: i64,
-    pub who: String,
-    /// `view`, `export`, `file`, `verify`, `tag`, `hold`...
-    pub action: String,
-    pub detail: String,
 }
 
 /// Where a live feed has got to: the last alert event and the last ack seen.
@@ -123,57 +115,6 @@ impl Store {
                     who: r.get(1)?,
                     note: r.get(2)?,
                     at_ms: r.get(3)?,
-                })
-            },
-        )
-    }
-
-    /// Adds a line to the chain of custody.
-    pub fn log_access(
-        &self,
-        who: &str,
-        action: &str,
-        alert_id: Option<&str>,
-        detail: &str,
-    ) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO access_log (at_ms, who, action, alert_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![now_ms() as i64, who, action, alert_id, detail],
-            )
-            .map_err(|e| self.sql(e))?;
-        Ok(())
-    }
-
-    /// True when `who` did `action` on `detail` since `since_ms` (so a video's
-    /// range requests are logged once, not once per chunk).
-    pub fn accessed_since(
-        &self,
-        who: &str,
-        action: &str,
-        detail: &str,
-        since_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM access_log WHERE who = ?1 AND action = ?2 AND detail = ?3 AND at_ms >= ?4)",
-                params![who, action, detail, since_ms],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.sql(e))
-    }
-
-    /// The chain of custody of one alert, oldest first.
-    pub fn access_log(&self, id: &str) -> Result<Vec<Access>, StoreError> {
-        self.query(
-            "SELECT at_ms, who, action, detail FROM access_log WHERE alert_id = ?1 ORDER BY seq",
-            id,
-            |r| {
-                Ok(Access {
-                    at_ms: r.get(0)?,
-                    who: r.get(1)?,
-                    action: r.get(2)?,
-                    detail: r.get(3)?,
                 })
             },
         )
@@ -297,19 +238,67 @@ impl Store {
         }
         Ok(rows)
     }
+}
 
-    /// The kind of the evidence file at `rel_path` and its alert, if the store
-    /// has it: the console serves nothing else.
-    pub fn evidence_owner(&self, rel_path: &str) -> Result<Option<String>, StoreError> {
-        use rusqlite::OptionalExtension;
+#[derive(Debug, Clone, Serialize)]
+pub struct Tag {
+    pub text: String,
+    pub who: String,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Hold {
+    pub who: String,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
+impl Store {
+    pub fn tag(&self, id: &str, text: &str, who: &str) -> Result<(), StoreError> {
+        self.require_alert(id)?;
         self.conn
-            .query_row(
-                "SELECT alert_id FROM evidence WHERE path = ?1 AND deleted_ms IS NULL",
-                params![rel_path],
-                |r| r.get(0),
+            .execute(
+                "INSERT INTO tags (alert_id, text, who, at_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (alert_id, text) DO NOTHING",
+                params![id, text, who, now_ms() as i64],
             )
-            .optional()
-            .map_err(|e| self.sql(e))
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    pub fn untag(&self, id: &str, text: &str) -> Result<bool, StoreError> {
+        self.require_alert(id)?;
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM tags WHERE alert_id = ?1 AND text = ?2",
+                params![id, text],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(n > 0)
+    }
+
+    /// Places a legal hold: retention never deletes this alert's evidence.
+    pub fn hold(&self, id: &str, who: &str, reason: &str) -> Result<(), StoreError> {
+        self.require_alert(id)?;
+        self.conn
+            .execute(
+                "INSERT INTO holds (alert_id, who, reason, at_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (alert_id) DO NOTHING",
+                params![id, who, reason, now_ms() as i64],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    pub fn release(&self, id: &str) -> Result<bool, StoreError> {
+        self.require_alert(id)?;
+        let n = self
+            .conn
+            .execute("DELETE FROM holds WHERE alert_id = ?1", params![id])
+            .map_err(|e| self.sql(e))?;
+        Ok(n > 0)
     }
 }
 

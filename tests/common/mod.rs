@@ -367,16 +367,7 @@ impl PersistentSubscriber {
     }
 
     pub fn wait_for(&self, what: impl Fn(&[(String, String)]) -> bool, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if what(&self.messages.lock().unwrap()) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(timeout, || what(&self.messages.lock().unwrap()))
     }
 }
 
@@ -464,16 +455,7 @@ impl Recorder {
         what: impl Fn(&[(String, String, bool)]) -> bool,
         timeout: Duration,
     ) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if what(&self.messages.lock().unwrap()) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(timeout, || what(&self.messages.lock().unwrap()))
     }
 }
 
@@ -717,4 +699,45 @@ pub fn inspect_clip(path: &Path) -> ClipInfo {
         decoded_format: format,
         width,
     }
+}
+
+/// Polls `condition` every 50 ms until it holds (true) or `timeout` passes (false).
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends a signal to a child process (SIGTERM: what a service manager sends).
+pub fn signal(child: &Child, sig: i32) {
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+/// Waits for the child to exit (killing it after `within`); its status code and everything it logged.
+pub fn finish(mut child: Child, within: Duration) -> (Option<i32>, String, Duration) {
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > within {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = started.elapsed();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    (status.code(), log, took)
 }

@@ -1,0 +1,69 @@
+//! The subcommands, one file per family, each named for what the user types:
+//! `run` (run, replay, bench), `check` (check, schema), `eval`, `alerts`,
+//! `evidence` (evidence, keygen), `user`. Each file holds its arguments and what
+//! they do; this one only routes.
+
+mod alerts;
+mod check;
+mod eval;
+mod evidence;
+mod run;
+mod user;
+
+use anyhow::Result;
+use clap::Subcommand;
+use std::process::ExitCode;
+use vigil::config::LoadedConfig;
+use vigil::store::Store;
+
+#[derive(Subcommand)]
+pub enum Command {
+    Run(run::RunArgs),
+    Replay(run::ReplayArgs),
+    Check(check::CheckArgs),
+    Bench(run::BenchArgs),
+    /// Search and annotate stored alerts: list, show, tag, hold.
+    ///
+    /// Alerts live in the evidence store (`[storage] dir` of the config), with
+    /// their events, snapshots and clips. Works while vigil runs.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
+    /// Check and export evidence: verify the signed manifest, export a bundle.
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
+    Eval(eval::EvalArgs),
+    /// Print the config's JSON Schema, for editors that complete and check TOML.
+    ///
+    /// Save it (e.g. `vigil schema > vigil.schema.json`) and put
+    /// `#:schema ./vigil.schema.json` on the first line of a config: Taplo and
+    /// VS Code's Even Better TOML then complete keys and flag misspelt ones.
+    Schema,
+    Keygen(evidence::KeygenArgs),
+    /// Console users: who may log in to the web console, and as what.
+    #[command(subcommand)]
+    User(user::UserCommand),
+}
+
+pub fn execute(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Run(args) => run::run(args),
+        Command::Replay(args) => run::replay(args),
+        Command::Check(args) => check::check(args),
+        Command::Bench(args) => run::bench(args),
+        Command::Alerts(command) => alerts::execute(command),
+        Command::Evidence(command) => evidence::execute(command),
+        Command::Eval(args) => eval::eval(args),
+        Command::Schema => check::schema(),
+        Command::Keygen(args) => evidence::keygen(args),
+        Command::User(command) => user::execute(command),
+    }
+}
+
+/// The store a config names, opened to read, tag and hold (the police tools).
+fn open_store(config: &std::path::Path) -> Result<Store> {
+    let loaded = LoadedConfig::load(config)?;
+    Ok(Store::open_reader(
+        &loaded.config.storage,
+        &loaded.base_dir(),
+    )?)
+}

@@ -1,0 +1,231 @@
+//! Store tests across its concerns: reopen and locking, the live feed, retention
+//! with verification. Synthetic events and files; no media.
+
+use super::*;
+use crate::events::Event;
+use crate::events::{EventSink, NewAlert, RuleKind};
+use crate::time::now_ms;
+use crate::time::{MediaTime, Timestamp, WallTime};
+use std::sync::Arc;
+
+fn events(camera: &str) -> (Event, Event) {
+    let mut sink = EventSink::new(Arc::from(camera), 1);
+    let at = |s: f64| Timestamp::new(MediaTime::from_secs_f64(s), WallTime::now());
+    let alert = sink.open(
+        NewAlert {
+            kind: RuleKind::Loitering,
+            rule: "r".into(),
+            recipients: vec!["patrol".to_string()].into(),
+            zone: Some("z".into()),
+            line: None,
+            direction: None,
+            label: "person".into(),
+            score: 0.8,
+            bbox: [0.1, 0.1, 0.2, 0.3],
+            track_id: Some(3),
+            summary: "person #3 stayed".into(),
+        },
+        at(20.0),
+    );
+    sink.close(alert, at(30.0));
+    let mut e = sink.events.drain(..);
+    (e.next().unwrap(), e.next().unwrap())
+}
+
+fn store(dir: &Path, max_bytes: Option<u64>) -> Store {
+    let config = StorageConfig {
+        dir: dir.join("data"),
+        max_bytes,
+        ..StorageConfig::default()
+    };
+    Store::open_writer(&config, dir).unwrap()
+}
+
+fn add_file(store: &mut Store, alert: &str, name: &str, bytes: usize) {
+    let rel = format!("evidence/{name}");
+    std::fs::write(store.dir().join(&rel), vec![b'x'; bytes]).unwrap();
+    store
+        .add_evidence(alert, EvidenceKind::Snapshot, &rel, None)
+        .unwrap();
+}
+
+#[test]
+fn survives_reopen_marks_stale_alerts_and_second_writer_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (new, end) = events("cam");
+    let id = new.alert().id.clone();
+    {
+        let mut s = store(tmp.path(), None);
+        s.record_event(&new, "{}", &[], 10).unwrap();
+        add_file(&mut s, &id, "a.jpg", 10);
+        s.tag(&id, "bike", "officer").unwrap();
+        let config = StorageConfig {
+            dir: tmp.path().join("data"),
+            ..StorageConfig::default()
+        };
+        let err = Store::open_writer(&config, tmp.path()).err().unwrap();
+        assert!(
+            err.to_string().contains("in use by another vigil process"),
+            "{err}"
+        );
+        s.record_event(&end, "{}", &[], 10).unwrap();
+    }
+    let (left_open, _) = events("other");
+    store(tmp.path(), None)
+        .record_event(&left_open, "{}", &[], 10)
+        .unwrap();
+    let s = store(tmp.path(), None);
+    let d = s.alert(&id).unwrap();
+    assert_eq!(d.alert.state, "ended");
+    let stale = s.alert(&left_open.alert().id).unwrap();
+    assert_eq!(
+        stale.alert.state, "interrupted",
+        "left open by a stopped run"
+    );
+    assert_eq!(d.tags[0].text, "bike");
+    assert_eq!(d.evidence.len(), 1);
+    assert_eq!(d.events.len(), 2);
+    let listed = s
+        .alerts(&AlertFilter {
+            tag: Some("bike".into()),
+            ..AlertFilter::default()
+        })
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    let v = s.verify(None, &s.public_key().unwrap()).unwrap();
+    assert!(v.failures.is_empty(), "{:?}", v.failures);
+}
+
+#[test]
+fn feed_follows_events_and_acks_once_each_and_pages_by_keyset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = store(tmp.path(), None);
+    let mut ids = Vec::new();
+    for cam in ["a", "b", "c"] {
+        let (new, end) = events(cam);
+        s.record_event(&new, "{}", &[], 10).unwrap();
+        s.record_event(&end, "{}", &[], 10).unwrap();
+        ids.push(new.alert().id.clone());
+    }
+    let head = s.feed_head().unwrap();
+    assert_eq!(head, FeedCursor { event: 6, ack: 0 });
+    // From the start: each alert once, in the order of its latest change.
+    let (changed, next) = s.feed_after(FeedCursor::default(), 100).unwrap();
+    assert_eq!(changed, ids);
+    assert_eq!(next, head);
+    assert!(s.feed_after(head, 100).unwrap().0.is_empty());
+    // Read two at a time: nothing skipped, nothing twice.
+    let (first, mid) = s.feed_after(FeedCursor::default(), 3).unwrap();
+    let (rest, end) = s.feed_after(mid, 3).unwrap();
+    assert_eq!(end, head);
+    assert_eq!(first.len() + rest.len(), 4, "{first:?} {rest:?}"); // b spans both reads
+
+    let ack = |action, who: &str| Ack {
+        action,
+        who: who.into(),
+        note: "on it".into(),
+        at_ms: 5,
+    };
+    let announce = |camera: &str| {
+        vec![OutboxMessage {
+            topic: format!("vigil/alerts/acks/{camera}"),
+            payload: b"{}".to_vec(),
+            retain: false,
+            priority: Priority::Warning,
+            captured_us: None,
+        }]
+    };
+    s.acknowledge(&ids[1], &ack(AckAction::Ack, "wang"), announce, 10)
+        .unwrap();
+    let (changed, after_ack) = s.feed_after(head, 100).unwrap();
+    assert_eq!(changed, vec![ids[1].clone()]);
+    assert_eq!(after_ack, FeedCursor { event: 6, ack: 1 });
+    let row = &s.alerts_by_id(&ids[1..2]).unwrap()[0];
+    assert_eq!(row.ack.as_ref().unwrap().who, "wang");
+    let queued = Outbox::open(s.db_path()).unwrap().after(0, 10).unwrap();
+    assert_eq!(
+        queued[0].topic, "vigil/alerts/acks/b",
+        "ack queued with the row"
+    );
+    assert!(matches!(
+        s.acknowledge("nope", &ack(AckAction::Ack, "wang"), announce, 10),
+        Err(StoreError::NoAlert { .. })
+    ));
+
+    // Resolved alerts leave the wall; acknowledged ones stay.
+    assert_eq!(s.unresolved(10).unwrap().len(), 3);
+    s.acknowledge(&ids[0], &ack(AckAction::Resolve, "li"), |_| Vec::new(), 10)
+        .unwrap();
+    let wall: Vec<String> = s
+        .unresolved(10)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert!(!wall.contains(&ids[0]) && wall.contains(&ids[1]));
+    assert_eq!(s.acks(&ids[0]).unwrap()[0].action, AckAction::Resolve);
+
+    // Keyset pages: newest first, each alert on exactly one page.
+    let page = |before| {
+        s.alerts(&AlertFilter {
+            limit: Some(2),
+            before,
+            ..AlertFilter::default()
+        })
+        .unwrap()
+    };
+    let one = page(None);
+    let last = one.last().unwrap();
+    let two = page(Some((last.start_wall_ms, last.id.clone())));
+    let mut all: Vec<String> = one.iter().chain(&two).map(|a| a.id.clone()).collect();
+    assert_eq!(all.len(), 3);
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 3);
+
+    // The chain of custody, deduplicated on request.
+    s.log_access("li", "file", Some(&ids[2]), "evidence/c/x.jpg")
+        .unwrap();
+    assert!(
+        s.accessed_since("li", "file", "evidence/c/x.jpg", 0)
+            .unwrap()
+    );
+    assert!(
+        !s.accessed_since("wang", "file", "evidence/c/x.jpg", 0)
+            .unwrap()
+    );
+    assert_eq!(s.access_log(&ids[2]).unwrap()[0].who, "li");
+}
+
+#[test]
+fn retention_keeps_open_and_held_alerts_and_verify_still_passes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = store(tmp.path(), Some(25));
+    let mut ids = Vec::new();
+    for cam in ["a", "b", "c"] {
+        let (new, end) = events(cam);
+        s.record_event(&new, "{}", &[], 10).unwrap();
+        s.record_event(&end, "{}", &[], 10).unwrap();
+        let id = new.alert().id.clone();
+        add_file(&mut s, &id, &format!("{cam}.jpg"), 10);
+        ids.push(id);
+    }
+    let (open, _) = events("d");
+    s.record_event(&open, "{}", &[], 10).unwrap();
+    add_file(&mut s, &open.alert().id, "d.jpg", 10);
+    s.hold(&ids[0], "officer", "case 12").unwrap();
+    let removed = s.apply_retention(now_ms()).unwrap();
+    // 40 bytes kept, limit 25: the oldest unheld ended alert's file goes (b),
+    // then c; a is held and d is open.
+    let gone: Vec<&str> = removed.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(gone, ["evidence/b.jpg", "evidence/c.jpg"]);
+    assert!(s.dir().join("evidence/a.jpg").exists());
+    assert!(s.dir().join("evidence/d.jpg").exists());
+    let v = s.verify(None, &s.public_key().unwrap()).unwrap();
+    assert!(v.failures.is_empty(), "{:?}", v.failures);
+
+    std::fs::remove_file(s.dir().join("evidence/a.jpg")).unwrap();
+    let v = s.verify(None, &s.public_key().unwrap()).unwrap();
+    assert!(v.failures[0].contains("evidence/a.jpg"), "{:?}", v.failures);
+    assert!(v.failures[0].contains("missing"), "{:?}", v.failures);
+}
