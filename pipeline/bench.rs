@@ -57,6 +57,11 @@ pub struct BenchReport {
     /// Frames a live-paced camera lost because its worker was busy.
     pub frames_dropped: u64,
     pub inferences: u64,
+    /// Model calls per frame: under 1 with motion gating or a detector `fps`,
+    /// one per tile with `tiles`.
+    pub inferences_per_frame: f64,
+    /// Time in the model per frame (all its tiles), mean, ms.
+    pub inference_per_frame_ms: f64,
     /// Capture of the confirming frame → broker PUBACK, per MQTT message.
     pub alert_latency_ms: Percentiles,
     /// Resident memory at the end of the run.
@@ -321,6 +326,11 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
         frames_skipped: stats.motion_skipped,
         frames_dropped: stats.dropped,
         inferences: stats.inferences,
+        inferences_per_frame: round3(stats.inferences as f64 / stats.frames.max(1) as f64),
+        inference_per_frame_ms: round3(
+            stats.inference.percentiles().mean * stats.inferences as f64
+                / stats.frames.max(1) as f64,
+        ),
         alert_latency_ms: report.alert_latency.percentiles(),
         rss_mb: rss_end,
         rss_per_camera_mb: round3(
@@ -398,6 +408,11 @@ impl BenchReport {
             self.frames_skipped,
             self.frames_dropped,
             self.fps
+        );
+        let _ = writeln!(
+            s,
+            "inferences {} ({:.2} per frame, tiles counted each), {:.3} ms in the model per frame (mean)",
+            self.inferences, self.inferences_per_frame, self.inference_per_frame_ms
         );
         let _ = writeln!(
             s,

@@ -244,6 +244,7 @@ impl CameraWorker {
         // sink are written.
         let Self {
             id,
+            detectors,
             tracker,
             tracked_labels,
             tracked_input,
@@ -298,7 +299,8 @@ impl CameraWorker {
             }
         }
         if let Some(inspector) = inspector {
-            let trace = frame_trace(id, frame, still, &obs, rules.as_ref(), &events);
+            let regions = cropped_regions(frame, detectors, detectors_run);
+            let trace = frame_trace(id, frame, still, &obs, rules.as_ref(), &events, regions);
             inspector.frame(frame, &trace);
         }
         events
@@ -533,6 +535,26 @@ pub fn detect_views(
     Some(Ok(total))
 }
 
+/// The crops (an `roi`, tiles) of the detectors that ran on this frame, for the
+/// annotated replay; whole-frame views are left out.
+fn cropped_regions(frame: &Frame, detectors: &[BoundDetector], ran: &[Arc<str>]) -> Vec<[f32; 4]> {
+    let whole = |r: &crate::geometry::BBox| {
+        r.x1 <= 0.5
+            && r.y1 <= 0.5
+            && r.x2 >= frame.width as f32 - 0.5
+            && r.y2 >= frame.height as f32 - 0.5
+    };
+    detectors
+        .iter()
+        .filter(|b| ran.contains(&b.detector.name))
+        .filter_map(|b| frame.views.get(b.views.clone()))
+        .flatten()
+        .map(|v| v.region())
+        .filter(|r| !whole(r))
+        .map(|r| corners(&r))
+        .collect()
+}
+
 /// What ran on a frame: whether a gated detector did (motion resets its clock)
 /// and whether any detector found labels the tracker follows.
 #[derive(Default)]
@@ -549,6 +571,7 @@ fn frame_trace(
     obs: &Observation<'_>,
     rules: Option<&SizedRules>,
     events: &[Event],
+    regions_run: Vec<[f32; 4]>,
 ) -> FrameTrace {
     let mut dwell = Vec::new();
     if let Some(sized) = rules {
@@ -565,6 +588,7 @@ fn frame_trace(
         height: obs.height,
         motion_skipped: still,
         detectors: obs.detectors_run.to_vec(),
+        regions: regions_run,
         detections: obs
             .detections
             .iter()

@@ -35,6 +35,10 @@ pub struct FrameTrace {
     pub motion_skipped: bool,
     /// Detectors that ran on this frame (none: no inference, tracks carried over).
     pub detectors: Vec<Arc<str>>,
+    /// Crops the detectors ran on when not the whole frame (`roi`, tiles),
+    /// `[x1, y1, x2, y2]` in frame pixels.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<[f32; 4]>,
     pub detections: Vec<DetectionTrace>,
     pub tracks: Vec<TrackTrace>,
     pub events: Vec<EventTrace>,
@@ -287,6 +291,10 @@ impl Inspector {
                     0.6,
                 );
             }
+        }
+        // Tiles and crops the model ran on, thin and white: where it looked.
+        for r in &trace.regions {
+            rectangle(&mut img, *r, Rgb([235, 235, 235]), 1);
         }
         // Raw detections thin and grey-yellow; tracks thick in their own colour.
         for d in &trace.detections {

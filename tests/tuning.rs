@@ -598,3 +598,97 @@ fn box_iou(a: &[f64; 4], b: &[f64; 4]) -> f64 {
     let area = |x: &[f64; 4]| (x[2] - x[0]) * (x[3] - x[1]);
     inter / (area(a) + area(b) - inter).max(1e-9)
 }
+
+/// A 1080p waiting-room frame streamed as a camera: with 2x1 tiles the model runs
+/// twice per frame on the tiles it reports, and finds at least as many people as
+/// on the whole frame at the same threshold, each once (no half-person doubles:
+/// no two person boxes overlap by more than half of the smaller one).
+#[test]
+fn tiles_run_at_full_resolution_and_join_cut_people() {
+    let (Some(data), Some(model)) = (
+        dataset("cctv-people/data.yaml"),
+        model("yolox_nano_416.onnx"),
+    ) else {
+        return;
+    };
+    let image = std::fs::read_dir(data.parent().unwrap().join("train/images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut people = Vec::new();
+    for tiles in ["", ", tiles = { cols = 2, rows = 1, overlap = 0.2 }"] {
+        let config = write_config(
+            dir.path(),
+            &format!(
+                "{}\n[[cameras]]\nid = \"room\"\nsource = \"{}\"\ndetectors = [{{ name = \"coco\"{tiles} }}]\n[storage]\nenabled = false\n",
+                yolox_detector(&model),
+                still_stream(&image, 1)
+            ),
+        );
+        let lines = dir.path().join("detections.jsonl");
+        let (ok, out, err) = cli(&[
+            "replay",
+            "-c",
+            config.to_str().unwrap(),
+            "--events",
+            "/dev/null",
+            "--detections",
+            lines.to_str().unwrap(),
+        ]);
+        assert!(ok, "{out}{err}");
+        let first: Value = serde_json::from_str(
+            std::fs::read_to_string(&lines)
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap(),
+        )
+        .unwrap();
+        let boxes: Vec<[f64; 4]> = first["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["label"] == "person")
+            .map(|d| {
+                let b = &d["bbox"];
+                [0, 1, 2, 3].map(|i| b[i].as_f64().unwrap())
+            })
+            .collect();
+        if !tiles.is_empty() {
+            let regions = first["regions"].as_array().expect("tiles reported");
+            assert_eq!(regions.len(), 2, "{first}");
+            assert!(regions[0][2].as_f64().unwrap() > 1000.0, "{regions:?}");
+            // A half person is a box ending at an inner tile edge; it must have
+            // been joined to the whole one found by the other tile.
+            let edges = [
+                regions[0][2].as_f64().unwrap(),
+                regions[1][0].as_f64().unwrap(),
+            ];
+            let cut = |b: &[f64; 4]| {
+                edges
+                    .iter()
+                    .any(|e| (b[2] - e).abs() < 2.0 || (b[0] - e).abs() < 2.0)
+            };
+            for (i, a) in boxes.iter().enumerate() {
+                for b in &boxes[i + 1..] {
+                    if !(cut(a) || cut(b)) {
+                        continue;
+                    }
+                    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+                    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+                    let smaller =
+                        ((a[2] - a[0]) * (a[3] - a[1])).min((b[2] - b[0]) * (b[3] - b[1]));
+                    assert!(w * h <= 0.6 * smaller, "a person twice: {a:?} {b:?}");
+                }
+            }
+        }
+        people.push(boxes.len());
+    }
+    eprintln!(
+        "people on a 1080p frame: whole {}, 2x1 tiles {}",
+        people[0], people[1]
+    );
+    assert!(people[1] >= people[0], "{people:?}");
+}

@@ -118,6 +118,11 @@ impl View {
         };
         Some(f(&image))
     }
+
+    /// The full-frame pixel rectangle this view shows (its `roi` or tile).
+    pub fn region(&self) -> BBox {
+        self.region
+    }
 }
 
 /// What one detector needs from the decoder.
