@@ -692,3 +692,173 @@ fn tiles_run_at_full_resolution_and_join_cut_people() {
     );
     assert!(people[1] >= people[0], "{people:?}");
 }
+
+/// The training tool's Python: `third_party/train` (made by `models/train/setup`,
+/// which scripts/test runs). Skips loudly when absent; under `CI=true` it fails.
+fn training_python() -> Option<std::path::PathBuf> {
+    let python = repo().join("third_party/train/bin/python");
+    if python.is_file() {
+        return Some(python);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "third_party/train is missing: run models/train/setup"
+    );
+    eprintln!("SKIP: third_party/train is missing (run models/train/setup)");
+    None
+}
+
+/// The training tool starts from the YOLOX-Nano vigil ships: its transplanted
+/// torch model gives onnxruntime's scores within 1e-4, and one training step on
+/// four fire-8 frames exports an ONNX that `vigil check` loads with the YOLOX
+/// decoder and `vigil eval` runs, with the same input and output contract.
+#[test]
+fn training_tool_transplants_trains_one_step_and_exports_for_vigil() {
+    let (Some(python), Some(model), Some(dog), Some(data)) = (
+        training_python(),
+        model("yolox_nano_416.onnx"),
+        media("misc/dog.jpg"),
+        dataset("fire-8/data.yaml"),
+    ) else {
+        return;
+    };
+    let train = repo().join("models/train/train.py");
+    let out = Command::new(&python)
+        .arg(&train)
+        .args(["transplant-check", "--onnx"])
+        .arg(&model)
+        .arg("--image")
+        .arg(&dog)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check: Value = serde_json::from_str(report.trim()).unwrap();
+    eprintln!("transplant: {check}");
+    assert!(check["score_max_abs_diff"].as_f64().unwrap() <= 1e-4);
+    assert_eq!(check["top_class"], 16, "the dog photo's top class is dog");
+
+    let dir = tempfile::tempdir().unwrap();
+    let four = dir.path().join("four");
+    let images = subset_split(&data, &four, "valid", 4);
+    assert_eq!(images, 4);
+    let run = dir.path().join("run");
+    let onnx = dir.path().join("fire_smoke.onnx");
+    let out = Command::new(&python)
+        .arg(&train)
+        .arg("train")
+        .arg("--onnx")
+        .arg(&model)
+        .arg("--data")
+        .arg(format!("{}:train", four.display()))
+        .args([
+            "--classes",
+            "fire,smoke",
+            "--map",
+            "Fire=fire",
+            "--aspect",
+            "640x480",
+        ])
+        .args([
+            "--epochs",
+            "1",
+            "--batch",
+            "2",
+            "--max-steps",
+            "1",
+            "--freeze-backbone",
+        ])
+        .arg("--out")
+        .arg(&run)
+        .arg("--export")
+        .arg(&onnx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for file in ["last.pt", "run.json", "data.json", "log.jsonl"] {
+        assert!(
+            run.join(file).is_file(),
+            "{file} written next to the weights"
+        );
+    }
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"
+[[detectors]]
+name = "fire"
+model = "{}"
+format = "yolox"
+input = [416, 416]
+channels = "bgr"
+letterbox = "top_left"
+pad = 114
+classes = ["fire", "smoke"]
+score_threshold = 0.01
+
+[[cameras]]
+id = "shop"
+source = "{}"
+detectors = [{{ name = "fire" }}]
+"#,
+            onnx.display(),
+            still_stream(&dog, 1)
+        ),
+    );
+    let (ok, out, err) = cli(&["check", "-c", config.to_str().unwrap()]);
+    assert!(ok, "vigil loads the exported model: {out}{err}");
+    let (ok, out, err) = cli(&[
+        "eval",
+        "-c",
+        config.to_str().unwrap(),
+        "--data",
+        four.to_str().unwrap(),
+        "--map",
+        "Fire=fire",
+        "--json",
+    ]);
+    assert!(ok, "vigil eval runs the exported model: {out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["images"], 4);
+}
+
+/// The first `n` images of one split of a YOLO set, as the `train` split of a new
+/// set in `dir` (labels and data.yaml copied); returns how many.
+fn subset_split(data: &std::path::Path, dir: &std::path::Path, split: &str, n: usize) -> usize {
+    let root = data.parent().unwrap();
+    std::fs::create_dir_all(dir.join("train/images")).unwrap();
+    std::fs::create_dir_all(dir.join("train/labels")).unwrap();
+    std::fs::copy(data, dir.join("data.yaml")).unwrap();
+    let mut images: Vec<_> = std::fs::read_dir(root.join(split).join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    images.sort();
+    images.truncate(n);
+    for image in &images {
+        let label = root
+            .join(split)
+            .join("labels")
+            .join(image.with_extension("txt").file_name().unwrap());
+        std::fs::copy(
+            &label,
+            dir.join("train/labels").join(label.file_name().unwrap()),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            image,
+            dir.join("train/images").join(image.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    images.len()
+}
