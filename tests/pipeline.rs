@@ -713,3 +713,134 @@ password_file = "mqtt.pw"
     );
     assert!(!text.contains("Url-Pw-5"), "{text}");
 }
+
+/// Makes a test file with `gst-launch-1.0`; false if this GStreamer cannot.
+fn make_media(description: &str) -> bool {
+    std::process::Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(description.split_whitespace())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Ordinary and odd files, all in one `vigil replay`: each decodes, or fails its
+/// own camera with a message naming it; the process never aborts (a GStreamer
+/// assertion would end it with SIGABRT, status 134), and the good cameras finish.
+/// Covers an H.264 MP4 with B-frames (so an edit list) and an AAC track beside
+/// the video (the class of file that made `videorate` assert), H.265, H.264 4:2:2, odd and tiny sizes, a file cut
+/// before its index, and an empty file.
+#[test]
+fn odd_media_decode_or_fail_alone_and_never_abort() {
+    let (Some(video), Some(model)) = (media("people/vtest.avi"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The audio+video file from real footage; the codec and size cases from a
+    // short test pattern (what they exercise is the decoder, not the picture).
+    let real = format!(
+        "filesrc location={} ! decodebin ! videoconvert ! videoscale",
+        video.display()
+    );
+    let src = "videotestsrc num-buffers=60 pattern=ball ! video/x-raw,framerate=10/1 ! videoconvert ! videoscale";
+    let clip = "num-buffers=40";
+    let mut files: Vec<(&str, std::path::PathBuf, bool)> = Vec::new();
+    let mut add = |name: &'static str, description: String, expect_frames: bool| {
+        let path = d.join(name);
+        let made = make_media(&description.replace("OUT", path.to_str().unwrap()));
+        if made {
+            files.push((name, path, expect_frames));
+        } else {
+            eprintln!("SKIP {name}: this GStreamer cannot make it");
+        }
+    };
+    add(
+        "av.mp4",
+        format!(
+            "{real} ! video/x-raw,width=480,height=268 ! x264enc bframes=3 b-adapt=false speed-preset=veryfast ! h264parse ! mp4mux name=m ! filesink location=OUT audiotestsrc num-buffers=200 ! audioconvert ! avenc_aac ! aacparse ! m."
+        ),
+        true,
+    );
+    add(
+        "hevc.mp4",
+        format!(
+            "{src} ! video/x-raw,width=640,height=360 ! x265enc speed-preset=ultrafast ! h265parse ! mp4mux ! filesink location=OUT"
+        ),
+        true,
+    );
+    add(
+        "i422.mp4",
+        format!(
+            "{src} ! video/x-raw,width=320,height=240 ! videoconvert ! video/x-raw,format=Y42B ! x264enc speed-preset=ultrafast ! h264parse ! mp4mux ! filesink location=OUT"
+        ),
+        true,
+    );
+    add(
+        "odd.mkv",
+        format!(
+            "{src} ! video/x-raw,width=321,height=241 ! videoconvert ! video/x-raw,format=Y444 ! x264enc speed-preset=ultrafast ! h264parse ! matroskamux ! filesink location=OUT"
+        ),
+        true,
+    );
+    add(
+        "tiny.mkv",
+        format!(
+            "videotestsrc {clip} ! video/x-raw,width=2,height=2,framerate=10/1 ! videoconvert ! matroskamux ! filesink location=OUT"
+        ),
+        true,
+    );
+    // mp4mux writes its index (moov) last: half the file has none.
+    if let Some((_, full, _)) = files.iter().find(|f| f.0 == "av.mp4") {
+        let bytes = std::fs::read(full).unwrap();
+        std::fs::write(d.join("truncated.mp4"), &bytes[..bytes.len() / 2]).unwrap();
+        files.push(("truncated.mp4", d.join("truncated.mp4"), false));
+    }
+    std::fs::write(d.join("empty.mp4"), b"").unwrap();
+    files.push(("empty.mp4", d.join("empty.mp4"), false));
+
+    let mut config = yolox_detector(&model);
+    for (i, (_, path, _)) in files.iter().enumerate() {
+        config.push_str(&format!(
+            "\n[[cameras]]\nid = \"cam{i}\"\nsource = \"{}\"\nfps = 5\ndetectors = [{{ name = \"coco\", fps = 2 }}]\n",
+            path.display()
+        ));
+    }
+    config.push_str("\n[storage]\nenabled = false\n");
+    let config = write_config(d, &config);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "replay",
+            "-c",
+            config.to_str().unwrap(),
+            "--events",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code().is_some_and(|c| c == 0 || c == 1),
+        "vigil ended normally (0, or 1 for a failed camera), not by a signal: {:?}\n{log}",
+        out.status
+    );
+    for (i, (name, _, expect_frames)) in files.iter().enumerate() {
+        let line = log
+            .lines()
+            .find(|l| l.starts_with(&format!("camera cam{i}:")))
+            .unwrap_or_else(|| panic!("{name}: no summary line\n{log}"));
+        eprintln!("{name}: {line}");
+        if *expect_frames {
+            assert!(
+                line.contains("finished") && !line.contains(" 0 frames"),
+                "{name}: {line}"
+            );
+        } else {
+            assert!(
+                line.contains("FAILED") || line.contains(" 0 frames"),
+                "{name}: {line}"
+            );
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! GStreamer plumbing behind [`CameraSource`].
 //!
-//! `uridecodebin → videorate → tee`, then one branch per consumer:
+//! `uridecodebin → tee` (frames over the detectors' rate dropped by timestamp at
+//! the tee), then one branch per consumer:
 //! `queue → appsink "full"` keeps the decoded picture, and per detector
 //! `queue → videocrop → videoscale → videoconvert → capsfilter → appsink`. Crop and
 //! output size depend on the stream's resolution, so they are set from a probe on
@@ -99,12 +100,25 @@ impl CameraSource {
             });
             decode
         };
-        let rate = make("videorate")?;
-        rate.set_property("drop-only", true);
-        if let Some(fps) = fps.filter(|f| *f > 0.0) {
-            rate.set_property("max-rate", fps.ceil() as i32);
-        }
         let tee = make("tee")?;
+        // Frames over the detectors' rate are dropped by timestamp here, not by
+        // `videorate`: videorate asserts (aborting the whole process) on streams
+        // whose buffers carry no duration, which ordinary MP4s with an audio
+        // track or an edit list produce.
+        if let Some(fps) = fps.filter(|f| *f > 0.0)
+            && let Some(tee_sink) = tee.static_pad("sink")
+        {
+            let limiter = std::sync::Mutex::new(RateLimiter::new(fps));
+            tee_sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                let pts = info.buffer().and_then(|b| b.pts());
+                let mut limiter = limiter.lock().unwrap_or_else(|e| e.into_inner());
+                if limiter.keep(pts.map(|t| t.nseconds())) {
+                    gst::PadProbeReturn::Ok
+                } else {
+                    gst::PadProbeReturn::Drop
+                }
+            });
+        }
         let sync = pacing == Pacing::Live && !uri.is_live();
         let appsink = |name: &str| {
             gst_app::AppSink::builder()
@@ -122,9 +136,8 @@ impl CameraSource {
             Ok(q)
         };
         pipeline
-            .add_many([&decode, &rate, &tee])
+            .add_many([&decode, &tee])
             .map_err(|e| open_err(uri, e))?;
-        rate.link(&tee).map_err(|e| open_err(uri, e))?;
 
         let full_queue = queue()?;
         let full_sink = appsink("full");
@@ -173,7 +186,7 @@ impl CameraSource {
         }
 
         // Link only the video stream; audio and data pads stay unlinked.
-        let rate_sink = rate.static_pad("sink").expect("videorate has a sink pad");
+        let rate_sink = tee.static_pad("sink").expect("tee has a sink pad");
         if let Some(src) = decode.static_pad("src") {
             src.link(&rate_sink).map_err(|e| open_err(uri, e))?;
         }
@@ -640,5 +653,59 @@ fn read_frames(
         if !slot.put(frame) {
             return SourceEnd::Stopped;
         }
+    }
+}
+
+/// Keeps at most `fps` frames per second of media time, by timestamp: a frame is
+/// kept when it comes at least 90% of an interval after the last kept one (the
+/// slack keeps a 2 fps limit on a 10 fps stream at every 5th frame despite
+/// jitter). Frames without a timestamp, and streams whose time jumps back, are
+/// kept and restart the count: dropping is an optimisation, never a loss of
+/// the stream.
+struct RateLimiter {
+    interval_ns: u64,
+    last_kept: Option<u64>,
+}
+
+impl RateLimiter {
+    fn new(fps: f32) -> Self {
+        RateLimiter {
+            interval_ns: (1e9 / fps.max(1e-3) as f64) as u64 * 9 / 10,
+            last_kept: None,
+        }
+    }
+
+    fn keep(&mut self, pts_ns: Option<u64>) -> bool {
+        let Some(pts) = pts_ns else {
+            return true;
+        };
+        match self.last_kept {
+            Some(last) if pts >= last && pts - last < self.interval_ns => false,
+            _ => {
+                self.last_kept = Some(pts);
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::RateLimiter;
+
+    #[test]
+    fn keeps_the_rate_by_timestamp_and_survives_odd_time() {
+        let mut two = RateLimiter::new(2.0);
+        let kept: Vec<u64> = (0..20u64)
+            .map(|i| i * 100_000_000)
+            .filter(|&t| two.keep(Some(t)))
+            .collect();
+        assert_eq!(kept, [0, 500_000_000, 1_000_000_000, 1_500_000_000]);
+        assert!(two.keep(None), "no timestamp: kept");
+        assert!(
+            two.keep(Some(100)),
+            "time jumped back: kept, count restarts"
+        );
+        assert!(!two.keep(Some(200)));
     }
 }
