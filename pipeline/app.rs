@@ -285,8 +285,19 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     let (channels, publisher_thread) = publish::spawn(outputs);
     let (events_tx, evidence) = match store {
         Some(store) => {
-            let running =
-                EvidenceStage::spawn(store, &config.cameras, channels.events, evidence_queueing);
+            // Snapshots burn in the console's time zone (the host's without one).
+            let zone = config
+                .console
+                .as_ref()
+                .and_then(|c| c.zone().ok())
+                .unwrap_or_else(jiff::tz::TimeZone::system);
+            let running = EvidenceStage::spawn(
+                store,
+                &config.cameras,
+                zone,
+                channels.events,
+                evidence_queueing,
+            );
             (running.events.clone(), Some(running))
         }
         None => (channels.events, None),

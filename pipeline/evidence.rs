@@ -47,6 +47,8 @@ pub struct EvidenceStage {
     cameras: HashMap<String, Arc<CameraRecorder>>,
     geometry: HashMap<String, Geometry>,
     font: Option<FontVec>,
+    /// The compound's zone for times burned into snapshots.
+    time_zone: jiff::tz::TimeZone,
     publish: Sender<Event>,
     /// MQTT: topics and the publisher's wake-up; `None` when this run does not publish.
     mqtt: Option<(AlertsConfig, Sender<()>)>,
@@ -72,6 +74,7 @@ impl EvidenceStage {
     pub fn spawn(
         store: Store,
         camera_configs: &[CameraConfig],
+        time_zone: jiff::tz::TimeZone,
         publish: Sender<Event>,
         mqtt: Option<(AlertsConfig, Sender<()>)>,
     ) -> Running {
@@ -103,7 +106,7 @@ impl EvidenceStage {
         let font = snapshot::find_font();
         if font.is_none() {
             tracing::warn!(
-                "no TrueType font found (install fonts-dejavu-core): annotated snapshots will have shapes but no text"
+                "no TrueType font found (install fonts-wqy-zenhei for Chinese names, or fonts-dejavu-core): annotated snapshots will have shapes but no text"
             );
         }
         let (tx, rx) = crossbeam_channel::bounded::<Event>(QUEUE);
@@ -116,6 +119,7 @@ impl EvidenceStage {
             publish,
             mqtt,
             pending_ends: HashMap::new(),
+            time_zone,
             last_age_retention: Instant::now(),
         };
         let handle = std::thread::Builder::new()
@@ -241,13 +245,7 @@ impl EvidenceStage {
             .map_err(|e| format!("{}: {e}", clean_abs.display()))?;
         let t_clean = t0.elapsed();
         let geometry = self.geometry.get(&*a.camera);
-        let local = jiff::Timestamp::from_millisecond(a.start.wall_ms as i64)
-            .map(|t| {
-                t.to_zoned(jiff::tz::TimeZone::system())
-                    .strftime("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-            })
-            .unwrap_or_default();
+        let local = burned_time(a.start.wall_ms, &self.time_zone);
         let annotation = Annotation {
             bbox: a.bbox,
             caption: match a.track_id {
@@ -408,5 +406,76 @@ impl EvidenceStage {
             }
             Err(e) => error_counted("-", format!("retention: {e}: {}", source_chain(&e))),
         }
+    }
+}
+
+/// The alert's start as burned into its snapshot: in the compound's time zone
+/// (the console's `time_zone`), named, so the picture agrees with the console,
+/// the search and the timeline whatever zone the host runs in.
+fn burned_time(wall_ms: u64, zone: &jiff::tz::TimeZone) -> String {
+    jiff::Timestamp::from_millisecond(wall_ms as i64)
+        .map(|t| {
+            t.to_zoned(zone.clone())
+                .strftime("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_time_is_the_compounds_not_the_hosts() {
+        let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+        // 2026-12-01 04:56:50 UTC
+        let ms = 1_796_101_010_000;
+        assert_eq!(burned_time(ms, &shanghai), "2026-12-01 12:56:50 CST");
+        assert_eq!(
+            burned_time(ms, &jiff::tz::TimeZone::UTC),
+            "2026-12-01 04:56:50 UTC"
+        );
+    }
+
+    #[test]
+    fn chinese_camera_names_have_glyphs_not_boxes() {
+        use ab_glyph::Font;
+        let Some(font) = snapshot::find_font() else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "no font installed"
+            );
+            eprintln!("SKIP: no TrueType font installed");
+            return;
+        };
+        let name = "B2 栋 1 楼厨房";
+        let missing: Vec<char> = name
+            .chars()
+            .filter(|c| !c.is_whitespace() && font.glyph_id(*c).0 == 0)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "no glyph for {missing:?}: install fonts-wqy-zenhei"
+        );
+        // Drawn, the name covers more than its tofu boxes would: a CJK glyph has
+        // strokes inside, a missing-glyph box only its outline.
+        let drawn = |text: &str| {
+            let mut img = image::RgbImage::new(400, 60);
+            snapshot::draw_label(
+                &mut img,
+                &font,
+                2.0,
+                2.0,
+                text,
+                image::Rgb([255, 255, 255]),
+                1.0,
+            );
+            img.pixels().filter(|p| p.0[0] > 128).count()
+        };
+        assert!(
+            drawn("厨房") > drawn("\u{FFFF}\u{FFFF}"),
+            "glyphs are drawn"
+        );
     }
 }

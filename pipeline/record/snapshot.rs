@@ -1,8 +1,10 @@
 //! Snapshots: the full-resolution frame that confirmed an alert, as a clean JPEG
 //! and an annotated one (box, label, score, track id, the rule's zone or line).
 //!
-//! Text uses a TrueType font found at run time (Debian's `fonts-dejavu-core`);
-//! without one the annotated snapshot has shapes only.
+//! Text uses a TrueType font found at run time: a CJK one first (Debian's
+//! `fonts-wqy-zenhei`), because camera names here are Chinese and a Latin-only
+//! font burns them into evidence as empty boxes; else `fonts-dejavu-core`.
+//! Without any, the annotated snapshot has shapes only.
 
 use ab_glyph::{Font, FontVec, PxScale, ScaleFont, point};
 use image::{Rgb, RgbImage};
@@ -10,6 +12,8 @@ use std::io::Write;
 use std::path::Path;
 
 const FONT_CANDIDATES: &[&str] = &[
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
     "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf",
