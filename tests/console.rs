@@ -394,6 +394,41 @@ time_zone = "Asia/Shanghai"
         "the ack on the second console",
     )
     .await;
+    // The note went with the ack and left the input; Enter in the note of the
+    // acknowledged card does not resolve it (no resolve on MQTT, card stays).
+    until(
+        &operator,
+        &format!(
+            "document.querySelector('#alert-{} .ack') && document.querySelector('#alert-{} input[name=note]').value === ''",
+            ids[0], ids[0]
+        ),
+        Duration::from_secs(5),
+        "the ack note cleared",
+    )
+    .await;
+    operator
+        .find(Locator::Css(&format!("#alert-{} input[name=note]", ids[0])))
+        .await
+        .unwrap()
+        .send_keys("typed then Enter\u{E007}")
+        .await
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let still = js(
+        &operator,
+        &format!("return !!document.getElementById('alert-{}');", ids[0]),
+    )
+    .await;
+    assert_eq!(still, json!(true), "Enter resolved the alert");
+    assert!(
+        !recorder.wait_for(
+            |m| m.iter().any(|(t, p, _)| t == "vigil/alerts/acks"
+                && p.contains(&ids[0])
+                && p.contains("resolve")),
+            Duration::from_millis(100)
+        ),
+        "Enter published a resolve"
+    );
     // No card twice, on either console, after all these updates.
     for client in [&operator, &phone] {
         let n = js(

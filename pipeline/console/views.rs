@@ -184,6 +184,9 @@ pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
                 @if !recipients.is_empty() { p.recipients { (t.recipients) ": " (recipients.join(", ")) } }
                 @if let Some(ack) = &a.ack { (ack_line(ack, console)) }
                 form.ackform method="post" action={"/alerts/" (a.id) "/ack"} {
+                    // The form's default button, disabled: Enter in the note
+                    // never submits (it resolved acknowledged alerts, no undo).
+                    button type="submit" disabled hidden aria-hidden="true" {}
                     input type="hidden" name="csrf" value=(user.csrf);
                     input name="note" placeholder=(t.note) maxlength="500";
                     @if a.ack.is_none() {
@@ -395,11 +398,16 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
                     }
                     @for ack in p.acks { li { (ack_line(ack, console)) } }
                 }
-                form.ackform method="post" action={"/alerts/" (a.id) "/ack"} {
-                    input type="hidden" name="csrf" value=(user.csrf);
-                    input name="note" placeholder=(t.note) maxlength="500";
-                    button type="submit" name="action" value="ack" { (t.acknowledge) }
-                    button type="submit" name="action" value="resolve" { (t.resolve) }
+                @if a.ack.as_ref().is_none_or(|k| k.action != AckAction::Resolve) {
+                    form.ackform method="post" action={"/alerts/" (a.id) "/ack"} {
+                        button type="submit" disabled hidden aria-hidden="true" {}
+                        input type="hidden" name="csrf" value=(user.csrf);
+                        input name="note" placeholder=(t.note) maxlength="500";
+                        @if a.ack.is_none() {
+                            button type="submit" name="action" value="ack" { (t.acknowledge) }
+                        }
+                        button type="submit" name="action" value="resolve" { (t.resolve) }
+                    }
                 }
             }
             @if police {

@@ -68,6 +68,10 @@
     e.preventDefault();
     const body = new URLSearchParams(new FormData(form));
     if (e.submitter && e.submitter.name) body.set(e.submitter.name, e.submitter.value);
+    // The note goes with this action only, never again with the next one.
+    const note = form.querySelector("input[name=note]");
+    const typed = note ? note.value : "";
+    if (note) note.value = "";
     // getAttribute: `form.action` would be the button named "action".
     fetch(form.getAttribute("action"), {
       method: "POST",
@@ -75,7 +79,10 @@
       headers: { "X-Requested-With": "fetch" },
       credentials: "same-origin",
     }).then(function (r) {
-      if (!r.ok) form.dataset.error = r.status;
+      if (!r.ok) {
+        form.dataset.error = r.status;
+        if (note && !note.value) note.value = typed;
+      }
       form.classList.toggle("refused", !r.ok);
     });
   });
