@@ -19,7 +19,12 @@ use std::time::{Duration, Instant};
 pub const COOKIE: &str = "vigil_session";
 /// A session unused this long is gone.
 const IDLE: Duration = Duration::from_secs(12 * 3600);
+/// Password guesses per user name in the window: one person's typos.
 pub const MAX_FAILURES: usize = 5;
+/// Guesses per address in the window, whatever the name: a shared control-room
+/// workstation serves a whole shift, so one user's typos must not lock it out,
+/// but one machine cannot try many names either.
+pub const MAX_FAILURES_PER_ADDRESS: usize = 20;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
@@ -33,7 +38,25 @@ struct Session {
 #[derive(Default)]
 pub struct Sessions {
     live: Mutex<HashMap<String, Session>>,
-    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    /// Recent attempts not (yet) known to have succeeded, by name and address.
+    failures: Mutex<Attempts>,
+}
+
+#[derive(Default)]
+struct Attempts {
+    by_name: HashMap<String, VecDeque<Instant>>,
+    by_address: HashMap<IpAddr, VecDeque<Instant>>,
+}
+
+/// How long until a queue of attempt times has a free slot, if it is full.
+fn wait_for_slot(times: &mut VecDeque<Instant>, max: usize) -> Option<Duration> {
+    while times.front().is_some_and(|t| t.elapsed() >= FAILURE_WINDOW) {
+        times.pop_front();
+    }
+    (times.len() >= max).then(|| {
+        let oldest = times[times.len() - max];
+        FAILURE_WINDOW.saturating_sub(oldest.elapsed())
+    })
 }
 
 fn token() -> String {
@@ -89,22 +112,36 @@ impl Sessions {
         Some(session.clone())
     }
 
-    /// False when `ip` failed too often lately.
-    pub fn may_try(&self, ip: IpAddr) -> bool {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let recent = failures.entry(ip).or_default();
-        while recent
-            .front()
-            .is_some_and(|t| t.elapsed() >= FAILURE_WINDOW)
-        {
-            recent.pop_front();
+    /// Counts a login attempt *before* its password is checked, so parallel
+    /// guesses cannot all slip under the limit; `Err` with the wait when the
+    /// name or the address has had too many lately. A success is taken back with
+    /// [`Sessions::succeeded`].
+    pub fn attempt(&self, ip: IpAddr, name: &str) -> Result<(), Duration> {
+        let mut a = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let name = name.to_lowercase();
+        let by_name = wait_for_slot(a.by_name.entry(name.clone()).or_default(), MAX_FAILURES);
+        let by_address = wait_for_slot(
+            a.by_address.entry(ip).or_default(),
+            MAX_FAILURES_PER_ADDRESS,
+        );
+        if let Some(wait) = by_name.max(by_address) {
+            return Err(wait);
         }
-        recent.len() < MAX_FAILURES
+        let now = Instant::now();
+        a.by_name.entry(name).or_default().push_back(now);
+        a.by_address.entry(ip).or_default().push_back(now);
+        Ok(())
     }
 
-    pub fn failed(&self, ip: IpAddr) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures.entry(ip).or_default().push_back(Instant::now());
+    /// The attempt was right: it does not count against the name or address.
+    pub fn succeeded(&self, ip: IpAddr, name: &str) {
+        let mut a = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(q) = a.by_name.get_mut(&name.to_lowercase()) {
+            q.pop_back();
+        }
+        if let Some(q) = a.by_address.get_mut(&ip) {
+            q.pop_back();
+        }
     }
 }
 
@@ -209,15 +246,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn throttles_an_address_after_repeated_failures_only() {
+    fn throttles_a_name_not_the_workstation_and_counts_before_checking() {
         let sessions = Sessions::default();
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         for _ in 0..MAX_FAILURES {
-            assert!(sessions.may_try(a));
-            sessions.failed(a);
+            assert!(sessions.attempt(a, "op1").is_ok());
         }
-        assert!(!sessions.may_try(a));
-        assert!(sessions.may_try(b));
+        // The sixth guess for op1 waits, and says how long (about 5 minutes);
+        // from another address too: the limit is the name's.
+        let wait = sessions.attempt(a, "OP1").unwrap_err();
+        assert!(
+            wait > Duration::from_secs(290) && wait <= FAILURE_WINDOW,
+            "{wait:?}"
+        );
+        assert!(sessions.attempt(b, "op1").is_err());
+        // Another operator at the same workstation still logs in.
+        assert!(sessions.attempt(a, "op2").is_ok());
+        sessions.succeeded(a, "op2");
+        // One address cannot try many names.
+        for i in 0..MAX_FAILURES_PER_ADDRESS {
+            let _ = sessions.attempt(b, &format!("user{i}"));
+        }
+        assert!(sessions.attempt(b, "fresh").is_err());
+    }
+
+    #[test]
+    fn parallel_guesses_are_counted_before_any_is_checked() {
+        let sessions = std::sync::Arc::new(Sessions::default());
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        let admitted: usize = (0..40)
+            .map(|_| {
+                let s = sessions.clone();
+                std::thread::spawn(move || s.attempt(ip, "admin").is_ok())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| usize::from(h.join().unwrap()))
+            .sum();
+        assert_eq!(admitted, MAX_FAILURES);
     }
 
     #[test]

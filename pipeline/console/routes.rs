@@ -143,14 +143,20 @@ async fn login(
         return (StatusCode::FORBIDDEN, "cross-origin login refused").into_response();
     }
     let ip = peer.ip();
-    if !c.sessions.may_try(ip) {
+    if let Err(wait) = c.sessions.attempt(ip, &form.user) {
         tracing::warn!(
             "console: login as {:?} from {ip} refused: too many failures",
             form.user
         );
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let message = format!("{} ({minutes} {})", t.login_throttled, t.minutes);
         return (
             StatusCode::TOO_MANY_REQUESTS,
-            Html(views::login(&c, Some(t.login_throttled)).into_string()),
+            [(
+                axum::http::header::RETRY_AFTER,
+                wait.as_secs().max(1).to_string(),
+            )],
+            Html(views::login(&c, Some(&message)).into_string()),
         )
             .into_response();
     }
@@ -161,6 +167,7 @@ async fn login(
             .await;
     match checked {
         Ok(Ok(Some(user))) => {
+            c.sessions.succeeded(ip, &form.user);
             tracing::info!(
                 "console: {} ({}) logged in from {ip}",
                 user.name,
@@ -174,7 +181,6 @@ async fn login(
                 .into_response()
         }
         Ok(Ok(None)) => {
-            c.sessions.failed(ip);
             tracing::warn!("console: failed login as {:?} from {ip}", form.user);
             (
                 StatusCode::UNAUTHORIZED,
@@ -443,7 +449,8 @@ async fn acknowledge(
         if ack.note.is_empty() {
             String::new()
         } else {
-            format!(": {}", ack.note)
+            // Quoted and escaped: a newline in a note must not forge a log line.
+            format!(": {:?}", ack.note)
         }
     );
     if headers.get("x-requested-with").is_some() {

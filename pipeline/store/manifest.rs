@@ -158,15 +158,29 @@ impl ManifestWriter {
     /// Opens (or starts) the manifest at `path`, continuing its chain.
     pub fn open(path: &Path, key: SigningKey) -> std::io::Result<Self> {
         let (next_seq, head) = match std::fs::read_to_string(path) {
-            Ok(text) => match text.lines().rfind(|l| !l.trim().is_empty()) {
-                Some(last) => {
-                    let seq = serde_json::from_str::<Entry>(last)
-                        .map(|e| e.seq)
-                        .unwrap_or(0);
-                    (seq + 1, sha256_hex(last.as_bytes()))
+            Ok(text) => {
+                let (intact, last) = intact_prefix(&text);
+                if intact < text.len() {
+                    // A power cut mid-append leaves a torn last line. Numbering
+                    // and the chain continue from the last whole entry, so the
+                    // files of earlier runs still verify; the torn bytes are
+                    // cut off (logged), or the next entry would be glued to them.
+                    tracing::warn!(
+                        "{}: torn last line dropped ({} bytes after entry {}): {:?}",
+                        path.display(),
+                        text.len() - intact,
+                        last.as_ref().map_or(0, |(e, _)| e.seq),
+                        &text[intact..text.len().min(intact + 120)]
+                    );
+                    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+                    file.set_len(intact as u64)?;
+                    file.sync_all()?;
                 }
-                None => (1, GENESIS.to_string()),
-            },
+                match last {
+                    Some((entry, line)) => (entry.seq + 1, sha256_hex(line.as_bytes())),
+                    None => (1, GENESIS.to_string()),
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (1, GENESIS.to_string()),
             Err(e) => return Err(e),
         };
@@ -300,6 +314,32 @@ pub fn check_chain(text: &str, key: &VerifyingKey, expect_gaps: bool) -> ChainCh
     check
 }
 
+/// The manifest's whole part: the byte length up to and including the last line
+/// that is a complete entry (ending in a newline), and that entry with its text.
+/// Anything after it is a torn append; lines that do not parse *before* it are
+/// left for `verify` to report, never cut.
+fn intact_prefix(text: &str) -> (usize, Option<(Entry, &str)>) {
+    let mut offset = 0;
+    let mut intact = 0;
+    let mut last = None;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        if line.ends_with('\n')
+            && let Ok(entry) = serde_json::from_str::<Entry>(body)
+        {
+            intact = offset + line.len();
+            last = Some((entry, body));
+        } else if body.trim().is_empty() && last.is_none() {
+            intact = offset + line.len();
+        }
+        offset += line.len();
+    }
+    if text[intact..].trim().is_empty() {
+        intact = text.len();
+    }
+    (intact, last)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +357,28 @@ mod tests {
                 .unwrap();
         }
         (dir, path)
+    }
+
+    #[test]
+    fn a_torn_last_line_is_dropped_and_numbering_continues() {
+        let (_d, path) = manifest(3);
+        let whole = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{whole}{{\"seq\":4,\"op\":\"add\",\"pa")).unwrap();
+        let mut w = ManifestWriter::open(&path, key()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            whole,
+            "torn bytes cut off"
+        );
+        assert_eq!(w.append(Op::Add, "f9", "ab", 1, "a", 2).unwrap().seq, 4);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let check = check_chain(&text, &key().verifying_key(), false);
+        assert!(check.failures.is_empty(), "{:?}", check.failures);
+        assert_eq!(check.entries.len(), 4);
+        // A whole file is left as it is.
+        let before = std::fs::read_to_string(&path).unwrap();
+        ManifestWriter::open(&path, key()).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
     }
 
     #[test]
