@@ -70,12 +70,12 @@ struct StatusBoard<'a> {
 
 impl StatusBoard<'_> {
     fn set(&mut self, state: CameraState, reason: Option<String>) {
-        // A camera that keeps failing the same way is announced once, not at
-        // every retry (a flood would bury the one alert that matters).
-        let same = self.last.as_ref().is_some_and(|(s, r)| {
-            *s == state && (state != CameraState::Reconnecting || *r == reason)
-        });
-        if same {
+        // State changes only: a camera that keeps failing is announced once,
+        // not at every retry, even when each retry words its error differently
+        // (element names carry counters); a flood would bury the one alert that
+        // matters. The retries are in the debug log.
+        if self.last.as_ref().is_some_and(|(s, _)| *s == state) {
+            tracing::debug!(camera = %self.camera, "camera {} still {state:?}: {}", self.camera, reason.as_deref().unwrap_or(""));
             return;
         }
         let (id, source) = (self.camera, &self.source);
@@ -255,5 +255,35 @@ impl Supervisor<'_> {
             rss_at_end_mb,
             ring_bytes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reconnecting_camera_is_announced_once_per_state_change() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut board = StatusBoard {
+            camera: "gate",
+            source: "rtsp://gate".into(),
+            statuses: &tx,
+            health: None,
+            last: None,
+        };
+        board.set(CameraState::Up, None);
+        for i in 0..19 {
+            board.set(
+                CameraState::Reconnecting,
+                Some(format!("Could not open resource (rtspsrc{i})")),
+            );
+        }
+        board.set(CameraState::Up, None);
+        let states: Vec<CameraState> = rx.try_iter().map(|s| s.state).collect();
+        assert_eq!(
+            states,
+            [CameraState::Up, CameraState::Reconnecting, CameraState::Up]
+        );
     }
 }
