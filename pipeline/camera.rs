@@ -498,6 +498,7 @@ impl CameraWorker {
 pub struct TileScratch {
     found: Vec<Detection>,
     tile: Vec<u16>,
+    regions: Vec<crate::geometry::BBox>,
 }
 
 /// Runs one detector on its views of a frame into `out`: the one view as is, or
@@ -529,7 +530,14 @@ pub fn detect_views(
         tiles.tile.resize(tiles.found.len(), i as u16);
     }
     let merging = Instant::now();
-    crate::detect::tiles::merge(&mut tiles.found, &mut tiles.tile, detector.nms_iou);
+    tiles.regions.clear();
+    tiles.regions.extend(views.iter().map(View::region));
+    crate::detect::tiles::merge(
+        &mut tiles.found,
+        &mut tiles.tile,
+        &tiles.regions,
+        detector.nms_iou,
+    );
     total.postprocess += merging.elapsed();
     out.extend_from_slice(&tiles.found);
     Some(Ok(total))

@@ -10,6 +10,7 @@
 //! other, so the person is one box, not two halves.
 
 use super::Detection;
+use crate::geometry::BBox;
 use serde::Deserialize;
 
 /// `tiles = { cols = 2, rows = 1, overlap = 0.2 }` on a camera's detector.
@@ -83,11 +84,38 @@ impl Tiles {
 }
 
 /// Joins the detections of several tiles (`tile[i]` is where `found[i]` came
-/// from) in place: highest score first, a box absorbs every lower box of its
-/// class from another tile that overlaps it by `iou` or lies mostly inside it;
-/// the kept box grows to cover both. Boxes of one tile were already separated by
-/// the model's NMS and stay apart (two people side by side are two people).
-pub fn merge(found: &mut Vec<Detection>, tile: &mut Vec<u16>, iou: f32) {
+/// from; `regions[t]` is tile `t`'s rectangle in frame pixels) in place, highest
+/// score first:
+/// - a box *cut* by an inner tile edge (it reaches an edge another tile lies
+///   beyond) absorbs, or is absorbed by, a box of its class from another tile
+///   that mostly contains it, and the kept box grows to cover both: the half
+///   person and the whole one are one person;
+/// - otherwise boxes of different tiles are one only when they overlap by
+///   `iou`, as the model's own NMS would judge them; boxes of one tile were
+///   already separated by it and stay apart (two people side by side are two).
+pub fn merge(found: &mut Vec<Detection>, tile: &mut Vec<u16>, regions: &[BBox], iou: f32) {
+    let outer = regions.iter().fold(None::<BBox>, |acc, r| {
+        Some(match acc {
+            None => *r,
+            Some(a) => BBox {
+                x1: a.x1.min(r.x1),
+                y1: a.y1.min(r.y1),
+                x2: a.x2.max(r.x2),
+                y2: a.y2.max(r.y2),
+            },
+        })
+    });
+    let cut = |d: &Detection, t: u16| -> bool {
+        let (Some(r), Some(o)) = (regions.get(t as usize), outer) else {
+            return false;
+        };
+        const NEAR: f32 = 2.0;
+        let b = &d.bbox;
+        (b.x1 - r.x1 < NEAR && r.x1 - o.x1 > NEAR)
+            || (r.x2 - b.x2 < NEAR && o.x2 - r.x2 > NEAR)
+            || (b.y1 - r.y1 < NEAR && r.y1 - o.y1 > NEAR)
+            || (r.y2 - b.y2 < NEAR && o.y2 - r.y2 > NEAR)
+    };
     let mut order: Vec<usize> = (0..found.len()).collect();
     order.sort_by(|&a, &b| found[b].score.total_cmp(&found[a].score));
     let mut absorbed = vec![false; found.len()];
@@ -97,14 +125,21 @@ pub fn merge(found: &mut Vec<Detection>, tile: &mut Vec<u16>, iou: f32) {
             continue;
         }
         let mut keep = found[i].clone();
+        let keep_cut = cut(&found[i], tile[i]);
         for &j in &order[rank + 1..] {
             if absorbed[j] || found[j].class_id != keep.class_id || tile[j] == tile[i] {
                 continue;
             }
             let other = &found[j].bbox;
-            let inter = intersection(&keep.bbox, other);
+            if keep.bbox.iou(other) >= iou {
+                absorbed[j] = true;
+                continue;
+            }
+            if !(keep_cut || cut(&found[j], tile[j])) {
+                continue;
+            }
             let smaller = keep.bbox.area().min(other.area()).max(1e-6);
-            if keep.bbox.iou(other) >= iou || inter / smaller >= CONTAINED {
+            if intersection(&keep.bbox, other) / smaller >= CONTAINED {
                 keep.bbox.x1 = keep.bbox.x1.min(other.x1);
                 keep.bbox.y1 = keep.bbox.y1.min(other.y1);
                 keep.bbox.x2 = keep.bbox.x2.max(other.x2);
@@ -122,7 +157,7 @@ pub fn merge(found: &mut Vec<Detection>, tile: &mut Vec<u16>, iou: f32) {
     }
 }
 
-fn intersection(a: &crate::geometry::BBox, b: &crate::geometry::BBox) -> f32 {
+fn intersection(a: &BBox, b: &BBox) -> f32 {
     let w = (a.x2.min(b.x2) - a.x1.max(b.x1)).max(0.0);
     let h = (a.y2.min(b.y2) - a.y1.max(b.y1)).max(0.0);
     w * h
@@ -131,7 +166,6 @@ fn intersection(a: &crate::geometry::BBox, b: &crate::geometry::BBox) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geometry::BBox;
 
     fn det(class_id: u32, score: f32, x1: f32, y1: f32, x2: f32, y2: f32) -> Detection {
         Detection {
@@ -188,25 +222,49 @@ mod tests {
 
     #[test]
     fn a_person_cut_by_the_tile_edge_is_one_box() {
-        // Whole in tile 0, its right half in tile 1; a second person beside it in
-        // tile 0 only, overlapping a little: stays separate.
-        let mut found = vec![
-            det(0, 0.8, 100.0, 50.0, 160.0, 200.0),
-            det(0, 0.6, 130.0, 52.0, 161.0, 198.0),
-            det(0, 0.7, 150.0, 60.0, 210.0, 210.0),
+        // Two tiles: 0..161 and 120..300 wide. A person whole in tile 1 and its
+        // left part in tile 0, cut at x = 161: one box. A second person in tile 0
+        // only, overlapping the first a little: stays separate.
+        let regions = [
+            BBox {
+                x1: 0.0,
+                y1: 0.0,
+                x2: 161.0,
+                y2: 300.0,
+            },
+            BBox {
+                x1: 120.0,
+                y1: 0.0,
+                x2: 300.0,
+                y2: 300.0,
+            },
         ];
-        let mut tile = vec![0, 1, 0];
-        merge(&mut found, &mut tile, 0.45);
+        let mut found = vec![
+            det(0, 0.8, 130.0, 50.0, 190.0, 200.0),
+            det(0, 0.6, 131.0, 52.0, 160.5, 198.0),
+            det(0, 0.7, 100.0, 60.0, 140.0, 210.0),
+        ];
+        let mut tile = vec![1, 0, 0];
+        merge(&mut found, &mut tile, &regions, 0.45);
         assert_eq!(found.len(), 2, "{found:?}");
-        assert_eq!(found[0].bbox.x2, 161.0);
-        assert_eq!(found[0].score, 0.8);
+        assert_eq!((found[0].score, found[0].bbox.x1), (0.8, 130.0));
+        // A small person inside a large box of another tile, neither cut by an
+        // edge (a child in front of an adult): two people.
+        let mut found = vec![
+            det(0, 0.8, 140.0, 20.0, 220.0, 280.0),
+            det(0, 0.6, 20.0, 30.0, 60.0, 100.0),
+            det(0, 0.5, 150.0, 150.0, 158.0, 200.0),
+        ];
+        let mut tile = vec![1, 0, 0];
+        merge(&mut found, &mut tile, &regions, 0.45);
+        assert_eq!(found.len(), 3, "{found:?}");
         // Other classes never merge.
         let mut found = vec![
             det(0, 0.8, 0.0, 0.0, 10.0, 10.0),
             det(1, 0.7, 0.0, 0.0, 10.0, 10.0),
         ];
         let mut tile = vec![0, 1];
-        merge(&mut found, &mut tile, 0.45);
+        merge(&mut found, &mut tile, &regions, 0.45);
         assert_eq!(found.len(), 2);
     }
 }
