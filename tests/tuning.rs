@@ -519,33 +519,7 @@ fn eval_measures_what_a_camera_sees() {
         )
         .unwrap();
         for (index, image) in images.iter().enumerate().take(3) {
-            let config = write_config(
-                &dir.path().join(set),
-                &format!(
-                    "{}\n[[cameras]]\nid = \"still\"\nsource = \"{}\"\ndetectors = [{{ name = \"coco\" }}]\n[storage]\nenabled = false\n",
-                    yolox_detector(&model),
-                    still_stream(image, 1)
-                ),
-            );
-            let lines = dir.path().join(set).join(format!("replay-{index}.jsonl"));
-            let (ok, out, err) = cli(&[
-                "replay",
-                "-c",
-                config.to_str().unwrap(),
-                "--events",
-                "/dev/null",
-                "--detections",
-                lines.to_str().unwrap(),
-            ]);
-            assert!(ok, "{out}{err}");
-            let first: Value = serde_json::from_str(
-                std::fs::read_to_string(&lines)
-                    .unwrap()
-                    .lines()
-                    .next()
-                    .unwrap(),
-            )
-            .unwrap();
+            let first = first_frame_seen(&dir.path().join(set), &model, image, "");
             let replayed: Vec<([f64; 4], f64)> = first["detections"]
                 .as_array()
                 .unwrap()
@@ -619,33 +593,7 @@ fn tiles_run_at_full_resolution_and_join_cut_people() {
     let dir = tempfile::tempdir().unwrap();
     let mut people = Vec::new();
     for tiles in ["", ", tiles = { cols = 2, rows = 1, overlap = 0.2 }"] {
-        let config = write_config(
-            dir.path(),
-            &format!(
-                "{}\n[[cameras]]\nid = \"room\"\nsource = \"{}\"\ndetectors = [{{ name = \"coco\"{tiles} }}]\n[storage]\nenabled = false\n",
-                yolox_detector(&model),
-                still_stream(&image, 1)
-            ),
-        );
-        let lines = dir.path().join("detections.jsonl");
-        let (ok, out, err) = cli(&[
-            "replay",
-            "-c",
-            config.to_str().unwrap(),
-            "--events",
-            "/dev/null",
-            "--detections",
-            lines.to_str().unwrap(),
-        ]);
-        assert!(ok, "{out}{err}");
-        let first: Value = serde_json::from_str(
-            std::fs::read_to_string(&lines)
-                .unwrap()
-                .lines()
-                .next()
-                .unwrap(),
-        )
-        .unwrap();
+        let first = first_frame_seen(dir.path(), &model, &image, tiles);
         let boxes: Vec<[f64; 4]> = first["detections"]
             .as_array()
             .unwrap()
@@ -861,4 +809,36 @@ fn subset_split(data: &std::path::Path, dir: &std::path::Path, split: &str, n: u
         .unwrap();
     }
     images.len()
+}
+
+/// `vigil replay --detections` of one still picture streamed as a camera (the
+/// COCO detector, with `extra` added to its camera use, e.g. tiles): the first
+/// frame's line.
+fn first_frame_seen(
+    dir: &std::path::Path,
+    model: &std::path::Path,
+    image: &std::path::Path,
+    extra: &str,
+) -> Value {
+    let config = write_config(
+        dir,
+        &format!(
+            "{}\n[[cameras]]\nid = \"still\"\nsource = \"{}\"\ndetectors = [{{ name = \"coco\"{extra} }}]\n[storage]\nenabled = false\n",
+            yolox_detector(model),
+            still_stream(image, 1)
+        ),
+    );
+    let lines = dir.join("detections.jsonl");
+    let (ok, out, err) = cli(&[
+        "replay",
+        "-c",
+        config.to_str().unwrap(),
+        "--events",
+        "/dev/null",
+        "--detections",
+        lines.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}{err}");
+    let text = std::fs::read_to_string(&lines).unwrap();
+    serde_json::from_str(text.lines().next().expect("a frame was seen")).unwrap()
 }

@@ -183,19 +183,27 @@ pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
                 p.summary { (a.summary) }
                 @if !recipients.is_empty() { p.recipients { (t.recipients) ": " (recipients.join(", ")) } }
                 @if let Some(ack) = &a.ack { (ack_line(ack, console)) }
-                form.ackform method="post" action={"/alerts/" (a.id) "/ack"} {
-                    // The form's default button, disabled: Enter in the note
-                    // never submits (it resolved acknowledged alerts, no undo).
-                    button type="submit" disabled hidden aria-hidden="true" {}
-                    input type="hidden" name="csrf" value=(user.csrf);
-                    input name="note" placeholder=(t.note) maxlength="500";
-                    @if a.ack.is_none() {
-                        button type="submit" name="action" value="ack" { (t.acknowledge) }
-                    }
-                    button type="submit" name="action" value="resolve" { (t.resolve) }
-                    " " a href={"/alerts/" (a.id)} { (t.details) }
-                }
+                (ack_form(a, user, t, true))
             }
+        }
+    }
+}
+
+/// Acknowledge (once) and resolve, with a note; on a card also the way to the
+/// alert page.
+fn ack_form(a: &AlertRow, user: &User, t: &Text, on_card: bool) -> Markup {
+    html! {
+        form.ackform method="post" action={"/alerts/" (a.id) "/ack"} {
+            // The form's default button, disabled: Enter in the note never
+            // submits (it resolved acknowledged alerts, with no undo).
+            button type="submit" disabled hidden aria-hidden="true" {}
+            input type="hidden" name="csrf" value=(user.csrf);
+            input name="note" placeholder=(t.note) maxlength="500";
+            @if a.ack.is_none() {
+                button type="submit" name="action" value="ack" { (t.acknowledge) }
+            }
+            button type="submit" name="action" value="resolve" { (t.resolve) }
+            @if on_card { " " a href={"/alerts/" (a.id)} { (t.details) } }
         }
     }
 }
@@ -399,15 +407,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
                     @for ack in p.acks { li { (ack_line(ack, console)) } }
                 }
                 @if a.ack.as_ref().is_none_or(|k| k.action != AckAction::Resolve) {
-                    form.ackform method="post" action={"/alerts/" (a.id) "/ack"} {
-                        button type="submit" disabled hidden aria-hidden="true" {}
-                        input type="hidden" name="csrf" value=(user.csrf);
-                        input name="note" placeholder=(t.note) maxlength="500";
-                        @if a.ack.is_none() {
-                            button type="submit" name="action" value="ack" { (t.acknowledge) }
-                        }
-                        button type="submit" name="action" value="resolve" { (t.resolve) }
-                    }
+                    (ack_form(a, user, t, false))
                 }
             }
             @if police {
