@@ -645,16 +645,7 @@ password_file = "mqtt.pw"
         )
     };
     let vigil = |config: &std::path::Path| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args([
-                "replay",
-                "-c",
-                config.to_str().unwrap(),
-                "--events",
-                "/dev/null",
-            ])
-            .output()
-            .unwrap();
+        let out = vigil_replay(config);
         format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -809,16 +800,7 @@ fn odd_media_decode_or_fail_alone_and_never_abort() {
     }
     config.push_str("\n[storage]\nenabled = false\n");
     let config = write_config(d, &config);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args([
-            "replay",
-            "-c",
-            config.to_str().unwrap(),
-            "--events",
-            "/dev/null",
-        ])
-        .output()
-        .unwrap();
+    let out = vigil_replay(&config);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.code().is_some_and(|c| c == 0 || c == 1),

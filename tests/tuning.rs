@@ -741,24 +741,8 @@ fn training_tool_transplants_trains_one_step_and_exports_for_vigil() {
     let config = write_config(
         dir.path(),
         &format!(
-            r#"
-[[detectors]]
-name = "fire"
-model = "{}"
-format = "yolox"
-input = [416, 416]
-channels = "bgr"
-letterbox = "top_left"
-pad = 114
-classes = ["fire", "smoke"]
-score_threshold = 0.01
-
-[[cameras]]
-id = "shop"
-source = "{}"
-detectors = [{{ name = "fire" }}]
-"#,
-            onnx.display(),
+            "{}\n[[cameras]]\nid = \"shop\"\nsource = \"{}\"\ndetectors = [{{ name = \"fire\" }}]\n",
+            yolox_detector_as("fire", r#"["fire", "smoke"]"#, 0.01, &onnx),
             still_stream(&dog, 1)
         ),
     );

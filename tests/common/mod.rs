@@ -88,21 +88,41 @@ pub fn program(name: &str) -> Option<PathBuf> {
 
 /// `[[detectors]]` TOML for the models used in tests.
 pub fn yolox_detector(model: &Path) -> String {
+    yolox_detector_as("coco", "\"coco\"", 0.3, model)
+}
+
+/// A YOLOX-format detector named `name` with `classes` (TOML: `"coco"` or a
+/// list), e.g. one the training tool exported.
+pub fn yolox_detector_as(name: &str, classes: &str, threshold: f32, model: &Path) -> String {
     format!(
         r#"
 [[detectors]]
-name = "coco"
+name = "{name}"
 model = "{}"
 format = "yolox"
 input = [416, 416]
 channels = "bgr"
 letterbox = "top_left"
 pad = 114
-classes = "coco"
-score_threshold = 0.3
+classes = {classes}
+score_threshold = {threshold}
 "#,
         model.display()
     )
+}
+
+/// `vigil replay` of a config with events discarded; its output.
+pub fn vigil_replay(config: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "replay",
+            "-c",
+            config.to_str().unwrap(),
+            "--events",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap()
 }
 
 pub fn fire_detector(model: &Path) -> String {
