@@ -294,7 +294,7 @@ impl Inspector {
         }
         // Tiles and crops the model ran on, thin and white: where it looked.
         for r in &trace.regions {
-            rectangle(&mut img, *r, Rgb([235, 235, 235]), 1);
+            rectangle(&mut img, *r, Rgb([235, 235, 235]), thick);
         }
         // Raw detections thin and grey-yellow; tracks thick in their own colour.
         for d in &trace.detections {
