@@ -12,7 +12,8 @@ use crate::camera::CameraWorker;
 use crate::config::LoadedConfig;
 use crate::detect::{DetectScratch, Detector};
 use crate::source::{CameraSource, Pacing, SourceUri};
-use crate::stats::{Latency, Percentiles, StageStats, resident_mb};
+use crate::record::RECORDING_CPU;
+use crate::stats::{Latency, Percentiles, StageStats, process_cpu_ns, resident_mb};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -74,8 +75,15 @@ pub struct BenchReport {
     pub rss_series_mb: Vec<f64>,
     /// Evidence recorded (`[storage] enabled`): snapshots, clips, the store.
     pub recording: bool,
-    /// Encoded video held in all cameras' recording rings at the end, MB.
+    /// Compressed video held in all cameras' recording rings at the end, MB.
     pub ring_mb: f64,
+    /// CPU time spent recording (clip encoding and muxing, snapshots, the
+    /// store's writes) per processed frame, ms.
+    pub recording_cpu_ms_per_frame: f64,
+    /// Recording's share of the process's CPU time during the run.
+    pub recording_cpu_share: f64,
+    /// Process CPU time per processed frame, all threads, ms.
+    pub cpu_ms_per_frame: f64,
     /// Slowest camera's fps / the median camera's (target ≥ 0.9: none starved).
     pub camera_fps_min_ratio: f64,
     pub cameras: Vec<CameraBench>,
@@ -91,7 +99,7 @@ pub struct CameraBench {
     pub frames_skipped: u64,
     pub frames_dropped: u64,
     pub inferences: u64,
-    /// Encoded video in the camera's recording ring at the end, MB.
+    /// Compressed video in the camera's recording ring at the end, MB.
     pub ring_mb: f64,
 }
 
@@ -232,8 +240,11 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
             samples
         })
     };
+    let (cpu_before, recording_before) = (process_cpu_ns(), RECORDING_CPU.total());
     let report = app::run(&loaded_for_run, &run_options);
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_ms = process_cpu_ns().saturating_sub(cpu_before) as f64 / 1e6;
+    let recording_cpu_ms = (RECORDING_CPU.total() - recording_before).as_secs_f64() * 1e3;
     sampling.store(false, Ordering::SeqCst);
     let rss_samples = sampler.join().unwrap_or_default();
     let report = report?;
@@ -346,6 +357,9 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
                 .sum::<f64>()
                 / 1e6,
         ),
+        recording_cpu_ms_per_frame: round3(recording_cpu_ms / stats.frames.max(1) as f64),
+        recording_cpu_share: round3(recording_cpu_ms / cpu_ms.max(1e-9)),
+        cpu_ms_per_frame: round3(cpu_ms / stats.frames.max(1) as f64),
         rss_series_mb,
         camera_fps_min_ratio,
         cameras,
@@ -441,9 +455,12 @@ impl BenchReport {
         );
         let _ = writeln!(
             s,
-            "recording {}: {:.1} MB of encoded video in the cameras' rings",
+            "recording {}: {:.1} MB of compressed video in the cameras' rings; {:.3} ms CPU per frame, {:.1}% of the process's {:.3} ms",
             if self.recording { "on" } else { "off" },
-            self.ring_mb
+            self.ring_mb,
+            self.recording_cpu_ms_per_frame,
+            self.recording_cpu_share * 100.0,
+            self.cpu_ms_per_frame
         );
         s
     }

@@ -82,7 +82,7 @@ impl EvidenceStage {
         let recorders = Recorders::new(clips_tx);
         let cameras: HashMap<String, Arc<CameraRecorder>> = camera_configs
             .iter()
-            .map(|c| (c.id.clone(), Arc::new(recorders.camera(&c.id, &c.record))))
+            .map(|c| (c.id.clone(), recorders.camera(&c.id, &c.record)))
             .collect();
         let geometry = camera_configs
             .iter()
@@ -169,6 +169,7 @@ impl EvidenceStage {
             if self.last_age_retention.elapsed() > AGE_RETENTION_EVERY {
                 self.retention();
             }
+            crate::record::RECORDING_CPU.charge();
         }
         for (id, event) in std::mem::take(&mut self.pending_ends) {
             error_counted(

@@ -157,3 +157,77 @@ pub fn resident_mb() -> f64 {
         .map(|kb| (kb / 1024.0 * 10.0).round() / 10.0)
         .unwrap_or(0.0)
 }
+
+/// CPU time this thread has used (`CLOCK_THREAD_CPUTIME_ID`), nanoseconds.
+pub fn thread_cpu_ns() -> u64 {
+    cpu_clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CPU time the whole process has used, all threads, nanoseconds.
+pub fn process_cpu_ns() -> u64 {
+    cpu_clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn cpu_clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only into the timespec it is given.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPU time spent on one kind of side work (recording, say), summed over the
+/// threads that do it, so a report can say what share of the process it costs.
+///
+/// A thread calls [`CpuMeter::charge`] after each piece of work: what it used
+/// since its previous charge is added (its first charge only starts the
+/// count). GStreamer reuses streaming threads across pipelines, so a thread
+/// ends its stint with [`CpuMeter::release`]. A thread works for one meter at a
+/// time.
+pub struct CpuMeter {
+    total_ns: std::sync::atomic::AtomicU64,
+}
+
+thread_local! {
+    /// This thread's CPU clock at its last charge, while it works for a meter.
+    static CHARGED_AT: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+impl CpuMeter {
+    pub const fn new() -> Self {
+        CpuMeter {
+            total_ns: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Adds what this thread used since its last charge.
+    pub fn charge(&self) {
+        let now = thread_cpu_ns();
+        if let Some(before) = CHARGED_AT.with(|c| c.replace(Some(now))) {
+            self.total_ns.fetch_add(
+                now.saturating_sub(before),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Charges, then stops counting this thread.
+    pub fn release(&self) {
+        self.charge();
+        CHARGED_AT.with(|c| c.set(None));
+    }
+
+    pub fn total(&self) -> Duration {
+        Duration::from_nanos(self.total_ns.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl Default for CpuMeter {
+    fn default() -> Self {
+        Self::new()
+    }
+}

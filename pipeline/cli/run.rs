@@ -56,6 +56,10 @@ pub struct ReplayArgs {
     /// as JSON lines (all cameras in one file, each line names its camera).
     #[arg(long, value_name = "FILE.jsonl")]
     pub detections: Option<PathBuf>,
+    /// Store no evidence (alerts, snapshots, clips) for this run: for tuning
+    /// a config on footage, where only the events matter.
+    #[arg(long)]
+    pub no_record: bool,
 }
 
 /// Measure decode, inference, per-stage and alert latency, fps and memory.
@@ -113,8 +117,12 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
         no_mqtt,
         annotate,
         detections,
+        no_record,
     } = args;
-    let loaded = LoadedConfig::load_checked(&config, false)?;
+    let mut loaded = LoadedConfig::load_checked(&config, false)?;
+    if no_record {
+        loaded.config.storage.enabled = false;
+    }
     let options = RunOptions {
         pacing: Pacing::AsFastAsPossible,
         events_file: Some(events),

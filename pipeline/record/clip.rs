@@ -1,6 +1,6 @@
-//! Clip files: encoded units muxed into MP4 without re-encoding
-//! (`appsrc ! h26xparse ! mp4mux faststart=true ! filesink`), and the one thread
-//! that waits for each file to be finalised.
+//! Clip files: H.264/H.265 units muxed into MP4 without re-encoding
+//! (`appsrc ! h26xparse ! mp4mux faststart=true ! filesink`), and the one
+//! thread that waits for each file to be finalised.
 //!
 //! A segment is written to `<name>.part` as units arrive and renamed once the
 //! muxer has written its index and the data is synced, so a reader never sees a
@@ -37,35 +37,33 @@ impl Segment {
         if let Some(dir) = abs_path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        let parser = match caps.structure(0).map(|s| s.name().as_str()) {
-            Some("video/x-h265") => "h265parse",
-            _ => "h264parse",
-        };
         let part = part_path(&abs_path);
         let pipeline = gst::Pipeline::with_name(&format!("clip-{rel_path}"));
-        let make = |f: &str| {
-            gst::ElementFactory::make(f)
-                .build()
-                .map_err(|_| format!("GStreamer element {f} is missing"))
-        };
         let src = gst_app::AppSrc::builder()
             .caps(caps)
             .format(gst::Format::Time)
             .is_live(false)
             .block(false)
             .build();
-        let parse = make(parser)?;
         let mux = make("mp4mux")?;
         // Index first: browsers play the clip while it downloads.
         mux.set_property("faststart", true);
         let sink = make("filesink")?;
         sink.set_property("location", part.to_string_lossy().to_string());
         sink.set_property("sync", false);
-        pipeline
-            .add_many([src.upcast_ref(), &parse, &mux, &sink])
-            .map_err(|e| e.to_string())?;
-        gst::Element::link_many([src.upcast_ref(), &parse, &mux, &sink])
-            .map_err(|e| e.to_string())?;
+        let add = |elements: &[&gst::Element]| -> Result<(), String> {
+            pipeline.add_many(elements).map_err(|e| e.to_string())?;
+            gst::Element::link_many(elements).map_err(|e| e.to_string())
+        };
+        let parser = match caps.structure(0).map(|s| s.name().as_str()) {
+            Some("video/x-h265") => "h265parse",
+            _ => "h264parse",
+        };
+        add(&[src.upcast_ref(), &make(parser)?, &mux, &sink])?;
+        // The muxer (an aggregator) writes on a thread of its own.
+        for pad in [src.static_pad("src"), mux.static_pad("src")].into_iter().flatten() {
+            meter_recording_thread(&pad);
+        }
         if let Err(e) = pipeline.set_state(gst::State::Playing) {
             let _ = pipeline.set_state(gst::State::Null);
             return Err(format!("cannot start the clip muxer: {e}"));
@@ -113,6 +111,30 @@ impl Segment {
             segment: self,
         }
     }
+}
+
+pub(super) fn make(factory: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| format!("GStreamer element {factory} is missing"))
+}
+
+/// Counts the CPU time of the streaming thread behind `pad` as recording's,
+/// from its first buffer to the end of stream.
+pub(crate) fn meter_recording_thread(pad: &gst::Pad) {
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        |_, info| {
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(_)) => super::RECORDING_CPU.charge(),
+                Some(gst::PadProbeData::Event(ev)) if ev.type_() == gst::EventType::Eos => {
+                    super::RECORDING_CPU.release()
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 fn part_path(path: &std::path::Path) -> PathBuf {

@@ -1,28 +1,43 @@
 //! Record: the footage behind every alert, written off the camera worker.
 //!
-//! Each camera keeps a [`ring`] of recent *encoded* video, whole GOPs from a
-//! keyframe: for H.264/H.265 sources the parser's own access units (tapped before
-//! the decoder, so clips are the camera's bits, never re-encoded); for other
-//! codecs the source encodes its decoded frames to H.264 (`x264enc`, ultrafast,
-//! one thread). When an alert opens, its clip starts from the last keyframe at or
-//! before `start - pre_roll` and follows the live units; when it ends, the clip
-//! runs on to `end + post_roll`, the muxer finishes on the `clip-writer` thread,
-//! and the event stage hears of it through [`ClipsDone`]. An alert longer than
-//! `max_clip_s` continues in a new file at the next keyframe.
+//! Each camera keeps a [`ring`] of its recent *compressed* video, whole GOPs
+//! from a keyframe, tapped before the decoder: for H.264/H.265 sources the
+//! parser's access units, for other codecs (MJPEG, MPEG-4 Part 2, ...) what
+//! enters the video decoder. Nothing is encoded to keep that ring: the camera
+//! already compressed it. When an alert opens, its clip starts from the last
+//! keyframe at or before `start - pre_roll` and follows the live units; H.264
+//! and H.265 are muxed as they are, anything else is transcoded to H.264 in the
+//! clip's own pipeline, so the encoder runs only while an alert is recorded.
+//! Only raw sources (a `gst:` test pattern) are encoded as they are decoded
+//! (`x264enc` in the source, at lowered priority). When the alert ends, the
+//! clip runs on to `end + post_roll`, the muxer finishes on the `clip-writer`
+//! thread, and the event stage hears of it through [`ClipsDone`]. An alert
+//! longer than `max_clip_s` continues in a new file at the next keyframe.
 //!
-//! [`snapshot`] draws and encodes the JPEGs that go with `new`.
+//! [`RECORDING_CPU`] sums the CPU time of the threads that encode and mux, for
+//! `vigil bench`. [`snapshot`] draws and encodes the JPEGs that go with `new`.
 
 mod clip;
 pub mod ring;
 pub mod snapshot;
+mod transcode;
 
+use crate::stats::CpuMeter;
 use crate::time::MediaTime;
 use clip::{FinishJob, Segment};
 use gstreamer as gst;
 use ring::{Ring, Unit};
 use serde::Deserialize;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
+use transcode::Transcoder;
+
+pub(crate) use clip::meter_recording_thread;
+pub(crate) use transcode::{avc_caps, h264_encoder, lower_thread_priority, unit_from_encoder};
+
+/// CPU time spent encoding and muxing clips (and, for raw sources, encoding
+/// every frame), all cameras.
+pub static RECORDING_CPU: CpuMeter = CpuMeter::new();
 
 /// Seconds kept in the ring beyond the pre-roll.
 const RING_SLACK_S: f64 = 20.0;
@@ -77,11 +92,39 @@ struct Job {
     abs_base: PathBuf,
     segment: Option<Segment>,
     segments_started: u32,
+    /// The next file starts at the last keyframe at or before this stream
+    /// time (`start - pre_roll`, then each rotation's keyframe).
+    from: u64,
     /// Stop after this stream time (set when the alert ends).
     until: Option<u64>,
 }
 
 impl Job {
+    /// Opens the next file with `units`, which must start on a keyframe
+    /// (else nothing is started: a player could not decode it).
+    fn start_segment<'a>(
+        &mut self,
+        camera: &str,
+        caps: &gst::Caps,
+        mut units: impl Iterator<Item = &'a Unit>,
+    ) {
+        let Some(first) = units.next().filter(|u| u.keyframe) else {
+            return;
+        };
+        let (rel, abs) = self.paths();
+        match Segment::start(caps, rel, abs, first) {
+            Ok(mut seg) => {
+                seg.push(first);
+                for u in units {
+                    seg.push(u);
+                }
+                self.segment = Some(seg);
+                self.segments_started += 1;
+            }
+            Err(e) => tracing::error!(camera, "clip for alert {}: {e}", self.alert_id),
+        }
+    }
+
     fn paths(&self) -> (String, PathBuf) {
         let suffix = match self.segments_started {
             0 => "clip.mp4".to_string(),
@@ -95,13 +138,50 @@ impl Job {
 }
 
 struct State {
+    /// What the source delivers, compressed as it came: the pre-roll.
     ring: Ring,
     caps: Option<gst::Caps>,
+    /// For codecs a clip cannot hold as they are: H.264 made from `ring`
+    /// while clips are open.
+    transcode: Option<Transcode>,
+    transcoders_started: u64,
     jobs: Vec<Job>,
     /// The source stopped delivering: open clips end at what they have.
     ended: bool,
     /// Added to unit timestamps (a looped file continues where it was).
     offset: u64,
+}
+
+impl State {
+    /// The source's codec has to be transcoded for clips (not H.264/H.265).
+    fn needs_transcode(&self) -> bool {
+        self.caps
+            .as_ref()
+            .and_then(|c| c.structure(0))
+            .is_some_and(|s| !matches!(s.name().as_str(), "video/x-h264" | "video/x-h265"))
+    }
+
+    /// Where clips are cut from (H.264/H.265): the source's own ring, or
+    /// the running transcoder's; `None` while a transcoder should run but
+    /// does not.
+    fn clip_ring(&self) -> Option<(&Ring, Option<&gst::Caps>)> {
+        match (&self.transcode, self.needs_transcode()) {
+            (Some(t), true) => Some((&t.ring, t.caps.as_ref())),
+            (None, true) => None,
+            (_, false) => Some((&self.ring, self.caps.as_ref())),
+        }
+    }
+}
+
+/// A camera's running transcoder and what it has made.
+struct Transcode {
+    /// Which of the camera's transcoders this is: one that was replaced may
+    /// still be handing out its last units.
+    id: u64,
+    transcoder: Transcoder,
+    /// Its output so far: the pre-roll of clips that open while it runs.
+    ring: Ring,
+    caps: Option<gst::Caps>,
 }
 
 /// One camera's ring and clips; fed by the source, driven by the event stage.
@@ -110,6 +190,8 @@ pub struct CameraRecorder {
     config: RecordConfig,
     state: Mutex<State>,
     writer: crossbeam_channel::Sender<FinishJob>,
+    /// For the transcoder's output callback.
+    me: Weak<CameraRecorder>,
 }
 
 impl CameraRecorder {
@@ -117,27 +199,124 @@ impl CameraRecorder {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Bytes of encoded video held for pre-roll.
+    /// Bytes of video held for pre-roll (compressed as it came, plus what a
+    /// running transcoder made).
     pub fn ring_bytes(&self) -> usize {
-        self.lock().ring.bytes()
+        let s = self.lock();
+        s.ring.bytes() + s.transcode.as_ref().map_or(0, |t| t.ring.bytes())
     }
 
-    /// The encoded stream's caps (from the parser or the encoder).
+    /// The recorded stream's caps (from the parser, the decoder's input or the
+    /// encoder).
     pub fn set_caps(&self, caps: gst::Caps) {
         self.lock().caps = Some(caps);
     }
 
-    /// A new access unit from the source (a GStreamer streaming thread).
+    /// A new unit from the source (a GStreamer streaming thread).
     pub fn push(&self, mut unit: Unit) {
         let mut s = self.lock();
         let offset = s.offset;
         unit.pts += offset;
         unit.dts = unit.dts.map(|d| d + offset);
         s.ring.push(unit.clone());
-        let caps = s.caps.clone();
+        if !s.needs_transcode() {
+            let caps = s.caps.clone();
+            self.feed_jobs(&mut s, &unit, caps.as_ref());
+            return;
+        }
+        // Clips open but no transcoder (the source restarted under them):
+        // start one at this keyframe.
+        let waiting = s.jobs.iter().any(|j| j.until.is_none_or(|u| unit.pts <= u));
+        if s.transcode.is_none() && waiting && unit.keyframe {
+            self.start_transcoder(&mut s, Vec::new());
+        }
+        match &mut s.transcode {
+            Some(t) => t.transcoder.push(&unit),
+            // Nothing to record into; clips past their end still finish.
+            None => self.feed_jobs(&mut s, &unit, None),
+        }
+    }
+
+    /// An H.264 unit from transcoder `id` (on its thread), or `None` when it
+    /// has turned out everything it was given.
+    fn on_transcoded(&self, id: u64, output: Option<(Unit, &gst::CapsRef)>) {
+        let mut s = self.lock();
+        let Some(t) = s.transcode.as_mut().filter(|t| t.id == id) else {
+            return;
+        };
+        let Some((unit, caps)) = output else {
+            s.transcode = None;
+            if s.ended {
+                self.finish_ended_jobs(&mut s);
+            }
+            return;
+        };
+        t.ring.push(unit.clone());
+        if t.caps.as_ref().map(|c| c.as_ref()) != Some(caps) {
+            t.caps = Some(caps.to_owned());
+        }
+        let caps = t.caps.clone();
+        self.feed_jobs(&mut s, &unit, caps.as_ref());
+        if s.jobs.is_empty() {
+            s.transcode = None;
+        }
+    }
+
+    /// Starts transcoding from `backlog` (the source's units); logs and
+    /// records nothing if it cannot.
+    fn start_transcoder(&self, s: &mut State, backlog: Vec<Unit>) {
+        let Some(caps) = s.caps.clone() else { return };
+        s.transcoders_started += 1;
+        let id = s.transcoders_started;
+        let me = self.me.clone();
+        let cap_bytes = self.config.ring_bytes;
+        let started = Transcoder::start(&self.camera, &caps, cap_bytes, move |output| {
+            if let Some(recorder) = me.upgrade() {
+                recorder.on_transcoded(id, output);
+            }
+        });
+        match started {
+            Ok(mut transcoder) => {
+                for unit in &backlog {
+                    transcoder.push(unit);
+                }
+                if s.ended {
+                    transcoder.end_input();
+                }
+                let keep = ((self.config.pre_roll_s + RING_SLACK_S) * 1e9) as u64;
+                s.transcode = Some(Transcode {
+                    id,
+                    transcoder,
+                    ring: Ring::new(self.config.ring_bytes, keep),
+                    caps: None,
+                });
+            }
+            Err(e) => tracing::error!(camera = %self.camera, "clips of this camera cannot be encoded: {e}"),
+        }
+    }
+
+    /// The source has ended: clips of ended alerts finish with what they have.
+    fn finish_ended_jobs(&self, s: &mut State) {
+        let (done, open): (Vec<Job>, Vec<Job>) = s.jobs.drain(..).partition(|j| j.until.is_some());
+        s.jobs = open;
+        for job in done {
+            self.finish(job);
+        }
+    }
+
+    /// Hands `unit` (H.264/H.265, already in the clip ring) to every open
+    /// clip; starts, rotates and finishes their files.
+    fn feed_jobs(&self, s: &mut State, unit: &Unit, caps: Option<&gst::Caps>) {
         let max_clip = (self.config.max_clip_s * 1e9) as u64;
+        let State {
+            ring,
+            transcode,
+            jobs,
+            ..
+        } = s;
+        let ring = transcode.as_ref().map_or(&*ring, |t| &t.ring);
         let mut finished = Vec::new();
-        for (i, job) in s.jobs.iter_mut().enumerate() {
+        for (i, job) in jobs.iter_mut().enumerate() {
             if job.until.is_some_and(|u| unit.pts > u) {
                 finished.push(i);
                 continue;
@@ -148,6 +327,7 @@ impl CameraRecorder {
                     .as_ref()
                     .is_some_and(|seg| unit.pts.saturating_sub(seg.first_pts) >= max_clip);
             if rotate && let Some(seg) = job.segment.take() {
+                job.from = unit.pts;
                 let _ = self.writer.send(FinishJob {
                     alert_id: job.alert_id.clone(),
                     finishing: Some(seg.end()),
@@ -155,29 +335,20 @@ impl CameraRecorder {
                     at: std::time::Instant::now(),
                 });
             }
-            if job.segment.is_none() {
-                if !unit.keyframe {
-                    continue;
-                }
-                let Some(caps) = &caps else { continue };
-                let (rel, abs) = job.paths();
-                match Segment::start(caps, rel, abs, &unit) {
-                    Ok(seg) => {
-                        job.segment = Some(seg);
-                        job.segments_started += 1;
-                    }
-                    Err(e) => {
-                        tracing::error!(camera = %self.camera, "clip for alert {}: {e}", job.alert_id);
-                        continue;
+            match &mut job.segment {
+                Some(seg) => seg.push(unit),
+                // The pre-roll's first unit is still to come (a transcoder
+                // behind the alert); the ring keeps what arrives meanwhile.
+                None if unit.pts < job.from => {}
+                None => {
+                    if let Some(caps) = caps {
+                        job.start_segment(&self.camera, caps, ring.from_keyframe_before(job.from));
                     }
                 }
-            }
-            if let Some(seg) = &mut job.segment {
-                seg.push(&unit);
             }
         }
         for i in finished.into_iter().rev() {
-            let job = s.jobs.remove(i);
+            let job = jobs.remove(i);
             self.finish(job);
         }
     }
@@ -218,24 +389,18 @@ impl CameraRecorder {
             abs_base,
             segment: None,
             segments_started: 0,
+            from,
             until: None,
         };
-        if let Some(caps) = s.caps.clone() {
-            let backlog: Vec<Unit> = s.ring.from_keyframe_before(from).cloned().collect();
-            if let Some(first) = backlog.first() {
-                let (rel, abs) = job.paths();
-                match Segment::start(&caps, rel, abs, first) {
-                    Ok(mut seg) => {
-                        for u in &backlog {
-                            seg.push(u);
-                        }
-                        job.segment = Some(seg);
-                        job.segments_started = 1;
-                    }
-                    Err(e) => {
-                        tracing::error!(camera = %self.camera, "clip for alert {alert_id}: {e}")
-                    }
-                }
+        match s.clip_ring() {
+            Some((ring, Some(caps))) if ring.newest_pts().is_some_and(|n| n >= from) => {
+                job.start_segment(&self.camera, caps, ring.from_keyframe_before(from));
+            }
+            // Started by the next unit at or after `from`.
+            Some(_) => {}
+            None => {
+                let backlog = s.ring.from_keyframe_before(from).cloned().collect();
+                self.start_transcoder(&mut s, backlog);
             }
         }
         s.jobs.push(job);
@@ -250,21 +415,28 @@ impl CameraRecorder {
         };
         let until = end.as_nanos() + (self.config.post_roll_s * 1e9) as u64;
         s.jobs[i].until = Some(until);
-        if s.ended || s.ring.newest_pts().is_some_and(|n| n > until) {
+        let newest = s.clip_ring().and_then(|(ring, _)| ring.newest_pts());
+        // After the source's end a transcoder still at work finishes the
+        // clip when it has turned everything out.
+        let ended = s.ended && s.transcode.is_none();
+        if ended || newest.is_some_and(|n| n > until) {
             let job = s.jobs.remove(i);
             self.finish(job);
+            if s.jobs.is_empty() {
+                s.transcode = None;
+            }
         }
         true
     }
 
-    /// The source stopped: clips of ended alerts finish with what they have.
+    /// The source stopped: clips of ended alerts finish with what they have
+    /// (once a transcoder has turned out what it was given).
     pub fn source_ended(&self) {
         let mut s = self.lock();
         s.ended = true;
-        let (done, open): (Vec<Job>, Vec<Job>) = s.jobs.drain(..).partition(|j| j.until.is_some());
-        s.jobs = open;
-        for job in done {
-            self.finish(job);
+        match &s.transcode {
+            Some(t) => t.transcoder.end_input(),
+            None => self.finish_ended_jobs(&mut s),
         }
     }
 
@@ -274,6 +446,7 @@ impl CameraRecorder {
         let mut s = self.lock();
         s.ended = false;
         s.ring.clear();
+        s.transcode = None;
         s.offset = offset.as_nanos();
     }
 }
@@ -294,24 +467,27 @@ impl Recorders {
         }
     }
 
-    pub fn camera(&self, camera: &str, config: &RecordConfig) -> CameraRecorder {
+    pub fn camera(&self, camera: &str, config: &RecordConfig) -> Arc<CameraRecorder> {
         // Keep the pre-roll plus slack: units are tapped before the decoder,
         // which in a replay runs up to several seconds ahead of the worker
         // (demuxer queues), and the event stage opens the clip a little after
         // the confirming frame. The byte cap still bounds it.
         let keep = ((config.pre_roll_s + RING_SLACK_S) * 1e9) as u64;
-        CameraRecorder {
+        Arc::new_cyclic(|me| CameraRecorder {
             camera: camera.into(),
             config: config.clone(),
             state: Mutex::new(State {
                 ring: Ring::new(config.ring_bytes, keep),
                 caps: None,
+                transcode: None,
+                transcoders_started: 0,
                 jobs: Vec::new(),
                 ended: false,
                 offset: 0,
             }),
             writer: self.writer.clone(),
-        }
+            me: me.clone(),
+        })
     }
 
     /// Waits for the clip writer once every camera recorder is gone.

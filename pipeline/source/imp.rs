@@ -147,18 +147,14 @@ impl CameraSource {
         gst::Element::link_many([&tee, &full_queue, full_sink.upcast_ref()])
             .map_err(|e| open_err(uri, e))?;
 
-        let mut even_crop = None;
         if let Some(recorder) = &recorder {
             // Recording is evidence, detection is the alarm: a recorder that
             // cannot be built costs the clips, never the camera.
             match add_encoder_branch(&pipeline, &tee, recorder.clone(), pacing, &make) {
-                Ok((valve, crop)) => {
-                    tap_parsers(&pipeline, &decode, recorder.clone(), Some(valve));
-                    even_crop = Some(crop);
-                }
+                Ok(valve) => tap_compressed(&pipeline, &decode, recorder.clone(), Some(valve)),
                 Err(e) => {
-                    tracing::warn!(camera, "clips only from H.264/H.265 sources: {e}");
-                    tap_parsers(&pipeline, &decode, recorder.clone(), None);
+                    tracing::warn!(camera, "no clips from raw video: {e}");
+                    tap_compressed(&pipeline, &decode, recorder.clone(), None);
                 }
             }
         }
@@ -211,11 +207,6 @@ impl CameraSource {
                     && let Ok(vi) = gst_video::VideoInfo::from_caps(c.caps())
                 {
                     configure_branches(&branches, &geometry, vi.width(), vi.height());
-                    if let Some(crop) = &even_crop {
-                        // 4:2:0 H.264 needs even sizes; x264 refuses odd ones.
-                        crop.set_property("right", (vi.width() % 2) as i32);
-                        crop.set_property("bottom", (vi.height() % 2) as i32);
-                    }
                 }
                 gst::PadProbeReturn::Ok
             });
@@ -284,22 +275,25 @@ impl Drop for CameraSource {
     }
 }
 
-/// For sources that are not H.264/H.265: `valve → queue → videocrop → videoconvert →
-/// x264enc → h264parse → appsink` feeds the recorder encoded frames. Returns the
-/// valve, which [`tap_parsers`] closes when the source turns out to carry
-/// H.264/H.265 (then the camera's own units are recorded and nothing is
-/// encoded), and the crop, set to even sizes once the caps are known.
+/// For raw sources (nothing compressed to tap): `valve → queue → videocrop →
+/// videoconvert → x264enc → h264parse → appsink` feeds the recorder encoded
+/// frames. Returns the valve, which [`tap_compressed`] closes as soon as the
+/// source turns out to decode something (then the camera's own compressed
+/// units are recorded and nothing is encoded here).
 fn add_encoder_branch(
     pipeline: &gst::Pipeline,
     tee: &gst::Element,
     recorder: Arc<CameraRecorder>,
     pacing: Pacing,
     make: &dyn Fn(&str) -> Result<gst::Element, SourceError>,
-) -> Result<(gst::Element, gst::Element), String> {
+) -> Result<gst::Element, String> {
     let named = |f: &str| make(f).map_err(|e| e.to_string());
     let valve = named("valve")?;
-    let crop = named("videocrop")?;
-    let queue = named("queue")?;
+    // Named for its thread (`rec-encode:src`), which runs the encoder.
+    let queue = gst::ElementFactory::make("queue")
+        .name("rec-encode")
+        .build()
+        .map_err(|_| "GStreamer element queue is missing".to_string())?;
     queue.set_property("max-size-buffers", 4u32);
     queue.set_property("max-size-bytes", 0u32);
     queue.set_property("max-size-time", 0u64);
@@ -308,40 +302,22 @@ fn add_encoder_branch(
         // loses clip frames, not detection frames.
         queue.set_property_from_str("leaky", "downstream");
     }
-    // Detection comes first: the encoder (which runs on this queue's thread)
-    // gets the cores when inference does not need them.
     if let Some(pad) = queue.static_pad("src") {
+        // Detection comes first: the encoder gets the cores when inference
+        // does not need them.
         let lowered = AtomicBool::new(false);
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
             if !lowered.swap(true, Ordering::Relaxed) {
-                lower_thread_priority();
+                crate::record::lower_thread_priority();
             }
             gst::PadProbeReturn::Ok
         });
+        crate::record::meter_recording_thread(&pad);
     }
-    let convert = named("videoconvert")?;
-    let raw_caps = named("capsfilter")?;
-    // From RGB x264 would pick 4:4:4, which browsers cannot play.
-    raw_caps.set_property(
-        "caps",
-        gst::Caps::builder("video/x-raw")
-            .field("format", "I420")
-            .build(),
-    );
-    let encoder = named("x264enc")?;
-    encoder.set_property_from_str("speed-preset", "ultrafast");
-    encoder.set_property_from_str("tune", "zerolatency");
-    encoder.set_property("key-int-max", 15u32);
-    encoder.set_property("threads", 1u32);
+    let [crop, convert, raw_caps, encoder] = crate::record::h264_encoder()?;
     let parse = named("h264parse")?;
     let out_caps = named("capsfilter")?;
-    out_caps.set_property(
-        "caps",
-        gst::Caps::builder("video/x-h264")
-            .field("stream-format", "avc")
-            .field("alignment", "au")
-            .build(),
-    );
+    out_caps.set_property("caps", crate::record::avc_caps());
     let sink = gst_app::AppSink::builder()
         .name("encoded")
         .sync(false)
@@ -360,17 +336,8 @@ fn add_encoder_branch(
                     last_caps = Some(caps.to_owned());
                     recorder.set_caps(caps.to_owned());
                 }
-                // x264enc moves its output 1000 hours up (room for negative
-                // DTS) and says so in its segment; back in running time its
-                // units line up with the decoded frames' timestamps.
-                let shift = sample
-                    .segment()
-                    .and_then(|s| s.downcast_ref::<gst::ClockTime>())
-                    .and_then(|s| s.start())
-                    .map(|t| t.nseconds())
-                    .unwrap_or(0);
-                if let Some(buffer) = sample.buffer_owned() {
-                    push_unit(&recorder, buffer, shift);
+                if let Some(unit) = crate::record::unit_from_encoder(&sample) {
+                    recorder.push(unit);
                 }
                 Ok(gst::FlowSuccess::Ok)
             })
@@ -390,35 +357,30 @@ fn add_encoder_branch(
     pipeline.add_many(elements).map_err(|e| e.to_string())?;
     gst::Element::link_many(elements).map_err(|e| e.to_string())?;
     tee.link(&valve).map_err(|e| e.to_string())?;
-    Ok((valve, crop))
+    Ok(valve)
 }
 
-/// Nice 10 for the calling thread only (Linux threads have their own nice value).
-fn lower_thread_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: setpriority on this thread's own id changes only its scheduling.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
-    }
-}
-
-/// `shift`: subtracted from the timestamps (the segment start of an encoder
-/// that offsets its output).
-fn push_unit(recorder: &CameraRecorder, buffer: gst::Buffer, shift: u64) {
-    let Some(pts) = buffer.pts() else { return };
+/// A tapped compressed buffer to the recorder.
+fn push_unit(recorder: &CameraRecorder, buffer: gst::Buffer) {
+    // Some demuxers stamp only the decode time of codecs without reordering.
+    let Some(pts) = buffer.pts().or(buffer.dts()) else {
+        return;
+    };
     recorder.push(Unit {
-        pts: pts.nseconds().saturating_sub(shift),
-        dts: buffer.dts().map(|d| d.nseconds().saturating_sub(shift)),
+        pts: pts.nseconds(),
+        dts: buffer.dts().map(|d| d.nseconds()),
         duration: buffer.duration().map(|d| d.nseconds()),
         keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
         buffer,
     });
 }
 
-/// Taps the first H.264/H.265 parser the source plugs (inside `uridecodebin` or
-/// a `gst:` pipeline): its access units go to the recorder as they are, and the
-/// encoder branch is closed.
-fn tap_parsers(
+/// Taps the compressed video the source decodes, for the recorder's ring: the
+/// first H.264/H.265 parser's access units (muxed into clips as they are), or
+/// for any other codec what enters the first video decoder (transcoded only
+/// when a clip needs it). Either closes the encoder branch, which is left only
+/// for raw sources.
+fn tap_compressed(
     pipeline: &gst::Pipeline,
     decode: &gst::Element,
     recorder: Arc<CameraRecorder>,
@@ -426,30 +388,46 @@ fn tap_parsers(
 ) {
     let tapped = Arc::new(AtomicBool::new(false));
     let tap = move |element: &gst::Element| {
-        let is_parser = element
-            .factory()
-            .is_some_and(|f| matches!(f.name().as_str(), "h264parse" | "h265parse"));
-        if !is_parser || tapped.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        if let Some(valve) = &valve {
-            valve.set_property("drop", true);
-        }
-        let Some(src) = element.static_pad("src") else {
+        let Some(factory) = element.factory() else {
             return;
         };
-        let recorder = recorder.clone();
-        src.add_probe(
+        let is_parser = matches!(factory.name().as_str(), "h264parse" | "h265parse");
+        let is_video_decoder = factory
+            .metadata(gst::ELEMENT_METADATA_KLASS)
+            .is_some_and(|k| k.contains("Decoder") && k.contains("Video"));
+        let pad = match (is_parser, is_video_decoder) {
+            (true, _) => element.static_pad("src"),
+            (false, true) => element.static_pad("sink"),
+            _ => None,
+        };
+        let Some(pad) = pad else { return };
+        let (recorder, tapped, valve) = (recorder.clone(), tapped.clone(), valve.clone());
+        // Decided at the first caps: H.264/H.265 reaching a decoder were
+        // already taken at their parser.
+        let active = AtomicBool::new(false);
+        pad.add_probe(
             gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
             move |_, info| {
                 match &info.data {
-                    Some(gst::PadProbeData::Buffer(buffer)) => {
-                        push_unit(&recorder, buffer.clone(), 0)
-                    }
                     Some(gst::PadProbeData::Event(ev)) => {
                         if let gst::EventView::Caps(c) = ev.view() {
-                            recorder.set_caps(c.caps_owned());
+                            let caps = c.caps_owned();
+                            let codec = caps.structure(0).map(|s| s.name().to_string());
+                            let passed_through = !is_parser
+                                && matches!(codec.as_deref(), Some("video/x-h264" | "video/x-h265"));
+                            if !active.load(Ordering::Relaxed) && !passed_through && !tapped.swap(true, Ordering::SeqCst) {
+                                active.store(true, Ordering::Relaxed);
+                                if let Some(valve) = &valve {
+                                    valve.set_property("drop", true);
+                                }
+                            }
+                            if active.load(Ordering::Relaxed) {
+                                recorder.set_caps(caps);
+                            }
                         }
+                    }
+                    Some(gst::PadProbeData::Buffer(buffer)) if active.load(Ordering::Relaxed) => {
+                        push_unit(&recorder, buffer.clone())
                     }
                     _ => {}
                 }
