@@ -11,8 +11,8 @@ use crate::app::{self, AppError, RunOptions};
 use crate::camera::CameraWorker;
 use crate::config::LoadedConfig;
 use crate::detect::{DetectScratch, Detector};
-use crate::source::{CameraSource, Pacing, SourceUri};
 use crate::record::RECORDING_CPU;
+use crate::source::{CameraSource, Pacing, SourceUri};
 use crate::stats::{Latency, Percentiles, StageStats, process_cpu_ns, resident_mb};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -101,6 +101,8 @@ pub struct CameraBench {
     pub inferences: u64,
     /// Compressed video in the camera's recording ring at the end, MB.
     pub ring_mb: f64,
+    /// Frames encoded for its clips (by the camera's end).
+    pub frames_encoded: u64,
 }
 
 fn round3(v: f64) -> f64 {
@@ -275,6 +277,7 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
             e2e_ms: c.stats.end_to_end.percentiles(),
             frames_skipped: c.stats.motion_skipped,
             ring_mb: round3(c.ring_bytes as f64 / 1e6),
+            frames_encoded: c.frames_encoded,
             frames_dropped: c.stats.dropped,
             inferences: c.stats.inferences,
         });

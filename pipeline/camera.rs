@@ -5,9 +5,10 @@
 //! the rules and every scratch buffer belong to the camera, so cameras never wait
 //! on each other except for a free inference session.
 
+use crate::detect::regions::{self, Regions};
 use crate::detect::{DetectScratch, DetectTimings, Detection, Detector, ModelError, Tiles};
 use crate::events::{EndReason, Event, EventSink, Lifecycle, RuleKind};
-use crate::geometry::Zone;
+use crate::geometry::{BBox, Zone};
 use crate::inspect::{DetectionTrace, EventTrace, FrameTrace, Inspector, TrackTrace, corners};
 use crate::motion::{MotionConfig, MotionGate};
 use crate::record::RecordConfig;
@@ -74,6 +75,12 @@ pub struct DetectorUse {
     /// full resolution: `{ cols = 2, rows = 1, overlap = 0.2 }`. One inference
     /// per tile; see config/README.md for when it pays.
     pub tiles: Option<Tiles>,
+    /// `"motion"`: on frames the motion gate lets through for motion, run on
+    /// model-sized squares around what moved instead of the whole frame; the
+    /// full view whenever the gate takes a full look (every
+    /// `motion.max_skip_s`). Needs motion gating; see config/README.md.
+    #[serde(default)]
+    pub regions: Option<Regions>,
 }
 
 impl DetectorUse {
@@ -103,6 +110,11 @@ struct BoundDetector {
     views: std::ops::Range<usize>,
     interval: Option<MediaTime>,
     last_run: Option<MediaTime>,
+    /// `regions = "motion"`: how crops are fitted, and what this detector
+    /// found last time (held where nothing moved since).
+    regions: Option<(ViewSpec, Vec<Detection>)>,
+    /// Crops it ran on this frame (motion regions), for the trace.
+    crops_run: Vec<BBox>,
     /// Finds objects a tracking rule follows, so motion gating applies; fire and
     /// smoke detectors are never gated (smoke builds slowly).
     gated: bool,
@@ -178,6 +190,12 @@ impl CameraWorker {
                     .filter(|f| *f > 0.0)
                     .map(|f| MediaTime::from_secs_f64(1.0 / f as f64)),
                 last_run: None,
+                regions: u.regions.map(|_| {
+                    let mut spec = u.views(d).swap_remove(0);
+                    spec.roi = None;
+                    (spec, Vec::new())
+                }),
+                crops_run: Vec::new(),
                 gated: d
                     .labels
                     .iter()
@@ -339,6 +357,25 @@ impl CameraWorker {
             let Some(views) = frame.views.get(bound.views.clone()) else {
                 continue;
             };
+            let first = self.detections.len();
+            bound.crops_run.clear();
+            let crops = match (&bound.regions, self.motion.moving()) {
+                (Some((spec, _)), Some(moving)) => {
+                    let input = (spec.width, spec.height);
+                    regions::plan(moving, frame.width, frame.height, input)
+                        .and_then(|squares| {
+                            let crops: Result<Vec<View>, String> = squares
+                                .iter()
+                                .map(|r| View::crop(&frame.full, *r, spec))
+                                .collect();
+                            crops
+                                .inspect_err(|e| tracing::warn!(camera = %self.id, "motion regions: {e}; running the full view"))
+                                .ok()
+                        })
+                }
+                _ => None,
+            };
+            let views = crops.as_deref().unwrap_or(views);
             let result = detect_views(
                 &bound.detector,
                 &mut bound.scratch,
@@ -346,6 +383,20 @@ impl CameraWorker {
                 views,
                 &mut self.detections,
             );
+            if let (Some(Ok(_)), Some((_, held))) = (&result, &mut bound.regions) {
+                if crops.is_some() {
+                    // Where nothing moved, what was seen there stands (a
+                    // person standing still keeps their track).
+                    bound.crops_run.extend(views.iter().map(View::region));
+                    let outside = |d: &&Detection| {
+                        let centre = d.bbox.centre();
+                        !bound.crops_run.iter().any(|r| r.contains(centre))
+                    };
+                    self.detections.extend(held.iter().filter(outside).cloned());
+                }
+                held.clear();
+                held.extend_from_slice(&self.detections[first..]);
+            }
             match result {
                 Some(Ok(t)) => {
                     bound.last_run = Some(frame.pts);
@@ -353,7 +404,7 @@ impl CameraWorker {
                     self.stats.preprocess.record(t.preprocess);
                     self.stats.inference.record(t.inference);
                     self.stats.postprocess.record(t.postprocess);
-                    self.stats.inferences += bound.views.len() as u64;
+                    self.stats.inferences += views.len() as u64;
                     self.detectors_run.push(bound.detector.name.clone());
                     ran.tracking |= bound
                         .detector
@@ -555,9 +606,16 @@ fn cropped_regions(frame: &Frame, detectors: &[BoundDetector], ran: &[Arc<str>])
     detectors
         .iter()
         .filter(|b| ran.contains(&b.detector.name))
-        .filter_map(|b| frame.views.get(b.views.clone()))
-        .flatten()
-        .map(|v| v.region())
+        .flat_map(|b| match b.crops_run.is_empty() {
+            true => frame
+                .views
+                .get(b.views.clone())
+                .unwrap_or_default()
+                .iter()
+                .map(View::region)
+                .collect(),
+            false => b.crops_run.clone(),
+        })
         .filter(|r| !whole(r))
         .map(|r| corners(&r))
         .collect()

@@ -542,6 +542,18 @@ impl LoadedConfig {
                 if let Some(problem) = u.tiles.as_ref().and_then(|t| t.problem()) {
                     p.error(format!("{df}.tiles"), problem);
                 }
+                if u.regions.is_some() && !cam.motion.enabled {
+                    p.error(
+                        format!("{df}.regions"),
+                        "\"motion\" needs motion gating: set motion = { enabled = true } on this camera, or drop regions".into(),
+                    );
+                }
+                if u.regions.is_some() && u.roi.is_some() {
+                    p.error(
+                        format!("{df}.regions"),
+                        "cannot be combined with roi: motion regions already look only where something moves".into(),
+                    );
+                }
             }
             let mut zone_names = BTreeSet::new();
             for (zi, z) in cam.zones.iter().enumerate() {

@@ -30,10 +30,35 @@ impl BBox {
         self.width() * self.height()
     }
 
-    pub fn iou(&self, other: &BBox) -> f32 {
+    pub fn intersection_area(&self, other: &BBox) -> f32 {
         let ix = (self.x2.min(other.x2) - self.x1.max(other.x1)).max(0.0);
         let iy = (self.y2.min(other.y2) - self.y1.max(other.y1)).max(0.0);
-        let inter = ix * iy;
+        ix * iy
+    }
+
+    /// The smallest box holding both.
+    pub fn union(&self, other: &BBox) -> BBox {
+        BBox {
+            x1: self.x1.min(other.x1),
+            y1: self.y1.min(other.y1),
+            x2: self.x2.max(other.x2),
+            y2: self.y2.max(other.y2),
+        }
+    }
+
+    pub fn centre(&self) -> Point {
+        Point {
+            x: (self.x1 + self.x2) * 0.5,
+            y: (self.y1 + self.y2) * 0.5,
+        }
+    }
+
+    pub fn contains(&self, p: Point) -> bool {
+        p.x >= self.x1 && p.x <= self.x2 && p.y >= self.y1 && p.y <= self.y2
+    }
+
+    pub fn iou(&self, other: &BBox) -> f32 {
+        let inter = self.intersection_area(other);
         let union = self.area() + other.area() - inter;
         if union <= 0.0 { 0.0 } else { inter / union }
     }

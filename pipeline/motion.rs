@@ -8,8 +8,12 @@
 //! to a change. Only grid points inside the watched area count: the rule zones,
 //! or the whole frame when a rule watches a line. Tracks are held where they were
 //! while nothing moves, and the detectors run at least every `max_skip_s`.
+//!
+//! When the gate opens because something moved, [`MotionGate::moving`] gives
+//! the boxes of the moving areas (changed grid points joined across gaps of up
+//! to two points), for detectors that look only there (`regions = "motion"`).
 
-use crate::geometry::{Point, Zone};
+use crate::geometry::{BBox, Point, Zone};
 use crate::time::MediaTime;
 use gstreamer as gst;
 use gstreamer_video as gst_video;
@@ -55,7 +59,13 @@ pub struct MotionGate {
     reference: Vec<u8>,
     current: Vec<u8>,
     last_run: Option<MediaTime>,
+    /// The moving areas of the last frame the gate let through because
+    /// something moved; `None` when it let it through for a full look.
+    moving: Option<Vec<BBox>>,
 }
+
+/// Changed grid points this close (in points) belong to one moving area.
+const JOIN_GAP: usize = 2;
 
 struct GridLayout {
     width: u32,
@@ -73,7 +83,16 @@ impl MotionGate {
             reference: Vec::new(),
             current: Vec::new(),
             last_run: None,
+            moving: None,
         }
+    }
+
+    /// Where things moved on the last frame [`MotionGate::should_run`] let
+    /// through for motion, in frame pixels; `None` if it let the frame through
+    /// for a full look (the first frame, `max_skip_s` reached, no motion
+    /// gating, a picture it cannot sample).
+    pub fn moving(&self) -> Option<&[BBox]> {
+        self.moving.as_deref()
     }
 
     /// True if the detectors should run on this frame. `zones`: the watched
@@ -85,6 +104,7 @@ impl MotionGate {
         pts: MediaTime,
         zones: Option<&[Zone]>,
     ) -> bool {
+        self.moving = None;
         if !self.config.enabled {
             return true;
         }
@@ -122,13 +142,25 @@ impl MotionGate {
         let needed =
             ((layout.watched.len() as f32 * self.config.min_changed).ceil() as usize).max(1);
         let threshold = self.config.pixel_threshold;
-        let changed = layout
+        let changed =
+            |i: u32| self.current[i as usize].abs_diff(self.reference[i as usize]) > threshold;
+        let moved = layout
             .watched
             .iter()
-            .filter(|&&i| self.current[i as usize].abs_diff(self.reference[i as usize]) > threshold)
+            .filter(|&&i| changed(i))
             .take(needed)
-            .count();
-        changed >= needed
+            .count()
+            >= needed;
+        if moved {
+            let cells: Vec<u32> = layout
+                .watched
+                .iter()
+                .copied()
+                .filter(|&i| changed(i))
+                .collect();
+            self.moving = Some(layout.areas(&cells));
+        }
+        moved
     }
 
     /// The detectors ran on the frame last given to `should_run`: it becomes the
@@ -140,6 +172,53 @@ impl MotionGate {
 }
 
 impl GridLayout {
+    /// Bounding boxes (frame pixels) of groups of `cells` (grid indices) that
+    /// lie within [`JOIN_GAP`] points of each other.
+    fn areas(&self, cells: &[u32]) -> Vec<BBox> {
+        let step = self.step as usize;
+        let (columns, rows) = (self.width as usize / step, self.height as usize / step);
+        let mut mark = vec![false; columns * rows];
+        for &i in cells {
+            if let Some(m) = mark.get_mut(i as usize) {
+                *m = true;
+            }
+        }
+        let mut seen = vec![false; columns * rows];
+        let mut areas = Vec::new();
+        let mut stack = Vec::new();
+        for &start in cells {
+            let start = start as usize;
+            if start >= mark.len() || seen[start] {
+                continue;
+            }
+            seen[start] = true;
+            stack.push(start);
+            let (mut c0, mut r0, mut c1, mut r1) = (usize::MAX, usize::MAX, 0, 0);
+            while let Some(i) = stack.pop() {
+                let (r, c) = (i / columns, i % columns);
+                (c0, r0, c1, r1) = (c0.min(c), r0.min(r), c1.max(c), r1.max(r));
+                let rs = r.saturating_sub(JOIN_GAP)..=(r + JOIN_GAP).min(rows - 1);
+                for rr in rs {
+                    let cs = c.saturating_sub(JOIN_GAP)..=(c + JOIN_GAP).min(columns - 1);
+                    for cc in cs {
+                        let j = rr * columns + cc;
+                        if mark[j] && !seen[j] {
+                            seen[j] = true;
+                            stack.push(j);
+                        }
+                    }
+                }
+            }
+            areas.push(BBox {
+                x1: (c0 * step) as f32,
+                y1: (r0 * step) as f32,
+                x2: ((c1 + 1) * step).min(self.width as usize) as f32,
+                y2: ((r1 + 1) * step).min(self.height as usize) as f32,
+            });
+        }
+        areas
+    }
+
     fn new(width: u32, height: u32, zones: Option<&[Zone]>) -> Self {
         let step = (width / GRID_COLUMNS).max(1);
         let (columns, rows) = (width / step, height / step);
@@ -260,5 +339,42 @@ mod tests {
         // Nothing moves, but max_skip_s forces a fresh look.
         assert!(!gate.should_run(&gray(w, h, patch(140)), t(1.0), Some(&right_half)));
         assert!(gate.should_run(&gray(w, h, patch(140)), t(2.4), Some(&right_half)));
+        assert_eq!(gate.moving(), None, "a full look, not motion");
+    }
+
+    #[test]
+    fn moving_areas_are_boxes_around_each_group_of_changes() {
+        let (w, h) = (384u32, 216u32);
+        let still = vec![100u8; (w * h) as usize];
+        let mut two = still.clone();
+        for (x0, y0) in [(20u32, 30u32), (300, 150)] {
+            for y in y0..y0 + 40 {
+                for x in x0..x0 + 20 {
+                    two[(y * w + x) as usize] = 220;
+                }
+            }
+        }
+        let mut gate = MotionGate::new(MotionConfig::default());
+        let t = |s: f64| MediaTime::from_secs_f64(s);
+        assert!(gate.should_run(&gray(w, h, still), t(0.0), None));
+        assert_eq!(gate.moving(), None, "the first frame is a full look");
+        gate.ran(t(0.0));
+        assert!(gate.should_run(&gray(w, h, two), t(0.1), None));
+        let mut areas = gate.moving().expect("opened for motion").to_vec();
+        areas.sort_by(|a, b| a.x1.total_cmp(&b.x1));
+        assert_eq!(areas.len(), 2, "{areas:?}");
+        let step = (w / GRID_COLUMNS) as f32;
+        for (area, (x0, y0)) in areas.iter().zip([(20.0, 30.0), (300.0, 150.0)]) {
+            assert!(area.x1 <= x0 + step && area.x1 >= x0 - step, "{area:?}");
+            assert!(area.y1 <= y0 + step && area.y1 >= y0 - step, "{area:?}");
+            assert!(
+                area.x2 >= x0 + 20.0 - step && area.x2 <= x0 + 20.0 + step,
+                "{area:?}"
+            );
+            assert!(
+                area.y2 >= y0 + 40.0 - step && area.y2 <= y0 + 40.0 + step,
+                "{area:?}"
+            );
+        }
     }
 }

@@ -36,8 +36,12 @@ pub struct CameraReport {
     pub elapsed: Duration,
     /// Process resident memory when this camera ended, its pipeline still up.
     pub rss_at_end_mb: f64,
-    /// Encoded video held in the camera's recording ring at the end (0 without a store).
+    /// Compressed video held in the camera's recording ring at the end (0
+    /// without a store).
     pub ring_bytes: usize,
+    /// Frames encoded for clips by the camera's end (none while no alert
+    /// was open, unless the source is raw video).
+    pub frames_encoded: u64,
 }
 
 /// Everything one camera's supervisor needs.
@@ -135,6 +139,7 @@ impl Supervisor<'_> {
         let mut pts_offset = MediaTime::ZERO;
         let mut rss_at_end_mb = 0.0;
         let mut ring_bytes = 0;
+        let mut frames_encoded = 0;
         let mut opened_before = false;
         let end = loop {
             if self.out_of_time() {
@@ -198,6 +203,7 @@ impl Supervisor<'_> {
             rss_at_end_mb = crate::stats::resident_mb();
             if let Some(r) = &self.recorder {
                 ring_bytes = r.ring_bytes();
+                frames_encoded = r.frames_encoded();
                 r.source_ended();
             }
             let end = match run {
@@ -254,6 +260,7 @@ impl Supervisor<'_> {
             elapsed: started.elapsed(),
             rss_at_end_mb,
             ring_bytes,
+            frames_encoded,
         }
     }
 }

@@ -293,6 +293,111 @@ broker = "mqtt://127.0.0.1:{}"
     assert!(out.contains("9 file(s) match"), "{out}");
 }
 
+/// An MJPEG camera (vtest.avi re-encoded to motion JPEG by GStreamer): the
+/// recorder keeps the camera's own JPEGs and encodes H.264 only while alerts
+/// are open. Every clip plays, starts on a keyframe within one encoder GOP
+/// before `start - pre_roll`, and runs to `end + post_roll`.
+#[test]
+fn mjpeg_camera_clips_are_transcoded_only_around_alerts() {
+    let (Some(video), Some(model)) = (media("people/vtest.avi"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mjpeg = dir.path().join("plaza-mjpeg.avi");
+    let made = Command::new("gst-launch-1.0")
+        .args(["-q", "filesrc"])
+        .arg(format!("location={}", video.display()))
+        .args([
+            "!",
+            "decodebin",
+            "!",
+            "videoconvert",
+            "!",
+            "jpegenc",
+            "quality=80",
+        ])
+        .args(["!", "avimux", "!", "filesink"])
+        .arg(format!("location={}", mjpeg.display()))
+        .status()
+        .unwrap();
+    assert!(made.success(), "gst-launch made the MJPEG file");
+    let config = |dwell_s: u32| {
+        let run = dir.path().join(format!("dwell-{dwell_s}"));
+        std::fs::create_dir_all(&run).unwrap();
+        write_config(
+            &run,
+            &format!(
+                r#"{}
+[[cameras]]
+id = "plaza"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "plaza"
+polygon = [[0.05, 0.35], [0.95, 0.35], [0.95, 0.98], [0.05, 0.98]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "plaza"
+classes = ["person"]
+dwell_s = {dwell_s}
+"#,
+                yolox_detector(&model),
+                mjpeg.display(),
+            ),
+        )
+    };
+    // Nobody stays two minutes: no alert, so not one frame is encoded.
+    let (report, events) = replay(&config(120));
+    assert!(events.iter().all(|e| e["type"] != "new"));
+    assert_eq!(report.cameras[0].frames_encoded, 0, "no clip, no encoding");
+
+    let config = config(15);
+    let store = config.parent().unwrap().join("vigil-data");
+    let (report, events) = replay(&config);
+    assert!(report.cameras[0].frames_encoded > 0);
+    let ends: Vec<&Value> = events.iter().filter(|e| e["type"] == "end").collect();
+    assert!(
+        ends.len() >= 3,
+        "loitering on the plaza: {} alerts",
+        ends.len()
+    );
+    let video_end = 795.0 / 10.0;
+    for e in ends {
+        let alert = &e["after"];
+        let clip = clips(e);
+        assert_eq!(clip.len(), 1, "one clip per alert: {e}");
+        let clip = clip[0];
+        let info = inspect_clip(&store.join(clip["path"].as_str().unwrap()));
+        assert!(info.first_is_keyframe, "{info:?}");
+        assert_eq!(info.decoded_format, "I420", "H.264 yuv420p: {info:?}");
+        assert_eq!(info.width, 768, "{info:?}");
+        assert_eq!(
+            info.profile, "constrained-baseline",
+            "vigil's encoder made it: {info:?}"
+        );
+        let start = alert["start"]["media_s"].as_f64().unwrap();
+        let end = alert["end"]["media_s"].as_f64().unwrap();
+        let clip_start = clip["start_media_s"].as_f64().unwrap();
+        let clip_duration = clip["duration_s"].as_f64().unwrap();
+        assert!(
+            (info.duration_s - clip_duration).abs() < 0.25,
+            "{info:?} vs {clip}"
+        );
+        // x264 puts a keyframe every 15 frames (1.5 s here).
+        let from = (start - 5.0).max(0.0);
+        assert!(
+            clip_start <= from + 1e-3 && clip_start > from - 1.6,
+            "clip starts at {clip_start} for an alert starting at {start}"
+        );
+        let expected_end = (end + 5.0).min(video_end);
+        assert!(
+            (clip_start + clip_duration - expected_end).abs() <= 0.35,
+            "clip {clip_start}+{clip_duration} s; alert {start}..{end} + post-roll ends at {expected_end}"
+        );
+    }
+}
+
 /// An H.264 RTSP camera (in-process server): the clip is the camera's own
 /// access units, muxed without re-encoding, starting on a keyframe at or before
 /// `start - pre_roll`.
@@ -313,7 +418,7 @@ fn rtsp_h264_clip_is_not_reencoded() {
         max_clip_s: 3.0,
         ..Default::default()
     };
-    let recorder = Arc::new(recorders.camera("rtsp", &config));
+    let recorder = recorders.camera("rtsp", &config);
     let uri = camera.uri.clone();
     let views = [vigil::source::ViewSpec {
         width: 416,

@@ -99,7 +99,8 @@ listen = "127.0.0.1:{metrics_port}"
 /// 28.1 and 13.6 s. With an 18 s dwell the three who stay long alert, the three
 /// who leave sooner do not. Motion gating (on by default) skips the detector on
 /// at least half the frames, people standing still included, and raises the
-/// same alerts as running it on every frame.
+/// same alerts as running it on every frame; so do motion regions, which
+/// detect on crops around what moved and hold what was seen elsewhere.
 #[test]
 fn loitering_alerts_only_for_people_who_stay() {
     let (Some(video), Some(model)) = (
@@ -109,13 +110,18 @@ fn loitering_alerts_only_for_people_who_stay() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = |motion: bool| {
+    let config = |motion: bool, regions: bool| {
+        let regions = if regions {
+            r#", regions = "motion""#
+        } else {
+            ""
+        };
         format!(
             r#"{}
 [[cameras]]
 id = "room"
 source = "{}"
-detectors = [{{ name = "coco" }}]
+detectors = [{{ name = "coco"{regions} }}]
 motion = {{ enabled = {motion} }}
 [[cameras.zones]]
 name = "room"
@@ -131,10 +137,10 @@ dwell_s = 18
         )
     };
     let mut runs = Vec::new();
-    for motion in [true, false] {
-        let run_dir = dir.path().join(format!("motion-{motion}"));
+    for (motion, regions) in [(true, false), (false, false), (true, true)] {
+        let run_dir = dir.path().join(format!("motion-{motion}-{regions}"));
         std::fs::create_dir_all(&run_dir).unwrap();
-        let (report, events) = replay(&write_config(&run_dir, &config(motion)));
+        let (report, events) = replay(&write_config(&run_dir, &config(motion, regions)));
         let starts: Vec<f64> = new_alerts(&events, "loitering")
             .iter()
             .map(|a| a["start"]["media_s"].as_f64().unwrap())
@@ -155,6 +161,21 @@ dwell_s = 18
     }
     let (gated, gated_starts) = &runs[0];
     let (every, every_starts) = &runs[1];
+    let (cropped, cropped_starts) = &runs[2];
+    eprintln!(
+        "inferences: every frame {}, motion gating {}, motion regions {} (on {} frames); alerts with regions at {cropped_starts:?}",
+        every.inferences,
+        gated.inferences,
+        cropped.inferences,
+        cropped.frames - cropped.motion_skipped
+    );
+    assert_eq!(cropped.motion_skipped, gated.motion_skipped);
+    for (a, b) in gated_starts.iter().zip(cropped_starts) {
+        assert!(
+            (a - b).abs() <= 1.0,
+            "gated alert at {a}, with regions at {b}"
+        );
+    }
     eprintln!(
         "motion gating skipped {} of {} frames; alerts at {gated_starts:?} vs {every_starts:?} ungated",
         gated.motion_skipped, gated.frames

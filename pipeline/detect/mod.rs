@@ -9,6 +9,7 @@
 
 pub mod decode;
 pub mod preprocess;
+pub mod regions;
 pub mod session;
 pub mod tiles;
 

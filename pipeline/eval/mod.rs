@@ -153,6 +153,7 @@ pub fn run(loaded: &LoadedConfig, options: &EvalOptions) -> Result<EvalReport, E
         fps: None,
         roi: None,
         tiles: options.tiles,
+        regions: None,
     }
     .views(&detector);
     let mut tiles = crate::camera::TileScratch::default();

@@ -61,7 +61,10 @@ impl Segment {
         };
         add(&[src.upcast_ref(), &make(parser)?, &mux, &sink])?;
         // The muxer (an aggregator) writes on a thread of its own.
-        for pad in [src.static_pad("src"), mux.static_pad("src")].into_iter().flatten() {
+        for pad in [src.static_pad("src"), mux.static_pad("src")]
+            .into_iter()
+            .flatten()
+        {
             meter_recording_thread(&pad);
         }
         if let Err(e) = pipeline.set_state(gst::State::Playing) {

@@ -52,7 +52,8 @@ pub struct RecordConfig {
     pub post_roll_s: f64,
     /// An alert longer than this continues in another clip file.
     pub max_clip_s: f64,
-    /// Cap of the camera's ring of recent encoded video, in bytes.
+    /// Cap of the camera's ring of recent compressed video, in bytes; also of
+    /// what a clip transcoder may fall behind by.
     pub ring_bytes: usize,
 }
 
@@ -192,6 +193,7 @@ pub struct CameraRecorder {
     writer: crossbeam_channel::Sender<FinishJob>,
     /// For the transcoder's output callback.
     me: Weak<CameraRecorder>,
+    frames_encoded: std::sync::atomic::AtomicU64,
 }
 
 impl CameraRecorder {
@@ -204,6 +206,18 @@ impl CameraRecorder {
     pub fn ring_bytes(&self) -> usize {
         let s = self.lock();
         s.ring.bytes() + s.transcode.as_ref().map_or(0, |t| t.ring.bytes())
+    }
+
+    /// Frames encoded to H.264 for this camera's clips so far.
+    pub fn frames_encoded(&self) -> u64 {
+        self.frames_encoded
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// One more frame encoded (by the transcoder, or a raw source's encoder).
+    pub fn count_encoded(&self) {
+        self.frames_encoded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The recorded stream's caps (from the parser, the decoder's input or the
@@ -241,14 +255,18 @@ impl CameraRecorder {
     /// has turned out everything it was given.
     fn on_transcoded(&self, id: u64, output: Option<(Unit, &gst::CapsRef)>) {
         let mut s = self.lock();
-        let Some(t) = s.transcode.as_mut().filter(|t| t.id == id) else {
+        if s.transcode.as_ref().is_none_or(|t| t.id != id) {
             return;
-        };
+        }
         let Some((unit, caps)) = output else {
             s.transcode = None;
             if s.ended {
                 self.finish_ended_jobs(&mut s);
             }
+            return;
+        };
+        self.count_encoded();
+        let Some(t) = s.transcode.as_mut() else {
             return;
         };
         t.ring.push(unit.clone());
@@ -291,7 +309,9 @@ impl CameraRecorder {
                     caps: None,
                 });
             }
-            Err(e) => tracing::error!(camera = %self.camera, "clips of this camera cannot be encoded: {e}"),
+            Err(e) => {
+                tracing::error!(camera = %self.camera, "clips of this camera cannot be encoded: {e}")
+            }
         }
     }
 
@@ -487,6 +507,7 @@ impl Recorders {
             }),
             writer: self.writer.clone(),
             me: me.clone(),
+            frames_encoded: Default::default(),
         })
     }
 

@@ -145,7 +145,15 @@ impl Transcoder {
                 })
                 .build(),
         );
-        let encode = [&crop, &convert, &raw, &encoder, &parse, &avc, sink.upcast_ref()];
+        let encode = [
+            &crop,
+            &convert,
+            &raw,
+            &encoder,
+            &parse,
+            &avc,
+            sink.upcast_ref(),
+        ];
         pipeline
             .add(&decode)
             .and_then(|_| pipeline.add_many(encode))
@@ -165,7 +173,9 @@ impl Transcoder {
         let input = gst::Pad::builder(gst::PadDirection::Src)
             .name("feed")
             .build();
-        let decode_sink = decode.static_pad("sink").ok_or("decodebin has no sink pad")?;
+        let decode_sink = decode
+            .static_pad("sink")
+            .ok_or("decodebin has no sink pad")?;
         input.link(&decode_sink).map_err(|e| e.to_string())?;
         if let Err(e) = pipeline.set_state(gst::State::Playing) {
             let _ = pipeline.set_state(gst::State::Null);
@@ -186,9 +196,9 @@ impl Transcoder {
                 lower_thread_priority();
                 input.push_event(gst::event::StreamStart::new("transcode"));
                 input.push_event(gst::event::Caps::new(&caps));
-                input.push_event(gst::event::Segment::new(
-                    &gst::FormattedSegment::<gst::ClockTime>::new(),
-                ));
+                input.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+                    gst::ClockTime,
+                >::new()));
                 super::RECORDING_CPU.charge();
                 for feed in units {
                     match feed {

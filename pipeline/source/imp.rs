@@ -337,6 +337,7 @@ fn add_encoder_branch(
                     recorder.set_caps(caps.to_owned());
                 }
                 if let Some(unit) = crate::record::unit_from_encoder(&sample) {
+                    recorder.count_encoded();
                     recorder.push(unit);
                 }
                 Ok(gst::FlowSuccess::Ok)
@@ -392,9 +393,10 @@ fn tap_compressed(
             return;
         };
         let is_parser = matches!(factory.name().as_str(), "h264parse" | "h265parse");
+        // MJPEG's decoder (`jpegdec`) calls itself an image decoder.
         let is_video_decoder = factory
             .metadata(gst::ELEMENT_METADATA_KLASS)
-            .is_some_and(|k| k.contains("Decoder") && k.contains("Video"));
+            .is_some_and(|k| k.contains("Decoder") && (k.contains("Video") || k.contains("Image")));
         let pad = match (is_parser, is_video_decoder) {
             (true, _) => element.static_pad("src"),
             (false, true) => element.static_pad("sink"),
@@ -414,8 +416,14 @@ fn tap_compressed(
                             let caps = c.caps_owned();
                             let codec = caps.structure(0).map(|s| s.name().to_string());
                             let passed_through = !is_parser
-                                && matches!(codec.as_deref(), Some("video/x-h264" | "video/x-h265"));
-                            if !active.load(Ordering::Relaxed) && !passed_through && !tapped.swap(true, Ordering::SeqCst) {
+                                && matches!(
+                                    codec.as_deref(),
+                                    Some("video/x-h264" | "video/x-h265")
+                                );
+                            if !active.load(Ordering::Relaxed)
+                                && !passed_through
+                                && !tapped.swap(true, Ordering::SeqCst)
+                            {
                                 active.store(true, Ordering::Relaxed);
                                 if let Some(valve) = &valve {
                                     valve.set_property("drop", true);

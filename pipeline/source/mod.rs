@@ -123,6 +123,68 @@ impl View {
     pub fn region(&self) -> BBox {
         self.region
     }
+
+    /// `region` of the full picture, fitted to `spec` as a decoder view would
+    /// be (aspect kept, linear scaling), converted on the calling thread: for
+    /// crops that change every frame (motion regions).
+    pub fn crop(full: &gst::Sample, region: BBox, spec: &ViewSpec) -> Result<View, String> {
+        let caps = full.caps().ok_or("the frame has no caps")?;
+        let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| e.to_string())?;
+        let buffer = full.buffer_owned().ok_or("the frame has no buffer")?;
+        let x = (region.x1.max(0.0) as u32).min(info.width().saturating_sub(2));
+        let y = (region.y1.max(0.0) as u32).min(info.height().saturating_sub(2));
+        let w = (region.width() as u32).clamp(2, info.width() - x);
+        let h = (region.height() as u32).clamp(2, info.height() - y);
+        let fit = crate::detect::InputSpec {
+            width: spec.width,
+            height: spec.height,
+            channels: spec.channels,
+            scale: 1.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            placement: crate::detect::LetterboxPlacement::TopLeft,
+            pad: 0,
+        };
+        let (fw, fh) = fit.fitted_size(w, h);
+        let format = match spec.channels {
+            crate::detect::ChannelOrder::Rgb => gst_video::VideoFormat::Rgb,
+            crate::detect::ChannelOrder::Bgr => gst_video::VideoFormat::Bgr,
+        };
+        let out_info = gst_video::VideoInfo::builder(format, fw, fh)
+            .fps(info.fps())
+            .build()
+            .map_err(|e| e.to_string())?;
+        let src = gst_video::VideoFrame::from_buffer_readable(buffer, &info)
+            .map_err(|_| "the frame cannot be mapped".to_string())?;
+        let out = gst::Buffer::with_size(out_info.size()).map_err(|e| e.to_string())?;
+        let mut dest = gst_video::VideoFrame::from_buffer_writable(out, &out_info)
+            .map_err(|_| "cannot map the crop's buffer".to_string())?;
+        let mut config = gst_video::VideoConverterConfig::new();
+        config.set_src_x(x as i32);
+        config.set_src_y(y as i32);
+        config.set_src_width(Some(w as i32));
+        config.set_src_height(Some(h as i32));
+        // videoscale's default, as the decoder views use.
+        config.set_resampler_method(gst_video::VideoResamplerMethod::Linear);
+        gst_video::VideoConverter::new(&info, &out_info, Some(config))
+            .map_err(|e| e.to_string())?
+            .frame(&src, &mut dest);
+        let caps = out_info.to_caps().map_err(|e| e.to_string())?;
+        let sample = gst::Sample::builder()
+            .buffer(&dest.into_buffer())
+            .caps(&caps)
+            .build();
+        Ok(View {
+            sample,
+            info: out_info,
+            region: BBox {
+                x1: x as f32,
+                y1: y as f32,
+                x2: (x + w) as f32,
+                y2: (y + h) as f32,
+            },
+        })
+    }
 }
 
 /// What one detector needs from the decoder.
