@@ -134,6 +134,7 @@ impl EvidenceStage {
     }
 
     fn run(mut self, events: Receiver<Event>, clips: Receiver<ClipsDone>) {
+        self.store.remove_partial_files();
         self.retention();
         let mut events_open = true;
         let mut deadline: Option<Instant> = None;

@@ -19,6 +19,19 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 fn vigil() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
 }
@@ -628,6 +641,27 @@ time_zone = "Asia/Shanghai"
         )
         .await,
         400
+    );
+    // A file the store lists, replaced by a symlink to the signing key beside
+    // the database: the key is inside the store, but never inside `evidence/`.
+    let store = dir.path().join("data");
+    let snapshot = walk_files(&store.join("evidence"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .expect("a snapshot on disk");
+    std::fs::remove_file(&snapshot).unwrap();
+    std::os::unix::fs::symlink(store.join("signing.key"), &snapshot).unwrap();
+    let rel = snapshot.strip_prefix(store.join("evidence")).unwrap();
+    assert_eq!(
+        fetch_status(
+            &operator,
+            "GET",
+            &format!("/evidence/{}", rel.display()),
+            ""
+        )
+        .await,
+        404,
+        "a planted symlink to the signing key is not served"
     );
 
     operator.close().await.unwrap();

@@ -832,9 +832,10 @@ async fn evidence(
         Err(e) => return store_failed(e),
     };
     // The row names it, but a symlink could still point out: the file must
-    // really be inside the store.
-    let store_dir = c.store.storage.dir(&c.store.base);
-    let inside = match (abs.canonicalize(), store_dir.canonicalize()) {
+    // really be inside the store's `evidence/`, never beside the database or
+    // the signing key.
+    let evidence_dir = c.store.storage.dir(&c.store.base).join("evidence");
+    let inside = match (abs.canonicalize(), evidence_dir.canonicalize()) {
         (Ok(file), Ok(dir)) => file.starts_with(dir),
         _ => false,
     };

@@ -46,8 +46,14 @@ impl Segment {
             .block(false)
             .build();
         let mux = make("mp4mux")?;
-        // Index first: browsers play the clip while it downloads.
+        // Index first: browsers play the clip while it downloads. The muxer
+        // keeps the data in a scratch file meanwhile: beside the clip, not in
+        // /tmp, so a killed run leaves nothing outside the store (and the
+        // store deletes it at the next start).
         mux.set_property("faststart", true);
+        let mut scratch = part.as_os_str().to_owned();
+        scratch.push(".mdat");
+        mux.set_property("faststart-file", scratch.to_string_lossy().to_string());
         let sink = make("filesink")?;
         sink.set_property("location", part.to_string_lossy().to_string());
         sink.set_property("sync", false);

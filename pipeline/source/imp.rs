@@ -642,22 +642,22 @@ fn read_frames(
     }
 }
 
-/// Keeps at most `fps` frames per second of media time, by timestamp: a frame is
-/// kept when it comes at least 90% of an interval after the last kept one (the
-/// slack keeps a 2 fps limit on a 10 fps stream at every 5th frame despite
-/// jitter). Frames without a timestamp, and streams whose time jumps back, are
-/// kept and restart the count: dropping is an optimisation, never a loss of
-/// the stream.
+/// Keeps `fps` frames per second of media time, by timestamp: time is cut into
+/// slots of `1/fps` and the first frame of each slot is kept. Counting from
+/// the last kept frame instead would round every gap up to whole source
+/// frames: 5 fps from a 12.5 fps camera would become 4.2. Frames without a
+/// timestamp, and streams whose time jumps back, are kept and restart the
+/// count: dropping is an optimisation, never a loss of the stream.
 struct RateLimiter {
     interval_ns: u64,
-    last_kept: Option<u64>,
+    last: Option<(u64, u64)>,
 }
 
 impl RateLimiter {
     fn new(fps: f32) -> Self {
         RateLimiter {
-            interval_ns: (1e9 / fps.max(1e-3) as f64) as u64 * 9 / 10,
-            last_kept: None,
+            interval_ns: ((1e9 / fps.max(1e-3) as f64) as u64).max(1),
+            last: None,
         }
     }
 
@@ -665,10 +665,11 @@ impl RateLimiter {
         let Some(pts) = pts_ns else {
             return true;
         };
-        match self.last_kept {
-            Some(last) if pts >= last && pts - last < self.interval_ns => false,
+        let slot = pts / self.interval_ns;
+        match self.last {
+            Some((last_pts, last_slot)) if pts >= last_pts && slot <= last_slot => false,
             _ => {
-                self.last_kept = Some(pts);
+                self.last = Some((pts, slot));
                 true
             }
         }
@@ -687,6 +688,12 @@ mod rate_tests {
             .filter(|&t| two.keep(Some(t)))
             .collect();
         assert_eq!(kept, [0, 500_000_000, 1_000_000_000, 1_500_000_000]);
+        // 5 fps from a 12.5 fps camera: five a second, not every third frame.
+        let mut five = RateLimiter::new(5.0);
+        let kept = (0..125u64)
+            .filter(|i| five.keep(Some(i * 80_000_000)))
+            .count();
+        assert_eq!(kept, 50, "10 s of 12.5 fps at 5 fps");
         assert!(two.keep(None), "no timestamp: kept");
         assert!(
             two.keep(Some(100)),

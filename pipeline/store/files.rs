@@ -45,7 +45,43 @@ pub struct EvidenceFile {
     pub deleted_ms: Option<u64>,
 }
 
+/// Files a writer leaves only while it works on them: `<file>.part` (renamed
+/// into place when complete) and the muxer's `<clip>.part.mdat` scratch file.
+fn is_partial(name: &str) -> bool {
+    name.ends_with(".part") || name.ends_with(".part.mdat")
+}
+
 impl Store {
+    /// Deletes what writers left half done when the previous run was killed
+    /// (the store's lock says no writer is running now): (files, bytes). No
+    /// row or manifest entry names these files; only complete files get one.
+    pub fn remove_partial_files(&self) -> (usize, u64) {
+        fn walk(dir: &std::path::Path, removed: &mut (usize, u64)) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_dir() {
+                    walk(&path, removed);
+                } else if kind.is_file() && entry.file_name().to_str().is_some_and(is_partial) {
+                    let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    if std::fs::remove_file(&path).is_ok() {
+                        tracing::warn!(
+                            "store: deleted {} ({bytes} bytes), left unfinished by an earlier run",
+                            path.display()
+                        );
+                        removed.0 += 1;
+                        removed.1 += bytes;
+                    }
+                }
+            }
+        }
+        let mut removed = (0, 0);
+        walk(&self.dir().join("evidence"), &mut removed);
+        removed
+    }
+
     /// Where an alert's evidence files go, without their suffix: (relative, absolute).
     pub fn evidence_base(
         &self,

@@ -229,3 +229,25 @@ fn retention_keeps_open_and_held_alerts_and_verify_still_passes() {
     assert!(v.failures[0].contains("evidence/a.jpg"), "{:?}", v.failures);
     assert!(v.failures[0].contains("missing"), "{:?}", v.failures);
 }
+
+#[test]
+fn files_left_half_written_by_a_killed_run_are_deleted_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), None);
+    let day = s.dir().join("evidence/room/2026-12-01");
+    std::fs::create_dir_all(&day).unwrap();
+    for name in [
+        "a-clip.mp4.part",
+        "a-clip.mp4.part.mdat",
+        "b-snapshot.jpg.part",
+    ] {
+        std::fs::write(day.join(name), b"half").unwrap();
+    }
+    std::fs::write(day.join("c-clip.mp4"), b"whole").unwrap();
+    assert_eq!(s.remove_partial_files(), (3, 12));
+    let left: Vec<_> = std::fs::read_dir(&day)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, vec!["c-clip.mp4".to_string()]);
+}
