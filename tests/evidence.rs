@@ -97,6 +97,30 @@ fn subscribe_checking(port: u16, store: PathBuf) -> Arc<Mutex<Vec<Arrival>>> {
     arrivals
 }
 
+/// A 768-wide clip as the police get it: H.264 4:2:0 that plays from its first
+/// frame, made by the encoder `profile` names, as long as the event says, and
+/// starting on the keyframe at most `gop_s` before `start - pre_roll` (5 s).
+/// Returns its start and duration (media seconds).
+fn check_clip(path: &Path, clip: &Value, alert: &Value, profile: &str, gop_s: f64) -> (f64, f64) {
+    let info = inspect_clip(path);
+    assert!(info.first_is_keyframe, "{info:?}");
+    assert_eq!(info.decoded_format, "I420", "H.264 yuv420p: {info:?}");
+    assert_eq!(info.width, 768, "{info:?}");
+    assert_eq!(info.profile, profile, "{info:?}");
+    let clip_start = clip["start_media_s"].as_f64().unwrap();
+    let clip_duration = clip["duration_s"].as_f64().unwrap();
+    assert!(
+        (info.duration_s - clip_duration).abs() < 0.25,
+        "{info:?} vs {clip}"
+    );
+    let from = (alert["start"]["media_s"].as_f64().unwrap() - 5.0).max(0.0);
+    assert!(
+        clip_start <= from + 1e-3 && clip_start > from - gop_s,
+        "clip starts at {clip_start} for a pre-roll from {from}"
+    );
+    (clip_start, clip_duration)
+}
+
 fn clips(event: &Value) -> Vec<&Value> {
     match &event["clip"] {
         Value::Array(list) => list.iter().collect(),
@@ -241,27 +265,10 @@ broker = "mqtt://127.0.0.1:{}"
                     moov < mdat,
                     "index before the data (plays while downloading): {boxes:?}"
                 );
-                let info = inspect_clip(&path);
-                assert!(info.first_is_keyframe, "{info:?}");
-                assert_eq!(info.decoded_format, "I420", "H.264 yuv420p: {info:?}");
-                assert_eq!(info.width, 768, "{info:?}");
-                assert_eq!(
-                    info.profile, "main",
-                    "the camera's own stream, not re-encoded: {info:?}"
-                );
+                // The camera's own stream, not re-encoded; keyframes every second.
+                let (clip_start, clip_duration) = check_clip(&path, clip, alert, "main", 1.1);
                 let start = alert["start"]["media_s"].as_f64().unwrap();
                 let end = alert["end"]["media_s"].as_f64().unwrap();
-                let clip_start = clip["start_media_s"].as_f64().unwrap();
-                let clip_duration = clip["duration_s"].as_f64().unwrap();
-                assert!(
-                    (info.duration_s - clip_duration).abs() < 0.25,
-                    "{info:?} vs {clip}"
-                );
-                // Keyframes every second: the clip starts at most 1 s before start - pre_roll.
-                assert!(
-                    clip_start <= start - 5.0 + 1e-3 && clip_start > start - 6.1,
-                    "{clip} for {start}"
-                );
                 let expected_end = (end + 5.0).min(video_end);
                 let expected = expected_end - (start - 5.0);
                 assert!(
@@ -368,27 +375,13 @@ dwell_s = {dwell_s}
         let clip = clips(e);
         assert_eq!(clip.len(), 1, "one clip per alert: {e}");
         let clip = clip[0];
-        let info = inspect_clip(&store.join(clip["path"].as_str().unwrap()));
-        assert!(info.first_is_keyframe, "{info:?}");
-        assert_eq!(info.decoded_format, "I420", "H.264 yuv420p: {info:?}");
-        assert_eq!(info.width, 768, "{info:?}");
-        assert_eq!(
-            info.profile, "constrained-baseline",
-            "vigil's encoder made it: {info:?}"
-        );
-        let start = alert["start"]["media_s"].as_f64().unwrap();
-        let end = alert["end"]["media_s"].as_f64().unwrap();
-        let clip_start = clip["start_media_s"].as_f64().unwrap();
-        let clip_duration = clip["duration_s"].as_f64().unwrap();
-        assert!(
-            (info.duration_s - clip_duration).abs() < 0.25,
-            "{info:?} vs {clip}"
-        );
-        // x264 puts a keyframe every 15 frames (1.5 s here).
-        let from = (start - 5.0).max(0.0);
-        assert!(
-            clip_start <= from + 1e-3 && clip_start > from - 1.6,
-            "clip starts at {clip_start} for an alert starting at {start}"
+        // vigil's encoder, a keyframe every 15 frames (1.5 s here).
+        let path = store.join(clip["path"].as_str().unwrap());
+        let (clip_start, clip_duration) =
+            check_clip(&path, clip, alert, "constrained-baseline", 1.6);
+        let (start, end) = (
+            alert["start"]["media_s"].as_f64().unwrap(),
+            alert["end"]["media_s"].as_f64().unwrap(),
         );
         let expected_end = (end + 5.0).min(video_end);
         assert!(
