@@ -53,7 +53,7 @@ impl RuleKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Warning,
@@ -141,6 +141,8 @@ pub enum EndReason {
     Stopped,
     /// A recorded file ended.
     StreamEnded,
+    /// vigil was killed while the alert was open; announced at its next start.
+    Interrupted,
 }
 
 impl EndReason {
@@ -149,6 +151,7 @@ impl EndReason {
             EndReason::CameraLost => "camera_lost",
             EndReason::Stopped => "stopped",
             EndReason::StreamEnded => "stream_ended",
+            EndReason::Interrupted => "interrupted",
         }
     }
 }

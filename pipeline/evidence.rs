@@ -135,6 +135,7 @@ impl EvidenceStage {
 
     fn run(mut self, events: Receiver<Event>, clips: Receiver<ClipsDone>) {
         self.store.remove_partial_files();
+        self.announce_interrupted();
         self.retention();
         let mut events_open = true;
         let mut deadline: Option<Instant> = None;
@@ -382,6 +383,39 @@ impl EvidenceStage {
             Err(e) => tracing::error!("cannot serialise event: {e}"),
         }
         let _ = self.publish.send(event);
+    }
+
+    /// Alerts a killed run left open get their `end` (reason `interrupted`),
+    /// so patrols and police do not keep them open forever.
+    fn announce_interrupted(&mut self) {
+        for end in self.store.take_interrupted() {
+            let (messages, cap) = match &self.mqtt {
+                Some((config, _)) => (
+                    config.alert_messages(&end.recipients, end.severity, &end.payload, None),
+                    config.outbox_max,
+                ),
+                None => (Vec::new(), usize::MAX),
+            };
+            match self.store.record_interrupted_end(&end, &messages, cap) {
+                Ok(dropped) => {
+                    tracing::warn!(camera = %end.camera, "alert {}: ended as interrupted (vigil was stopped without ending it)", end.alert_id);
+                    if dropped > 0 {
+                        crate::publish::outbox_dropped(dropped, cap);
+                    }
+                }
+                Err(e) => error_counted(
+                    &end.camera,
+                    format!(
+                        "alert {}: its `end` was not stored: {e}: {}",
+                        end.alert_id,
+                        source_chain(&e)
+                    ),
+                ),
+            }
+        }
+        if let Some((_, notify)) = &self.mqtt {
+            let _ = notify.try_send(());
+        }
     }
 
     fn retention_if_full(&mut self) {

@@ -266,7 +266,7 @@ broker = "mqtt://127.0.0.1:{}"
                     "index before the data (plays while downloading): {boxes:?}"
                 );
                 // The camera's own stream, not re-encoded; keyframes every second.
-                let (clip_start, clip_duration) = check_clip(&path, clip, alert, "main", 1.1);
+                let (_, clip_duration) = check_clip(&path, clip, alert, "main", 1.1);
                 let start = alert["start"]["media_s"].as_f64().unwrap();
                 let end = alert["end"]["media_s"].as_f64().unwrap();
                 let expected_end = (end + 5.0).min(video_end);

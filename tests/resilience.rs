@@ -293,16 +293,36 @@ broker = "mqtt://127.0.0.1:{port}"
     let broker = Mosquitto::start_on(port);
     let patrol = Recorder::start(port, "vigil/events");
     let child = vigil(&["run", "-c", config]);
+    // The alert SIGKILL left open can never end by its rule: it ends as
+    // `interrupted`, so the patrol does not keep it open forever.
+    let killed_alert: String = lines_of(&sigkill_events)
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["type"] == "new")
+        .map(|e| e["after"]["id"].as_str().unwrap().to_string())
+        .expect("the SIGKILLed run raised an alert");
+    let interrupted_end = |m: &[(String, String, bool)]| {
+        m.iter().any(|(_, p, _)| {
+            serde_json::from_str::<serde_json::Value>(p).is_ok_and(|e| {
+                e["type"] == "end"
+                    && e["reason"] == "interrupted"
+                    && e["after"]["id"] == killed_alert.as_str()
+            })
+        })
+    };
     let arrived = patrol.wait_for(
         |m| {
             let got = event_ids(m.iter().map(|(_, p, _)| p.as_str()));
-            queued.iter().all(|id| got.contains(id))
+            queued.iter().all(|id| got.contains(id)) && interrupted_end(m)
         },
         Duration::from_secs(40),
     );
     signal(&child, libc::SIGTERM);
     let (code, log, _) = finish(child, Duration::from_secs(20));
-    assert!(arrived, "queued events delivered after the restart\n{log}");
+    assert!(
+        arrived,
+        "queued events and the interrupted alert's `end` delivered after the restart\n{log}"
+    );
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("left by an earlier run"), "{log}");
     drop(broker);

@@ -147,20 +147,32 @@ impl AlertsConfig {
         let captured_us = event
             .captured
             .map(|c| mqtt::now_us() - c.elapsed().as_micros() as i64);
-        let mut messages: Vec<OutboxMessage> = std::iter::once(self.events_topic())
-            .chain(alert.recipients.iter().map(|r| self.recipient_topic(r)))
-            .map(|topic| OutboxMessage {
-                topic,
-                payload: payload.as_bytes().to_vec(),
-                retain: false,
-                priority: Priority::from(alert.severity),
-                captured_us,
-            })
-            .collect();
+        let mut messages =
+            self.alert_messages(&alert.recipients, alert.severity, payload, captured_us);
         if self.homeassistant.is_some() {
             messages.push(homeassistant::camera_event_message(self, event, payload));
         }
         messages
+    }
+
+    /// `payload` on the all-events topic and each recipient's.
+    pub fn alert_messages(
+        &self,
+        recipients: &[String],
+        severity: crate::events::Severity,
+        payload: &str,
+        captured_us: Option<i64>,
+    ) -> Vec<OutboxMessage> {
+        std::iter::once(self.events_topic())
+            .chain(recipients.iter().map(|r| self.recipient_topic(r)))
+            .map(|topic| OutboxMessage {
+                topic,
+                payload: payload.as_bytes().to_vec(),
+                retain: false,
+                priority: Priority::from(severity),
+                captured_us,
+            })
+            .collect()
     }
 
     /// A camera's state, retained so a subscriber that connects later sees it.

@@ -65,6 +65,54 @@ pub struct AlertFilter {
     pub before: Option<(i64, String)>,
 }
 
+/// The `end` an alert never got because vigil was killed while it was open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InterruptedEnd {
+    pub alert_id: String,
+    pub camera: String,
+    pub severity: crate::events::Severity,
+    pub recipients: Vec<String>,
+    /// The event as JSON, as MQTT subscribers get every event.
+    pub payload: String,
+}
+
+impl InterruptedEnd {
+    /// From the alert's last stored event (`payload`, recorded at `wall_ms`).
+    fn from_last(alert_id: String, payload: &str, wall_ms: i64) -> Option<InterruptedEnd> {
+        let last: serde_json::Value = serde_json::from_str(payload).ok()?;
+        let after = last.get("after")?.clone();
+        let seq = last.get("seq")?.as_u64()? + 1;
+        let start = after.get("start")?;
+        let (start_media, start_wall) = (
+            start.get("media_s")?.as_f64()?,
+            start.get("wall_ms")?.as_i64()?,
+        );
+        let mut ended = after.clone();
+        // Known alive until its last event; nothing is known after that.
+        ended["end"] = serde_json::json!({
+            "media_s": start_media + (wall_ms - start_wall).max(0) as f64 / 1000.0,
+            "wall_ms": wall_ms,
+        });
+        let end = serde_json::json!({
+            "type": "end",
+            "event_id": format!("{alert_id}/{seq}"),
+            "seq": seq,
+            "before": after,
+            "after": ended,
+            "reason": crate::events::EndReason::Interrupted.as_str(),
+        });
+        let severity = serde_json::from_value(after.get("severity")?.clone()).ok()?;
+        let recipients = serde_json::from_value(after.get("recipients")?.clone()).ok()?;
+        Some(InterruptedEnd {
+            camera: after.get("camera")?.as_str()?.to_string(),
+            alert_id,
+            severity,
+            recipients,
+            payload: end.to_string(),
+        })
+    }
+}
+
 impl Store {
     /// Records an alert's current state (before its evidence refers to it).
     pub fn record_alert(&mut self, alert: &Alert) -> Result<(), StoreError> {
@@ -98,6 +146,72 @@ impl Store {
         tx.execute(
             "INSERT INTO events (alert_id, type, wall_ms, payload) VALUES (?1, ?2, ?3, ?4)",
             params![event.alert().id, kind, now_ms() as i64, payload],
+        )
+        .map_err(sql)?;
+        let dropped = outbox::enqueue(&tx, outbox, cap).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(dropped)
+    }
+
+    /// Marks every alert still `open` as `interrupted` (only a run that
+    /// stopped without ending them leaves any) and builds the `end` event each
+    /// never got: the alert's last event turned into an `end` with reason
+    /// `interrupted`, ending when vigil last heard of it.
+    pub(super) fn interrupt_open_alerts(&mut self) -> Result<Vec<InterruptedEnd>, StoreError> {
+        let db_path = self.db_path.clone();
+        let sql = |source| StoreError::Sql {
+            path: db_path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        let last_events: Vec<(String, String, i64)> = {
+            let mut q = tx
+                .prepare(
+                    "SELECT e.alert_id, e.payload, e.wall_ms FROM events e
+                     JOIN alerts a ON a.id = e.alert_id
+                     WHERE a.state = 'open'
+                       AND e.seq = (SELECT MAX(seq) FROM events WHERE alert_id = a.id)",
+                )
+                .map_err(sql)?;
+            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(sql)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(sql)?
+        };
+        tx.execute(
+            "UPDATE alerts SET state = 'interrupted' WHERE state = 'open'",
+            [],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(last_events
+            .into_iter()
+            .filter_map(|(id, payload, wall_ms)| InterruptedEnd::from_last(id, &payload, wall_ms))
+            .collect())
+    }
+
+    /// The `end` events of alerts a killed run left open, to announce once.
+    pub fn take_interrupted(&mut self) -> Vec<InterruptedEnd> {
+        std::mem::take(&mut self.interrupted)
+    }
+
+    /// Records an interrupted alert's `end` and its MQTT messages, in one
+    /// transaction (the alert's row already says `interrupted`).
+    pub fn record_interrupted_end(
+        &mut self,
+        end: &InterruptedEnd,
+        outbox: &[OutboxMessage],
+        cap: usize,
+    ) -> Result<usize, StoreError> {
+        let db_path = self.db_path.clone();
+        let sql = |source| StoreError::Sql {
+            path: db_path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        tx.execute(
+            "INSERT INTO events (alert_id, type, wall_ms, payload) VALUES (?1, 'end', ?2, ?3)",
+            params![end.alert_id, now_ms() as i64, end.payload],
         )
         .map_err(sql)?;
         let dropped = outbox::enqueue(&tx, outbox, cap).map_err(sql)?;

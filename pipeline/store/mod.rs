@@ -72,7 +72,7 @@ mod tests;
 mod verify;
 
 pub use access::Access;
-pub use alerts::{AlertDetail, AlertFilter, AlertRow};
+pub use alerts::{AlertDetail, AlertFilter, AlertRow, InterruptedEnd};
 pub use bundle::verify_bundle;
 pub use files::{EvidenceFile, EvidenceKind};
 pub use manifest::{generate_key, parse_public, public_hex, read_key};
@@ -216,6 +216,8 @@ pub struct Store {
     writer: Option<Writer>,
     max_age_days: Option<f64>,
     max_bytes: Option<u64>,
+    /// `end` events for alerts a killed run left open, not yet announced.
+    interrupted: Vec<alerts::InterruptedEnd>,
 }
 
 /// Takes the store's exclusive lock, or says who holds it.
@@ -306,18 +308,14 @@ impl Store {
             _lock: lock,
         });
         // We hold the lock: an alert still open was left by a vigil that stopped
-        // without ending it (a crash, a kill). It can never end now.
-        let interrupted = store
-            .conn
-            .execute(
-                "UPDATE alerts SET state = 'interrupted' WHERE state = 'open'",
-                [],
-            )
-            .map_err(|e| store.sql(e))?;
-        if interrupted > 0 {
+        // without ending it (a crash, a kill). It can never end now; its `end`
+        // goes out when the evidence stage starts.
+        store.interrupted = store.interrupt_open_alerts()?;
+        if !store.interrupted.is_empty() {
             tracing::warn!(
-                "store {}: {interrupted} alert(s) left open by the previous run marked interrupted",
-                dir.display()
+                "store {}: {} alert(s) left open by the previous run marked interrupted",
+                dir.display(),
+                store.interrupted.len()
             );
         }
         Ok(store)
@@ -358,6 +356,7 @@ impl Store {
             writer: None,
             max_age_days: config.max_age_days,
             max_bytes: config.max_bytes,
+            interrupted: Vec::new(),
         })
     }
 

@@ -71,9 +71,35 @@ fn survives_reopen_marks_stale_alerts_and_second_writer_is_refused() {
         s.record_event(&end, "{}", &[], 10).unwrap();
     }
     let (left_open, _) = events("other");
+    let payload = serde_json::to_string(&left_open).unwrap();
     store(tmp.path(), None)
-        .record_event(&left_open, "{}", &[], 10)
+        .record_event(&left_open, &payload, &[], 10)
         .unwrap();
+    let mut s = store(tmp.path(), None);
+    // Its `end` was never sent: the store makes it, once.
+    let ends = s.take_interrupted();
+    assert_eq!(ends.len(), 1);
+    let end: serde_json::Value = serde_json::from_str(&ends[0].payload).unwrap();
+    let other = left_open.alert().id.clone();
+    assert_eq!(end["type"], "end");
+    assert_eq!(end["reason"], "interrupted");
+    assert_eq!(end["seq"], 2);
+    assert_eq!(end["event_id"], format!("{other}/2"));
+    let last: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(
+        end["before"], last["after"],
+        "the state it was last known in"
+    );
+    assert_eq!(end["after"]["id"], other.as_str());
+    assert!(end["after"]["end"]["wall_ms"].as_i64().is_some());
+    assert_eq!(ends[0].recipients, left_open.alert().recipients.to_vec());
+    s.record_interrupted_end(&ends[0], &[], 10).unwrap();
+    assert!(s.take_interrupted().is_empty());
+    drop(s);
+    assert!(
+        store(tmp.path(), None).take_interrupted().is_empty(),
+        "announced once, not at every start"
+    );
     let s = store(tmp.path(), None);
     let d = s.alert(&id).unwrap();
     assert_eq!(d.alert.state, "ended");
@@ -85,6 +111,11 @@ fn survives_reopen_marks_stale_alerts_and_second_writer_is_refused() {
     assert_eq!(d.tags[0].text, "bike");
     assert_eq!(d.evidence.len(), 1);
     assert_eq!(d.events.len(), 2);
+    assert_eq!(
+        s.alert(&other).unwrap().events.len(),
+        2,
+        "new and the interrupted end"
+    );
     let listed = s
         .alerts(&AlertFilter {
             tag: Some("bike".into()),
