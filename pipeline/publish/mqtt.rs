@@ -177,6 +177,8 @@ impl MqttPublisher {
             delivery: delivery.clone(),
             deadline: None,
             exported_at: None,
+            down_since: None,
+            broker: String::new(),
         };
         let thread = std::thread::Builder::new()
             .name("mqtt".into())
@@ -262,6 +264,9 @@ struct Drainer {
     /// Set by `finish`: stop trying after this.
     deadline: Option<Instant>,
     exported_at: Option<Instant>,
+    /// Since when the broker has been unreachable; its CONNACK says "back".
+    down_since: Option<Instant>,
+    broker: String,
 }
 
 impl Drainer {
@@ -357,8 +362,8 @@ impl Drainer {
             "mqtt"
         };
         let broker = format!("{scheme}://{}:{}", self.connect.host, self.connect.port);
+        self.broker = broker.clone();
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
-        let mut down_since: Option<Instant> = None;
         self.export_pending();
         loop {
             if self.past_deadline() {
@@ -378,23 +383,17 @@ impl Drainer {
                     if connected {
                         backoff.reset();
                     }
-                    if down_since.is_none() {
-                        down_since = Some(Instant::now());
+                    if self.down_since.is_none() {
+                        self.down_since = Some(Instant::now());
                         tracing::warn!(
                             "MQTT broker {broker}: {reason}; alerts are kept in the outbox and sent when it is back"
                         );
                     }
                 }
             }
-            if let Some(since) = down_since
-                && connected
-            {
-                tracing::info!(
-                    "MQTT broker {broker}: reconnected after {:.1} s",
-                    since.elapsed().as_secs_f64()
-                );
-                down_since = None;
-            }
+            // While the broker is away the outbox grows: say so between retries
+            // too, not only on PUBACKs.
+            self.export_pending();
             let delay = backoff.next_delay();
             let wait_until = Instant::now() + delay;
             let until = self.deadline.map_or(wait_until, |d| d.min(wait_until));
@@ -445,6 +444,14 @@ impl Drainer {
         match event {
             MqttEvent::Incoming(Packet::ConnAck(_)) => {
                 s.connected = true;
+                // Said when it happens, not at the next disconnection.
+                if let Some(since) = self.down_since.take() {
+                    tracing::info!(
+                        "MQTT broker {}: reconnected after {:.1} s",
+                        self.broker,
+                        since.elapsed().as_secs_f64()
+                    );
+                }
                 s.queued.push_back(Sent::Availability);
                 if s.client
                     .try_publish(&self.availability, QoS::AtLeastOnce, true, "online")
