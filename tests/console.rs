@@ -174,9 +174,10 @@ async fn screenshot(client: &Client, name: &str) {
 }
 
 /// In-page `fetch`; returns the status.
+/// The status the server gives now: never the browser's cached answer.
 async fn fetch_status(client: &Client, method: &str, url: &str, body: &str) -> u64 {
     let script = format!(
-        "const done = arguments[0]; fetch({url:?}, {{method: {method:?}, redirect: 'manual', credentials: 'same-origin', {}}}).then(r => done(r.status), e => done(-1));",
+        "const done = arguments[0]; fetch({url:?}, {{method: {method:?}, redirect: 'manual', credentials: 'same-origin', cache: 'no-store', {}}}).then(r => done(r.status), e => done(-1));",
         if method == "GET" {
             String::new()
         } else {
