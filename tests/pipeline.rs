@@ -556,6 +556,36 @@ detectors = [{{ name = "coco" }}]
     );
 }
 
+/// A camera's `fps` cap drops frames without a word: through the last round
+/// GStreamer printed a CRITICAL for every frame dropped (636 on vtest at 2 fps).
+#[test]
+fn fps_cap_drops_frames_quietly() {
+    let (Some(video), Some(model)) = (media("people/vtest.avi"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"{}
+[[cameras]]
+id = "plaza"
+source = "{}"
+fps = 2
+detectors = [{{ name = "coco" }}]
+"#,
+        yolox_detector(&model),
+        video.display()
+    );
+    let out = vigil_replay(&write_config(dir.path(), &config));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("camera plaza: 159 frames"),
+        "795 frames at 10 fps, kept at 2: {log}"
+    );
+    assert!(!log.contains("CRITICAL"), "{log}");
+}
+
 /// SIGTERM, what a service manager sends, stops `vigil run` like Ctrl-C: the
 /// cameras stop, open alerts end with their clips, `offline` is published, and
 /// the process exits 0.

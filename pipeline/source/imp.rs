@@ -101,24 +101,6 @@ impl CameraSource {
             decode
         };
         let tee = make("tee")?;
-        // Frames over the detectors' rate are dropped by timestamp here, not by
-        // `videorate`: videorate asserts (aborting the whole process) on streams
-        // whose buffers carry no duration, which ordinary MP4s with an audio
-        // track or an edit list produce.
-        if let Some(fps) = fps.filter(|f| *f > 0.0)
-            && let Some(tee_sink) = tee.static_pad("sink")
-        {
-            let limiter = std::sync::Mutex::new(RateLimiter::new(fps));
-            tee_sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                let pts = info.buffer().and_then(|b| b.pts());
-                let mut limiter = limiter.lock().unwrap_or_else(|e| e.into_inner());
-                if limiter.keep(pts.map(|t| t.nseconds())) {
-                    gst::PadProbeReturn::Ok
-                } else {
-                    gst::PadProbeReturn::Drop
-                }
-            });
-        }
         let sync = pacing == Pacing::Live && !uri.is_live();
         let appsink = |name: &str| {
             gst_app::AppSink::builder()
@@ -200,16 +182,43 @@ impl CameraSource {
         let geometry = Arc::new(Geometry::default());
         {
             let geometry = geometry.clone();
+            // Frames over the camera's `fps` are dropped by timestamp here, not
+            // by `videorate`: videorate asserts (aborting the whole process) on
+            // streams whose buffers carry no duration, which ordinary MP4s with
+            // an audio track or an edit list produce.
+            let limiter = fps
+                .filter(|f| *f > 0.0)
+                .map(|f| std::sync::Mutex::new(RateLimiter::new(f)));
             let tee_sink = tee.static_pad("sink").expect("tee has a sink pad");
-            tee_sink.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
-                if let Some(gst::PadProbeData::Event(ev)) = &info.data
-                    && let gst::EventView::Caps(c) = ev.view()
-                    && let Ok(vi) = gst_video::VideoInfo::from_caps(c.caps())
-                {
-                    configure_branches(&branches, &geometry, vi.width(), vi.height());
-                }
-                gst::PadProbeReturn::Ok
-            });
+            tee_sink.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+                move |_, info| {
+                    match &info.data {
+                        Some(gst::PadProbeData::Buffer(buffer)) => {
+                            let pts = buffer.pts().map(|t| t.nseconds());
+                            let keep = |l: &std::sync::Mutex<RateLimiter>| {
+                                l.lock().unwrap_or_else(|e| e.into_inner()).keep(pts)
+                            };
+                            if limiter.as_ref().is_some_and(|l| !keep(l)) {
+                                // Taken and released here (`Handled`), not
+                                // `Drop`: with gstreamer-rs 0.25 on GStreamer
+                                // 1.22, `Drop` logs a CRITICAL per frame.
+                                info.data = None;
+                                return gst::PadProbeReturn::Handled;
+                            }
+                        }
+                        Some(gst::PadProbeData::Event(ev)) => {
+                            if let gst::EventView::Caps(c) = ev.view()
+                                && let Ok(vi) = gst_video::VideoInfo::from_caps(c.caps())
+                            {
+                                configure_branches(&branches, &geometry, vi.width(), vi.height());
+                            }
+                        }
+                        _ => {}
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
         }
 
         let mode = match pacing {
