@@ -312,23 +312,14 @@ fn mjpeg_camera_clips_are_transcoded_only_around_alerts() {
     };
     let dir = tempfile::tempdir().unwrap();
     let mjpeg = dir.path().join("plaza-mjpeg.avi");
-    let made = Command::new("gst-launch-1.0")
-        .args(["-q", "filesrc"])
-        .arg(format!("location={}", video.display()))
-        .args([
-            "!",
-            "decodebin",
-            "!",
-            "videoconvert",
-            "!",
-            "jpegenc",
-            "quality=80",
-        ])
-        .args(["!", "avimux", "!", "filesink"])
-        .arg(format!("location={}", mjpeg.display()))
-        .status()
-        .unwrap();
-    assert!(made.success(), "gst-launch made the MJPEG file");
+    assert!(
+        make_media(&format!(
+            "filesrc location={} ! decodebin ! videoconvert ! jpegenc quality=80 ! avimux ! filesink location={}",
+            video.display(),
+            mjpeg.display()
+        )),
+        "gst-launch made the MJPEG file"
+    );
     let config = |dwell_s: u32| {
         let run = dir.path().join(format!("dwell-{dwell_s}"));
         std::fs::create_dir_all(&run).unwrap();

@@ -756,16 +756,6 @@ password_file = "mqtt.pw"
     assert!(!text.contains("Url-Pw-5"), "{text}");
 }
 
-/// Makes a test file with `gst-launch-1.0`; false if this GStreamer cannot.
-fn make_media(description: &str) -> bool {
-    std::process::Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args(description.split_whitespace())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Ordinary and odd files, all in one `vigil replay`: each decodes, or fails its
 /// own camera with a message naming it; the process never aborts (a GStreamer
 /// assertion would end it with SIGABRT, status 134), and the good cameras finish.

@@ -131,21 +131,44 @@ impl Store {
         outbox: &[OutboxMessage],
         cap: usize,
     ) -> Result<usize, StoreError> {
+        let kind = match event.lifecycle {
+            Lifecycle::New => "new",
+            Lifecycle::Update => "update",
+            Lifecycle::End => "end",
+        };
+        self.insert_event(
+            Some(event.alert()),
+            &event.alert().id,
+            kind,
+            payload,
+            outbox,
+            cap,
+        )
+    }
+
+    /// One event row (and the alert's new state, when given) with its MQTT
+    /// messages, in one transaction; returns how many messages the cap dropped.
+    fn insert_event(
+        &mut self,
+        alert: Option<&Alert>,
+        alert_id: &str,
+        kind: &str,
+        payload: &str,
+        outbox: &[OutboxMessage],
+        cap: usize,
+    ) -> Result<usize, StoreError> {
         let db_path = self.db_path.clone();
         let sql = |source| StoreError::Sql {
             path: db_path.clone(),
             source,
         };
         let tx = self.conn.transaction().map_err(sql)?;
-        upsert_alert(&tx, event.alert()).map_err(sql)?;
-        let kind = match event.lifecycle {
-            Lifecycle::New => "new",
-            Lifecycle::Update => "update",
-            Lifecycle::End => "end",
-        };
+        if let Some(alert) = alert {
+            upsert_alert(&tx, alert).map_err(sql)?;
+        }
         tx.execute(
             "INSERT INTO events (alert_id, type, wall_ms, payload) VALUES (?1, ?2, ?3, ?4)",
-            params![event.alert().id, kind, now_ms() as i64, payload],
+            params![alert_id, kind, now_ms() as i64, payload],
         )
         .map_err(sql)?;
         let dropped = outbox::enqueue(&tx, outbox, cap).map_err(sql)?;
@@ -203,20 +226,7 @@ impl Store {
         outbox: &[OutboxMessage],
         cap: usize,
     ) -> Result<usize, StoreError> {
-        let db_path = self.db_path.clone();
-        let sql = |source| StoreError::Sql {
-            path: db_path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sql)?;
-        tx.execute(
-            "INSERT INTO events (alert_id, type, wall_ms, payload) VALUES (?1, 'end', ?2, ?3)",
-            params![end.alert_id, now_ms() as i64, end.payload],
-        )
-        .map_err(sql)?;
-        let dropped = outbox::enqueue(&tx, outbox, cap).map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(dropped)
+        self.insert_event(None, &end.alert_id, "end", &end.payload, outbox, cap)
     }
 
     pub(super) fn alert_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {

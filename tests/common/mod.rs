@@ -112,6 +112,17 @@ score_threshold = {threshold}
 }
 
 /// `vigil replay` of a config with events discarded; its output.
+/// Makes a test file with `gst-launch-1.0` (a pipeline description, paths
+/// without spaces); false if this GStreamer cannot.
+pub fn make_media(description: &str) -> bool {
+    Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(description.split_whitespace())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 pub fn vigil_replay(config: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args([
