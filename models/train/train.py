@@ -347,9 +347,20 @@ def cmd_train(args):
     (out / "data.json").write_text(json.dumps({"train": listing, "held_out": [str(p) for p, _ in held]}, indent=0))
 
     model = with_classes(transplant(Path(args.onnx)), classes, init_idx)
-    if args.freeze_backbone:
-        for p in model.backbone.backbone.parameters():
-            p.requires_grad = False
+    if args.start_from:
+        # A finished run's weights (e.g. the frozen-backbone run) as the start:
+        # its trained head keeps the first steps' gradients sane when the
+        # backbone is unfrozen.
+        ck = torch.load(args.start_from, weights_only=False)
+        if ck.get("classes") != classes:
+            raise SystemExit(f"{args.start_from}: classes {ck.get('classes')} are not {classes}")
+        model.load_state_dict(ck["model"])
+    # The stem sees raw 0-255 pixels, so its gradient is ~100x every other
+    # layer's (2318 against 24 next, measured): trained, it sent the unfrozen
+    # run to NaN within 10 steps. It stays as shipped; it only finds edges.
+    frozen = model.backbone.backbone if args.freeze_backbone else model.backbone.backbone.stem
+    for p in frozen.parameters():
+        p.requires_grad = False
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
@@ -382,6 +393,7 @@ def cmd_train(args):
         freeze_bn(model)
         t0 = time.time()
         sums = {}
+        skipped = 0
         for i, (x, y) in enumerate(dl):
             it = epoch * iters + i
             warm = iters  # one epoch of warm-up
@@ -391,17 +403,24 @@ def cmd_train(args):
             losses = model(x, y)
             loss = losses["total_loss"]
             opt.zero_grad()
+            if not torch.isfinite(loss):
+                # One bad batch must not poison the weights: skip it and say so.
+                skipped += 1
+                print(f"epoch {epoch + 1} iter {i + 1}: loss not finite, batch skipped ({skipped} so far)", flush=True)
+                continue
             loss.backward()
+            # A safety net for rare huge gradients once the backbone trains.
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, args.clip_grad))
             opt.step()
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             step += 1
             if i % 10 == 0:
-                print(f"epoch {epoch + 1}/{args.epochs} iter {i + 1}/{iters} loss {float(loss):.3f} {(time.time() - t0) / (i + 1):.1f} s/iter", flush=True)
+                print(f"epoch {epoch + 1}/{args.epochs} iter {i + 1}/{iters} loss {float(loss):.3f} grad {grad_norm:.1f} {(time.time() - t0) / (i + 1):.1f} s/iter", flush=True)
             if args.max_steps and step >= args.max_steps:
                 break
         summary = {k: v / max(1, i + 1) for k, v in sums.items()}
-        summary.update(epoch=epoch + 1, minutes=(time.time() - t0) / 60)
+        summary.update(epoch=epoch + 1, minutes=(time.time() - t0) / 60, skipped_batches=skipped)
         with open(out / "log.jsonl", "a") as log:
             log.write(json.dumps(summary) + "\n")
         atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1, "py_rng": random.getstate(), "torch_rng": torch.get_rng_state(), "data_hash": data_hash, "classes": classes}, last)
@@ -466,6 +485,8 @@ def main(argv=None):
     r.add_argument("--seed", type=int, default=20261201)
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--freeze-backbone", action="store_true")
+    r.add_argument("--start-from", help="a checkpoint (.pt) of a run with the same classes to start from")
+    r.add_argument("--clip-grad", type=float, default=10.0, help="gradient norm clip")
     r.add_argument("--resume", action="store_true")
     r.add_argument("--max-steps", type=int, help="stop after this many steps (smoke test)")
     r.add_argument("--export", help="write the ONNX here when done")
