@@ -675,3 +675,165 @@ time_zone = "Asia/Shanghai"
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Issue 18 #1, issue 21 #4.5: an open wall survives vigil being killed and
+/// started again (sessions are in the store), shows every alert of both runs
+/// without a reload, and covers itself with a re-login once its user is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_wall_survives_a_restart_and_asks_for_a_login_when_its_user_is_removed() {
+    let (Some(clip), Some(model), Some(chromedriver), Some(_chromium)) = (
+        common::media("people/vtest.avi"),
+        common::model("yolox_nano_416.onnx"),
+        common::program("chromedriver"),
+        common::program("chromium"),
+    ) else {
+        return;
+    };
+    let broker = Mosquitto::start();
+    let recorder = Recorder::start(broker.port, "vigil/events");
+    let dir = tempfile::tempdir().unwrap();
+    let console_port = common::free_port();
+    let config = common::write_config(
+        dir.path(),
+        &format!(
+            r#"
+{}
+[[cameras]]
+id = "hall"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+
+[[cameras.zones]]
+name = "hall"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+
+[[cameras.rules]]
+name = "hall-loitering"
+kind = "loitering"
+zone = "hall"
+classes = ["person"]
+dwell_s = 3
+
+[alerts]
+broker = "mqtt://127.0.0.1:{}"
+
+[storage]
+dir = "data"
+
+[console]
+listen = "127.0.0.1:{console_port}"
+"#,
+            common::yolox_detector(&model),
+            clip.display(),
+            broker.port
+        ),
+    );
+    add_user(&config, "op", "operator", "operator-password");
+    let start = || {
+        Killed(
+            vigil()
+                .args(["run", "-c"])
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let mut run = start();
+    wait_port(console_port, Duration::from_secs(60));
+    let base = format!("http://127.0.0.1:{console_port}");
+    let driver_port = common::free_port();
+    let _driver = Killed(
+        Command::new(&chromedriver)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(driver_port, Duration::from_secs(20));
+    let wall = browser(driver_port, 1366, 768).await;
+    login(&wall, &base, "op", "operator-password").await;
+    js(&wall, "window.loaded = performance.timeOrigin; return 1;").await;
+
+    assert!(
+        recorder.wait_for(|m| m.len() >= 2, Duration::from_secs(60)),
+        "alerts from the first run"
+    );
+    until(
+        &wall,
+        "document.querySelectorAll('#wall .card').length >= 1",
+        Duration::from_secs(10),
+        "a card from the first run",
+    )
+    .await;
+    // Killed as hard as it gets, and started again.
+    run.0.kill().unwrap();
+    run.0.wait().unwrap();
+    let before = new_events(&recorder).len();
+    until(
+        &wall,
+        "!document.getElementById('offline').hidden",
+        Duration::from_secs(10),
+        "the wall saying the connection is lost",
+    )
+    .await;
+    let _run = start();
+    assert!(
+        recorder.wait_for(
+            |m| m
+                .iter()
+                .filter(|(_, p, _)| p.contains(r#""type":"new""#))
+                .count()
+                >= before + 2,
+            Duration::from_secs(90)
+        ),
+        "alerts from the second run"
+    );
+    let ids: Vec<String> = new_events(&recorder)
+        .iter()
+        .map(|(v, _)| v["after"]["id"].as_str().unwrap().to_string())
+        .collect();
+    let all_on_wall = format!(
+        "{:?}.every(id => document.getElementById('alert-' + id))",
+        ids
+    );
+    until(
+        &wall,
+        &all_on_wall,
+        Duration::from_secs(10),
+        "every alert of both runs on the wall",
+    )
+    .await;
+    assert_eq!(
+        js(
+            &wall,
+            "return [window.loaded === performance.timeOrigin, document.getElementById('relogin').hidden, document.getElementById('offline').hidden];"
+        )
+        .await,
+        json!([true, true, true]),
+        "the same page, still logged in, connected"
+    );
+    eprintln!(
+        "{} alerts of both runs on the wall without a reload",
+        ids.len()
+    );
+
+    // The user is removed: the open wall stops pretending to be live.
+    let removed = vigil()
+        .args(["user", "remove", "op", "-c"])
+        .arg(&config)
+        .status()
+        .unwrap();
+    assert!(removed.success());
+    until(
+        &wall,
+        "!document.getElementById('relogin').hidden",
+        Duration::from_secs(20),
+        "a full-screen re-login",
+    )
+    .await;
+    screenshot(&wall, "console-relogin.png").await;
+    wall.close().await.unwrap();
+}

@@ -9,7 +9,8 @@ use vigil::config::LoadedConfig;
 #[derive(Subcommand)]
 pub enum UserCommand {
     /// Add a user to `[console] users`, or reset an existing user's password
-    /// and role. Prompts for the password (twice) on a terminal; otherwise
+    /// and role; this ends the user's open console sessions. (A role changed
+    /// by editing the file applies to open sessions at their next request.) Prompts for the password (twice) on a terminal; otherwise
     /// reads it from the first line of stdin.
     ///
     /// Roles: `operator` (alert wall, acknowledge, cameras), `police` (also
@@ -22,18 +23,40 @@ pub enum UserCommand {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Remove a user. Their open console sessions end at their next request
+    /// (an open alert wall within 10 s).
+    Remove {
+        name: String,
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
-pub fn execute(command: UserCommand) -> Result<ExitCode> {
-    let UserCommand::Add { name, role, config } = command;
-    let loaded = LoadedConfig::load(&config)?;
+/// The users file a config names.
+fn users_file(config: &std::path::Path) -> Result<PathBuf> {
+    let loaded = LoadedConfig::load(config)?;
     let console = loaded.config.console.clone().ok_or_else(|| {
         anyhow::anyhow!(
             "{}: no [console] section; add one (see config/README.md) to use the console",
             config.display()
         )
     })?;
-    let path = console.users_path(&loaded.base_dir());
+    Ok(console.users_path(&loaded.base_dir()))
+}
+
+pub fn execute(command: UserCommand) -> Result<ExitCode> {
+    let (name, role, config) = match command {
+        UserCommand::Add { name, role, config } => (name, role, config),
+        UserCommand::Remove { name, config } => {
+            let path = users_file(&config)?;
+            if !vigil::console::users::remove(&path, &name)? {
+                anyhow::bail!("{}: no user named {name:?}", path.display());
+            }
+            eprintln!("removed {name} from {}", path.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let path = users_file(&config)?;
     let password = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         let first = rpassword::prompt_password(format!("password for {name}: "))?;
         let again = rpassword::prompt_password("again: ")?;

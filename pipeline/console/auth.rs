@@ -1,13 +1,17 @@
 //! Auth: sessions, CSRF tokens and login throttling.
 //!
 //! A session is a random 256-bit token in an `HttpOnly`, `SameSite=Strict`
-//! cookie (`Secure` under TLS), held in memory: a restart logs everyone out,
-//! which a control room notices less than a stolen session. Each session has
-//! its own CSRF token, required on every state-changing request as a form
-//! field or the `X-CSRF-Token` header. Failed logins are logged and, past
-//! [`MAX_FAILURES`] from one address in [`FAILURE_WINDOW`], refused outright.
+//! cookie (`Secure` under TLS), stored (as its SHA-256) in the store, so a
+//! restart logs nobody out and an open wall resumes. Every request checks it
+//! against the users file as it is now: a deleted user or a reset password
+//! ends the session, and the role is the file's current one, so a demotion
+//! applies at once. Each session has its own CSRF token, required on every
+//! state-changing request as a form field or the `X-CSRF-Token` header.
+//! Logins are throttled per user name and per address, counted before the
+//! password is checked.
 
 use super::{Console, Role};
+use crate::store::StoredSession;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -27,19 +31,10 @@ pub const MAX_FAILURES: usize = 5;
 pub const MAX_FAILURES_PER_ADDRESS: usize = 20;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(300);
 
-#[derive(Clone)]
-struct Session {
-    user: String,
-    role: Role,
-    csrf: String,
-    last_seen: Instant,
-}
-
+/// Login attempts not (yet) known to have succeeded, by name and address.
 #[derive(Default)]
-pub struct Sessions {
-    live: Mutex<HashMap<String, Session>>,
-    /// Recent attempts not (yet) known to have succeeded, by name and address.
-    failures: Mutex<Attempts>,
+pub struct LoginThrottle {
+    attempts: Mutex<Attempts>,
 }
 
 #[derive(Default)]
@@ -76,48 +71,54 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-impl Sessions {
-    /// Opens a session; returns its cookie token.
-    pub fn open(&self, user: &str, role: Role) -> String {
-        let id = token();
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.retain(|_, s| s.last_seen.elapsed() < IDLE);
-        live.insert(
-            id.clone(),
-            Session {
-                user: user.into(),
-                role,
-                csrf: token(),
-                last_seen: Instant::now(),
-            },
-        );
-        id
-    }
+/// A new random token (session cookies and CSRF tokens).
+pub fn new_token() -> String {
+    token()
+}
 
-    pub fn close(&self, id: &str) {
-        self.live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
-    }
+/// A session unused this long is gone, in ms.
+pub const IDLE_MS: i64 = IDLE.as_millis() as i64;
+/// `last_seen` is written at most this often: a wall polls every few seconds.
+pub const TOUCH_EVERY_MS: i64 = 60_000;
 
-    fn get(&self, id: &str) -> Option<Session> {
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        let session = live.get_mut(id)?;
-        if session.last_seen.elapsed() >= IDLE {
-            live.remove(id);
-            return None;
+/// What a stored session is worth now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid, with the user's current role.
+    Valid(Role),
+    /// Unused for [`IDLE`].
+    Expired,
+    /// The user was deleted or the password reset since the login.
+    Revoked(&'static str),
+}
+
+/// SHA-256 of a user's password hash: a session remembers it to notice a reset.
+pub fn password_fingerprint(phc: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(phc.as_bytes()))
+}
+
+/// Judges a stored session against the users file as it is now.
+pub fn judge(session: &StoredSession, user: Option<&super::users::User>, now_ms: i64) -> Verdict {
+    if now_ms - session.last_seen_ms >= IDLE_MS {
+        return Verdict::Expired;
+    }
+    match user {
+        None => Verdict::Revoked("the user was removed"),
+        Some(u) if password_fingerprint(&u.password) != session.password_fingerprint => {
+            Verdict::Revoked("the password was changed")
         }
-        session.last_seen = Instant::now();
-        Some(session.clone())
+        Some(u) => Verdict::Valid(u.role),
     }
+}
 
+impl LoginThrottle {
     /// Counts a login attempt *before* its password is checked, so parallel
     /// guesses cannot all slip under the limit; `Err` with the wait when the
     /// name or the address has had too many lately. A success is taken back with
-    /// [`Sessions::succeeded`].
+    /// [`LoginThrottle::succeeded`].
     pub fn attempt(&self, ip: IpAddr, name: &str) -> Result<(), Duration> {
-        let mut a = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut a = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
         let name = name.to_lowercase();
         let by_name = wait_for_slot(a.by_name.entry(name.clone()).or_default(), MAX_FAILURES);
         let by_address = wait_for_slot(
@@ -135,7 +136,7 @@ impl Sessions {
 
     /// The attempt was right: it does not count against the name or address.
     pub fn succeeded(&self, ip: IpAddr, name: &str) {
-        let mut a = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut a = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(q) = a.by_name.get_mut(&name.to_lowercase()) {
             q.pop_back();
         }
@@ -220,6 +221,22 @@ pub fn cleared_cookie() -> String {
     format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
 }
 
+/// Pages get the login form; the wall's scripts (event streams, `fetch` with
+/// `X-Requested-With`) get 401, so they can show a full-screen re-login
+/// instead of a login page inside a panel.
+fn not_logged_in(parts: &Parts) -> Response {
+    let accept = parts
+        .headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.contains("text/event-stream") || parts.headers.contains_key("x-requested-with") {
+        axum::http::StatusCode::UNAUTHORIZED.into_response()
+    } else {
+        Redirect::to("/login").into_response()
+    }
+}
+
 impl FromRequestParts<Arc<Console>> for User {
     type Rejection = Response;
 
@@ -227,16 +244,12 @@ impl FromRequestParts<Arc<Console>> for User {
         parts: &mut Parts,
         console: &Arc<Console>,
     ) -> Result<Self, Self::Rejection> {
-        let session = cookie_value(&parts.headers, COOKIE)
-            .and_then(|id| console.sessions.get(id).map(|s| (id.to_string(), s)));
-        match session {
-            Some((id, s)) => Ok(User {
-                name: s.user,
-                role: s.role,
-                csrf: s.csrf,
-                session: id,
-            }),
-            None => Err(Redirect::to("/login").into_response()),
+        let Some(token) = cookie_value(&parts.headers, COOKIE) else {
+            return Err(not_logged_in(parts));
+        };
+        match console.session_user(token).await {
+            Some(user) => Ok(user),
+            None => Err(not_logged_in(parts)),
         }
     }
 }
@@ -247,7 +260,7 @@ mod tests {
 
     #[test]
     fn throttles_a_name_not_the_workstation_and_counts_before_checking() {
-        let sessions = Sessions::default();
+        let sessions = LoginThrottle::default();
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         for _ in 0..MAX_FAILURES {
             assert!(sessions.attempt(a, "op1").is_ok());
@@ -272,7 +285,7 @@ mod tests {
 
     #[test]
     fn parallel_guesses_are_counted_before_any_is_checked() {
-        let sessions = std::sync::Arc::new(Sessions::default());
+        let sessions = std::sync::Arc::new(LoginThrottle::default());
         let ip: IpAddr = "10.0.0.9".parse().unwrap();
         let admitted: usize = (0..40)
             .map(|_| {
@@ -287,15 +300,40 @@ mod tests {
     }
 
     #[test]
-    fn sessions_carry_role_and_csrf_and_close() {
-        let sessions = Sessions::default();
-        let id = sessions.open("li", Role::Police);
-        let s = sessions.get(&id).unwrap();
-        assert_eq!((s.user.as_str(), s.role), ("li", Role::Police));
-        assert_eq!(s.csrf.len(), 64);
-        assert_ne!(s.csrf, id);
-        sessions.close(&id);
-        assert!(sessions.get(&id).is_none());
+    fn a_session_ends_with_idleness_removal_or_a_new_password_and_follows_the_role() {
+        let user = |role, password: &str| super::super::users::User {
+            name: "li".into(),
+            role,
+            password: password.into(),
+        };
+        let session = StoredSession {
+            user: "li".into(),
+            csrf: new_token(),
+            password_fingerprint: password_fingerprint("$argon2id$old"),
+            last_seen_ms: 1_000,
+        };
+        let police = user(Role::Police, "$argon2id$old");
+        assert_eq!(
+            judge(&session, Some(&police), 2_000),
+            Verdict::Valid(Role::Police)
+        );
+        // Demoted: the next request has the new role.
+        let demoted = user(Role::Operator, "$argon2id$old");
+        assert_eq!(
+            judge(&session, Some(&demoted), 2_000),
+            Verdict::Valid(Role::Operator)
+        );
+        let reset = user(Role::Police, "$argon2id$new");
+        assert!(matches!(
+            judge(&session, Some(&reset), 2_000),
+            Verdict::Revoked(_)
+        ));
+        assert!(matches!(judge(&session, None, 2_000), Verdict::Revoked(_)));
+        assert_eq!(
+            judge(&session, Some(&police), 1_000 + IDLE_MS),
+            Verdict::Expired
+        );
+        assert_eq!(session.csrf.len(), 64);
         assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
     }
 }

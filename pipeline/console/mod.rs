@@ -193,7 +193,7 @@ pub(crate) struct Console {
     cameras: Vec<(String, String)>,
     health: HealthBoard,
     alerts: Option<(AlertsConfig, crossbeam_channel::Sender<()>)>,
-    sessions: auth::Sessions,
+    throttle: auth::LoginThrottle,
     feed: tokio::sync::watch::Receiver<FeedCursor>,
     fps: Mutex<FpsMeter>,
     thumbnails: Mutex<BTreeMap<String, Thumbnail>>,
@@ -215,6 +215,53 @@ impl Console {
                     source: std::io::Error::other(e.to_string()),
                 })
             })
+    }
+
+    /// The logged-in user of a session cookie token, if the session is stored,
+    /// not idle and its user unchanged (see `auth.rs`).
+    async fn session_user(self: &Arc<Self>, token: &str) -> Option<auth::User> {
+        let users = self.users.clone();
+        let token = token.to_string();
+        let found = self
+            .db(move |store| {
+                let Some(session) = store.session(&token)? else {
+                    return Ok(None);
+                };
+                let now = crate::time::now_ms() as i64;
+                let user = match users::find(&users, &session.user) {
+                    Ok(user) => user,
+                    Err(e) => {
+                        // An unreadable users file logs nobody in, nor out.
+                        tracing::error!("console: {e}");
+                        return Ok(None);
+                    }
+                };
+                match auth::judge(&session, user.as_ref(), now) {
+                    auth::Verdict::Valid(role) => {
+                        if now - session.last_seen_ms >= auth::TOUCH_EVERY_MS {
+                            store.touch_session(&token, now)?;
+                        }
+                        Ok(Some(auth::User {
+                            name: session.user,
+                            role,
+                            csrf: session.csrf,
+                            session: token,
+                        }))
+                    }
+                    verdict => {
+                        if let auth::Verdict::Revoked(why) = verdict {
+                            tracing::info!("console: session of {} ended: {why}", session.user);
+                        }
+                        store.close_session(&token)?;
+                        Ok(None)
+                    }
+                }
+            })
+            .await;
+        found.unwrap_or_else(|e| {
+            tracing::warn!("console: reading a session: {e}");
+            None
+        })
     }
 
     fn camera_name<'a>(&'a self, id: &'a str) -> &'a str {
@@ -305,7 +352,7 @@ pub fn start(ctx: ConsoleContext) -> Result<RunningConsole, ConsoleError> {
         cameras: ctx.cameras,
         health: ctx.health,
         alerts: ctx.alerts,
-        sessions: auth::Sessions::default(),
+        throttle: auth::LoginThrottle::default(),
         feed: feed_rx,
         fps: Mutex::new(FpsMeter::default()),
         thumbnails: Mutex::new(BTreeMap::new()),

@@ -14,7 +14,9 @@
 use super::auth::{self, User};
 use super::views::{self, CameraView, SearchForm};
 use super::{Console, Role};
-use crate::store::{Ack, AckAction, AlertFilter, FeedCursor, OutboxMessage, Priority, StoreError};
+use crate::store::{
+    Ack, AckAction, AlertFilter, FeedCursor, OutboxMessage, Priority, StoreError, StoredSession,
+};
 use axum::Router;
 use axum::extract::{ConnectInfo, Form, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -52,6 +54,7 @@ pub fn router(console: Shared) -> Router {
         )
         .route("/", get(wall))
         .route("/live", get(live))
+        .route("/session", get(session))
         .route("/cameras", get(cameras))
         .route("/cameras/{id}/thumb.jpg", get(thumbnail))
         .route("/alerts/{id}", get(alert_page))
@@ -143,7 +146,7 @@ async fn login(
         return (StatusCode::FORBIDDEN, "cross-origin login refused").into_response();
     }
     let ip = peer.ip();
-    if let Err(wait) = c.sessions.attempt(ip, &form.user) {
+    if let Err(wait) = c.throttle.attempt(ip, &form.user) {
         tracing::warn!(
             "console: login as {:?} from {ip} refused: too many failures",
             form.user
@@ -167,13 +170,27 @@ async fn login(
             .await;
     match checked {
         Ok(Ok(Some(user))) => {
-            c.sessions.succeeded(ip, &form.user);
+            c.throttle.succeeded(ip, &form.user);
             tracing::info!(
                 "console: {} ({}) logged in from {ip}",
                 user.name,
                 user.role.as_str()
             );
-            let token = c.sessions.open(&user.name, user.role);
+            let token = auth::new_token();
+            let session = StoredSession {
+                user: user.name.clone(),
+                csrf: auth::new_token(),
+                password_fingerprint: auth::password_fingerprint(&user.password),
+                last_seen_ms: crate::time::now_ms() as i64,
+            };
+            let idle_before = session.last_seen_ms - auth::IDLE_MS;
+            let stored = token.clone();
+            if let Err(e) = c
+                .db(move |s| s.open_session(&stored, &session, idle_before))
+                .await
+            {
+                return store_failed(e);
+            }
             (
                 [(header::SET_COOKIE, auth::session_cookie(&token, c.secure))],
                 Redirect::to("/"),
@@ -206,7 +223,10 @@ async fn logout(State(c): State<Shared>, user: User, Form(form): Form<CsrfForm>)
     if let Err(r) = user.check_csrf(&form.csrf) {
         return r.into_response();
     }
-    c.sessions.close(&user.session);
+    let token = user.session.clone();
+    if let Err(e) = c.db(move |s| s.close_session(&token)).await {
+        return store_failed(e);
+    }
     (
         [(header::SET_COOKIE, auth::cleared_cookie())],
         Redirect::to("/login"),
@@ -321,6 +341,15 @@ struct CardUpdate {
 
 /// Server-sent events: each alert that changed after the client's cursor
 /// (`Last-Event-ID` on a reconnect, `?after=` from the page), as its new card.
+/// How often an open live feed checks that its session still holds.
+const SESSION_RECHECK: Duration = Duration::from_secs(10);
+
+/// 204 while the session holds, 401 (from the extractor) once it does not: the
+/// wall asks this when its feed breaks, to tell a restart from a lost login.
+async fn session(_user: User) -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
 async fn live(
     State(c): State<Shared>,
     user: User,
@@ -341,11 +370,21 @@ async fn live(
     let mut feed = c.feed.clone();
     feed.borrow_and_update();
     let stream = futures_util::stream::unfold(
-        (c, user, start, Vec::<SseEvent>::new(), feed),
-        |(c, user, mut cursor, mut pending, mut feed)| async move {
+        (c, user, start, Vec::<SseEvent>::new(), feed, Instant::now()),
+        |(c, user, mut cursor, mut pending, mut feed, mut checked)| async move {
             loop {
                 if let Some(e) = pending.pop() {
-                    return Some((Ok::<_, Infallible>(e), (c, user, cursor, pending, feed)));
+                    return Some((
+                        Ok::<_, Infallible>(e),
+                        (c, user, cursor, pending, feed, checked),
+                    ));
+                }
+                // An open stream outlives its login check: a logout, a removed
+                // user or a reset password ends it within SESSION_RECHECK, and
+                // the wall then asks for a new login.
+                if checked.elapsed() >= SESSION_RECHECK {
+                    c.session_user(&user.session).await?;
+                    checked = Instant::now();
                 }
                 let from = cursor;
                 let changed = c
@@ -377,7 +416,9 @@ async fn live(
                         }
                     }
                     Ok(_) => {
-                        if feed.changed().await.is_err() {
+                        if let Ok(Err(_)) =
+                            tokio::time::timeout(SESSION_RECHECK, feed.changed()).await
+                        {
                             return None;
                         }
                     }

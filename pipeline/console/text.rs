@@ -112,6 +112,8 @@ pub struct Text {
     pub event_update: &'static str,
     pub event_end: &'static str,
     pub offline: &'static str,
+    pub session_ended: &'static str,
+    pub session_ended_hint: &'static str,
 }
 
 pub const ZH_CN: Text = Text {
@@ -193,6 +195,8 @@ pub const ZH_CN: Text = Text {
     event_update: "更新",
     event_end: "结束",
     offline: "连接中断，正在重连…",
+    session_ended: "登录已失效，告警墙已停止更新",
+    session_ended_hint: "请重新登录。登录后，离开期间的告警会全部显示。",
 };
 
 pub const EN: Text = Text {
@@ -274,4 +278,6 @@ pub const EN: Text = Text {
     event_update: "update",
     event_end: "end",
     offline: "Connection lost, reconnecting…",
+    session_ended: "Your login has ended: the wall is no longer updating",
+    session_ended_hint: "Log in again. Every alert raised meanwhile will be shown.",
 };

@@ -143,7 +143,13 @@ pub fn add(path: &Path, name: &str, role: Role, password: &str) -> Result<bool, 
             false
         }
     };
-    let text = toml::to_string(&file).map_err(|e| UsersError::Hash(e.to_string()))?;
+    write(path, &file)?;
+    Ok(existed)
+}
+
+/// Replaces the file atomically, readable by its owner only.
+fn write(path: &Path, file: &UsersFile) -> Result<(), UsersError> {
+    let text = toml::to_string(file).map_err(|e| UsersError::Hash(e.to_string()))?;
     let write = |source| UsersError::Write {
         path: path.into(),
         source,
@@ -162,8 +168,24 @@ pub fn add(path: &Path, name: &str, role: Role, password: &str) -> Result<bool, 
         f.write_all(text.as_bytes()).map_err(write)?;
         f.sync_all().map_err(write)?;
     }
-    std::fs::rename(&tmp, path).map_err(write)?;
-    Ok(existed)
+    std::fs::rename(&tmp, path).map_err(write)
+}
+
+/// The user of that name, as the file says now.
+pub fn find(path: &Path, name: &str) -> Result<Option<User>, UsersError> {
+    Ok(read(path)?.user.into_iter().find(|u| u.name == name))
+}
+
+/// Removes a user; returns false when there was none of that name.
+pub fn remove(path: &Path, name: &str) -> Result<bool, UsersError> {
+    let mut file = read(path)?;
+    let before = file.user.len();
+    file.user.retain(|u| u.name != name);
+    if file.user.len() == before {
+        return Ok(false);
+    }
+    write(path, &file)?;
+    Ok(true)
 }
 
 /// The user, if the name and password match. Unknown names cost as much as

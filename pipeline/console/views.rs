@@ -237,6 +237,15 @@ pub fn wall(
                     h2 { (t.cameras) }
                     div #cameras { (cameras) }
                 }
+                // Over everything when the session is gone: the wall must not
+                // look live while it no longer receives alerts.
+                div #relogin hidden role="alertdialog" {
+                    div {
+                        p { strong { (t.session_ended) } }
+                        p { (t.session_ended_hint) }
+                        a.button href="/login" { (t.login) }
+                    }
+                }
             }
         },
     )

@@ -54,7 +54,7 @@
 //! The SQL sits with the code that uses it, one file per concern:
 //! `alerts.rs` (alerts and events), `files.rs` (evidence files and their manifest
 //! entries), `review.rs` (tags, holds, acknowledgements, the live feed),
-//! `access.rs` (the chain of custody), `retention.rs`, `verify.rs`, `bundle.rs`
+//! `access.rs` (the chain of custody), `sessions.rs` (console logins), `retention.rs`, `verify.rs`, `bundle.rs`
 //! (export and bundle checks), `outbox.rs` (MQTT messages awaiting the broker),
 //! `manifest.rs` (the signed hash chain), `schema.rs` (migrations).
 
@@ -67,6 +67,7 @@ pub mod outbox;
 mod retention;
 mod review;
 mod schema;
+mod sessions;
 #[cfg(test)]
 mod tests;
 mod verify;
@@ -79,6 +80,7 @@ pub use manifest::{generate_key, parse_public, public_hex, read_key};
 pub use outbox::{Outbox, OutboxError, OutboxMessage, Priority};
 pub use retention::Removed;
 pub use review::{Ack, AckAction, FeedCursor, Hold, Tag};
+pub use sessions::StoredSession;
 pub use verify::Verification;
 
 use ed25519_dalek::VerifyingKey;

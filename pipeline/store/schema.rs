@@ -113,6 +113,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX access_by_alert ON access_log (alert_id, seq);
     "#,
+    // 4: console login sessions (by the SHA-256 of the cookie's token), so a
+    // restart logs nobody out.
+    r#"
+    CREATE TABLE sessions (
+        token_sha256    TEXT PRIMARY KEY,
+        user            TEXT NOT NULL,
+        csrf            TEXT NOT NULL,
+        password_sha256 TEXT NOT NULL,
+        last_seen_ms    INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -282,3 +282,44 @@ fn files_left_half_written_by_a_killed_run_are_deleted_and_nothing_else() {
         .collect();
     assert_eq!(left, vec!["c-clip.mp4".to_string()]);
 }
+
+#[test]
+fn sessions_survive_a_reopen_keep_only_the_token_hash_and_expire_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = |user: &str, last_seen_ms| StoredSession {
+        user: user.into(),
+        csrf: "c".repeat(64),
+        password_fingerprint: "f".repeat(64),
+        last_seen_ms,
+    };
+    {
+        let mut s = store(dir.path(), None);
+        s.open_session("old-token", &session("li", 1_000), 0)
+            .unwrap();
+        s.open_session("token-1", &session("wang", 50_000), 0)
+            .unwrap();
+    }
+    // A restart: the session is still there, by its token.
+    let mut s = store(dir.path(), None);
+    assert_eq!(s.session("token-1").unwrap(), Some(session("wang", 50_000)));
+    s.touch_session("token-1", 60_000).unwrap();
+    assert_eq!(s.session("token-1").unwrap().unwrap().last_seen_ms, 60_000);
+    assert!(s.session("token-2").unwrap().is_none());
+    // The database never holds the token itself.
+    let raw: Vec<String> = s
+        .conn
+        .prepare("SELECT token_sha256 FROM sessions")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(raw.iter().all(|k| k.len() == 64 && !k.contains("token")));
+    // Opening a session clears the idle ones.
+    s.open_session("token-3", &session("zhao", 70_000), 10_000)
+        .unwrap();
+    assert!(s.session("old-token").unwrap().is_none());
+    s.close_session("token-1").unwrap();
+    assert!(s.session("token-1").unwrap().is_none());
+    assert!(s.session("token-3").unwrap().is_some());
+}

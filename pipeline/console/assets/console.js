@@ -43,9 +43,18 @@
   }
 
   // Server-sent events: the browser resends Last-Event-ID when it reconnects,
-  // so the server sends exactly what was missed.
+  // so the server sends exactly what was missed. Sessions are kept in the
+  // store, so a restarted vigil takes the wall back from its cursor; a session
+  // that did end covers the wall with a re-login, never a silent retry loop.
+  const relogin = document.getElementById("relogin");
+  const asScript = { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } };
+  function loggedOut() {
+    relogin.hidden = false;
+    if (source) source.close();
+  }
   let source;
   function connect() {
+    if (!relogin.hidden) return;
     source = new EventSource("/live?after=" + encodeURIComponent(page.dataset.cursor));
     source.addEventListener("card", function (e) {
       offline.hidden = true;
@@ -55,7 +64,14 @@
     source.onopen = function () { offline.hidden = true; };
     source.onerror = function () {
       offline.hidden = false;
-      if (source.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+      // A 401 closes the stream; so does a server going away mid-response.
+      // Ask which it was before trying again.
+      if (source.readyState !== EventSource.CLOSED) return;
+      fetch("/session", asScript)
+        .then(function (r) {
+          if (r.status === 401) loggedOut(); else setTimeout(connect, 1000);
+        })
+        .catch(function () { setTimeout(connect, 2000); });
     };
   }
   connect();
@@ -79,6 +95,7 @@
       headers: { "X-Requested-With": "fetch" },
       credentials: "same-origin",
     }).then(function (r) {
+      if (r.status === 401) loggedOut();
       if (!r.ok) {
         form.dataset.error = r.status;
         if (note && !note.value) note.value = typed;
@@ -107,8 +124,12 @@
   // Camera health: state, fps and a fresh thumbnail every few seconds.
   const cameras = document.getElementById("cameras");
   setInterval(function () {
-    fetch("/cameras", { credentials: "same-origin" })
-      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+    if (!relogin.hidden) return;
+    fetch("/cameras", asScript)
+      .then(function (r) {
+        if (r.status === 401) loggedOut();
+        return r.ok ? r.text() : Promise.reject(r.status);
+      })
       .then(function (html) { cameras.innerHTML = html; })
       .catch(function () {});
   }, 3000);
