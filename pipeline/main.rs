@@ -48,8 +48,27 @@ fn bound_malloc_growth() {
         });
 }
 
+/// The soft limit on open files is often 1 024 (systemd's default) while the
+/// hard one is far higher: cameras, clips, the store and the console's
+/// connections (up to 512) must fit, so ask for the hard limit.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max.min(65_536);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
     bound_malloc_growth();
+    raise_open_file_limit();
     let cli = Cli::parse();
     // The embedded broker logs every client disconnect as an error; its real
     // failures (the port taken) are reported by vigil itself.

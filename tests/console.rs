@@ -837,3 +837,131 @@ listen = "127.0.0.1:{console_port}"
     screenshot(&wall, "console-relogin.png").await;
     wall.close().await.unwrap();
 }
+
+/// GET `path` from a given source address; the status line.
+async fn get_from(source: &str, port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let mut stream = socket
+        .connect(format!("127.0.0.1:{port}").parse().unwrap())
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await;
+    String::from_utf8_lossy(&response)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Of these connections, how many the server closed within `wait`.
+async fn closed_within(streams: &mut [tokio::net::TcpStream], wait: Duration) -> usize {
+    use tokio::io::AsyncReadExt;
+    let reads = streams.iter_mut().map(|s| async move {
+        let mut byte = [0u8; 1];
+        matches!(
+            tokio::time::timeout(wait, s.read(&mut byte)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    });
+    futures_util::future::join_all(reads)
+        .await
+        .into_iter()
+        .filter(|closed| *closed)
+        .count()
+}
+
+/// Issue 21 #4.2: idle connections without a login can neither exhaust the
+/// console nor keep Ctrl-C from stopping vigil. One address holds at most 128,
+/// others are still served, and idle ones close after 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cannot_starve_the_console_or_stop_ctrl_c() {
+    let (Some(clip), Some(model)) = (
+        common::media("people/vtest.avi"),
+        common::model("yolox_nano_416.onnx"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let console_port = common::free_port();
+    let config = common::write_config(
+        dir.path(),
+        &format!(
+            r#"
+{}
+[[cameras]]
+id = "hall"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+
+[storage]
+dir = "data"
+
+[console]
+listen = "127.0.0.1:{console_port}"
+"#,
+            common::yolox_detector(&model),
+            clip.display(),
+        ),
+    );
+    let mut run = Killed(
+        vigil()
+            .args(["run", "-c"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(console_port, Duration::from_secs(60));
+    let connect = || tokio::net::TcpStream::connect(("127.0.0.1", console_port));
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(connect().await.unwrap());
+    }
+    let refused = closed_within(&mut idle, Duration::from_secs(2)).await;
+    assert_eq!(300 - refused, 128, "one address holds 128 connections");
+    // Another machine (address) is served while they are held.
+    let status = get_from("127.0.0.2", console_port, "/login").await;
+    assert!(status.contains(" 200 "), "another address: {status}");
+    // The server closes the idle ones it held by itself.
+    let started = Instant::now();
+    let closed = closed_within(&mut idle, Duration::from_secs(14)).await;
+    eprintln!(
+        "{refused} connections refused at once, the other {} closed by the console after {:.1} s idle",
+        300 - refused,
+        started.elapsed().as_secs_f64() + 2.0
+    );
+    assert_eq!(closed, 300, "idle connections are closed");
+    let status = get_from("127.0.0.1", console_port, "/login").await;
+    assert!(status.contains(" 200 "), "served again: {status}");
+
+    // Ctrl-C with the console full of idle connections.
+    let mut full = Vec::new();
+    for _ in 0..300 {
+        full.push(connect().await.unwrap());
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(run.0.id() as i32, libc::SIGINT) };
+    let stopping = Instant::now();
+    while run.0.try_wait().unwrap().is_none() {
+        assert!(
+            stopping.elapsed() < Duration::from_secs(5),
+            "vigil did not stop on Ctrl-C with idle connections open"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "stopped {:.2} s after Ctrl-C",
+        stopping.elapsed().as_secs_f64()
+    );
+}

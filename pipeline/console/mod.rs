@@ -11,11 +11,13 @@
 //!
 //! - `users.rs`: the users file, argon2 hashes, roles;
 //! - `auth.rs`: sessions, CSRF tokens, login throttling;
+//! - `listener.rs`: connections within limits and timeouts, TLS;
 //! - `text.rs`: every string, per language;
 //! - `views.rs`: the HTML;
 //! - `routes.rs`: the handlers, and which role may call each.
 
 mod auth;
+mod listener;
 mod routes;
 pub mod text;
 pub mod users;
@@ -383,44 +385,37 @@ async fn serve(
     shutdown: Shutdown,
 ) {
     tokio::spawn(follow_store(console.clone(), feed));
-    let app = routes::router(console).into_make_service_with_connect_info::<SocketAddr>();
+    let app = routes::router(console);
     let stopped = {
         let shutdown = shutdown.clone();
         tokio::task::spawn_blocking(move || while !shutdown.wait(Duration::from_secs(1)) {})
     };
     let served = async {
-        match tls {
-            None => match tokio::net::TcpListener::from_std(listener) {
-                Ok(l) => {
-                    if let Err(e) = axum::serve(l, app).await {
-                        tracing::error!("console stopped: {e}");
-                    }
-                }
-                Err(e) => tracing::error!("console: {e}"),
-            },
+        let acceptor = match tls {
+            None => None,
             Some((cert, key)) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
-                let config =
-                    match axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key).await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            tracing::error!(
-                                "console TLS {} / {}: {e}; console not served",
-                                cert.display(),
-                                key.display()
-                            );
-                            return;
-                        }
-                    };
-                match axum_server::from_tcp_rustls(listener, config) {
-                    Ok(server) => {
-                        if let Err(e) = server.serve(app).await {
-                            tracing::error!("console stopped: {e}");
-                        }
+                match axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key).await {
+                    Ok(c) => {
+                        // The listener speaks HTTP/1.1 only: never offer h2.
+                        let mut config = (*c.get_inner()).clone();
+                        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                        Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
                     }
-                    Err(e) => tracing::error!("console: {e}"),
+                    Err(e) => {
+                        tracing::error!(
+                            "console TLS {} / {}: {e}; console not served",
+                            cert.display(),
+                            key.display()
+                        );
+                        return;
+                    }
                 }
             }
+        };
+        match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => listener::serve(l, acceptor, app).await,
+            Err(e) => tracing::error!("console: {e}"),
         }
     };
     // Live streams never end by themselves: stop serving rather than wait for them.
