@@ -55,6 +55,8 @@ pub struct EvidenceStage {
     /// `end` events waiting for their clips, by alert id.
     pending_ends: HashMap<String, Event>,
     last_age_retention: Instant,
+    /// No new evidence while the disk is nearly full (see `store/space.rs`).
+    evidence_paused: bool,
 }
 
 /// The running stage: send events to `events`; `recorders` feed the sources.
@@ -121,6 +123,7 @@ impl EvidenceStage {
             pending_ends: HashMap::new(),
             time_zone,
             last_age_retention: Instant::now(),
+            evidence_paused: false,
         };
         let handle = std::thread::Builder::new()
             .name("evidence".into())
@@ -135,6 +138,7 @@ impl EvidenceStage {
 
     fn run(mut self, events: Receiver<Event>, clips: Receiver<ClipsDone>) {
         self.store.remove_partial_files();
+        self.store.keep_reserve();
         self.announce_interrupted();
         self.retention();
         let mut events_open = true;
@@ -197,6 +201,17 @@ impl EvidenceStage {
                             source_chain(&e)
                         ),
                     );
+                }
+                if !self.room_for_evidence() {
+                    error_counted(
+                        &camera,
+                        format!(
+                            "alert {}: no snapshot or clip: the disk is nearly full",
+                            event.after.id
+                        ),
+                    );
+                    self.record_and_publish(event);
+                    return;
                 }
                 match self.snapshot(&mut event) {
                     Ok(s) => event.snapshot = Some(s),
@@ -416,6 +431,25 @@ impl EvidenceStage {
         if let Some((_, notify)) = &self.mqtt {
             let _ = notify.try_send(());
         }
+    }
+
+    /// Whether the disk has room for evidence; says so when that changes.
+    fn room_for_evidence(&mut self) -> bool {
+        let room = self.store.room_for_evidence();
+        if room == self.evidence_paused {
+            self.evidence_paused = !room;
+            if room {
+                tracing::info!("evidence: the disk has room again; snapshots and clips resume");
+                self.store.keep_reserve();
+            } else {
+                self.retention();
+                tracing::error!(
+                    "evidence: less than {} MB free on the store's disk: no snapshots or clips until there is room; alerts are still stored and published",
+                    crate::store::MIN_FREE_FOR_EVIDENCE >> 20
+                );
+            }
+        }
+        room
     }
 
     fn retention_if_full(&mut self) {

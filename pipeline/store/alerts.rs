@@ -116,9 +116,11 @@ impl InterruptedEnd {
 impl Store {
     /// Records an alert's current state (before its evidence refers to it).
     pub fn record_alert(&mut self, alert: &Alert) -> Result<(), StoreError> {
-        upsert_alert(&self.conn, alert)
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
+        self.with_space(|store| {
+            upsert_alert(&store.conn, alert)
+                .map(|_| ())
+                .map_err(|e| store.sql(e))
+        })
     }
 
     /// Records an event, the alert's state after it, and the MQTT messages that
@@ -149,6 +151,18 @@ impl Store {
     /// One event row (and the alert's new state, when given) with its MQTT
     /// messages, in one transaction; returns how many messages the cap dropped.
     fn insert_event(
+        &mut self,
+        alert: Option<&Alert>,
+        alert_id: &str,
+        kind: &str,
+        payload: &str,
+        outbox: &[OutboxMessage],
+        cap: usize,
+    ) -> Result<usize, StoreError> {
+        self.with_space(|store| store.try_insert_event(alert, alert_id, kind, payload, outbox, cap))
+    }
+
+    fn try_insert_event(
         &mut self,
         alert: Option<&Alert>,
         alert_id: &str,

@@ -54,7 +54,7 @@
 //! The SQL sits with the code that uses it, one file per concern:
 //! `alerts.rs` (alerts and events), `files.rs` (evidence files and their manifest
 //! entries), `review.rs` (tags, holds, acknowledgements, the live feed),
-//! `access.rs` (the chain of custody), `sessions.rs` (console logins), `retention.rs`, `verify.rs`, `bundle.rs`
+//! `access.rs` (the chain of custody), `sessions.rs` (console logins), `space.rs` (keeping the database writable on a full disk), `retention.rs`, `verify.rs`, `bundle.rs`
 //! (export and bundle checks), `outbox.rs` (MQTT messages awaiting the broker),
 //! `manifest.rs` (the signed hash chain), `schema.rs` (migrations).
 
@@ -68,6 +68,7 @@ mod retention;
 mod review;
 mod schema;
 mod sessions;
+mod space;
 #[cfg(test)]
 mod tests;
 mod verify;
@@ -81,6 +82,7 @@ pub use outbox::{Outbox, OutboxError, OutboxMessage, Priority};
 pub use retention::Removed;
 pub use review::{Ack, AckAction, FeedCursor, Hold, Tag};
 pub use sessions::StoredSession;
+pub use space::{MIN_FREE_FOR_EVIDENCE, RESERVE_BYTES};
 pub use verify::Verification;
 
 use ed25519_dalek::VerifyingKey;
