@@ -95,6 +95,7 @@ async fn browser(driver: u16, width: u32, height: u32) -> Client {
         json!({
             "binary": common::program("chromium").unwrap().to_string_lossy(),
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--autoplay-policy=no-user-gesture-required",
                      format!("--window-size={width},{height}"), "--lang=zh-CN"],
         }),
     );
@@ -722,6 +723,7 @@ dir = "data"
 
 [console]
 listen = "127.0.0.1:{console_port}"
+sound = ["critical", "high", "warning"]
 "#,
             common::yolox_detector(&model),
             clip.display(),
@@ -766,6 +768,14 @@ listen = "127.0.0.1:{console_port}"
         "document.querySelectorAll('#wall .card').length >= 1",
         Duration::from_secs(10),
         "a card from the first run",
+    )
+    .await;
+    // Loitering is a warning; this config makes warnings sound too.
+    until(
+        &wall,
+        "window.vigilBeeps >= 1 && document.title.startsWith('(')",
+        Duration::from_secs(10),
+        "a beep and a marked tab title",
     )
     .await;
     // Killed as hard as it gets, and started again.
@@ -819,6 +829,54 @@ listen = "127.0.0.1:{console_port}"
         "{} alerts of both runs on the wall without a reload",
         ids.len()
     );
+
+    // A patrol's phone, scrolled down to older cards: no sideways scrolling,
+    // and new cards arriving above are announced.
+    let phone = browser(driver_port, 390, 844).await;
+    login(&phone, &base, "op", "operator-password").await;
+    until(
+        &phone,
+        "document.querySelectorAll('#wall .card').length >= 3",
+        Duration::from_secs(10),
+        "cards on the phone",
+    )
+    .await;
+    assert_eq!(
+        js(
+            &phone,
+            "return document.documentElement.scrollWidth <= window.innerWidth;"
+        )
+        .await,
+        json!(true),
+        "no horizontal scroll on a 390 px phone"
+    );
+    js(
+        &phone,
+        "window.scrollTo(0, document.body.scrollHeight); return 1;",
+    )
+    .await;
+    let marker = until(
+        &phone,
+        "!document.getElementById('newer').hidden && document.getElementById('newer').textContent",
+        Duration::from_secs(40),
+        "the 'new alerts' marker while scrolled down",
+    )
+    .await;
+    assert!(marker.as_str().unwrap().contains("条新告警"), "{marker}");
+    screenshot(&phone, "console-phone-new-alerts.png").await;
+    js(
+        &phone,
+        "document.getElementById('newer').click(); return 1;",
+    )
+    .await;
+    until(
+        &phone,
+        "document.getElementById('newer').hidden && window.scrollY === 0",
+        Duration::from_secs(5),
+        "back at the top",
+    )
+    .await;
+    phone.close().await.unwrap();
 
     // The user is removed: the open wall stops pretending to be live.
     let removed = vigil()

@@ -55,6 +55,10 @@ pub struct ConsoleConfig {
     pub tls_key: Option<PathBuf>,
     /// Unresolved alerts shown on the wall at most.
     pub wall_max: usize,
+    /// Severities whose unacknowledged alerts sound on the wall (a short tone
+    /// every 4 s) and mark the tab title. Default: critical and high (fire,
+    /// battery carts).
+    pub sound: Vec<crate::events::Severity>,
 }
 
 impl Default for ConsoleConfig {
@@ -67,6 +71,10 @@ impl Default for ConsoleConfig {
             tls_cert: None,
             tls_key: None,
             wall_max: 200,
+            sound: vec![
+                crate::events::Severity::Critical,
+                crate::events::Severity::High,
+            ],
         }
     }
 }

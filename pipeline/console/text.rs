@@ -71,6 +71,10 @@ pub struct Text {
     pub details: &'static str,
     pub sound_on: &'static str,
     pub sound_off: &'static str,
+    /// The browser holds sound back until a click on the page.
+    pub sound_blocked: &'static str,
+    /// After a count: new cards above the scrolled view.
+    pub new_alerts: &'static str,
     pub up: &'static str,
     pub reconnecting: &'static str,
     pub failed: &'static str,
@@ -154,6 +158,8 @@ pub const ZH_CN: Text = Text {
     details: "详情",
     sound_on: "声音: 开",
     sound_off: "声音: 关",
+    sound_blocked: "点击开启告警声音",
+    new_alerts: "条新告警 ↑",
     up: "在线",
     reconnecting: "重连中",
     failed: "故障",
@@ -237,6 +243,8 @@ pub const EN: Text = Text {
     details: "Details",
     sound_on: "Sound: on",
     sound_off: "Sound: off",
+    sound_blocked: "Click to allow alarm sound",
+    new_alerts: "new alerts ↑",
     up: "up",
     reconnecting: "reconnecting",
     failed: "failed",

@@ -138,8 +138,10 @@ fn ack_line(ack: &Ack, console: &Console) -> Markup {
 }
 
 /// True when the alert must stay on top and sound: critical, not acknowledged.
+/// On top of the wall, outlined and blinking until acknowledged: fire and
+/// battery carts, the compound's alarms.
 pub fn pinned(a: &AlertRow) -> bool {
-    a.severity == "critical" && a.ack.is_none()
+    matches!(a.severity.as_str(), "critical" | "high") && a.ack.is_none()
 }
 
 pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
@@ -216,16 +218,28 @@ pub fn wall(
     cameras: Markup,
 ) -> Markup {
     let t = console.lang.text();
+    let sound = console
+        .config
+        .sound
+        .iter()
+        .map(|s| match s {
+            crate::events::Severity::Critical => "critical",
+            crate::events::Severity::High => "high",
+            crate::events::Severity::Warning => "warning",
+        })
+        .collect::<Vec<_>>()
+        .join(",");
     page(
         console,
         Some(user),
         t.wall,
         html! {
-            div.wallpage data-cursor=(cursor) data-offline=(t.offline) {
+            div.wallpage data-cursor=(cursor) data-offline=(t.offline) data-sound=(sound) {
+                button #newer type="button" hidden data-label=(t.new_alerts) {}
                 section.alerts {
                     div.toolbar {
                         h2 { (t.wall) " " span #count { (alerts.len()) } }
-                        button #sound type="button" data-on=(t.sound_on) data-off=(t.sound_off) { (t.sound_off) }
+                        button #sound type="button" data-on=(t.sound_on) data-off=(t.sound_off) data-blocked=(t.sound_blocked) { (t.sound_on) }
                         span #offline hidden { (t.offline) }
                     }
                     p #empty hidden[!alerts.is_empty()] { (t.no_alerts) }

@@ -15,9 +15,27 @@
     const n = wall.querySelectorAll(".card").length;
     count.textContent = n;
     empty.hidden = n > 0;
-    const pinned = wall.querySelectorAll(".card.pin").length;
-    document.title = (pinned ? "(" + pinned + "!) " : "") + document.title.replace(/^\(\d+!\) /, "");
+    const loud = alarming().length;
+    document.title = (loud ? "(" + loud + "!) " : "") + document.title.replace(/^\(\d+!\) /, "");
   }
+
+  // Unacknowledged alerts of the severities `[console] sound` names: they
+  // sound and mark the tab title.
+  const soundFor = (page.dataset.sound || "").split(",").filter(Boolean);
+  function alarming() {
+    return Array.prototype.filter.call(wall.querySelectorAll(".card:not(.acked)"), function (c) {
+      return soundFor.some(function (s) { return c.classList.contains("sev-" + s); });
+    });
+  }
+
+  // Cards arriving above a scrolled view are counted on a button that
+  // scrolls back up: an operator reading older cards still sees them come.
+  const newer = document.getElementById("newer");
+  let unseen = 0;
+  function wallTopVisible() { return wall.getBoundingClientRect().top >= 0; }
+  function seen() { unseen = 0; newer.hidden = true; }
+  newer.addEventListener("click", function () { window.scrollTo({ top: 0 }); seen(); });
+  window.addEventListener("scroll", function () { if (wallTopVisible()) seen(); }, { passive: true });
 
   function upsert(update) {
     const old = document.getElementById("alert-" + update.id);
@@ -37,6 +55,12 @@
       old.replaceWith(card);
     } else {
       wall.prepend(card);
+      if (!wallTopVisible()) {
+        unseen += 1;
+        newer.textContent = unseen + " " + newer.dataset.label;
+        newer.hidden = false;
+      }
+      if (alarming().indexOf(card) >= 0) beep();
     }
     refreshCount();
     tick();
@@ -134,24 +158,36 @@
       .catch(function () {});
   }, 3000);
 
-  // Audible cue while a critical alert is unacknowledged. Browsers only play
-  // sound after a click on the page, so the button both unmutes and unlocks.
+  // Audible cue while an alarming alert is unacknowledged: on by default.
+  // Browsers only play sound after a click on the page; until then the
+  // button says so, and any click on the page unlocks it.
   const sound = document.getElementById("sound");
   let audio = null;
-  let on = localStorage.getItem("vigil-sound") === "on";
-  function label() { sound.textContent = on ? sound.dataset.on : sound.dataset.off; }
-  label();
-  sound.addEventListener("click", function () {
-    on = !on;
-    localStorage.setItem("vigil-sound", on ? "on" : "off");
-    label();
-    if (on && !audio) audio = new (window.AudioContext || window.webkitAudioContext)();
-  });
-  setInterval(function () {
-    if (!on || !wall.querySelector(".card.pin")) return;
+  let on = localStorage.getItem("vigil-sound") !== "off";
+  function label() {
+    const blocked = on && audio && audio.state === "suspended";
+    sound.classList.toggle("blocked", !!blocked);
+    sound.textContent = blocked ? sound.dataset.blocked : on ? sound.dataset.on : sound.dataset.off;
+  }
+  function unlock() {
     if (!audio) {
       try { audio = new (window.AudioContext || window.webkitAudioContext)(); } catch (e) { return; }
     }
+    if (audio.state === "suspended") audio.resume().then(label, label);
+    label();
+  }
+  label();
+  sound.addEventListener("click", function (e) {
+    e.stopPropagation();
+    on = !on;
+    localStorage.setItem("vigil-sound", on ? "on" : "off");
+    if (on) unlock(); else label();
+  });
+  document.addEventListener("click", function () { if (on) unlock(); });
+  function beep() {
+    if (!on) return;
+    unlock();
+    if (!audio || audio.state !== "running") return;
     const osc = audio.createOscillator();
     const gain = audio.createGain();
     osc.frequency.value = 880;
@@ -159,5 +195,7 @@
     osc.connect(gain).connect(audio.destination);
     osc.start();
     osc.stop(audio.currentTime + 0.35);
-  }, 4000);
+    window.vigilBeeps = (window.vigilBeeps || 0) + 1;
+  }
+  setInterval(function () { if (alarming().length) beep(); }, 4000);
 })();
