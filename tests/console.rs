@@ -715,6 +715,12 @@ zone = "hall"
 classes = ["person"]
 dwell_s = 3
 
+[[cameras]]
+id = "gate"
+name = "东门"
+source = "rtsp://127.0.0.1:9/nobody-here"
+detectors = [{{ name = "coco" }}]
+
 [alerts]
 broker = "mqtt://127.0.0.1:{}"
 
@@ -765,11 +771,25 @@ sound = ["critical", "high", "warning"]
     );
     until(
         &wall,
-        "document.querySelectorAll('#wall .card').length >= 1",
+        "document.querySelectorAll('#wall .card[data-id]').length >= 1",
         Duration::from_secs(10),
         "a card from the first run",
     )
     .await;
+    // The gate camera has nobody to talk to: a card of its own heads the wall.
+    let down = until(
+        &wall,
+        "document.querySelector('#wall .card.camdown') && document.querySelector('#wall .card.camdown').textContent",
+        Duration::from_secs(15),
+        "a camera-down card for the gate",
+    )
+    .await;
+    let down = down.as_str().unwrap();
+    assert!(
+        down.contains("东门") && down.contains("摄像头离线"),
+        "{down}"
+    );
+    screenshot(&wall, "console-camera-down.png").await;
     // Loitering is a warning; this config makes warnings sound too.
     until(
         &wall,
@@ -836,7 +856,7 @@ sound = ["critical", "high", "warning"]
     login(&phone, &base, "op", "operator-password").await;
     until(
         &phone,
-        "document.querySelectorAll('#wall .card').length >= 3",
+        "document.querySelectorAll('#wall .card[data-id]').length >= 3",
         Duration::from_secs(10),
         "cards on the phone",
     )

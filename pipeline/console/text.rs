@@ -116,6 +116,8 @@ pub struct Text {
     pub event_update: &'static str,
     pub event_end: &'static str,
     pub offline: &'static str,
+    /// Heads the wall's card for a camera that is reconnecting or failed.
+    pub camera_down: &'static str,
     pub session_ended: &'static str,
     pub session_ended_hint: &'static str,
 }
@@ -201,6 +203,7 @@ pub const ZH_CN: Text = Text {
     event_update: "更新",
     event_end: "结束",
     offline: "连接中断，正在重连…",
+    camera_down: "摄像头离线：此画面无人看守",
     session_ended: "登录已失效，告警墙已停止更新",
     session_ended_hint: "请重新登录。登录后，离开期间的告警会全部显示。",
 };
@@ -286,6 +289,7 @@ pub const EN: Text = Text {
     event_update: "update",
     event_end: "end",
     offline: "Connection lost, reconnecting…",
+    camera_down: "Camera down: nobody is watching this view",
     session_ended: "Your login has ended: the wall is no longer updating",
     session_ended_hint: "Log in again. Every alert raised meanwhile will be shown.",
 };

@@ -234,7 +234,7 @@ pub fn wall(
         Some(user),
         t.wall,
         html! {
-            div.wallpage data-cursor=(cursor) data-offline=(t.offline) data-sound=(sound) {
+            div.wallpage data-cursor=(cursor) data-offline=(t.offline) data-sound=(sound) data-camdown=(t.camera_down) data-zone=[console.config.time_zone.as_deref()] {
                 button #newer type="button" hidden data-label=(t.new_alerts) {}
                 section.alerts {
                     div.toolbar {
@@ -274,6 +274,16 @@ pub struct CameraView {
     pub has_picture: bool,
 }
 
+/// A GStreamer error without its debug tail (source file, element path): the
+/// operator needs the first sentence; the whole text stays in the tooltip and
+/// the log.
+fn short_reason(reason: &str) -> &str {
+    reason
+        .split_once(" (../")
+        .or_else(|| reason.split_once(" (/"))
+        .map_or(reason, |(head, _)| head)
+}
+
 pub fn cameras(console: &Console, cams: &[CameraView]) -> Markup {
     use crate::events::CameraState;
     let t = console.lang.text();
@@ -287,7 +297,7 @@ pub fn cameras(console: &Console, cams: &[CameraView]) -> Markup {
                 Some(CameraState::Stopped) => ("stopped", t.stopped),
                 None => ("starting", t.starting),
             };
-            div class={"camera state-" (class)} data-camera=(c.id) {
+            div class={"camera state-" (class)} data-camera=(c.id) data-name=(c.name) data-label=(label) data-reason=[c.reason.as_deref().map(short_reason)] {
                 @if c.has_picture {
                     img src={"/cameras/" (c.id) "/thumb.jpg?t=" (stamp)} alt=(c.name);
                 } @else { div.noshot { (t.no_picture) } }
@@ -295,7 +305,7 @@ pub fn cameras(console: &Console, cams: &[CameraView]) -> Markup {
                     strong { (c.name) } " "
                     span.badge { (label) }
                     @if let Some(f) = c.fps { " · " (format!("{f:.1}")) " " (t.fps) }
-                    @if let Some(r) = &c.reason { p.reason { (r) } }
+                    @if let Some(r) = &c.reason { p.reason title=(r) { (short_reason(r)) } }
                 }
             }
         }

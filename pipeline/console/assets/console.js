@@ -12,7 +12,7 @@
   const offline = document.getElementById("offline");
 
   function refreshCount() {
-    const n = wall.querySelectorAll(".card").length;
+    const n = wall.querySelectorAll(".card:not(.camdown)").length;
     count.textContent = n;
     empty.hidden = n > 0;
     const loud = alarming().length;
@@ -147,6 +147,8 @@
 
   // Camera health: state, fps and a fresh thumbnail every few seconds.
   const cameras = document.getElementById("cameras");
+  // Every second: a camera that goes down must reach the wall within
+  // `stall_s` + 2 s (thumbnails still change every 3 s).
   setInterval(function () {
     if (!relogin.hidden) return;
     fetch("/cameras", asScript)
@@ -154,9 +156,40 @@
         if (r.status === 401) loggedOut();
         return r.ok ? r.text() : Promise.reject(r.status);
       })
-      .then(function (html) { cameras.innerHTML = html; })
+      .then(function (html) { cameras.innerHTML = html; downCards(); })
       .catch(function () {});
-  }, 3000);
+  }, 1000);
+
+  // A camera reconnecting or failed gets a card of its own at the head of
+  // the wall, sounding like a high alert, until it is back.
+  function downCards() {
+    const down = {};
+    let fresh = false;
+    cameras.querySelectorAll(".camera.state-reconnecting, .camera.state-failed").forEach(function (cam) {
+      const id = cam.dataset.camera;
+      down["camdown-" + id] = true;
+      let card = document.getElementById("camdown-" + id);
+      if (!card) {
+        card = document.createElement("article");
+        card.id = "camdown-" + id;
+        card.className = "card camdown sev-high pin";
+        card.dataset.since = new Date().toLocaleTimeString(document.documentElement.lang, {
+          hour12: false, timeZone: page.dataset.zone || undefined });
+        card.innerHTML = '<div class="body"><h3></h3><p class="camera"></p><p class="reason"></p></div>';
+        wall.prepend(card);
+        fresh = true;
+      }
+      card.querySelector("h3").textContent = page.dataset.camdown;
+      card.querySelector(".camera").textContent =
+        cam.dataset.name + " \u00b7 " + cam.dataset.label + " \u00b7 " + card.dataset.since;
+      card.querySelector(".reason").textContent = cam.dataset.reason || "";
+    });
+    wall.querySelectorAll(".card.camdown").forEach(function (card) {
+      if (!down[card.id]) card.remove();
+    });
+    refreshCount();
+    if (fresh) beep();
+  }
 
   // Audible cue while an alarming alert is unacknowledged: on by default.
   // Browsers only play sound after a click on the page; until then the
@@ -198,4 +231,5 @@
     window.vigilBeeps = (window.vigilBeeps || 0) + 1;
   }
   setInterval(function () { if (alarming().length) beep(); }, 4000);
+  downCards();
 })();
