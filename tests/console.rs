@@ -599,6 +599,15 @@ time_zone = "Asia/Shanghai"
         custody.contains("inspector") && custody.contains("view") && custody.contains("export"),
         "access log: {custody}"
     );
+    // The wall showing the card's picture to the operator is not a view of
+    // the evidence: it is not in the access log.
+    let operator_rows = js(
+        &phone,
+        "return [...document.querySelectorAll('table.custody tr')].filter(r => [...r.cells].some(c => c.textContent.trim() === 'op')).length;",
+    )
+    .await;
+    assert_eq!(operator_rows, json!(0), "access log: {custody}");
+    assert_eq!(fetch_status(&phone, "GET", "/favicon.svg", "").await, 200);
 
     // The operator may not search or export, or post without the token, or
     // leave the evidence directory.

@@ -43,6 +43,8 @@ const ACCESS_DEDUP_MS: i64 = 10 * 60 * 1000;
 pub fn router(console: Shared) -> Router {
     Router::new()
         .route("/login", get(login_page).post(login))
+        .route("/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon))
         .route("/logout", post(logout))
         .route(
             "/assets/console.css",
@@ -107,6 +109,7 @@ async fn not_found(State(c): State<Shared>, user: User) -> Response {
 fn store_failed(e: StoreError) -> Response {
     match e {
         StoreError::NoAlert { .. } => StatusCode::NOT_FOUND.into_response(),
+        StoreError::AlreadyDone { .. } => (StatusCode::CONFLICT, e.to_string()).into_response(),
         e => {
             tracing::error!("console: {e}: {}", crate::errors::source_chain(&e));
             (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
@@ -341,6 +344,18 @@ struct CardUpdate {
 
 /// Server-sent events: each alert that changed after the client's cursor
 /// (`Last-Event-ID` on a reconnect, `?after=` from the page), as its new card.
+/// The tab's icon: the brand's eye, in the wall's alarm orange.
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#11151a"/><path d="M3 16c4-7 9-10 13-10s9 3 13 10c-4 7-9 10-13 10S7 23 3 16z" fill="none" stroke="#f08c00" stroke-width="2.5"/><circle cx="16" cy="16" r="5" fill="#f08c00"/></svg>"##,
+    )
+        .into_response()
+}
+
 /// How often an open live feed checks that its session still holds.
 const SESSION_RECHECK: Duration = Duration::from_secs(10);
 
@@ -855,13 +870,16 @@ async fn evidence(
     };
     let who = user.name.clone();
     let lookup = rel.clone();
+    // The wall shows every card's annotated snapshot: that is the wall, not
+    // someone opening evidence, and would bury real views in the access log.
+    let wall_picture = request.uri().query() == Some("wall") && rel.ends_with("-annotated.jpg");
     let owner = c
         .db(move |s| {
             let Some(alert) = s.evidence_owner(&lookup)? else {
                 return Ok(None);
             };
             let since = crate::time::now_ms() as i64 - ACCESS_DEDUP_MS;
-            if !s.accessed_since(&who, "file", &lookup, since)? {
+            if !wall_picture && !s.accessed_since(&who, "file", &lookup, since)? {
                 s.log_access(&who, "file", Some(&alert), &lookup)?;
             }
             Ok(Some(s.dir().join(&lookup)))

@@ -84,6 +84,7 @@ pub fn page(console: &Console, user: Option<&User>, title: &str, body: Markup) -
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · " (t.title) }
                 link rel="stylesheet" href="/assets/console.css";
+                link rel="icon" type="image/svg+xml" href="/favicon.svg";
                 script src="/assets/console.js" defer {}
             }
             body {
@@ -168,7 +169,8 @@ pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
             data-id=(a.id) data-start=(a.start_wall_ms) data-end=[end] {
             a.shot href={"/alerts/" (a.id)} {
                 @if let Some(p) = &a.annotated {
-                    img src=(evidence_url(p)) alt=(a.summary) loading="lazy";
+                    // `?wall`: the wall's own picture, not logged as an evidence view.
+                    img src={(evidence_url(p)) "?wall"} alt=(a.summary) loading="lazy";
                 } @else {
                     div.noshot { (icon) }
                 }

@@ -203,6 +203,8 @@ pub enum StoreError {
     },
     #[error("no alert {id:?} in the store")]
     NoAlert { id: String },
+    #[error("alert {id:?} is already {what}")]
+    AlreadyDone { id: String, what: &'static str },
     #[error("bundle {path}: {reason}")]
     Bundle { path: PathBuf, reason: String },
 }

@@ -10,7 +10,7 @@
 
 use super::{OutboxMessage, Store, StoreError, outbox};
 use crate::time::now_ms;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +89,26 @@ impl Store {
             )
             .map_err(sql)?;
         let tx = self.conn.transaction().map_err(sql)?;
+        // Two consoles (or a double click) must not acknowledge or resolve
+        // one alert twice; checked in the write transaction.
+        let done: Option<String> = tx
+            .query_row(
+                "SELECT action FROM acks WHERE alert_id = ?1 AND action IN (?2, 'resolve') ORDER BY action = 'resolve' DESC LIMIT 1",
+                params![id, ack.action.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
+        if let Some(action) = done {
+            return Err(StoreError::AlreadyDone {
+                id: id.into(),
+                what: if action == "resolve" {
+                    "resolved"
+                } else {
+                    "acknowledged"
+                },
+            });
+        }
         tx.execute(
             "INSERT INTO acks (alert_id, action, who, note, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![id, ack.action.as_str(), ack.who, ack.note, ack.at_ms],

@@ -195,6 +195,44 @@ fn feed_follows_events_and_acks_once_each_and_pages_by_keyset() {
         .collect();
     assert!(!wall.contains(&ids[0]) && wall.contains(&ids[1]));
     assert_eq!(s.acks(&ids[0]).unwrap()[0].action, AckAction::Resolve);
+    // Nothing twice: a second acknowledgement or resolution is refused, and
+    // an acknowledged alert can still be resolved.
+    assert!(matches!(
+        s.acknowledge(&ids[1], &ack(AckAction::Ack, "li"), announce, 10),
+        Err(StoreError::AlreadyDone {
+            what: "acknowledged",
+            ..
+        })
+    ));
+    assert!(matches!(
+        s.acknowledge(&ids[0], &ack(AckAction::Ack, "li"), announce, 10),
+        Err(StoreError::AlreadyDone {
+            what: "resolved",
+            ..
+        })
+    ));
+    s.acknowledge(&ids[1], &ack(AckAction::Resolve, "li"), |_| Vec::new(), 10)
+        .unwrap();
+    assert!(matches!(
+        s.acknowledge(&ids[1], &ack(AckAction::Resolve, "li"), |_| Vec::new(), 10),
+        Err(StoreError::AlreadyDone { .. })
+    ));
+
+    // Tags are found by their start: a case number without its suffix.
+    s.tag(&ids[2], "沪公浦刑2026-117号", "li").unwrap();
+    let tagged = |t: &str| {
+        s.alerts(&AlertFilter {
+            tag: Some(t.into()),
+            ..AlertFilter::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(tagged("沪公浦刑"), vec![ids[2].clone()]);
+    assert_eq!(tagged("沪公浦刑2026-117号"), vec![ids[2].clone()]);
+    assert!(tagged("2026-117").is_empty() && tagged("沪公浦刑2026-118").is_empty());
 
     // Keyset pages: newest first, each alert on exactly one page.
     let page = |before| {
