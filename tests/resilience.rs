@@ -1147,3 +1147,55 @@ dir = "data"
         "the log says why evidence stopped:\n{text}"
     );
 }
+
+/// Issue 21 #14: a broker that accepts the connection and never answers
+/// CONNACK must not hold a stop past the documented flush (1.5 s): it took
+/// 3.2 s, waiting for the connect timeout.
+#[test]
+fn a_broker_that_never_answers_does_not_hold_a_stop() {
+    let (Some(image), Some(model)) = (media("misc/person.jpg"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    // Accepts, reads, never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &gate_config(
+            &model,
+            &image,
+            60,
+            1,
+            &format!("[alerts]\nbroker = \"mqtt://127.0.0.1:{port}\"\n"),
+        ),
+    );
+    let events = dir.path().join("events.jsonl");
+    let child = vigil(&[
+        "run",
+        "-c",
+        config.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while lines_of(&events).is_empty() {
+        assert!(Instant::now() < deadline, "no alert within 40 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal(&child, libc::SIGTERM);
+    let (code, log, took) = finish(child, Duration::from_secs(20));
+    eprintln!("SIGTERM with a broker that never answers: exit {code:?} after {took:?}");
+    assert_eq!(code, Some(75), "status 75: messages left queued\n{log}");
+    assert!(
+        took < Duration::from_millis(2500),
+        "stopped in {took:?}\n{log}"
+    );
+}

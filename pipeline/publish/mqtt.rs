@@ -30,6 +30,8 @@ const WINDOW: usize = 64;
 const CONNECT_TIMEOUT_S: u64 = 3;
 /// How often the outbox is checked when no notification came (a safety net).
 const IDLE_CHECK: Duration = Duration::from_millis(250);
+/// How long closing a connection waits for its I/O thread.
+const CLOSE_WAIT: Duration = Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
@@ -246,10 +248,19 @@ impl Session {
         self.queued.len() + self.in_flight.len()
     }
 
+    /// Ends the connection. The I/O thread is waited for briefly: one stuck
+    /// waiting for a CONNACK that never comes would hold a stop for the whole
+    /// connect timeout (3.2 s measured), so it is left to end on its own.
     fn close(self) {
         let _ = self.client.disconnect();
         drop(self.client);
-        let _ = self.io.join();
+        let deadline = Instant::now() + CLOSE_WAIT;
+        while !self.io.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if self.io.is_finished() {
+            let _ = self.io.join();
+        }
     }
 }
 
