@@ -32,6 +32,8 @@ const QUEUE: usize = 256;
 /// How long, after the cameras stopped, `end` events wait for their clips.
 const CLIP_WAIT: Duration = Duration::from_secs(60);
 const AGE_RETENTION_EVERY: Duration = Duration::from_secs(600);
+const DB_CHECK_EVERY: Duration = Duration::from_secs(5);
+const DB_LOST_REPEAT: Duration = Duration::from_secs(60);
 
 /// Zones and lines of one camera, for drawing.
 #[derive(Default)]
@@ -57,6 +59,8 @@ pub struct EvidenceStage {
     last_age_retention: Instant,
     /// No new evidence while the disk is nearly full (see `store/space.rs`).
     evidence_paused: bool,
+    db_checked: Instant,
+    db_lost_said: Option<Instant>,
 }
 
 /// The running stage: send events to `events`; `recorders` feed the sources.
@@ -124,6 +128,8 @@ impl EvidenceStage {
             time_zone,
             last_age_retention: Instant::now(),
             evidence_paused: false,
+            db_checked: Instant::now(),
+            db_lost_said: None,
         };
         let handle = std::thread::Builder::new()
             .name("evidence".into())
@@ -175,6 +181,7 @@ impl EvidenceStage {
             if self.last_age_retention.elapsed() > AGE_RETENTION_EVERY {
                 self.retention();
             }
+            self.check_db_in_place();
             crate::record::RECORDING_CPU.charge();
         }
         for (id, event) in std::mem::take(&mut self.pending_ends) {
@@ -430,6 +437,28 @@ impl EvidenceStage {
         }
         if let Some((_, notify)) = &self.mqtt {
             let _ = notify.try_send(());
+        }
+    }
+
+    /// Says, once a minute, that `vigil.db` was deleted or replaced under the
+    /// running store: everything recorded since is lost at exit.
+    fn check_db_in_place(&mut self) {
+        if self.db_checked.elapsed() < DB_CHECK_EVERY {
+            return;
+        }
+        self.db_checked = Instant::now();
+        let in_place = self.store.db_in_place();
+        metrics::gauge!("vigil_store_db_missing").set(if in_place { 0.0 } else { 1.0 });
+        if !in_place
+            && self
+                .db_lost_said
+                .is_none_or(|t| t.elapsed() >= DB_LOST_REPEAT)
+        {
+            self.db_lost_said = Some(Instant::now());
+            tracing::error!(
+                "store {}: vigil.db was deleted or replaced while vigil runs: alerts are still published, but the records written since (alerts, events, evidence, acknowledgements) are in a file nobody can open and are lost at exit. Stop vigil and restore vigil.db from a backup if there is one.",
+                self.store.dir().display()
+            );
         }
     }
 

@@ -196,6 +196,11 @@ impl ManifestWriter {
         self.key.verifying_key()
     }
 
+    /// How many entries the manifest holds.
+    pub fn entries(&self) -> u64 {
+        self.next_seq - 1
+    }
+
     /// Signs and appends one entry (synced to disk before returning); returns it.
     pub fn append(
         &mut self,

@@ -224,6 +224,13 @@ pub struct Store {
     max_bytes: Option<u64>,
     /// `end` events for alerts a killed run left open, not yet announced.
     interrupted: Vec<alerts::InterruptedEnd>,
+    /// The database file's (device, inode) when opened.
+    db_identity: Option<(u64, u64)>,
+}
+
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Takes the store's exclusive lock, or says who holds it.
@@ -308,6 +315,13 @@ impl Store {
                     source,
                 }
             })?;
+        if !dir.join("vigil.db").exists() && manifest.entries() > 0 {
+            tracing::error!(
+                "store {}: vigil.db is missing but manifest.jsonl lists {} entries: the database was deleted or moved, with its alerts and events; a new, empty one is created now, and `vigil evidence verify` lists the files it no longer knows. Restore vigil.db from a backup if there is one.",
+                dir.display(),
+                manifest.entries()
+            );
+        }
         let mut store = Self::connect(&dir, config)?;
         store.writer = Some(Writer {
             manifest,
@@ -355,9 +369,11 @@ impl Store {
             path: db_path.clone(),
             source,
         })?;
+        let db_identity = file_identity(&db_path);
         Ok(Store {
             conn,
             dir: dir.into(),
+            db_identity,
             db_path,
             writer: None,
             max_age_days: config.max_age_days,
@@ -383,6 +399,12 @@ impl Store {
         let text =
             std::fs::read_to_string(&path).map_err(|source| StoreError::File { path, source })?;
         Ok(parse_public(&text)?)
+    }
+
+    /// False once `vigil.db` was deleted or replaced under the running store:
+    /// SQLite then writes to a file nobody can open again, lost at exit.
+    pub fn db_in_place(&self) -> bool {
+        self.db_identity.is_none() || file_identity(&self.db_path) == self.db_identity
     }
 
     /// The SQLite file (the publisher opens its own connection to the outbox).

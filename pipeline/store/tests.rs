@@ -361,3 +361,34 @@ fn sessions_survive_a_reopen_keep_only_the_token_hash_and_expire_when_idle() {
     assert!(s.session("token-1").unwrap().is_none());
     assert!(s.session("token-3").unwrap().is_some());
 }
+
+#[test]
+fn a_deleted_database_is_noticed_and_verify_lists_what_it_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let mut s = store(tmp.path(), None);
+        for cam in ["a", "b"] {
+            let (new, end) = events(cam);
+            s.record_event(&new, "{}", &[], 10).unwrap();
+            s.record_event(&end, "{}", &[], 10).unwrap();
+            add_file(&mut s, &new.alert().id, &format!("{cam}.jpg"), 10);
+        }
+        assert!(s.db_in_place());
+        for f in ["vigil.db", "vigil.db-wal", "vigil.db-shm"] {
+            let _ = std::fs::remove_file(s.dir().join(f));
+        }
+        assert!(!s.db_in_place(), "the running store notices");
+    }
+    // The next start gets an empty database; verify says what it no longer knows.
+    let s = store(tmp.path(), None);
+    let v = s.verify(None, &s.public_key().unwrap()).unwrap();
+    assert_eq!(v.failures.len(), 2, "{:?}", v.failures);
+    assert!(
+        v.failures
+            .iter()
+            .all(|f| f.contains("unknown to the database") && f.contains("vigil.db was deleted")),
+        "{:?}",
+        v.failures
+    );
+    assert!(v.failures[0].contains("evidence/a.jpg"), "{:?}", v.failures);
+}

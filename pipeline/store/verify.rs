@@ -133,6 +133,32 @@ impl Store {
                 Err(e) => failures.push(format!("{path} (alert {alert_id}): cannot read: {e}")),
             }
         }
+        if alert.is_none() {
+            // The other way round: every file the manifest added (and did not
+            // delete) must be known to the database. A deleted or replaced
+            // vigil.db loses its records while the manifest keeps them.
+            let known: std::collections::HashSet<&str> =
+                rows.iter().map(|r| r.1.as_str()).collect();
+            let unknown: Vec<&manifest::Entry> = chain
+                .entries
+                .iter()
+                .filter(|e| e.op == Op::Add)
+                .filter(|e| !known.contains(e.path.as_str()))
+                .filter(|e| !deleted_by_manifest.contains(e.path.as_str()))
+                .collect();
+            for e in unknown.iter().take(20) {
+                failures.push(format!(
+                    "{} (manifest entry {}): unknown to the database: vigil.db was deleted or replaced, and its alerts, events and this file's record are lost",
+                    e.path, e.seq
+                ));
+            }
+            if unknown.len() > 20 {
+                failures.push(format!(
+                    "... and {} more files the manifest lists and the database does not know",
+                    unknown.len() - 20
+                ));
+            }
+        }
         Ok(Verification {
             entries: chain.entries.len(),
             files_ok,
