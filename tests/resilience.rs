@@ -339,6 +339,19 @@ broker = "mqtt://127.0.0.1:{port}"
     );
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("left by an earlier run"), "{log}");
+    // Killed mid-clip: verify passes, and names the one clip that never was.
+    let verify = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["evidence", "verify", "-c", config])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "verify after SIGKILL:\n{said}");
+    let missing: Vec<&str> = said.lines().filter(|l| l.starts_with("MISSING")).collect();
+    assert_eq!(missing.len(), 1, "{said}");
+    assert!(
+        missing[0].contains(&killed_alert) && missing[0].contains("no clip"),
+        "{said}"
+    );
     drop(broker);
 }
 

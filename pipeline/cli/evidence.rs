@@ -78,6 +78,9 @@ pub fn execute(command: EvidenceCommand) -> Result<ExitCode> {
                 }
                 (None, None) => anyhow::bail!("give --config or --bundle"),
             };
+            for n in &v.notes {
+                println!("MISSING {n}");
+            }
             for f in &v.failures {
                 println!("FAIL {f}");
             }

@@ -191,6 +191,7 @@ pub fn verify_bundle(
         entries: chain.entries.len(),
         files_ok,
         failures,
+        notes: Vec::new(),
     })
 }
 

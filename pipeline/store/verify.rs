@@ -13,6 +13,9 @@ pub struct Verification {
     pub entries: usize,
     pub files_ok: usize,
     pub failures: Vec<String>,
+    /// What is missing for a known reason and is not a failure: alerts a
+    /// killed vigil left without their clip.
+    pub notes: Vec<String>,
 }
 
 impl Store {
@@ -159,10 +162,35 @@ impl Store {
                 ));
             }
         }
+        // A vigil killed mid-clip leaves the alert `interrupted` and its
+        // half-written clip deleted at the next start: nothing was tampered
+        // with, but the police must know exactly which clip never existed.
+        let notes = {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT a.id, a.camera FROM alerts a WHERE a.state = 'interrupted'
+                       AND (?1 IS NULL OR a.id = ?1)
+                       AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.alert_id = a.id AND e.kind = 'clip')
+                     ORDER BY a.start_wall_ms",
+                )
+                .map_err(|e| self.sql(e))?;
+            stmt.query_map(params![alert], |r| {
+                Ok(format!(
+                    "alert {} (camera {}): no clip: vigil was stopped without ending the alert (interrupted) before its clip was complete; the partial clip was deleted",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?
+                ))
+            })
+            .map_err(|e| self.sql(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.sql(e))?
+        };
         Ok(Verification {
             entries: chain.entries.len(),
             files_ok,
             failures,
+            notes,
         })
     }
 }
