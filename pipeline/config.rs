@@ -743,7 +743,23 @@ impl LoadedConfig {
                         p.error(format!("alerts.{field}"), message);
                     }
                 }
-                Ok(_) => {}
+                Ok(_) => {
+                    // TLS settings with a plain broker would be ignored, and the
+                    // alerts sent in clear text by someone who asked for TLS.
+                    let a = &c.alerts;
+                    for (field, set) in [
+                        ("ca_file", a.ca_file.is_some()),
+                        ("client_cert", a.client_cert.is_some()),
+                        ("client_key", a.client_key.is_some()),
+                    ] {
+                        if set {
+                            p.error(
+                                format!("alerts.{field}"),
+                                format!("set, but the broker {url} is plain mqtt://, so it would be ignored and alerts sent unencrypted; use mqtts:// (or remove {field})"),
+                            );
+                        }
+                    }
+                }
             }
         }
         match c.alerts.credentials(&base) {
@@ -1017,6 +1033,21 @@ mod tests {
                 .iter()
                 .all(|p| p.field != "cameras[0].source")
         );
+    }
+
+    #[test]
+    fn tls_files_with_a_plain_broker_are_an_error_not_ignored() {
+        let p = problems(
+            &(BASE.to_string()
+                + "[alerts]\nbroker = \"mqtt://127.0.0.1:1883\"\nca_file = \"/etc/ssl/certs/ca-certificates.crt\"\n"),
+        );
+        let hit = p.iter().find(|x| x.field == "alerts.ca_file");
+        assert!(
+            hit.is_some_and(|x| x.message.contains("mqtts://") && x.message.contains("unencrypted")),
+            "{p:?}"
+        );
+        let p = problems(&(BASE.to_string() + "[alerts]\nbroker = \"mqtt://127.0.0.1:1883\"\n"));
+        assert!(p.iter().all(|x| !x.field.starts_with("alerts.")), "{p:?}");
     }
 
     #[test]
