@@ -270,12 +270,31 @@ impl fmt::Display for Problem {
     }
 }
 
+/// A config larger than this is refused before parsing.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Points in one zone polygon at most (a drawn zone has a handful).
+const MAX_POLYGON_POINTS: usize = 256;
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
 impl LoadedConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        // Bounded before parsing: a 10 MB polygon once kept `vigil check`
+        // busy for 205 s.
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.len() > MAX_CONFIG_BYTES
+        {
+            return Err(ConfigError::Read {
+                path: path.into(),
+                reason: format!(
+                    "{} bytes; a config is at most {} KB (zones need a few points, not thousands)",
+                    meta.len(),
+                    MAX_CONFIG_BYTES / 1024
+                ),
+            });
+        }
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.into(),
             reason: e.to_string(),
@@ -568,6 +587,15 @@ impl LoadedConfig {
                     p.error(
                         format!("{zf}.polygon"),
                         format!("has {} point(s); a zone needs at least 3", z.polygon.len()),
+                    );
+                } else if z.polygon.len() > MAX_POLYGON_POINTS {
+                    // Checked before the crossing test, which is quadratic.
+                    p.error(
+                        format!("{zf}.polygon"),
+                        format!(
+                            "has {} points; a zone has at most {MAX_POLYGON_POINTS}",
+                            z.polygon.len()
+                        ),
                     );
                 } else if ring_self_intersects(&z.polygon) {
                     p.error(
@@ -1033,6 +1061,38 @@ mod tests {
                 .iter()
                 .all(|p| p.field != "cameras[0].source")
         );
+    }
+
+    #[test]
+    fn huge_configs_and_polygons_are_refused_quickly() {
+        let started = std::time::Instant::now();
+        let ring: Vec<String> = (0..5000)
+            .map(|i| {
+                let a = i as f32 / 5000.0 * std::f32::consts::TAU;
+                format!("[{:.4}, {:.4}]", 0.5 + 0.4 * a.cos(), 0.5 + 0.4 * a.sin())
+            })
+            .collect();
+        let big = BASE.replace(
+            "polygon = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]",
+            &format!("polygon = [{}]", ring.join(", ")),
+        );
+        assert_ne!(big, BASE, "the base config has the zone this test grows");
+        let p = problems(&big);
+        assert!(
+            p.iter()
+                .any(|x| x.field == "cameras[0].zones[0].polygon"
+                    && x.message.contains("at most 256")),
+            "{p:?}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vigil.toml");
+        std::fs::write(&path, format!("{BASE}\n# {}\n", "x".repeat(2 << 20))).unwrap();
+        let Err(ConfigError::Read { reason, .. }) = LoadedConfig::load(&path) else {
+            panic!("a 2 MB config is refused");
+        };
+        assert!(reason.contains("at most 1024 KB"), "{reason}");
+        // Not a timing assertion: a hang here would be the bug.
+        eprintln!("refused in {:?}", started.elapsed());
     }
 
     #[test]
