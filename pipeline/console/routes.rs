@@ -746,6 +746,16 @@ fn local_ms(text: &str, zone: &jiff::tz::TimeZone) -> Option<i64> {
     Some(dt.to_zoned(zone.clone()).ok()?.timestamp().as_millisecond())
 }
 
+/// A time as a `datetime-local` field shows it: a date alone ("2026-12-01",
+/// accepted and applied as midnight) left the field blank, hiding the filter.
+fn form_time(text: &str) -> String {
+    match text.trim().parse::<jiff::civil::DateTime>() {
+        Ok(dt) if dt.second() == 0 => dt.strftime("%Y-%m-%dT%H:%M").to_string(),
+        Ok(dt) => dt.strftime("%Y-%m-%dT%H:%M:%S").to_string(),
+        Err(_) => text.to_string(),
+    }
+}
+
 async fn search(State(c): State<Shared>, user: User, Query(q): Query<SearchQuery>) -> Response {
     if let Err(r) = user.require(Role::Police) {
         return r.into_response();
@@ -805,8 +815,8 @@ async fn search(State(c): State<Shared>, user: User, Query(q): Query<SearchQuery
     let form = SearchForm {
         camera: q.camera.clone(),
         kind: q.kind.clone(),
-        since: q.since.clone(),
-        until: q.until.clone(),
+        since: form_time(&q.since),
+        until: form_time(&q.until),
         tag: q.tag.clone(),
         state: q.state.clone(),
     };
@@ -920,6 +930,19 @@ async fn evidence(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_times_show_in_the_form_as_they_were_applied() {
+        assert_eq!(form_time("2026-12-01"), "2026-12-01T00:00");
+        assert_eq!(form_time("2026-12-01T08:30"), "2026-12-01T08:30");
+        assert_eq!(form_time("2026-12-01T08:30:15"), "2026-12-01T08:30:15");
+        assert_eq!(form_time(""), "");
+        let zone = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+        assert_eq!(
+            local_ms("2026-12-01", &zone),
+            local_ms(&form_time("2026-12-01"), &zone)
+        );
+    }
 
     #[test]
     fn evidence_paths_cannot_leave_the_evidence_directory() {
