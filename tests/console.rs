@@ -612,6 +612,18 @@ time_zone = "Asia/Shanghai"
     // The operator may not search or export, or post without the token, or
     // leave the evidence directory.
     assert_eq!(fetch_status(&operator, "GET", "/search", "").await, 403);
+    // Refused in the console's language, with the way back.
+    operator.goto(&format!("{base}/search")).await.unwrap();
+    let refused = js(
+        &operator,
+        "return [document.querySelector('main').textContent, document.querySelector('main a').getAttribute('href')];",
+    )
+    .await;
+    assert!(
+        refused[0].as_str().unwrap().contains("无权") && refused[1] == "/",
+        "{refused}"
+    );
+    operator.goto(&format!("{base}/")).await.unwrap();
     let csrf = js(
         &operator,
         "return document.querySelector('input[name=csrf]').value;",

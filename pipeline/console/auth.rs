@@ -146,9 +146,16 @@ impl LoginThrottle {
     }
 }
 
-/// Why a logged-in user's request was refused (both 403).
+/// Why a logged-in user's request was refused (both 403), in the console's
+/// language: a page that says why and leads back, not a bare English line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub struct Refused {
+    pub why: Why,
+    pub lang: super::text::Language,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
     /// The user's role does not allow it.
     Role,
     /// A state-changing request without this session's CSRF token.
@@ -157,11 +164,28 @@ pub enum Refused {
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
-        let why = match self {
-            Refused::Role => "your role does not allow this",
-            Refused::Csrf => "missing or wrong CSRF token",
+        let t = self.lang.text();
+        let why = match self.why {
+            Why::Role => t.refused_role,
+            Why::Csrf => t.refused_csrf,
         };
-        (axum::http::StatusCode::FORBIDDEN, why).into_response()
+        let page = maud::html! {
+            (maud::DOCTYPE)
+            html lang=(self.lang.tag()) {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (why) " · " (t.title) }
+                    link rel="stylesheet" href="/assets/console.css";
+                }
+                body { main.refusedpage { p.error { (why) } a.button href="/" { (t.back_to_wall) } } }
+            }
+        };
+        (
+            axum::http::StatusCode::FORBIDDEN,
+            axum::response::Html(page.into_string()),
+        )
+            .into_response()
     }
 }
 
@@ -173,6 +197,8 @@ pub struct User {
     pub role: Role,
     pub csrf: String,
     pub session: String,
+    /// The console's language, for what is said to this user.
+    pub lang: super::text::Language,
 }
 
 impl User {
@@ -181,7 +207,10 @@ impl User {
         if self.role >= role {
             Ok(())
         } else {
-            Err(Refused::Role)
+            Err(Refused {
+                why: Why::Role,
+                lang: self.lang,
+            })
         }
     }
 
@@ -194,7 +223,10 @@ impl User {
                 "console: {} sent a request without a valid CSRF token; refused",
                 self.name
             );
-            Err(Refused::Csrf)
+            Err(Refused {
+                why: Why::Csrf,
+                lang: self.lang,
+            })
         }
     }
 }

@@ -232,6 +232,7 @@ impl Console {
     async fn session_user(self: &Arc<Self>, token: &str) -> Option<auth::User> {
         let users = self.users.clone();
         let token = token.to_string();
+        let lang = self.lang;
         let found = self
             .db(move |store| {
                 let Some(session) = store.session(&token)? else {
@@ -256,6 +257,7 @@ impl Console {
                             role,
                             csrf: session.csrf,
                             session: token,
+                            lang,
                         }))
                     }
                     verdict => {

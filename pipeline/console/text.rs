@@ -119,6 +119,12 @@ pub struct Text {
     /// Heads the wall's card for a camera that is reconnecting or failed.
     pub camera_down: &'static str,
     pub session_ended: &'static str,
+    pub refused_role: &'static str,
+    pub refused_csrf: &'static str,
+    pub back_to_wall: &'static str,
+    pub role_operator: &'static str,
+    pub role_police: &'static str,
+    pub role_admin: &'static str,
     pub session_ended_hint: &'static str,
 }
 
@@ -205,6 +211,12 @@ pub const ZH_CN: Text = Text {
     offline: "连接中断，正在重连…",
     camera_down: "摄像头离线：此画面无人看守",
     session_ended: "登录已失效，告警墙已停止更新",
+    refused_role: "您的角色无权进行此操作",
+    refused_csrf: "请求未通过校验（页面可能已过期），请返回后重试",
+    back_to_wall: "返回告警墙",
+    role_operator: "值班员",
+    role_police: "民警",
+    role_admin: "管理员",
     session_ended_hint: "请重新登录。登录后，离开期间的告警会全部显示。",
 };
 
@@ -291,5 +303,11 @@ pub const EN: Text = Text {
     offline: "Connection lost, reconnecting…",
     camera_down: "Camera down: nobody is watching this view",
     session_ended: "Your login has ended: the wall is no longer updating",
+    refused_role: "Your role does not allow this",
+    refused_csrf: "The request could not be checked (the page may be stale); go back and try again",
+    back_to_wall: "Back to the alert wall",
+    role_operator: "operator",
+    role_police: "police",
+    role_admin: "admin",
     session_ended_hint: "Log in again. Every alert raised meanwhile will be shown.",
 };

@@ -74,6 +74,14 @@ fn duration_text(ms: i64) -> String {
     }
 }
 
+fn role_label(role: Role, t: &Text) -> &'static str {
+    match role {
+        Role::Operator => t.role_operator,
+        Role::Police => t.role_police,
+        Role::Admin => t.role_admin,
+    }
+}
+
 pub fn page(console: &Console, user: Option<&User>, title: &str, body: Markup) -> Markup {
     let t = console.lang.text();
     html! {
@@ -94,7 +102,7 @@ pub fn page(console: &Console, user: Option<&User>, title: &str, body: Markup) -
                         nav {
                             a href="/" { (t.wall) }
                             @if u.role >= Role::Police { a href="/search" { (t.search) } }
-                            span.who { (u.name) " · " (u.role.as_str()) }
+                            span.who { (u.name) " · " (role_label(u.role, t)) }
                             form.inline method="post" action="/logout" {
                                 input type="hidden" name="csrf" value=(u.csrf);
                                 button type="submit" { (t.logout) }
