@@ -623,6 +623,7 @@ time_zone = "Asia/Shanghai"
         refused[0].as_str().unwrap().contains("无权") && refused[1] == "/",
         "{refused}"
     );
+    screenshot(&operator, "console-refused.png").await;
     operator.goto(&format!("{base}/")).await.unwrap();
     let csrf = js(
         &operator,

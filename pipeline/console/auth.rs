@@ -172,12 +172,7 @@ impl IntoResponse for Refused {
         let page = maud::html! {
             (maud::DOCTYPE)
             html lang=(self.lang.tag()) {
-                head {
-                    meta charset="utf-8";
-                    meta name="viewport" content="width=device-width, initial-scale=1";
-                    title { (why) " · " (t.title) }
-                    link rel="stylesheet" href="/assets/console.css";
-                }
+                (super::views::head(self.lang, why))
                 body { main.refusedpage { p.error { (why) } a.button href="/" { (t.back_to_wall) } } }
             }
         };

@@ -82,19 +82,26 @@ fn role_label(role: Role, t: &Text) -> &'static str {
     }
 }
 
+/// Every page's `<head>`, also the refusal page's (which has no console).
+pub fn head(lang: super::text::Language, title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · " (lang.text().title) }
+            link rel="stylesheet" href="/assets/console.css";
+            link rel="icon" type="image/svg+xml" href="/favicon.svg";
+            script src="/assets/console.js" defer {}
+        }
+    }
+}
+
 pub fn page(console: &Console, user: Option<&User>, title: &str, body: Markup) -> Markup {
     let t = console.lang.text();
     html! {
         (DOCTYPE)
         html lang=(console.lang.tag()) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · " (t.title) }
-                link rel="stylesheet" href="/assets/console.css";
-                link rel="icon" type="image/svg+xml" href="/favicon.svg";
-                script src="/assets/console.js" defer {}
-            }
+            (head(console.lang, title))
             body {
                 header.top {
                     a.brand href="/" { "vigil" }

@@ -1,6 +1,6 @@
 // vigil console: live alert wall, acknowledgements without reload, camera
-// health refresh, durations that count, and the audible cue for unacknowledged
-// critical alerts. Plain JavaScript, vendored; no build step, no CDN.
+// health refresh with camera-down cards, durations that count, the audible cue
+// for unacknowledged alarms, and the re-login when a session ends. Plain JavaScript, vendored; no build step, no CDN.
 "use strict";
 
 (function () {
