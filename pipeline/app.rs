@@ -133,10 +133,17 @@ fn open_events_file(path: &str) -> Result<Box<dyn Write + Send>, AppError> {
     if path == "-" {
         return Ok(Box::new(std::io::stdout()));
     }
-    let file = std::fs::File::create(path).map_err(|e| AppError::EventsFile {
-        path: path.into(),
-        reason: e.to_string(),
-    })?;
+    // A worker the watchdog restarted goes on with the file the dead one wrote.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .append(crate::watchdog::restarts() > 0)
+        .truncate(crate::watchdog::restarts() == 0)
+        .open(path)
+        .map_err(|e| AppError::EventsFile {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
     Ok(Box::new(std::io::BufWriter::new(file)))
 }
 
@@ -386,7 +393,10 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("camera-{}", cam.id))
-                .spawn_scoped(scope, move || supervisor.run(new_worker));
+                .spawn_scoped(scope, move || {
+                    crate::watchdog::mark_thread(&cam.id);
+                    supervisor.run(new_worker)
+                });
             match spawned {
                 Ok(h) => handles.push((cam.id.clone(), h)),
                 Err(e) => {

@@ -73,3 +73,4 @@ pub mod supervisor;
 pub mod telemetry;
 pub mod time;
 pub mod track;
+pub mod watchdog;

@@ -141,6 +141,11 @@ impl Supervisor<'_> {
         let mut ring_bytes = 0;
         let mut frames_encoded = 0;
         let mut opened_before = false;
+        if let Some((left, reason)) = crate::watchdog::held(&cam.id) {
+            // It crashed the last worker: the other cameras go on meanwhile.
+            board.set(CameraState::Reconnecting, Some(reason));
+            self.shutdown.wait(left);
+        }
         let end = loop {
             if self.out_of_time() {
                 break SourceEnd::Stopped;

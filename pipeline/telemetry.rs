@@ -55,6 +55,8 @@ pub fn serve(listen: &str) -> Result<SocketAddr, TelemetryError> {
                 .map_err(|e| fail(e.to_string()))?
                 .install_recorder()
                 .map_err(|e| fail(e.to_string()))?;
+            // Workers the watchdog restarted after a crash (see `watchdog`).
+            metrics::counter!("vigil_worker_restarts_total").absolute(crate::watchdog::restarts());
             let upkeep = handle.clone();
             std::thread::Builder::new()
                 .name("metrics-upkeep".into())

@@ -9,6 +9,7 @@ use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn vigil(args: &[&str]) -> Child {
@@ -1211,4 +1212,161 @@ fn a_broker_that_never_answers_does_not_hold_a_stop() {
         took < Duration::from_millis(2500),
         "stopped in {took:?}\n{log}"
     );
+}
+
+/// A camera whose stream makes GStreamer abort the process ends only vigil's
+/// worker. The source is the real `videorate` assertion of issue 21 (a
+/// variable-frame-rate stream, buffers without a duration, `drop-only` with
+/// `max-rate`), 8 s after the start, while the gate camera has an alert open.
+/// The watchdog names the camera, holds it back and starts a new worker: the
+/// gate is up again within 5 s, the alert open at the crash ends as
+/// `interrupted`, everything the dead worker accepted reaches the broker, and
+/// SIGTERM still stops the whole of vigil.
+#[test]
+fn a_camera_that_aborts_the_process_costs_the_others_seconds_and_no_alert() {
+    let (Some(image), Some(model)) = (media("misc/person.jpg"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let port = free_port();
+    let broker = Mosquitto::start_on(port);
+    let patrol = Recorder::start(port, "vigil/events");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &gate_config(
+            &model,
+            &image,
+            120,
+            1,
+            &format!(
+                r#"[alerts]
+broker = "mqtt://127.0.0.1:{port}"
+
+[[cameras]]
+id = "bad"
+source = "gst: videotestsrc is-live=true ! video/x-raw,framerate=0/1,width=320,height=240 ! identity sleep-time=8000000 ! videorate drop-only=true max-rate=2"
+stall_s = 30
+detectors = [{{ name = "coco" }}]
+"#
+            ),
+        ),
+    );
+    let events = dir.path().join("events.jsonl");
+    let mut child = vigil(&[
+        "run",
+        "-c",
+        config.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    let lines: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
+    let reader = {
+        let (lines, stderr) = (lines.clone(), child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("vigil: {line}");
+                lines.lock().unwrap().push((Instant::now(), line));
+            }
+        })
+    };
+    let first = |what: &dyn Fn(&str) -> bool, after: Instant| {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(t, l)| *t >= after && what(l))
+            .map(|(t, _)| *t)
+    };
+    let epoch = Instant::now();
+    let died = |l: &str| l.contains("worker died by SIGABRT in camera bad");
+    assert!(
+        wait_until(Duration::from_secs(60), || first(&died, epoch).is_some()),
+        "the worker's abort was seen and named"
+    );
+    let crashed = first(&died, epoch).unwrap();
+    let news_before: Vec<String> = lines_of(&events)
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["type"] == "new")
+        .map(|e| e["after"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !news_before.is_empty(),
+        "the gate's alert was open when the other camera crashed vigil"
+    );
+    let gate_up = |l: &str| l.contains("camera gate is up");
+    assert!(
+        wait_until(Duration::from_secs(10), || first(&gate_up, crashed)
+            .is_some()),
+        "the gate camera came back"
+    );
+    let back = first(&gate_up, crashed).unwrap() - crashed;
+    eprintln!("gate camera up again {back:?} after the abort");
+    assert!(back < Duration::from_secs(5), "back in {back:?}");
+    assert!(
+        first(
+            &|l| l.contains("camera bad") && l.contains("held for 30 s"),
+            crashed
+        )
+        .is_some(),
+        "the camera that crashed vigil is held back, saying why"
+    );
+    // The dead worker's alert ends as interrupted; the gate alarms again.
+    let arrived = patrol.wait_for(
+        |m| {
+            let parsed: Vec<serde_json::Value> = m
+                .iter()
+                .filter_map(|(_, p, _)| serde_json::from_str(p).ok())
+                .collect();
+            let ended = news_before.iter().all(|id| {
+                parsed.iter().any(|e| {
+                    e["type"] == "end"
+                        && e["reason"] == "interrupted"
+                        && e["after"]["id"] == id.as_str()
+                })
+            });
+            let again = parsed.iter().any(|e| {
+                e["type"] == "new" && !news_before.iter().any(|id| e["after"]["id"] == id.as_str())
+            });
+            ended && again
+        },
+        Duration::from_secs(30),
+    );
+    assert!(
+        arrived,
+        "the interrupted end and a new alert reached the broker: {:?}",
+        patrol.messages.lock().unwrap()
+    );
+    let accepted = event_ids(lines_of(&events).iter().map(String::as_str));
+    let stopped_at = Instant::now();
+    signal(&child, libc::SIGTERM);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            stopped_at.elapsed() < Duration::from_secs(10),
+            "SIGTERM stops vigil"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    eprintln!("stopped in {:?}: {status:?}", stopped_at.elapsed());
+    reader.join().unwrap();
+    assert_eq!(status.code(), Some(0), "every message delivered, exit 0");
+    let got = event_ids(
+        patrol
+            .messages
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, p, _)| p.as_str()),
+    );
+    let lost: Vec<&String> = accepted.iter().filter(|id| !got.contains(id)).collect();
+    assert!(lost.is_empty(), "accepted events lost: {lost:?}");
+    drop(broker);
 }

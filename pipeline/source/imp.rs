@@ -179,6 +179,22 @@ impl CameraSource {
             }
         });
 
+        if let Some(bus) = pipeline.bus() {
+            // Streaming threads post ENTER from themselves as they start a
+            // task: tagged with the camera, a crash in one names it.
+            let camera: Arc<str> = camera.into();
+            bus.set_sync_handler(move |_, message| {
+                if let gst::MessageView::StreamStatus(status) = message.view() {
+                    match status.get().0 {
+                        gst::StreamStatusType::Enter => crate::watchdog::mark_thread(&camera),
+                        gst::StreamStatusType::Leave => crate::watchdog::unmark_thread(),
+                        _ => {}
+                    }
+                }
+                gst::BusSyncReply::Pass
+            });
+        }
+
         let geometry = Arc::new(Geometry::default());
         {
             let geometry = geometry.clone();
@@ -239,9 +255,11 @@ impl CameraSource {
                 shutdown,
                 stall,
             };
+            let camera = camera.to_string();
             std::thread::Builder::new()
                 .name(format!("decode-{camera}"))
                 .spawn(move || {
+                    crate::watchdog::mark_thread(&camera);
                     let end = read_frames(&pipeline, &full_sink, &sinks, &geometry, &slot, &watch);
                     slot.close(end);
                 })
