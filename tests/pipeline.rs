@@ -121,6 +121,7 @@ fn loitering_alerts_only_for_people_who_stay() {
 [[cameras]]
 id = "room"
 source = "{}"
+fps = 5
 detectors = [{{ name = "coco"{regions} }}]
 motion = {{ enabled = {motion} }}
 [[cameras.zones]]
