@@ -115,13 +115,58 @@ fn line_of_field(text: &str, field: &str) -> Option<usize> {
 }
 
 /// Whether a TOML value deserialises as one config type.
-type FitCheck = dyn Fn(&toml::Value) -> Result<(), String>;
+type FitCheck = dyn Fn(&toml::Value) -> Result<(), Misfit>;
 
-/// Deserialises `value` as `T`; the serde message on failure.
-fn fits<T: serde::de::DeserializeOwned>(value: &toml::Value) -> Result<(), String> {
-    T::deserialize(value.clone())
+/// Where inside a value (`fps`, `detectors[0].fps`; empty for the value
+/// itself) it failed to deserialise, and serde's message.
+type Misfit = (String, String);
+
+/// Deserialises `value` as `T`; on failure the key at fault and the message
+/// (serde alone names the type it wanted, not the key: "invalid type: string
+/// "five", expected f32").
+fn fits<T: serde::de::DeserializeOwned>(value: &toml::Value) -> Result<(), Misfit> {
+    serde_path_to_error::deserialize::<_, T>(value.clone())
         .map(|_| ())
-        .map_err(|e| with_suggestion(e.message()))
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            (path, with_suggestion(e.inner().message()))
+        })
+}
+
+/// A rule: `kind` picks the variant, and serde's tagged enums lose the key at
+/// fault, so a failing rule is tried again as its kind's own config type.
+fn fits_rule(value: &toml::Value) -> Result<(), Misfit> {
+    let whole = fits::<RuleConfig>(value);
+    let (Err((path, _)), Some(kind)) = (&whole, value.get("kind").and_then(|k| k.as_str())) else {
+        return whole;
+    };
+    if !path.is_empty() {
+        return whole;
+    }
+    let mut fields = value.clone();
+    if let Some(t) = fields.as_table_mut() {
+        t.remove("kind");
+    }
+    let variant = match kind {
+        "loitering" => fits::<crate::rules::loitering::LoiteringConfig>(&fields),
+        "battery_cart" => fits::<crate::rules::battery_cart::BatteryCartConfig>(&fields),
+        "fire_smoke" => fits::<crate::rules::fire_smoke::FireSmokeConfig>(&fields),
+        _ => return whole,
+    };
+    match variant {
+        Err((path, message)) if !path.is_empty() => Err((path, message)),
+        _ => whole,
+    }
+}
+
+/// `field` and a path inside it: `cameras[0]` + `fps` → `cameras[0].fps`.
+fn within(field: &str, path: &str) -> String {
+    match path {
+        "" => field.to_string(),
+        p if p.starts_with('[') => format!("{field}{p}"),
+        p => format!("{field}.{p}"),
+    }
 }
 
 /// For valid TOML that does not deserialise: every section (and every camera's
@@ -131,21 +176,19 @@ fn section_problems(text: &str) -> Vec<Problem> {
         return Vec::new();
     };
     let mut out: Vec<(String, String)> = Vec::new();
-    let each = |key: &str,
-                value: &toml::Value,
-                check: &dyn Fn(&toml::Value) -> Result<(), String>,
-                out: &mut Vec<(String, String)>| {
-        match value.as_array() {
-            Some(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    if let Err(m) = check(item) {
-                        out.push((format!("{key}[{i}]"), m));
+    let each =
+        |key: &str, value: &toml::Value, check: &FitCheck, out: &mut Vec<(String, String)>| {
+            match value.as_array() {
+                Some(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let Err((path, m)) = check(item) {
+                            out.push((within(&format!("{key}[{i}]"), &path), m));
+                        }
                     }
                 }
+                None => out.push((key.into(), "must be an array of tables ([[...]])".into())),
             }
-            None => out.push((key.into(), "must be an array of tables ([[...]])".into())),
-        }
-    };
+        };
     for (key, value) in &table {
         let field = key.as_str();
         let result = match field {
@@ -163,7 +206,7 @@ fn section_problems(text: &str) -> Vec<Problem> {
                         // Narrow down to the rule, zone or line at fault.
                         let before = out.len();
                         let parts: [(&str, &FitCheck); 3] = [
-                            ("rules", &fits::<RuleConfig>),
+                            ("rules", &fits_rule),
                             ("zones", &fits::<crate::rules::ZoneConfig>),
                             ("lines", &fits::<crate::rules::LineConfig>),
                         ];
@@ -179,8 +222,8 @@ fn section_problems(text: &str) -> Vec<Problem> {
                                     t.remove(part);
                                 }
                             }
-                            if let Err(m) = fits::<CameraConfig>(&rest) {
-                                out.push((f, m));
+                            if let Err((path, m)) = fits::<CameraConfig>(&rest) {
+                                out.push((within(&f, &path), m));
                             }
                         }
                     }
@@ -197,12 +240,15 @@ fn section_problems(text: &str) -> Vec<Problem> {
             "metrics" => fits::<MetricsConfig>(value),
             "storage" => fits::<StorageConfig>(value),
             "console" => fits::<crate::console::ConsoleConfig>(value),
-            other => Err(with_suggestion(&format!(
-                "unknown section `{other}`, expected one of `detectors`, `cameras`, `tracker`, `alerts`, `metrics`, `storage`, `console`"
-            ))),
+            other => Err((
+                String::new(),
+                with_suggestion(&format!(
+                    "unknown section `{other}`, expected one of `detectors`, `cameras`, `tracker`, `alerts`, `metrics`, `storage`, `console`"
+                )),
+            )),
         };
-        if let Err(m) = result {
-            out.push((field.into(), m));
+        if let Err((path, m)) = result {
+            out.push((within(field, &path), m));
         }
     }
     if !table.contains_key("cameras") {
@@ -1111,6 +1157,58 @@ mod tests {
     }
 
     #[test]
+    fn a_value_of_the_wrong_type_names_its_key_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vigil.toml");
+        for (wrong, right, field) in [
+            (
+                "dwell_s = 10",
+                "dwell_s = \"long\"",
+                "cameras[0].rules[0].dwell_s",
+            ),
+            (
+                "input = [416, 416]",
+                "input = [416, \"a\"]",
+                "detectors[0].input[1]",
+            ),
+            (
+                "detectors = [{ name = \"coco\" }]",
+                "detectors = [{ name = \"coco\", fps = \"x\" }]",
+                "cameras[0].detectors[0].fps",
+            ),
+            (
+                "[0.9, 0.1]",
+                "[0.9, true]",
+                "cameras[0].zones[0].polygon[1][1]",
+            ),
+            (
+                "id = \"a\"",
+                "id = \"a\"\nmotion = { enabled = 1 }",
+                "cameras[0].motion.enabled",
+            ),
+        ] {
+            let text = BASE.replace(wrong, right) + "[storage]\nenabled = \"yes\"\n";
+            std::fs::write(&path, &text).unwrap();
+            let Err(ConfigError::Invalid { problems, .. }) = LoadedConfig::load(&path) else {
+                panic!("{right} does not fit");
+            };
+            let line_with =
+                |needle: &str| text.lines().position(|l| l.contains(needle)).map(|i| i + 1);
+            for (field, on) in [
+                (field, right.lines().last().unwrap()),
+                ("storage.enabled", "\"yes\""),
+            ] {
+                let p = problems.iter().find(|p| p.field == field);
+                assert!(
+                    p.is_some_and(|p| p.message.contains("invalid type")),
+                    "{field}: {problems:?}"
+                );
+                assert_eq!(p.unwrap().line, line_with(on), "{field}: {problems:?}");
+            }
+        }
+    }
+
+    #[test]
     fn console_section_is_checked_field_by_field() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vigil.toml");
@@ -1127,7 +1225,7 @@ mod tests {
         assert!(
             found
                 .iter()
-                .any(|p| p.field == "console" && p.message.contains("listen")),
+                .any(|p| p.field == "console.listn" && p.message.contains("listen")),
             "{found:?}"
         );
         let p = problems(
@@ -1162,9 +1260,9 @@ mod tests {
         assert_eq!(
             named,
             [
-                ("alerts", Some(25)),
-                ("cameras[0].rules[0]", Some(15)),
-                ("cameras[1]", Some(20)),
+                ("alerts.brokr", Some(26)),
+                ("cameras[0].rules[0].dwel_s", Some(19)),
+                ("cameras[1].fsp", Some(24)),
                 ("storag", Some(27)),
             ],
             "{problems:#?}"
