@@ -1370,3 +1370,72 @@ detectors = [{{ name = "coco" }}]
     assert!(lost.is_empty(), "accepted events lost: {lost:?}");
     drop(broker);
 }
+
+/// The console over TLS with a certificate from PEM files: HTTPS answers with
+/// HTTP/1.1 only (the listener speaks nothing else), a client that does not
+/// trust the certificate is refused, and plain HTTP gets no page.
+#[test]
+fn console_over_tls_serves_https_with_http1_only() {
+    let (Some(image), Some(model)) = (media("misc/person.jpg"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_ca(dir.path(), "console");
+    let (_, wrong_ca, _) = make_ca(dir.path(), "other");
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "{}\n[console]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            gate_config(&model, &image, 60, 30, ""),
+            cert.display(),
+            key.display()
+        ),
+    );
+    let child = vigil(&["run", "-c", config.to_str().unwrap()]);
+    assert!(
+        wait_until(Duration::from_secs(30), || std::net::TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_ok()),
+        "the console listens"
+    );
+    let curl = |extra: &[&str]| {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{http_version}",
+            ])
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+            .args(extra)
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let url = format!("https://localhost:{port}/login");
+    let trusted = curl(&["--cacert", ca.to_str().unwrap(), "--http2", &url]);
+    assert_eq!(
+        trusted, "200 1.1",
+        "HTTPS, HTTP/1.1 even when h2 is offered"
+    );
+    let untrusted = curl(&["--cacert", wrong_ca.to_str().unwrap(), &url]);
+    assert!(
+        untrusted.starts_with("000"),
+        "an untrusted certificate: {untrusted}"
+    );
+    let plain = curl(&[&format!("http://localhost:{port}/login")]);
+    assert!(
+        !plain.starts_with("200"),
+        "no page over plain HTTP: {plain}"
+    );
+    signal(&child, libc::SIGTERM);
+    let (code, log, _) = finish(child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{log}");
+}

@@ -405,13 +405,8 @@ async fn serve(
             None => None,
             Some((cert, key)) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
-                match axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key).await {
-                    Ok(c) => {
-                        // The listener speaks HTTP/1.1 only: never offer h2.
-                        let mut config = (*c.get_inner()).clone();
-                        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-                        Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
-                    }
+                match tls_config(&cert, &key) {
+                    Ok(config) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
                     Err(e) => {
                         tracing::error!(
                             "console TLS {} / {}: {e}; console not served",
@@ -433,6 +428,23 @@ async fn serve(
         _ = served => {}
         _ = stopped => {}
     }
+}
+
+/// The console's TLS settings from PEM files: the certificate chain and its key.
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<rustls::ServerConfig, Box<dyn std::error::Error>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(key)?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    // The listener speaks HTTP/1.1 only: never offer h2.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// Follows the store's sequences and the cameras' frame counts.
