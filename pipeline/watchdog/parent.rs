@@ -127,12 +127,12 @@ fn tell(control: &Mutex<Option<ChildStdin>>, line: &str) {
 }
 
 /// The camera the dead worker's crash handler named (`<signal> <camera>`
-/// lines; the first is the one that died), and the file emptied for the next.
+/// lines: the last is the death; an earlier one is a signal the worker
+/// survived, such as a `kill -SEGV`), and the file emptied for the next.
 fn take_culprit(path: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     let _ = std::fs::write(path, b"");
-    text.lines()
-        .filter_map(|l| l.split_once(' ').map(|(_, camera)| camera.trim()))
-        .find(|camera| !camera.is_empty())
-        .map(String::from)
+    let last = text.lines().next_back()?;
+    let (_, camera) = last.split_once(' ')?;
+    Some(camera.trim().to_string()).filter(|c| !c.is_empty())
 }

@@ -151,10 +151,12 @@ extern "C" fn on_fatal_signal(signal: libc::c_int) {
             libc::write(fd, line.as_ptr().cast(), n);
         }
     }
-    // Put the earlier handler (or the default) back and return: a fault
-    // repeats at once and abort() raises again, now handled as before.
+    // Put the earlier handler (or the default) back and raise the signal
+    // again: it is delivered as this handler returns, handled as before ours
+    // (a `kill -ABRT` ends the process as it always did; a real fault repeats).
     if let Some(i) = FATAL.iter().position(|s| *s == signal) {
-        // SAFETY: restoring a sigaction saved by `install`.
+        // SAFETY: restoring a sigaction saved by `install`; raise(3) is
+        // async-signal-safe.
         unsafe {
             match (*std::ptr::addr_of!(PREVIOUS))[i] {
                 Some(previous) => libc::sigaction(signal, &previous, std::ptr::null_mut()),
@@ -163,6 +165,7 @@ extern "C" fn on_fatal_signal(signal: libc::c_int) {
                     0
                 }
             };
+            libc::raise(signal);
         }
     }
 }
