@@ -867,4 +867,56 @@ fn odd_media_decode_or_fail_alone_and_never_abort() {
             );
         }
     }
+
+    // The same files as live cameras (`vigil run`, real time): each short one
+    // plays to its end or fails alone, the long one is up meanwhile, no worker
+    // dies, and the run stops on SIGTERM.
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let (log, stderr) = (log.clone(), run.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        })
+    };
+    let settled = |log: &str, i: usize, name: &str| {
+        if name == "av.mp4" {
+            log.contains(&format!("camera cam{i} is up"))
+        } else {
+            log.contains(&format!("camera cam{i} stopped: end of file"))
+                || log.contains(&format!("camera cam{i} ("))
+        }
+    };
+    let all_settled = wait_until(Duration::from_secs(40), || {
+        let log = log.lock().unwrap();
+        files
+            .iter()
+            .enumerate()
+            .all(|(i, (name, _, _))| settled(&log, i, name))
+    });
+    signal(&run, libc::SIGTERM);
+    let status = run.wait().unwrap();
+    reader.join().unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(
+        all_settled,
+        "each camera played, ended or failed alone:\n{log}"
+    );
+    assert!(
+        status.code().is_some_and(|c| c == 0 || c == 1),
+        "vigil run ended normally: {status:?}\n{log}"
+    );
+    assert!(!log.contains("worker died"), "{log}");
 }
