@@ -128,9 +128,17 @@ fn fits<T: serde::de::DeserializeOwned>(value: &toml::Value) -> Result<(), Misfi
     serde_path_to_error::deserialize::<_, T>(value.clone())
         .map(|_| ())
         .map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            (path, with_suggestion(e.inner().message()))
+            let message = e.inner().message().to_string();
+            let mut path = e.path().to_string();
+            if path == "." {
+                path.clear();
+            }
+            // A map key that is not one of the allowed ones shows as `?`:
+            // the message names it (unknown variant `fire`).
+            if let (Some(prefix), Some(key)) = (path.strip_suffix('?'), message.split('`').nth(1)) {
+                path = format!("{prefix}{key}");
+            }
+            (path, with_suggestion(&message))
         })
 }
 
@@ -989,6 +997,18 @@ impl LoadedConfig {
             if let Err(e) = console.zone() {
                 p.error("console.time_zone".into(), e.to_string());
             }
+            for (kind, text) in &console.instructions {
+                let chars = text.chars().count();
+                if chars > crate::console::MAX_INSTRUCTION_CHARS {
+                    p.error(
+                        format!("console.instructions.{}", kind.as_str()),
+                        format!(
+                            "{chars} characters; at most {} fit on a card",
+                            crate::console::MAX_INSTRUCTION_CHARS
+                        ),
+                    );
+                }
+            }
             match (&console.tls_cert, &console.tls_key) {
                 (Some(_), None) | (None, Some(_)) => p.error(
                     "console.tls_cert".into(),
@@ -1240,6 +1260,34 @@ mod tests {
         assert!(says("console.tls_cert", "both"), "{p:?}");
         assert!(says("console.users", "vigil user add"), "{p:?}");
         assert!(says("console.listen", "unencrypted"), "{p:?}");
+        let long = "很".repeat(501);
+        let p = problems(
+            &(BASE.to_string()
+                + &format!(
+                    "[console]\n[console.instructions]\nfire_smoke = \"{long}\"\nloitering = \"派巡逻\"\n"
+                )),
+        );
+        let on = |field: &str| p.iter().filter(|x| x.field == field).count();
+        assert_eq!(on("console.instructions.fire_smoke"), 1, "{p:?}");
+        assert_eq!(on("console.instructions.loitering"), 0, "{p:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vigil.toml");
+        std::fs::write(
+            &path,
+            BASE.to_string() + "[console.instructions]\nfire = \"119\"\n",
+        )
+        .unwrap();
+        let Err(ConfigError::Invalid {
+            problems: found, ..
+        }) = LoadedConfig::load(&path)
+        else {
+            panic!("an unknown kind");
+        };
+        assert!(
+            found.iter().any(|p| p.field == "console.instructions.fire"
+                && p.message.contains("fire_smoke")),
+            "{found:?}"
+        );
     }
 
     #[test]

@@ -752,6 +752,9 @@ dir = "data"
 [console]
 listen = "127.0.0.1:{console_port}"
 sound = ["critical", "high", "warning"]
+
+[console.instructions]
+loitering = "调看实时画面\n必要时派巡逻询问"
 "#,
             common::yolox_detector(&model),
             clip.display(),
@@ -798,6 +801,17 @@ sound = ["critical", "high", "warning"]
         "a card from the first run",
     )
     .await;
+    // The configured instruction for its kind, on the card, lines kept.
+    let instruction = js(
+        &wall,
+        "return document.querySelector('#wall .card[data-id] .instruction').innerText",
+    )
+    .await;
+    assert_eq!(
+        instruction.as_str(),
+        Some("处置： 调看实时画面\n必要时派巡逻询问"),
+        "{instruction}"
+    );
     // The gate camera has nobody to talk to: a card of its own heads the wall.
     let down = until(
         &wall,

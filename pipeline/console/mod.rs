@@ -59,6 +59,9 @@ pub struct ConsoleConfig {
     /// every 4 s) and mark the tab title. Default: critical and high (fire,
     /// battery carts).
     pub sound: Vec<crate::events::Severity>,
+    /// What the operator does, per alert kind, shown on each card and alert
+    /// page: `fire_smoke = "火警：拨打 119，通知物业值班经理"`.
+    pub instructions: BTreeMap<crate::events::RuleKind, String>,
 }
 
 impl Default for ConsoleConfig {
@@ -75,11 +78,24 @@ impl Default for ConsoleConfig {
                 crate::events::Severity::Critical,
                 crate::events::Severity::High,
             ],
+            instructions: BTreeMap::new(),
         }
     }
 }
 
+/// An instruction longer than this is refused (a card shows it whole).
+pub const MAX_INSTRUCTION_CHARS: usize = 500;
+
 impl ConsoleConfig {
+    /// The configured instruction for alerts of `kind` (as stored: `fire_smoke`).
+    pub fn instruction(&self, kind: &str) -> Option<&str> {
+        self.instructions
+            .iter()
+            .find(|(k, _)| k.as_str() == kind)
+            .map(|(_, text)| text.as_str())
+            .filter(|text| !text.trim().is_empty())
+    }
+
     pub fn users_path(&self, base: &Path) -> PathBuf {
         base.join(&self.users)
     }

@@ -200,10 +200,20 @@ pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
                     " · " span.state { (state_label(&a.state, t)) }
                 }
                 p.summary { (a.summary) }
+                (instruction(console, &a.kind))
                 @if !recipients.is_empty() { p.recipients { (t.recipients) ": " (recipients.join(", ")) } }
                 @if let Some(ack) = &a.ack { (ack_line(ack, console)) }
                 (ack_form(a, user, t, true))
             }
+        }
+    }
+}
+
+/// What to do about an alert of this kind, from `[console.instructions]`.
+fn instruction(console: &Console, kind: &str) -> Markup {
+    html! {
+        @if let Some(text) = console.config.instruction(kind) {
+            p.instruction { strong { (console.lang.text().instruction) } " " (text) }
         }
     }
 }
@@ -426,6 +436,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
                 " · " (t.duration) " " (duration_text(end - a.start_wall_ms))
             }
             p { (a.summary) }
+            (instruction(console, &a.kind))
             @if let Some(z) = &a.zone { p { (t.zone) ": " (z) } }
             @if let Some(l) = &a.line { p { (t.line) ": " (l) } }
             section.media {
