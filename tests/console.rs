@@ -688,6 +688,54 @@ time_zone = "Asia/Shanghai"
         "a planted symlink to the signing key is not served"
     );
 
+    // The operator resolves an alert with a note; "recently resolved" lists
+    // it with who and why, for the next shift (search is police-only).
+    operator.goto(&format!("{base}/")).await.unwrap();
+    let card = format!("#alert-{}", ids[1]);
+    until(
+        &operator,
+        &format!("!!document.querySelector('{card} input[name=note]')"),
+        Duration::from_secs(10),
+        "the card to resolve",
+    )
+    .await;
+    operator
+        .find(Locator::Css(&format!("{card} input[name=note]")))
+        .await
+        .unwrap()
+        .send_keys("巡逻已到场，误报")
+        .await
+        .unwrap();
+    operator
+        .find(Locator::Css(&format!("{card} button[value=resolve]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &operator,
+        &format!("!document.querySelector('{card}')"),
+        Duration::from_secs(10),
+        "the resolved card leaves the wall",
+    )
+    .await;
+    operator.goto(&format!("{base}/resolved")).await.unwrap();
+    let row = js(
+        &operator,
+        &format!(
+            "const r = document.querySelector('table.resolved tr[data-id=\"{}\"]'); return r ? r.innerText : '';",
+            ids[1]
+        ),
+    )
+    .await;
+    let row = row.as_str().unwrap();
+    assert!(
+        row.contains("op") && row.contains("巡逻已到场，误报"),
+        "resolved row: {row:?}"
+    );
+    screenshot(&operator, "console-resolved.png").await;
+
     operator.close().await.unwrap();
     phone.close().await.unwrap();
     // SAFETY: signalling our own child.

@@ -65,6 +65,7 @@ pub fn router(console: Shared) -> Router {
         .route("/alerts/{id}/hold", post(hold))
         .route("/alerts/{id}/export", post(export))
         .route("/search", get(search))
+        .route("/resolved", get(resolved))
         .route("/evidence/{*path}", get(evidence))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
@@ -754,6 +755,26 @@ fn form_time(text: &str) -> String {
         Ok(dt) => dt.strftime("%Y-%m-%dT%H:%M:%S").to_string(),
         Err(_) => text.to_string(),
     }
+}
+
+/// Alerts resolved in the last 24 hours (every role; search is police-only).
+async fn resolved(State(c): State<Shared>, user: User) -> Response {
+    let since = crate::time::now_ms() as i64 - 24 * 3600 * 1000;
+    let rows = match c.db(move |s| s.resolved_since(since, PAGE)).await {
+        Ok(rows) => rows,
+        Err(e) => return store_failed(e),
+    };
+    let t = c.lang.text();
+    Html(
+        views::page(
+            &c,
+            Some(&user),
+            t.resolved_recently,
+            views::resolved(&c, &rows),
+        )
+        .into_string(),
+    )
+    .into_response()
 }
 
 async fn search(State(c): State<Shared>, user: User, Query(q): Query<SearchQuery>) -> Response {

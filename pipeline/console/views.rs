@@ -108,6 +108,7 @@ pub fn page(console: &Console, user: Option<&User>, title: &str, body: Markup) -
                     @if let Some(u) = user {
                         nav {
                             a href="/" { (t.wall) }
+                            a href="/resolved" { (t.resolved_recently) }
                             @if u.role >= Role::Police { a href="/search" { (t.search) } }
                             span.who { (u.name) " · " (role_label(u.role, t)) }
                             form.inline method="post" action="/logout" {
@@ -333,6 +334,39 @@ pub fn cameras(console: &Console, cams: &[CameraView]) -> Markup {
                     span.badge { (label) }
                     @if let Some(f) = c.fps { " · " (format!("{f:.1}")) " " (t.fps) }
                     @if let Some(r) = &c.reason { p.reason title=(r) { (short_reason(r)) } }
+                }
+            }
+        }
+    }
+}
+
+/// Alerts resolved in the last 24 hours, for every role: an operator taking
+/// over a shift sees what was handled and how.
+pub fn resolved(console: &Console, rows: &[AlertRow]) -> Markup {
+    let t = console.lang.text();
+    html! {
+        h1 { (t.resolved_recently) }
+        @if rows.is_empty() { p.found { (t.none_resolved) } }
+        @else {
+            table.results.resolved {
+                thead { tr {
+                    th { (t.resolved_at) } th { (t.camera) } th { (t.kind) } th { (t.started) }
+                    th { (t.duration) } th { (t.handled_by) } th { (t.note) } th {}
+                } }
+                tbody {
+                    @for a in rows {
+                        @let (icon, _, label) = kind_look(&a.kind, t);
+                        tr data-id=(a.id) {
+                            td { @if let Some(k) = &a.ack { (console.local(k.at_ms)) } }
+                            td { (console.camera_name(&a.camera)) }
+                            td { (icon) " " (label) }
+                            td { (console.local(a.start_wall_ms)) }
+                            td { @if let Some(e) = a.end_wall_ms { (duration_text(e - a.start_wall_ms)) } }
+                            td { @if let Some(k) = &a.ack { (k.who) } }
+                            td.note { @if let Some(k) = &a.ack { (k.note) } }
+                            td { a href={"/alerts/" (a.id)} { (t.details) } }
+                        }
+                    }
                 }
             }
         }

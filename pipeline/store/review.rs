@@ -240,6 +240,27 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
+    /// Alerts resolved since `since_ms`, the latest resolved first, at most
+    /// `limit`: what the operators' "recently resolved" page lists (each row's
+    /// `ack` is its resolution).
+    pub fn resolved_since(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<super::AlertRow>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM acks r JOIN alerts a ON a.id = r.alert_id
+             WHERE r.action = 'resolve' AND r.at_ms >= ?1
+             ORDER BY r.seq DESC LIMIT ?2",
+            Self::ALERT_COLUMNS
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
+        stmt.query_map(params![since_ms, limit as i64], Self::alert_from_row)
+            .map_err(|e| self.sql(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.sql(e))
+    }
+
     /// Some alerts by id (the feed's changes), in the order given.
     pub fn alerts_by_id(&self, ids: &[String]) -> Result<Vec<super::AlertRow>, StoreError> {
         let sql = format!(

@@ -185,6 +185,7 @@ fn feed_follows_events_and_acks_once_each_and_pages_by_keyset() {
 
     // Resolved alerts leave the wall; acknowledged ones stay.
     assert_eq!(s.unresolved(10).unwrap().len(), 3);
+    assert!(s.resolved_since(0, 10).unwrap().is_empty());
     s.acknowledge(&ids[0], &ack(AckAction::Resolve, "li"), |_| Vec::new(), 10)
         .unwrap();
     let wall: Vec<String> = s
@@ -217,6 +218,17 @@ fn feed_follows_events_and_acks_once_each_and_pages_by_keyset() {
         s.acknowledge(&ids[1], &ack(AckAction::Resolve, "li"), |_| Vec::new(), 10),
         Err(StoreError::AlreadyDone { .. })
     ));
+    // Operators see what was resolved lately: the latest first, with who did it.
+    let resolved = s.resolved_since(0, 10).unwrap();
+    let order: Vec<&str> = resolved.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(order, [ids[1].as_str(), ids[0].as_str()]);
+    assert!(resolved.iter().all(|a| {
+        a.ack
+            .as_ref()
+            .is_some_and(|k| k.action == AckAction::Resolve && k.who == "li")
+    }));
+    assert_eq!(s.resolved_since(0, 1).unwrap().len(), 1);
+    assert!(s.resolved_since(i64::MAX, 10).unwrap().is_empty());
 
     // Tags are found by their start: a case number without its suffix.
     s.tag(&ids[2], "沪公浦刑2026-117号", "li").unwrap();
