@@ -215,8 +215,13 @@ impl Store {
                 .collect::<rusqlite::Result<_>>()
                 .map_err(sql)?
         };
+        // Its end is when vigil last heard of it, as its `end` event says:
+        // without one, the wall's duration kept growing for ever.
         tx.execute(
-            "UPDATE alerts SET state = 'interrupted' WHERE state = 'open'",
+            "UPDATE alerts SET state = 'interrupted',
+               end_wall_ms = COALESCE(end_wall_ms, (SELECT e.wall_ms FROM events e
+                 WHERE e.alert_id = alerts.id ORDER BY e.seq DESC LIMIT 1))
+             WHERE state = 'open'",
             [],
         )
         .map_err(sql)?;

@@ -108,6 +108,13 @@ fn survives_reopen_marks_stale_alerts_and_second_writer_is_refused() {
         stale.alert.state, "interrupted",
         "left open by a stopped run"
     );
+    // It ends when vigil last heard of it: the wall and the alert page show
+    // that end, not a duration that grows for ever.
+    assert_eq!(
+        stale.alert.end_wall_ms,
+        end["after"]["end"]["wall_ms"].as_i64(),
+        "interrupted alerts end when their `end` on MQTT says"
+    );
     assert_eq!(d.tags[0].text, "bike");
     assert_eq!(d.evidence.len(), 1);
     assert_eq!(d.events.len(), 2);
