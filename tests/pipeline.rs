@@ -121,7 +121,6 @@ fn loitering_alerts_only_for_people_who_stay() {
 [[cameras]]
 id = "room"
 source = "{}"
-fps = 5
 detectors = [{{ name = "coco"{regions} }}]
 motion = {{ enabled = {motion} }}
 [[cameras.zones]]
