@@ -875,21 +875,7 @@ fn odd_media_decode_or_fail_alone_and_never_abort() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let reader = {
-        let (log, stderr) = (log.clone(), run.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        })
-    };
+    let log = LogLines::follow(&mut run);
     let settled = |log: &str, i: usize, name: &str| {
         if name == "av.mp4" {
             log.contains(&format!("camera cam{i} is up"))
@@ -899,7 +885,7 @@ fn odd_media_decode_or_fail_alone_and_never_abort() {
         }
     };
     let all_settled = wait_until(Duration::from_secs(40), || {
-        let log = log.lock().unwrap();
+        let log = log.text();
         files
             .iter()
             .enumerate()
@@ -907,8 +893,7 @@ fn odd_media_decode_or_fail_alone_and_never_abort() {
     });
     signal(&run, libc::SIGTERM);
     let status = run.wait().unwrap();
-    reader.join().unwrap();
-    let log = log.lock().unwrap().clone();
+    let log = log.finish();
     assert!(
         all_settled,
         "each camera played, ended or failed alone:\n{log}"

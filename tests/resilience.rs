@@ -9,7 +9,6 @@ use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn vigil(args: &[&str]) -> Child {
@@ -1260,28 +1259,8 @@ detectors = [{{ name = "coco" }}]
         "--events",
         events.to_str().unwrap(),
     ]);
-    let lines: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
-    let reader = {
-        let (lines, stderr) = (lines.clone(), child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                eprintln!("vigil: {line}");
-                lines.lock().unwrap().push((Instant::now(), line));
-            }
-        })
-    };
-    let first = |what: &dyn Fn(&str) -> bool, after: Instant| {
-        lines
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|(t, l)| *t >= after && what(l))
-            .map(|(t, _)| *t)
-    };
+    let log = LogLines::follow(&mut child);
+    let first = |what: &dyn Fn(&str) -> bool, after: Instant| log.first_after(after, what);
     let epoch = Instant::now();
     let died = |l: &str| l.contains("worker died by SIGABRT in camera bad");
     assert!(
@@ -1356,7 +1335,7 @@ detectors = [{{ name = "coco" }}]
         std::thread::sleep(Duration::from_millis(20));
     };
     eprintln!("stopped in {:?}: {status:?}", stopped_at.elapsed());
-    reader.join().unwrap();
+    log.finish();
     assert_eq!(status.code(), Some(0), "every message delivered, exit 0");
     let got = event_ids(
         patrol

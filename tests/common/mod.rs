@@ -772,3 +772,60 @@ pub fn finish(mut child: Child, within: Duration) -> (Option<i32>, String, Durat
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
     (status.code(), log, took)
 }
+
+/// A child's stderr, followed line by line as it arrives (echoed to the
+/// test's output), each line with when it came: for tests that wait on what
+/// vigil logs, or time it.
+pub struct LogLines {
+    lines: Arc<Mutex<Vec<(Instant, String)>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LogLines {
+    /// Takes `child`'s piped stderr.
+    pub fn follow(child: &mut Child) -> LogLines {
+        let lines: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
+        let stderr = child.stderr.take().expect("stderr piped");
+        let reader = {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    eprintln!("vigil: {line}");
+                    lines.lock().unwrap().push((Instant::now(), line));
+                }
+            })
+        };
+        LogLines {
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// When the first line at or after `after` matching `what` arrived.
+    pub fn first_after(&self, after: Instant, what: impl Fn(&str) -> bool) -> Option<Instant> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(t, l)| *t >= after && what(l))
+            .map(|(t, _)| *t)
+    }
+
+    /// Everything so far, one line each.
+    pub fn text(&self) -> String {
+        let lines = self.lines.lock().unwrap();
+        lines.iter().map(|(_, l)| format!("{l}\n")).collect()
+    }
+
+    /// Everything, once the child has closed its stderr.
+    pub fn finish(mut self) -> String {
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        self.text()
+    }
+}
