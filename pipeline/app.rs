@@ -349,9 +349,9 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
             .expect("static template")
             .progress_chars("=> ");
 
-    let inspect = match (&options.inspect.annotate, &options.inspect.detections) {
-        (None, None) => None,
-        _ => Some(crate::inspect::InspectOutputs::open(
+    let inspect = match options.inspect.is_on() {
+        false => None,
+        true => Some(crate::inspect::InspectOutputs::open(
             &options.inspect,
             config.cameras.len(),
         )?),

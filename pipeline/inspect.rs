@@ -8,6 +8,7 @@
 
 use crate::events::{Event, Lifecycle};
 use crate::geometry::BBox;
+use crate::labelling::{Export, Sighting};
 use crate::record::snapshot::{draw_label, draw_line, find_font};
 use crate::rules::{LineConfig, ZoneConfig};
 use crate::source::Frame;
@@ -103,6 +104,16 @@ pub struct InspectOptions {
     pub annotate: Option<PathBuf>,
     /// JSON lines, one per processed frame of every camera.
     pub detections: Option<PathBuf>,
+    /// Frames chosen and pre-labelled for a dataset (`vigil dataset export`).
+    pub export: Option<Arc<Export>>,
+    /// Where the frames come from when not the camera itself (an alert's clip).
+    pub export_source: Option<String>,
+}
+
+impl InspectOptions {
+    pub fn is_on(&self) -> bool {
+        self.annotate.is_some() || self.detections.is_some() || self.export.is_some()
+    }
 }
 
 /// What every camera's inspector shares: the JSON-lines file and the font.
@@ -169,6 +180,13 @@ impl InspectOutputs {
             }
         });
         Inspector {
+            camera: camera.into(),
+            export: self.options.export.clone(),
+            export_source: self
+                .options
+                .export_source
+                .clone()
+                .unwrap_or_else(|| camera.to_string()),
             log: self.log.clone(),
             video_path: video,
             video: None,
@@ -187,6 +205,9 @@ const TRAIL: usize = 20;
 
 /// One camera's inspection: the shared log plus its own annotated video.
 pub struct Inspector {
+    camera: String,
+    export: Option<Arc<Export>>,
+    export_source: String,
     log: Option<Arc<Mutex<std::io::BufWriter<std::fs::File>>>>,
     video_path: Option<PathBuf>,
     video: Option<AnnotatedVideo>,
@@ -201,6 +222,19 @@ pub struct Inspector {
 
 impl Inspector {
     pub fn frame(&mut self, frame: &Frame, trace: &FrameTrace) {
+        if let Some(export) = &self.export {
+            let sightings: Vec<Sighting> = trace
+                .detections
+                .iter()
+                .map(|d| Sighting {
+                    label: d.label.to_string(),
+                    score: d.score,
+                    bbox: d.bbox,
+                })
+                .collect();
+            let ran = !trace.detectors.is_empty();
+            export.frame(&self.camera, &self.export_source, frame, ran, &sightings);
+        }
         if let Some(log) = &self.log
             && let Ok(line) = serde_json::to_string(trace)
             && let Ok(mut w) = log.lock()

@@ -32,7 +32,8 @@
 //! - [`config`]: the TOML file and `vigil check`. Each section's type lives with
 //!   the stage it configures; `config` only gathers and checks them.
 //! - [`eval`], [`inspect`], [`bench`]: for integrators: detection quality and alert
-//!   truth, annotated replays, throughput and latency.
+//!   truth, annotated replays, throughput and latency. [`labelling`]: frames the
+//!   cameras saw, pre-labelled for training a model on a compound's own footage.
 //! - The ground floor, used by every stage and using none: [`geometry`] (boxes and
 //!   zones), [`time`] (media vs wall clocks), [`stats`] (latency percentiles),
 //!   [`errors`] (error chains for people), [`redact`]; [`models`] reads the manifest.
@@ -57,6 +58,7 @@ pub mod evidence;
 pub mod geometry;
 pub mod health;
 pub mod inspect;
+pub mod labelling;
 #[cfg(test)]
 mod layout;
 pub mod models;

@@ -827,3 +827,229 @@ fn first_frame_seen(
     let text = std::fs::read_to_string(&lines).unwrap();
     serde_json::from_str(text.lines().next().expect("a frame was seen")).unwrap()
 }
+
+/// `vigil dataset export` on the one-by-one clip writes a YOLO folder to label:
+/// each frame once (no two with the same picture and the same objects in the
+/// same places), each pre-label where `vigil replay --detections` saw that
+/// object at that media time, and a folder `vigil eval` and the training tool
+/// both read (eval of the same detector against its own pre-labels: AP 1).
+#[test]
+fn dataset_export_writes_prelabelled_frames_that_eval_and_the_trainer_read() {
+    let (Some(model), Some(clip)) = (
+        model("yolox_nano_416.onnx"),
+        media("people/intel_one-by-one-person-detection.mp4"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "{}\n[[cameras]]\nid = \"room\"\nsource = \"{}\"\nfps = 4\ndetectors = [{{ name = \"coco\" }}]\n",
+            yolox_detector(&model),
+            clip.display()
+        ),
+    );
+    let out = dir.path().join("export");
+    let (ok, stdout, stderr) = cli(&[
+        "dataset",
+        "export",
+        "-c",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stdout}{stderr}");
+    eprintln!("{}", stdout.trim());
+    let listing: Vec<Value> = std::fs::read_to_string(out.join("export.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(listing.len() >= 5, "{} frames", listing.len());
+    let yaml = std::fs::read_to_string(out.join("data.yaml")).unwrap();
+    assert!(yaml.contains("\"person\""), "{yaml}");
+    let names: Vec<String> = yaml
+        .lines()
+        .find_map(|l| l.strip_prefix("names: "))
+        .map(|n| serde_json::from_str(n).unwrap())
+        .unwrap();
+    let person = names.iter().position(|n| n == "person").unwrap();
+
+    // Every pre-label is a box the detector reported on that frame.
+    let detections = dir.path().join("detections.jsonl");
+    let (ok, _, stderr) = cli(&[
+        "replay",
+        "-c",
+        config.to_str().unwrap(),
+        "--no-record",
+        "--events",
+        "/dev/null",
+        "--detections",
+        detections.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let frames: Vec<Value> = std::fs::read_to_string(&detections)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut kept: Vec<(image::GrayImage, Vec<[f64; 4]>)> = Vec::new();
+    let mut people = 0;
+    for entry in &listing {
+        let image_path = out.join(entry["image"].as_str().unwrap());
+        let picture = image::open(&image_path).unwrap();
+        let (w, h) = (picture.width() as f64, picture.height() as f64);
+        assert_eq!((w, h), (768.0, 432.0), "the camera's own size and aspect");
+        let labels = std::fs::read_to_string(
+            image_path
+                .to_str()
+                .unwrap()
+                .replace("/images/", "/labels/")
+                .replace(".jpg", ".txt"),
+        )
+        .unwrap();
+        let time = entry["time_s"].as_f64().unwrap();
+        let seen = frames
+            .iter()
+            .find(|f| (f["time_s"].as_f64().unwrap() - time).abs() < 1e-6)
+            .expect("the replay processed the same frame");
+        let mut boxes = Vec::new();
+        for line in labels.lines() {
+            let v: Vec<f64> = line.split(' ').map(|f| f.parse().unwrap()).collect();
+            let b = [
+                (v[1] - v[3] / 2.0) * w,
+                (v[2] - v[4] / 2.0) * h,
+                (v[1] + v[3] / 2.0) * w,
+                (v[2] + v[4] / 2.0) * h,
+            ];
+            let class = &names[v[0] as usize];
+            let matched = seen["detections"].as_array().unwrap().iter().any(|d| {
+                let d_box: Vec<f64> = d["bbox"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect();
+                d["label"] == class.as_str()
+                    && d["score"].as_f64().unwrap() >= 0.3
+                    && box_iou(&b, &[d_box[0], d_box[1], d_box[2], d_box[3]]) > 0.98
+            });
+            assert!(
+                matched,
+                "{class} {b:?} at {time} s: not what the detector saw: {seen}"
+            );
+            people += usize::from(v[0] as usize == person);
+            boxes.push(b);
+        }
+        // No duplicates: a frame repeats a kept one only if its picture is
+        // nearly the same and its boxes sit in the same places.
+        let thumb = image::imageops::resize(
+            &picture.to_luma8(),
+            32,
+            18,
+            image::imageops::FilterType::Triangle,
+        );
+        for (other, other_boxes) in &kept {
+            let change: f64 = thumb
+                .pixels()
+                .zip(other.pixels())
+                .map(|(a, b)| (a[0] as f64 - b[0] as f64).abs())
+                .sum::<f64>()
+                / (32.0 * 18.0);
+            let same_boxes = boxes.len() == other_boxes.len()
+                && boxes
+                    .iter()
+                    .all(|b| other_boxes.iter().any(|o| box_iou(b, o) >= 0.7));
+            assert!(
+                change > 2.0 || !same_boxes,
+                "{} repeats a kept frame",
+                entry["image"]
+            );
+        }
+        kept.push((thumb, boxes));
+    }
+    assert!(people >= 4, "{people} people pre-labelled");
+
+    // vigil eval reads it: the same detector against its own pre-labels.
+    let (ok, stdout, stderr) = cli(&[
+        "eval",
+        "-c",
+        config.to_str().unwrap(),
+        "--data",
+        out.to_str().unwrap(),
+        "--map",
+        "person=person",
+        "--json",
+    ]);
+    assert!(ok, "{stdout}{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["images"], listing.len());
+    let person_class = report["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["class"] == "person")
+        .unwrap_or_else(|| panic!("{report}"));
+    let ap = person_class["boxes"]["ap50"].as_f64().unwrap();
+    assert!(ap >= 0.95, "person AP@0.5 against its own pre-labels: {ap}");
+
+    // And a refused second export into the same folder names it.
+    let (ok, _, stderr) = cli(&[
+        "dataset",
+        "export",
+        "-c",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && stderr.contains("already holds an export"),
+        "{stderr}"
+    );
+
+    // The training tool reads it too (one step, no real training).
+    let Some(python) = training_python() else {
+        return;
+    };
+    let run = dir.path().join("run");
+    let trained = Command::new(&python)
+        .arg(repo().join("models/train/train.py"))
+        .arg("train")
+        .arg("--onnx")
+        .arg(&model)
+        .arg("--data")
+        .arg(format!("{}:train", out.display()))
+        .args([
+            "--classes",
+            "person",
+            "--init-from",
+            "person=person",
+            "--epochs",
+            "1",
+            "--batch",
+            "2",
+            "--max-steps",
+            "1",
+            "--freeze-backbone",
+        ])
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        trained.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&trained.stdout),
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let data: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("data.json")).unwrap()).unwrap();
+    let train = data["train"].as_array().unwrap();
+    assert_eq!(train.len(), listing.len());
+    let boxes: usize = train
+        .iter()
+        .map(|i| i["boxes"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(boxes, people, "the trainer reads every person pre-label");
+}

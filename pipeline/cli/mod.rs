@@ -1,10 +1,11 @@
 //! The subcommands, one file per family, each named for what the user types:
 //! `run` (run, replay, bench), `check` (check, schema), `eval`, `alerts`,
-//! `evidence` (evidence, keygen), `user`. Each file holds its arguments and what
+//! `evidence` (evidence, keygen), `user`, `dataset`. Each file holds its arguments and what
 //! they do; this one only routes.
 
 mod alerts;
 mod check;
+mod dataset;
 mod eval;
 mod evidence;
 mod run;
@@ -32,6 +33,9 @@ pub enum Command {
     #[command(subcommand)]
     Evidence(evidence::EvidenceCommand),
     Eval(eval::EvalArgs),
+    /// Datasets from a compound's own footage: frames to label for training.
+    #[command(subcommand)]
+    Dataset(dataset::DatasetCommand),
     /// Print the config's JSON Schema, for editors that complete and check TOML.
     ///
     /// Save it (e.g. `vigil schema > vigil.schema.json`) and put
@@ -53,6 +57,7 @@ pub fn execute(command: Command) -> Result<ExitCode> {
         Command::Alerts(command) => alerts::execute(command),
         Command::Evidence(command) => evidence::execute(command),
         Command::Eval(args) => eval::eval(args),
+        Command::Dataset(command) => dataset::execute(command),
         Command::Schema => check::schema(),
         Command::Keygen(args) => evidence::keygen(args),
         Command::User(command) => user::execute(command),

@@ -143,6 +143,7 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
         inspect: vigil::inspect::InspectOptions {
             annotate,
             detections,
+            ..Default::default()
         },
         console: app::ConsoleUse::Off,
     };
@@ -209,7 +210,7 @@ fn exit_code(report: &app::RunReport) -> ExitCode {
 
 /// SIGINT and SIGTERM (what a service manager sends) stop the cameras, end
 /// their alerts and flush; a second signal exits at once.
-fn shutdown_on_signals() -> anyhow::Result<vigil::shutdown::Shutdown> {
+pub(super) fn shutdown_on_signals() -> anyhow::Result<vigil::shutdown::Shutdown> {
     let shutdown = vigil::shutdown::Shutdown::new();
     let trigger = shutdown.clone();
     ctrlc::set_handler(move || {

@@ -169,9 +169,10 @@ fn yolo_labels(path: &Path, classes: usize) -> Result<Vec<LabelledBox>, DatasetE
             line: i + 1,
             message,
         };
-        if fields.len() != 5 {
+        let polygon = fields.len() >= 7 && fields.len() % 2 == 1;
+        if fields.len() != 5 && !polygon {
             return Err(bad(format!(
-                "expected `class cx cy w h`, found {} fields (polygon labels are not supported)",
+                "expected `class cx cy w h` or a polygon `class x y x y x y …`, found {} fields",
                 fields.len()
             )));
         }
@@ -181,15 +182,28 @@ fn yolo_labels(path: &Path, classes: usize) -> Result<Vec<LabelledBox>, DatasetE
         if class >= classes {
             return Err(bad(format!("class {class} but data.yaml names {classes}")));
         }
-        let mut v = [0f32; 4];
-        for (k, f) in fields[1..].iter().enumerate() {
-            v[k] = f
-                .parse()
-                .ok()
-                .filter(|x: &f32| x.is_finite())
-                .ok_or_else(|| bad(format!("{f:?} is not a number")))?;
+        let mut values = Vec::with_capacity(fields.len() - 1);
+        for f in &fields[1..] {
+            values.push(
+                f.parse()
+                    .ok()
+                    .filter(|x: &f32| x.is_finite())
+                    .ok_or_else(|| bad(format!("{f:?} is not a number")))?,
+            );
         }
-        let [cx, cy, w, h] = v;
+        if polygon {
+            // Segmentation exports (Roboflow mixes them into detection sets):
+            // the box is the polygon's bounds.
+            let (xs, ys): (Vec<f32>, Vec<f32>) = values.chunks(2).map(|p| (p[0], p[1])).unzip();
+            let min = |v: &[f32]| v.iter().copied().fold(f32::INFINITY, f32::min);
+            let max = |v: &[f32]| v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            boxes.push(LabelledBox {
+                class,
+                corners: [min(&xs), min(&ys), max(&xs), max(&ys)],
+            });
+            continue;
+        }
+        let [cx, cy, w, h] = [values[0], values[1], values[2], values[3]];
         boxes.push(LabelledBox {
             class,
             corners: [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0],
@@ -382,5 +396,27 @@ mod tests {
         assert!(err.contains("a.txt:2") && err.contains("class 3"), "{err}");
         let err = load(root, &["valid".into()]).unwrap_err().to_string();
         assert!(err.contains("no split \"valid\""), "{err}");
+        std::fs::write(root.join("train/labels/a.txt"), "0 0.5 0.5 0.1\n").unwrap();
+        let err = load(root, &[]).unwrap_err().to_string();
+        assert!(err.contains("a.txt:1") && err.contains("4 fields"), "{err}");
+    }
+
+    #[test]
+    fn a_polygon_label_counts_as_its_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("valid/images")).unwrap();
+        std::fs::create_dir_all(root.join("valid/labels")).unwrap();
+        std::fs::write(root.join("data.yaml"), "names: ['bike', 'bus', 'car']\n").unwrap();
+        std::fs::write(root.join("valid/images/a.jpg"), b"").unwrap();
+        std::fs::write(
+            root.join("valid/labels/a.txt"),
+            "0 0.5 0.5 0.2 0.4\n0 0.3 0.6 0.5 0.2 0.4 0.9 0.3 0.6\n",
+        )
+        .unwrap();
+        let set = load(root, &[]).unwrap();
+        assert_eq!(set.images[0].boxes.len(), 2);
+        let c = set.images[0].boxes[1].corners;
+        assert_eq!(c, [0.3, 0.2, 0.5, 0.9]);
     }
 }
