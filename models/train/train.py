@@ -187,11 +187,17 @@ class Source:
                         parts = line.split()
                         if not parts:
                             continue
-                        if len(parts) != 5:
-                            raise SystemExit(f"{label}:{line_no}: expected `class cx cy w h`")
                         c = int(parts[0])
+                        if len(parts) == 5:
+                            box = tuple(map(float, parts[1:]))
+                        elif len(parts) >= 7 and len(parts) % 2 == 1:
+                            # A segmentation polygon (Roboflow mixes them in): its bounds.
+                            xs, ys = list(map(float, parts[1::2])), list(map(float, parts[2::2]))
+                            box = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), max(ys) - min(ys))
+                        else:
+                            raise SystemExit(f"{label}:{line_no}: expected `class cx cy w h` or a polygon `class x y x y x y ...`")
                         if c in self.map:
-                            boxes.append((self.map[c], *map(float, parts[1:])))
+                            boxes.append((self.map[c], *box))
                 out.append((img, boxes))
         return out
 
@@ -255,7 +261,7 @@ def video_negatives(spec: str) -> list[tuple[Path, list]]:
     n = int(n)
     cap = cv2.VideoCapture(path)
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 1
-    cache = Path(os.environ.get("VIGIL_TRAIN_CACHE", Path(__file__).resolve().parents[2] / "third_party" / "train-cache"))
+    cache = train_cache()
     cache.mkdir(parents=True, exist_ok=True)
     out = []
     for k in range(n):
@@ -268,6 +274,176 @@ def video_negatives(spec: str) -> list[tuple[Path, list]]:
                 continue
             cv2.imwrite(str(target), frame)
         out.append((target, []))
+    return out
+
+
+class Teacher:
+    """The shipped COCO model as a labeller: the classes a dataset leaves
+    unlabelled (people in the two-wheelers photos) would otherwise be learned
+    as background. `--pseudo person,motorcycle=battery_cart` keeps those COCO
+    classes as labels of the new model, each image labelled once and cached."""
+
+    def __init__(self, onnx_path: str, specs: list[str], classes: list[str], floor: float):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 2
+        self.session = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+        self.model_sha = hashlib.sha256(Path(onnx_path).read_bytes()).hexdigest()[:16]
+        coco = coco_names()
+        self.targets = {}
+        for spec in specs:
+            for part in spec.split(","):
+                src, _, dst = part.partition("=")
+                dst = dst or src
+                if src not in coco:
+                    raise SystemExit(f"--pseudo {part}: {src} is not a COCO class")
+                if dst not in classes:
+                    raise SystemExit(f"--pseudo {part}: {dst} is not one of --classes")
+                self.targets[coco.index(src)] = classes.index(dst)
+        self.floor = floor
+
+    def boxes(self, path: Path, aspect) -> list[tuple[int, float, float, float, float]]:
+        cache = train_cache() / "pseudo"
+        cache.mkdir(parents=True, exist_ok=True)
+        key = hashlib.sha256(path.read_bytes() + repr((self.model_sha, sorted(self.targets.items()), self.floor, aspect)).encode()).hexdigest()[:24]
+        hit = cache / f"{key}.json"
+        if hit.exists():
+            return [tuple(b) for b in json.loads(hit.read_text())]
+        img = cv2.imread(str(path))
+        if img is None:
+            raise SystemExit(f"{path}: cannot decode")
+        if aspect:
+            img = cv2.resize(img, aspect, interpolation=cv2.INTER_AREA)
+        h, w = img.shape[:2]
+        boxed, r = letterbox(img)
+        x = boxed.transpose(2, 0, 1)[None].astype(np.float32)
+        out = self.session.run(None, {self.session.get_inputs()[0].name: x})[0][0]
+        found = []
+        for cls, (xyxy, score) in decode_yolox(out, list(self.targets)).items():
+            for (x0, y0, x1, y1), s in zip(xyxy, score):
+                if s < self.floor:
+                    continue
+                x0, y0, x1, y1 = max(0, x0 / r), max(0, y0 / r), min(w, x1 / r), min(h, y1 / r)
+                if x1 - x0 < 2 or y1 - y0 < 2:
+                    continue
+                found.append((self.targets[cls], (x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h))
+        found = [tuple(round(v, 6) if i else v for i, v in enumerate(b)) for b in found]
+        hit.write_text(json.dumps(found))
+        return found
+
+    def label(self, items, aspect):
+        """Adds the teacher's boxes to every item, except where the dataset
+        already has a box of the same class there (the dataset wins)."""
+        out = []
+        for n, (path, boxes) in enumerate(items):
+            if n % 200 == 0:
+                print(f"pseudo-labelling {n}/{len(items)}", flush=True)
+            extra = [b for b in self.boxes(path, aspect) if not any(o[0] == b[0] and iou_cxcywh(o[1:], b[1:]) > 0.45 for o in boxes)]
+            out.append((path, list(boxes) + extra))
+        return out
+
+
+def coco_names() -> list[str]:
+    return ("person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant stop_sign parking_meter bench bird cat dog horse sheep cow "
+            "elephant bear zebra giraffe backpack umbrella handbag tie suitcase frisbee skis snowboard sports_ball kite baseball_bat baseball_glove skateboard "
+            "surfboard tennis_racket bottle wine_glass cup fork knife spoon bowl banana apple sandwich orange broccoli carrot hot_dog pizza donut cake chair couch "
+            "potted_plant bed dining_table toilet tv laptop mouse remote keyboard cell_phone microwave oven toaster sink refrigerator book clock vase scissors "
+            "teddy_bear hair_drier toothbrush").split()
+
+
+def decode_yolox(out: np.ndarray, classes: list[int], nms: float = 0.45):
+    """Raw YOLOX rows ([3549, 85] at 416) to letterboxed xyxy boxes per class."""
+    grids, strides = [], []
+    for s in (8, 16, 32):
+        n = INPUT // s
+        ys, xs = np.mgrid[0:n, 0:n]
+        grids.append(np.stack([xs.ravel(), ys.ravel()], 1))
+        strides.append(np.full(n * n, s))
+    grid = np.concatenate(grids).astype(np.float32)
+    stride = np.concatenate(strides).astype(np.float32)[:, None]
+    xy = (out[:, :2] + grid) * stride
+    wh = np.exp(np.clip(out[:, 2:4], -10, 10)) * stride
+    xyxy = np.concatenate([xy - wh / 2, xy + wh / 2], 1)
+    found = {}
+    for c in classes:
+        score = out[:, 4] * out[:, 5 + c]
+        keep = np.where(score > 0.05)[0]
+        if keep.size == 0:
+            continue
+        b = xyxy[keep]
+        picked = cv2.dnn.NMSBoxes([[float(x0), float(y0), float(x1 - x0), float(y1 - y0)] for x0, y0, x1, y1 in b], score[keep].tolist(), 0.05, nms)
+        picked = np.array(picked).reshape(-1)
+        found[c] = (b[picked].tolist(), score[keep][picked].tolist())
+    return found
+
+
+def iou_cxcywh(a, b) -> float:
+    ax0, ay0, ax1, ay1 = a[0] - a[2] / 2, a[1] - a[3] / 2, a[0] + a[2] / 2, a[1] + a[3] / 2
+    bx0, by0, bx1, by1 = b[0] - b[2] / 2, b[1] - b[3] / 2, b[0] + b[2] / 2, b[1] + b[3] / 2
+    iw, ih = max(0.0, min(ax1, bx1) - max(ax0, bx0)), max(0.0, min(ay1, by1) - max(ay0, by0))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def train_cache() -> Path:
+    return Path(os.environ.get("VIGIL_TRAIN_CACHE", Path(__file__).resolve().parents[2] / "third_party" / "train-cache"))
+
+
+def pasted(spec: str, items, cls: int, seed: int) -> list[tuple[Path, list]]:
+    """`video:N`: N frames of a scene the data lacks (a lift, a lobby), each
+    with one to two objects of class `cls` cut from the dataset's own boxes
+    and pasted in at the size a CCTV camera would see them. The objects'
+    own boxes become the labels; the frame's own labels come from the teacher
+    (pasted objects that hide more than half of one drop it)."""
+    path, _, n = spec.rpartition(":")
+    n = int(n)
+    rng = random.Random(f"{seed}:{spec}")
+    crops = [(p, b) for p, boxes in items for b in boxes if b[0] == cls and b[3] * b[4] > 0.02]
+    if not crops:
+        raise SystemExit(f"--paste {spec}: the data has no boxes of the class to paste")
+    frames = video_negatives(f"{path}:{max(1, n // 4)}")
+    cache = train_cache() / "pasted"
+    cache.mkdir(parents=True, exist_ok=True)
+    out = []
+    for k in range(n):
+        bg_path = frames[k % len(frames)][0]
+        target = cache / f"{Path(path).stem}-{seed}-{k}.jpg"
+        labels_path = target.with_suffix(".json")
+        if target.exists() and labels_path.exists():
+            out.append((target, [tuple(b) for b in json.loads(labels_path.read_text())]))
+            continue
+        bg = cv2.imread(str(bg_path))
+        h, w = bg.shape[:2]
+        labels = []
+        for _ in range(rng.choice((1, 1, 2))):
+            src, (c, cx, cy, bw, bh) = rng.choice(crops)
+            img = cv2.imread(str(src))
+            ih, iw = img.shape[:2]
+            x0, y0 = int((cx - bw / 2) * iw), int((cy - bh / 2) * ih)
+            x1, y1 = int((cx + bw / 2) * iw), int((cy + bh / 2) * ih)
+            crop = img[max(0, y0):y1, max(0, x0):x1]
+            if crop.size == 0:
+                continue
+            if rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            height = int(h * rng.uniform(0.25, 0.6))
+            width = max(2, min(w - 1, int(crop.shape[1] * height / crop.shape[0])))
+            height = min(height, h - 1)
+            crop = cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
+            px, py = rng.randint(0, w - width), rng.randint(max(0, h // 3 - height // 2), h - height)
+            # A feathered edge: a hard rectangle is a shortcut the model would learn.
+            mask = np.zeros((height, width), np.float32)
+            e = max(1, min(width, height) // 12)
+            mask[e:-e or None, e:-e or None] = 1.0
+            mask = cv2.GaussianBlur(mask, (2 * e + 1, 2 * e + 1), 0)[..., None]
+            region = bg[py:py + height, px:px + width].astype(np.float32)
+            bg[py:py + height, px:px + width] = (crop * mask + region * (1 - mask)).astype(np.uint8)
+            labels.append((cls, (px + width / 2) / w, (py + height / 2) / h, width / w, height / h))
+        cv2.imwrite(str(target), bg, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        labels_path.write_text(json.dumps(labels))
+        out.append((target, labels))
     return out
 
 
@@ -338,6 +514,14 @@ def cmd_train(args):
     items = [it for it in items if it not in held]
     for spec in args.negatives or []:
         items += video_negatives(spec)
+    for spec in args.paste or []:
+        cls_name, _, video = spec.partition("@")
+        if cls_name not in classes:
+            raise SystemExit(f"--paste {spec}: {cls_name} is not one of --classes")
+        items += pasted(video, items, classes.index(cls_name), args.seed)
+    if args.pseudo:
+        # Pasted frames included: their people are the background's people.
+        items = Teacher(args.onnx, args.pseudo, classes, args.pseudo_floor).label(items, aspect)
     if not items:
         raise SystemExit("no training images")
     run_json = out / "run.json"
@@ -475,6 +659,9 @@ def main(argv=None):
     r.add_argument("--map", action="append", help="DATASET=class (e.g. Fire=fire); unmapped classes are dropped")
     r.add_argument("--init-from", action="append", help="class=COCO class or index to start from (battery_cart=motorcycle)")
     r.add_argument("--negatives", action="append", help="video:N evenly spaced frames with nothing to find")
+    r.add_argument("--pseudo", action="append", help="COCO classes the shipped model labels on every image, e.g. person,motorcycle=battery_cart")
+    r.add_argument("--pseudo-floor", type=float, default=0.4, help="the teacher's score floor")
+    r.add_argument("--paste", action="append", help="class@video:N frames of a scene with that class's boxes pasted in")
     r.add_argument("--holdout", help="regex over source-video groups kept out of training")
     r.add_argument("--aspect", help="resize images to WxH first (undo a square stretch), e.g. 640x480")
     r.add_argument("--out", required=True)
