@@ -8,7 +8,8 @@
 //! picture moved), and dropped when a perceptual hash finds a near-duplicate
 //! among the camera's recent frames. Kept frames are written at the camera's full
 //! resolution (its own aspect) as a YOLO folder that `vigil eval` and
-//! `models/train/train.py` read: `data.yaml`, `train/images`, `train/labels`.
+//! `models/train/train.py` read: `data.yaml`, `train/images`, `train/labels`
+//! (and `train/classes.txt` for Label Studio's YOLO import).
 //! Labels are what the detectors found at their configured floors; lower-scored
 //! sightings only choose frames (the useful mistakes) and are listed in
 //! `export.jsonl` beside each image's source and media time.
@@ -358,7 +359,12 @@ impl Export {
             names.len(),
             quoted.join(", ")
         );
-        std::fs::write(&path, text).map_err(|source| ExportError::Write { path, source })
+        std::fs::write(&path, text).map_err(|source| ExportError::Write { path, source })?;
+        // Label Studio's YOLO import (`label-studio-converter import yolo -i
+        // OUT/train`) wants the names one per line beside images/ and labels/.
+        let path = self.options.out.join("train/classes.txt");
+        let lines: String = names.iter().map(|n| format!("{n}\n")).collect();
+        std::fs::write(&path, lines).map_err(|source| ExportError::Write { path, source })
     }
 
     /// Flushes the listing and writes `data.yaml` (also when nothing was labelled).
