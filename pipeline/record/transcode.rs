@@ -49,6 +49,13 @@ pub(crate) fn h264_encoder() -> Result<[gst::Element; 4], String> {
     encoder.set_property_from_str("tune", "zerolatency");
     encoder.set_property("key-int-max", 15u32);
     encoder.set_property("threads", 1u32);
+    // Constant quantiser 20 instead of x264enc's 2 Mbit/s target. On vtest.avi
+    // (768x576, 10 fps) it matches that target's mean PSNR against the source
+    // (40.2 against 40.3 dB) with a better worst frame (38.2 against 36.9),
+    // in 72% of the bytes and about 75% of the CPU: the bits x264 spent on
+    // small frames were the cost. Quality no longer depends on frame size.
+    encoder.set_property_from_str("pass", "quant");
+    encoder.set_property("quantizer", 20u32);
     Ok([crop, convert, raw, encoder])
 }
 
