@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fetch the files a manifest lists into a folder, verifying sha256.
 
-Order of sources per file: an existing verified copy; the local mirror
+Order of sources per file: an existing verified copy; the copy committed in
+this repository (`committed`, for weights trained here); the local mirror
 (../shared/<kind>/<file>, symlinked, never copied into git); `url`; a Debian
 package (`debian = "pkg:/path/in/package"`). A file no source can provide is
 reported by name; `--required` names make that fatal.
@@ -51,6 +52,12 @@ def main():
             continue
         if os.path.lexists(dest):
             os.remove(dest)
+        # Weights this project trained itself are committed beside their model card.
+        committed = e.get("committed") and os.path.join(os.path.dirname(os.path.abspath(a.manifest)), e["committed"])
+        if committed and os.path.exists(committed) and sha256(committed) == want:
+            os.symlink(os.path.abspath(committed), dest)
+            print(f"  repo     {name}")
+            continue
         mirrored = a.mirror and os.path.join(a.mirror, name)
         if mirrored and os.path.exists(mirrored) and sha256(mirrored) == want:
             os.symlink(os.path.abspath(mirrored), dest)

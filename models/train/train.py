@@ -545,6 +545,19 @@ def cmd_train(args):
     frozen = model.backbone.backbone if args.freeze_backbone else model.backbone.backbone.stem
     for p in frozen.parameters():
         p.requires_grad = False
+    kept_rows = []
+    if args.train_classes:
+        # Only these classes' rows of the class convolutions learn: every
+        # other output (the other classes, objectness, boxes) stays exactly the
+        # shipped model's, so e.g. people are found as before, by construction.
+        train_idx = [classes.index(c) for c in args.train_classes.split(",")]
+        for p in model.parameters():
+            p.requires_grad = False
+        for conv in model.head.cls_preds:
+            conv.weight.requires_grad = True
+            conv.bias.requires_grad = True
+            keep = [c for c in range(len(classes)) if c not in train_idx]
+            kept_rows.append((conv, keep, conv.weight.detach()[keep].clone(), conv.bias.detach()[keep].clone()))
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
@@ -596,6 +609,10 @@ def cmd_train(args):
             # A safety net for rare huge gradients once the backbone trains.
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, args.clip_grad))
             opt.step()
+            with torch.no_grad():
+                for conv, keep, w, b in kept_rows:
+                    conv.weight[keep] = w
+                    conv.bias[keep] = b
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             step += 1
@@ -673,6 +690,7 @@ def main(argv=None):
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--freeze-backbone", action="store_true")
     r.add_argument("--start-from", help="a checkpoint (.pt) of a run with the same classes to start from")
+    r.add_argument("--train-classes", help="only these classes' outputs learn (e.g. battery_cart); every other output stays as shipped")
     r.add_argument("--clip-grad", type=float, default=10.0, help="gradient norm clip")
     r.add_argument("--resume", action="store_true")
     r.add_argument("--max-steps", type=int, help="stop after this many steps (smoke test)")

@@ -120,7 +120,9 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
             *v = v.min(args.floor);
         }
     }
+    // A tool run beside the live service: no evidence, no /metrics port.
     loaded.config.storage.enabled = false;
+    loaded.config.metrics.listen = None;
     let export = Arc::new(Export::create(ExportOptions {
         out: args.out.clone(),
         every_s: args.every,
