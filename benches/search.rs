@@ -69,6 +69,7 @@ fn generate(store: &mut Store, n: usize) {
                 who: "wang".into(),
                 note: String::new(),
                 at_ms: wall_ms as i64 + 1000,
+                outcome: (i % 4 == 0).then_some(vigil::store::Outcome::OnSite),
             };
             store
                 .acknowledge(&alert.id, &ack, |_| Vec::new(), 10)
@@ -147,6 +148,13 @@ fn queries() -> Vec<Query> {
                 }))
                 .unwrap()
                 .len()
+            }),
+        ),
+        (
+            "shift report: every alert",
+            Box::new(|s: &Store| {
+                let rows = s.shift(0, i64::MAX).unwrap();
+                vigil::store::ShiftSummary::of(&rows).alerts
             }),
         ),
         (

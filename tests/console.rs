@@ -706,6 +706,14 @@ time_zone = "Asia/Shanghai"
         .send_keys("巡逻已到场，误报")
         .await
         .unwrap();
+    // The outcome, a reason code for the shift report (default: on site).
+    js(
+        &operator,
+        &format!(
+            "document.querySelector('{card} select[name=outcome]').value = 'false_alarm'; return 0;"
+        ),
+    )
+    .await;
     operator
         .find(Locator::Css(&format!("{card} button[value=resolve]")))
         .await
@@ -731,10 +739,34 @@ time_zone = "Asia/Shanghai"
     .await;
     let row = row.as_str().unwrap();
     assert!(
-        row.contains("op") && row.contains("巡逻已到场，误报"),
+        row.contains("op") && row.contains("巡逻已到场，误报") && row.contains("误报"),
         "resolved row: {row:?}"
     );
     screenshot(&operator, "console-resolved.png").await;
+
+    // The shift report (every role, default the last 12 hours) counts it as a
+    // false alarm handled by op, with its waits.
+    operator.goto(&format!("{base}/report")).await.unwrap();
+    let report = js(
+        &operator,
+        &format!(
+            "const r = document.querySelector('table.report tr[data-id=\"{}\"]'); \
+             const s = document.querySelector('table.summary'); \
+             return [r ? r.innerText : '', s ? s.innerText : ''];",
+            ids[1]
+        ),
+    )
+    .await;
+    let (row, summary) = (report[0].as_str().unwrap(), report[1].as_str().unwrap());
+    assert!(
+        row.contains("op") && row.contains("误报"),
+        "report row: {row:?}"
+    );
+    assert!(
+        summary.contains("处置结果: 误报") && summary.contains("接警用时"),
+        "report summary: {summary:?}"
+    );
+    screenshot(&operator, "console-report.png").await;
 
     operator.close().await.unwrap();
     phone.close().await.unwrap();

@@ -15,7 +15,8 @@ use super::auth::{self, User};
 use super::views::{self, CameraView, SearchForm};
 use super::{Console, Role};
 use crate::store::{
-    Ack, AckAction, AlertFilter, FeedCursor, OutboxMessage, Priority, StoreError, StoredSession,
+    Ack, AckAction, AlertFilter, FeedCursor, OutboxMessage, Outcome, Priority, StoreError,
+    StoredSession,
 };
 use axum::Router;
 use axum::extract::{ConnectInfo, Form, Path, Query, Request, State};
@@ -66,6 +67,7 @@ pub fn router(console: Shared) -> Router {
         .route("/alerts/{id}/export", post(export))
         .route("/search", get(search))
         .route("/resolved", get(resolved))
+        .route("/report", get(report))
         .route("/evidence/{*path}", get(evidence))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
@@ -458,6 +460,8 @@ struct AckForm {
     action: AckAction,
     #[serde(default)]
     note: String,
+    /// Resolutions: how it ended; on site when the form does not say.
+    outcome: Option<Outcome>,
 }
 
 async fn acknowledge(
@@ -475,6 +479,8 @@ async fn acknowledge(
         who: user.name.clone(),
         note: form.note.chars().take(500).collect(),
         at_ms: crate::time::now_ms() as i64,
+        outcome: (form.action == AckAction::Resolve)
+            .then(|| form.outcome.unwrap_or(Outcome::OnSite)),
     };
     let alerts = c.alerts.as_ref().map(|(config, _)| config.clone());
     let (alert_id, done) = (id.clone(), ack.clone());
@@ -541,6 +547,7 @@ fn ack_message(
         "who": ack.who,
         "note": ack.note,
         "at_ms": ack.at_ms,
+        "outcome": ack.outcome,
     });
     OutboxMessage {
         topic: format!("{}/alerts/acks", alerts.topic_prefix),
@@ -755,6 +762,46 @@ fn form_time(text: &str) -> String {
         Ok(dt) => dt.strftime("%Y-%m-%dT%H:%M:%S").to_string(),
         Err(_) => text.to_string(),
     }
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// The shift report for a period (default: the last 12 hours), every role.
+async fn report(State(c): State<Shared>, user: User, Query(q): Query<ReportQuery>) -> Response {
+    let zone = c.zone.clone();
+    let now = crate::time::now_ms() as i64;
+    let to_ms = local_ms(&q.to, &zone).unwrap_or(now);
+    let from_ms = local_ms(&q.from, &zone).unwrap_or(to_ms - 12 * 3600 * 1000);
+    let field = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| {
+                t.to_zoned(zone.clone())
+                    .strftime("%Y-%m-%dT%H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    let rows = match c.db(move |s| s.shift(from_ms, to_ms)).await {
+        Ok(rows) => rows,
+        Err(e) => return store_failed(e),
+    };
+    let t = c.lang.text();
+    Html(
+        views::page(
+            &c,
+            Some(&user),
+            t.report,
+            views::report(&c, &field(from_ms), &field(to_ms), &rows),
+        )
+        .into_string(),
+    )
+    .into_response()
 }
 
 /// Alerts resolved in the last 24 hours (every role; search is police-only).

@@ -8,7 +8,9 @@ use super::Console;
 use super::auth::User;
 use super::text::Text;
 use super::users::Role;
-use crate::store::{Access, Ack, AckAction, AlertDetail, AlertRow, Verification};
+use crate::store::{
+    Access, Ack, AckAction, AlertDetail, AlertRow, Handled, Outcome, ShiftSummary, Verification,
+};
 use maud::{DOCTYPE, Markup, html};
 
 /// Kind → (icon, css class, label). Icons are inline SVG: control-room
@@ -109,6 +111,7 @@ pub fn page(console: &Console, user: Option<&User>, title: &str, body: Markup) -
                         nav {
                             a href="/" { (t.wall) }
                             a href="/resolved" { (t.resolved_recently) }
+                            a href="/report" { (t.report) }
                             @if u.role >= Role::Police { a href="/search" { (t.search) } }
                             span.who { (u.name) " · " (role_label(u.role, t)) }
                             form.inline method="post" action="/logout" {
@@ -150,6 +153,7 @@ fn ack_line(ack: &Ack, console: &Console) -> Markup {
     };
     html! {
         p.ack { "✔ " (verb) " · " (ack.who) " · " (console.local(ack.at_ms))
+            @if let Some(o) = ack.outcome { " · " span.outcome { (t.outcome_label(o)) } }
             @if !ack.note.is_empty() { " · " q { (ack.note) } } }
     }
 }
@@ -231,6 +235,9 @@ fn ack_form(a: &AlertRow, user: &User, t: &Text, on_card: bool) -> Markup {
             input name="note" placeholder=(t.note) maxlength="500";
             @if a.ack.is_none() {
                 button type="submit" name="action" value="ack" { (t.acknowledge) }
+            }
+            select name="outcome" aria-label=(t.outcome) {
+                @for o in Outcome::ALL { option value=(o.as_str()) { (t.outcome_label(o)) } }
             }
             button type="submit" name="action" value="resolve" { (t.resolve) }
             @if on_card { " " a href={"/alerts/" (a.id)} { (t.details) } }
@@ -351,7 +358,7 @@ pub fn resolved(console: &Console, rows: &[AlertRow]) -> Markup {
             table.results.resolved {
                 thead { tr {
                     th { (t.resolved_at) } th { (t.camera) } th { (t.kind) } th { (t.started) }
-                    th { (t.duration) } th { (t.handled_by) } th { (t.note) } th {}
+                    th { (t.duration) } th { (t.handled_by) } th { (t.outcome) } th { (t.note) } th {}
                 } }
                 tbody {
                     @for a in rows {
@@ -363,6 +370,7 @@ pub fn resolved(console: &Console, rows: &[AlertRow]) -> Markup {
                             td { (console.local(a.start_wall_ms)) }
                             td { @if let Some(e) = a.end_wall_ms { (duration_text(e - a.start_wall_ms)) } }
                             td { @if let Some(k) = &a.ack { (k.who) } }
+                            td.outcome { @if let Some(o) = a.ack.as_ref().and_then(|k| k.outcome) { (t.outcome_label(o)) } }
                             td.note { @if let Some(k) = &a.ack { (k.note) } }
                             td { a href={"/alerts/" (a.id)} { (t.details) } }
                         }
@@ -579,6 +587,67 @@ pub fn message(console: &Console, user: Option<&User>, text: &str) -> Markup {
         text,
         html! { p.message { (text) } p { a href="/" { (t.back) } } },
     )
+}
+
+/// The shift report: what a shift handed over, printable (the navigation and
+/// the period form are not printed).
+pub fn report(console: &Console, from: &str, to: &str, rows: &[Handled]) -> Markup {
+    let t = console.lang.text();
+    let summary = ShiftSummary::of(rows);
+    let wait = |w: Option<(f64, f64)>| match w {
+        Some((median, longest)) => format!(
+            "{} / {}",
+            duration_text((median * 1000.0) as i64),
+            duration_text((longest * 1000.0) as i64)
+        ),
+        None => "–".into(),
+    };
+    html! {
+        h1 { (t.report) }
+        form.filters.noprint method="get" action="/report" {
+            label { (t.from) " " input type="datetime-local" name="from" value=(from); }
+            label { (t.to) " " input type="datetime-local" name="to" value=(to); }
+            button type="submit" { (t.show) }
+        }
+        p.period { (from.replace('T', " ")) " – " (to.replace('T', " ")) " (" (console.zone.iana_name().unwrap_or("UTC")) ")" }
+        table.summary {
+            tr { th { (t.alerts_count) } td.alerts { (summary.alerts) } }
+            @for (kind, n) in &summary.by_kind {
+                @let (icon, _, label) = kind_look(kind, t);
+                tr { th { (icon) " " (label) } td { (n) } }
+            }
+            tr { th { (t.unresolved) } td.unresolved { (summary.unresolved) } }
+            @for (outcome, n) in &summary.by_outcome {
+                tr { th { (t.outcome) ": " (outcome.map_or(t.no_outcome, |o| t.outcome_label(o))) } td.outcome { (n) } }
+            }
+            @for (who, n) in &summary.by_operator {
+                tr { th { (t.handled_by) ": " (who) } td { (n) } }
+            }
+            tr { th { (t.time_to_take) " (" (t.median_longest) ")" } td { (wait(summary.take_s)) } }
+            tr { th { (t.time_to_resolve) " (" (t.median_longest) ")" } td { (wait(summary.resolve_s)) } }
+        }
+        table.results.report {
+            thead { tr {
+                th { (t.started) } th { (t.camera) } th { (t.kind) } th { (t.taken_by) }
+                th { (t.time_to_take) } th { (t.handled_by) } th { (t.outcome) } th { (t.time_to_resolve) }
+            } }
+            tbody {
+                @for h in rows {
+                    @let (icon, _, label) = kind_look(&h.kind, t);
+                    tr data-id=(h.id) {
+                        td { a href={"/alerts/" (h.id)} { (console.local(h.start_ms)) } }
+                        td { (console.camera_name(&h.camera)) }
+                        td { (icon) " " (label) }
+                        td { @if let Some((who, _)) = &h.taken { (who) } }
+                        td { @if let Some((_, at)) = &h.taken { (duration_text(at - h.start_ms)) } }
+                        td { @if let Some((who, _, _)) = &h.resolved { (who) } }
+                        td.outcome { @if let Some((_, _, o)) = &h.resolved { (o.map_or(t.no_outcome, |o| t.outcome_label(o))) } }
+                        td { @if let Some((_, at, _)) = &h.resolved { (duration_text(at - h.start_ms)) } }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

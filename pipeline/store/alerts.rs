@@ -284,7 +284,7 @@ impl Store {
         a.track_id, a.start_media_s, a.start_wall_ms, a.end_media_s, a.end_wall_ms, a.recipients, a.summary, a.state,
         (SELECT who FROM holds h WHERE h.alert_id = a.id),
         (SELECT group_concat(text, char(31)) FROM tags t WHERE t.alert_id = a.id),
-        (SELECT json_object('action', k.action, 'who', k.who, 'note', k.note, 'at_ms', k.at_ms)
+        (SELECT json_object('action', k.action, 'who', k.who, 'note', k.note, 'at_ms', k.at_ms, 'outcome', k.outcome)
            FROM acks k WHERE k.alert_id = a.id ORDER BY k.seq DESC LIMIT 1),
         (SELECT e.path FROM evidence e WHERE e.alert_id = a.id AND e.kind = 'annotated'
            AND e.deleted_ms IS NULL ORDER BY e.id LIMIT 1)";

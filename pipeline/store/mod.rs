@@ -80,7 +80,7 @@ pub use files::{EvidenceFile, EvidenceKind};
 pub use manifest::{generate_key, parse_public, public_hex, read_key};
 pub use outbox::{Outbox, OutboxError, OutboxMessage, Priority};
 pub use retention::Removed;
-pub use review::{Ack, AckAction, FeedCursor, Hold, Tag};
+pub use review::{Ack, AckAction, FeedCursor, Handled, Hold, Outcome, ShiftSummary, Tag};
 pub use sessions::StoredSession;
 pub use space::{MIN_FREE_FOR_EVIDENCE, RESERVE_BYTES};
 pub use verify::Verification;

@@ -31,6 +31,41 @@ impl AckAction {
     }
 }
 
+/// How a resolved alert ended: the reason code a shift report counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Dealt with where it happened (the patrol went, the cart was taken out).
+    OnSite,
+    FalseAlarm,
+    /// Another alert covers it.
+    Duplicate,
+    /// A drill or a maintenance test.
+    Test,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 4] = [
+        Outcome::OnSite,
+        Outcome::FalseAlarm,
+        Outcome::Duplicate,
+        Outcome::Test,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::OnSite => "on_site",
+            Outcome::FalseAlarm => "false_alarm",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Test => "test",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
 /// One acknowledgement or resolution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ack {
@@ -38,6 +73,9 @@ pub struct Ack {
     pub who: String,
     pub note: String,
     pub at_ms: i64,
+    /// Resolutions only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
 }
 
 /// Where a live feed has got to: the last alert event and the last ack seen.
@@ -63,6 +101,87 @@ impl std::str::FromStr for FeedCursor {
             ack: a.parse().map_err(|_| ())?,
         })
     }
+}
+
+/// One alert of a shift: when it started, who took it and when, how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Handled {
+    pub id: String,
+    pub camera: String,
+    pub kind: String,
+    pub severity: String,
+    pub start_ms: i64,
+    /// The first acknowledgement or resolution: (who, wall ms).
+    pub taken: Option<(String, i64)>,
+    /// The resolution: (who, wall ms, outcome).
+    pub resolved: Option<(String, i64, Option<Outcome>)>,
+}
+
+/// What a shift report sums up: counts, outcomes, who handled what, and how
+/// long alerts waited to be taken and to be resolved.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ShiftSummary {
+    pub alerts: usize,
+    pub by_kind: std::collections::BTreeMap<String, usize>,
+    pub unresolved: usize,
+    /// Resolutions per outcome (`None`: resolved before outcomes were kept).
+    pub by_outcome: Vec<(Option<Outcome>, usize)>,
+    /// Resolutions per operator.
+    pub by_operator: std::collections::BTreeMap<String, usize>,
+    /// Seconds from the alert to its first acknowledgement: median, longest.
+    pub take_s: Option<(f64, f64)>,
+    /// Seconds from the alert to its resolution: median, longest.
+    pub resolve_s: Option<(f64, f64)>,
+}
+
+impl ShiftSummary {
+    pub fn of(rows: &[Handled]) -> ShiftSummary {
+        let mut s = ShiftSummary {
+            alerts: rows.len(),
+            ..Default::default()
+        };
+        let mut take = Vec::new();
+        let mut resolve = Vec::new();
+        for r in rows {
+            *s.by_kind.entry(r.kind.clone()).or_default() += 1;
+            if let Some((_, at)) = &r.taken {
+                take.push((at - r.start_ms).max(0) as f64 / 1000.0);
+            }
+            match &r.resolved {
+                None => s.unresolved += 1,
+                Some((who, at, outcome)) => {
+                    *s.by_operator.entry(who.clone()).or_default() += 1;
+                    match s.by_outcome.iter_mut().find(|(o, _)| o == outcome) {
+                        Some((_, n)) => *n += 1,
+                        None => s.by_outcome.push((*outcome, 1)),
+                    }
+                    resolve.push((at - r.start_ms).max(0) as f64 / 1000.0);
+                }
+            }
+        }
+        s.by_outcome.sort_by_key(|(o, _)| {
+            o.map_or(usize::MAX, |o| {
+                Outcome::ALL.iter().position(|x| *x == o).unwrap_or(0)
+            })
+        });
+        s.take_s = median_and_max(take);
+        s.resolve_s = median_and_max(resolve);
+        s
+    }
+}
+
+fn median_and_max(mut v: Vec<f64>) -> Option<(f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some((median, v[n - 1]))
 }
 
 impl Store {
@@ -110,8 +229,15 @@ impl Store {
             });
         }
         tx.execute(
-            "INSERT INTO acks (alert_id, action, who, note, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, ack.action.as_str(), ack.who, ack.note, ack.at_ms],
+            "INSERT INTO acks (alert_id, action, who, note, at_ms, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                id,
+                ack.action.as_str(),
+                ack.who,
+                ack.note,
+                ack.at_ms,
+                ack.outcome.map(Outcome::as_str)
+            ],
         )
         .map_err(sql)?;
         outbox::enqueue(&tx, &announce(&camera), cap).map_err(sql)?;
@@ -122,7 +248,7 @@ impl Store {
     /// Every acknowledgement of one alert, oldest first.
     pub fn acks(&self, id: &str) -> Result<Vec<Ack>, StoreError> {
         self.query(
-            "SELECT action, who, note, at_ms FROM acks WHERE alert_id = ?1 ORDER BY seq",
+            "SELECT action, who, note, at_ms, outcome FROM acks WHERE alert_id = ?1 ORDER BY seq",
             id,
             |r| {
                 let action: String = r.get(0)?;
@@ -135,6 +261,10 @@ impl Store {
                     who: r.get(1)?,
                     note: r.get(2)?,
                     at_ms: r.get(3)?,
+                    outcome: r
+                        .get::<_, Option<String>>(4)?
+                        .as_deref()
+                        .and_then(Outcome::parse),
                 })
             },
         )
@@ -222,6 +352,51 @@ impl Store {
         }
         ids.reverse();
         Ok((ids, next))
+    }
+
+    /// Alerts that started in `[from_ms, to_ms)`, oldest first, with who took
+    /// and resolved them: a shift report's rows.
+    pub fn shift(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Handled>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT a.id, a.camera, a.kind, a.severity, a.start_wall_ms,
+                    f.who, f.at_ms, r.who, r.at_ms, r.outcome
+                 FROM alerts a
+                 LEFT JOIN acks f ON f.seq = (SELECT MIN(seq) FROM acks WHERE alert_id = a.id)
+                 LEFT JOIN acks r ON r.seq = (SELECT MAX(seq) FROM acks WHERE alert_id = a.id AND action = 'resolve')
+                 WHERE a.start_wall_ms >= ?1 AND a.start_wall_ms < ?2
+                 ORDER BY a.start_wall_ms, a.id",
+            )
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map(params![from_ms, to_ms], |r| {
+            let taken = match (r.get::<_, Option<String>>(5)?, r.get::<_, Option<i64>>(6)?) {
+                (Some(who), Some(at)) => Some((who, at)),
+                _ => None,
+            };
+            let resolved = match (r.get::<_, Option<String>>(7)?, r.get::<_, Option<i64>>(8)?) {
+                (Some(who), Some(at)) => Some((
+                    who,
+                    at,
+                    r.get::<_, Option<String>>(9)?
+                        .as_deref()
+                        .and_then(Outcome::parse),
+                )),
+                _ => None,
+            };
+            Ok(Handled {
+                id: r.get(0)?,
+                camera: r.get(1)?,
+                kind: r.get(2)?,
+                severity: r.get(3)?,
+                start_ms: r.get(4)?,
+                taken,
+                resolved,
+            })
+        })
+        .map_err(|e| self.sql(e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| self.sql(e))
     }
 
     /// The alert wall: alerts not yet resolved, newest first, at most `limit`.
@@ -346,6 +521,49 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shift_sums_outcomes_operators_and_waits() {
+        let row = |kind: &str, start: i64, taken: Option<i64>, resolved: Option<(i64, Outcome)>| {
+            Handled {
+                id: format!("{kind}-{start}"),
+                camera: "gate".into(),
+                kind: kind.into(),
+                severity: "high".into(),
+                start_ms: start,
+                taken: taken.map(|t| ("wang".to_string(), t)),
+                resolved: resolved.map(|(t, o)| ("li".to_string(), t, Some(o))),
+            }
+        };
+        let rows = [
+            row(
+                "battery_cart",
+                0,
+                Some(10_000),
+                Some((60_000, Outcome::OnSite)),
+            ),
+            row(
+                "battery_cart",
+                1_000,
+                Some(31_000),
+                Some((91_000, Outcome::FalseAlarm)),
+            ),
+            row("loitering", 2_000, Some(4_000), None),
+            row("fire_smoke", 3_000, None, None),
+        ];
+        let s = ShiftSummary::of(&rows);
+        assert_eq!(s.alerts, 4);
+        assert_eq!(s.by_kind["battery_cart"], 2);
+        assert_eq!(s.unresolved, 2);
+        assert_eq!(
+            s.by_outcome,
+            [(Some(Outcome::OnSite), 1), (Some(Outcome::FalseAlarm), 1)]
+        );
+        assert_eq!(s.by_operator["li"], 2);
+        assert_eq!(s.take_s, Some((10.0, 30.0)), "waits 10, 30 and 2 s");
+        assert_eq!(s.resolve_s, Some((75.0, 90.0)));
+        assert_eq!(ShiftSummary::of(&[]).take_s, None);
+    }
 
     #[test]
     fn cursor_round_trips_and_rejects_junk() {

@@ -124,6 +124,11 @@ const MIGRATIONS: &[&str] = &[
         last_seen_ms    INTEGER NOT NULL
     );
     "#,
+    // 5: how a resolved alert ended (on site, false alarm, duplicate, test),
+    // for the shift report.
+    r#"
+    ALTER TABLE acks ADD COLUMN outcome TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -163,6 +163,7 @@ fn feed_follows_events_and_acks_once_each_and_pages_by_keyset() {
         who: who.into(),
         note: "on it".into(),
         at_ms: 5,
+        outcome: (action == AckAction::Resolve).then_some(Outcome::FalseAlarm),
     };
     let announce = |camera: &str| {
         vec![OutboxMessage {
@@ -202,7 +203,13 @@ fn feed_follows_events_and_acks_once_each_and_pages_by_keyset() {
         .map(|a| a.id)
         .collect();
     assert!(!wall.contains(&ids[0]) && wall.contains(&ids[1]));
-    assert_eq!(s.acks(&ids[0]).unwrap()[0].action, AckAction::Resolve);
+    let resolution = &s.acks(&ids[0]).unwrap()[0];
+    assert_eq!(resolution.action, AckAction::Resolve);
+    assert_eq!(
+        resolution.outcome,
+        Some(Outcome::FalseAlarm),
+        "the reason code is kept"
+    );
     // Nothing twice: a second acknowledgement or resolution is refused, and
     // an acknowledged alert can still be resolved.
     assert!(matches!(
@@ -230,12 +237,23 @@ fn feed_follows_events_and_acks_once_each_and_pages_by_keyset() {
     let order: Vec<&str> = resolved.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(order, [ids[1].as_str(), ids[0].as_str()]);
     assert!(resolved.iter().all(|a| {
-        a.ack
-            .as_ref()
-            .is_some_and(|k| k.action == AckAction::Resolve && k.who == "li")
+        a.ack.as_ref().is_some_and(|k| {
+            k.action == AckAction::Resolve
+                && k.who == "li"
+                && k.outcome == Some(Outcome::FalseAlarm)
+        })
     }));
     assert_eq!(s.resolved_since(0, 1).unwrap().len(), 1);
     assert!(s.resolved_since(i64::MAX, 10).unwrap().is_empty());
+    // The shift report's rows: who took each alert first and how it ended.
+    let shift = s.shift(0, i64::MAX).unwrap();
+    let row = shift.iter().find(|h| h.id == ids[1]).unwrap();
+    assert_eq!(row.taken.as_ref().map(|t| t.0.as_str()), Some("wang"));
+    assert_eq!(
+        row.resolved.as_ref().map(|r| (r.0.as_str(), r.2)),
+        Some(("li", Some(Outcome::FalseAlarm)))
+    );
+    assert!(s.shift(i64::MAX - 1, i64::MAX).unwrap().is_empty());
 
     // Tags are found by their start: a case number without its suffix.
     s.tag(&ids[2], "沪公浦刑2026-117号", "li").unwrap();
