@@ -697,41 +697,21 @@ fn training_tool_transplants_trains_one_step_and_exports_for_vigil() {
     assert_eq!(images, 4);
     let run = dir.path().join("run");
     let onnx = dir.path().join("fire_smoke.onnx");
-    let out = Command::new(&python)
-        .arg(&train)
-        .arg("train")
-        .arg("--onnx")
-        .arg(&model)
-        .arg("--data")
-        .arg(format!("{}:train", four.display()))
-        .args([
+    train_one_step(
+        &python,
+        &model,
+        &format!("{}:train", four.display()),
+        &[
             "--classes",
             "fire,smoke",
             "--map",
             "Fire=fire",
             "--aspect",
             "640x480",
-        ])
-        .args([
-            "--epochs",
-            "1",
-            "--batch",
-            "2",
-            "--max-steps",
-            "1",
-            "--freeze-backbone",
-        ])
-        .arg("--out")
-        .arg(&run)
-        .arg("--export")
-        .arg(&onnx)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+            "--export",
+            onnx.to_str().unwrap(),
+        ],
+        &run,
     );
     for file in ["last.pt", "run.json", "data.json", "log.jsonl"] {
         assert!(
@@ -762,6 +742,44 @@ fn training_tool_transplants_trains_one_step_and_exports_for_vigil() {
     assert!(ok, "vigil eval runs the exported model: {out}{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["images"], 4);
+}
+
+/// One training step of the training tool (batch 2, backbone frozen) on
+/// `data` (`folder:split`) with `args` (classes, maps, export), into `run`;
+/// fails the test with the tool's output if it fails.
+fn train_one_step(
+    python: &std::path::Path,
+    model: &std::path::Path,
+    data: &str,
+    args: &[&str],
+    run: &std::path::Path,
+) {
+    let out = Command::new(python)
+        .arg(repo().join("models/train/train.py"))
+        .arg("train")
+        .arg("--onnx")
+        .arg(model)
+        .args(["--data", data])
+        .args(args)
+        .args([
+            "--epochs",
+            "1",
+            "--batch",
+            "2",
+            "--max-steps",
+            "1",
+            "--freeze-backbone",
+        ])
+        .arg("--out")
+        .arg(run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The first `n` images of one split of a YOLO set, as the `train` split of a new
@@ -1013,35 +1031,12 @@ fn dataset_export_writes_prelabelled_frames_that_eval_and_the_trainer_read() {
         return;
     };
     let run = dir.path().join("run");
-    let trained = Command::new(&python)
-        .arg(repo().join("models/train/train.py"))
-        .arg("train")
-        .arg("--onnx")
-        .arg(&model)
-        .arg("--data")
-        .arg(format!("{}:train", out.display()))
-        .args([
-            "--classes",
-            "person",
-            "--init-from",
-            "person=person",
-            "--epochs",
-            "1",
-            "--batch",
-            "2",
-            "--max-steps",
-            "1",
-            "--freeze-backbone",
-        ])
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        trained.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&trained.stdout),
-        String::from_utf8_lossy(&trained.stderr)
+    train_one_step(
+        &python,
+        &model,
+        &format!("{}:train", out.display()),
+        &["--classes", "person", "--init-from", "person=person"],
+        &run,
     );
     let data: Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("data.json")).unwrap()).unwrap();

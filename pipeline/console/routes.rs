@@ -792,16 +792,17 @@ async fn report(State(c): State<Shared>, user: User, Query(q): Query<ReportQuery
         Err(e) => return store_failed(e),
     };
     let t = c.lang.text();
-    Html(
-        views::page(
-            &c,
-            Some(&user),
-            t.report,
-            views::report(&c, &field(from_ms), &field(to_ms), &rows),
-        )
-        .into_string(),
+    page(
+        &c,
+        &user,
+        t.report,
+        views::report(&c, &field(from_ms), &field(to_ms), &rows),
     )
-    .into_response()
+}
+
+/// A whole page for a signed-in user.
+fn page(c: &Console, user: &User, title: &str, body: maud::Markup) -> Response {
+    Html(views::page(c, Some(user), title, body).into_string()).into_response()
 }
 
 /// Alerts resolved in the last 24 hours (every role; search is police-only).
@@ -812,16 +813,7 @@ async fn resolved(State(c): State<Shared>, user: User) -> Response {
         Err(e) => return store_failed(e),
     };
     let t = c.lang.text();
-    Html(
-        views::page(
-            &c,
-            Some(&user),
-            t.resolved_recently,
-            views::resolved(&c, &rows),
-        )
-        .into_string(),
-    )
-    .into_response()
+    page(&c, &user, t.resolved_recently, views::resolved(&c, &rows))
 }
 
 async fn search(State(c): State<Shared>, user: User, Query(q): Query<SearchQuery>) -> Response {
@@ -889,16 +881,12 @@ async fn search(State(c): State<Shared>, user: User, Query(q): Query<SearchQuery
         state: q.state.clone(),
     };
     let t = c.lang.text();
-    Html(
-        views::page(
-            &c,
-            Some(&user),
-            t.search,
-            views::search(&c, &user, &form, &rows, next, took_ms),
-        )
-        .into_string(),
+    page(
+        &c,
+        &user,
+        t.search,
+        views::search(&c, &user, &form, &rows, next, took_ms),
     )
-    .into_response()
 }
 
 fn encode(s: &str) -> String {
