@@ -21,8 +21,8 @@ pub struct BatteryCartConfig {
     pub line: Option<String>,
     /// Lobby or elevator zone; staying in it `dwell_s` raises the alert.
     pub zone: Option<String>,
-    /// Classes that count as battery carts: COCO's two-wheelers, and
-    /// `battery_cart` of the model trained for it (`models/weights/battery_cart_416`).
+    /// Classes that count as battery carts; add your model's e-bike class here
+    /// (e.g. `battery_cart`, see models/train/runs/battery-cart-neck).
     #[serde(default = "default_classes")]
     pub classes: Vec<String>,
     #[serde(default = "default_dwell")]
@@ -32,7 +32,7 @@ pub struct BatteryCartConfig {
 }
 
 fn default_classes() -> Vec<String> {
-    vec!["bicycle".into(), "motorcycle".into(), "battery_cart".into()]
+    vec!["bicycle".into(), "motorcycle".into()]
 }
 
 fn default_dwell() -> f32 {
