@@ -905,11 +905,22 @@ impl LoadedConfig {
             }
         }
         let t = &c.tracker;
-        for (name, v) in [
-            ("high_score", t.high_score),
-            ("new_track_score", t.new_track_score),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
+        let mut scores = vec![
+            ("high_score".to_string(), Some(t.high_score)),
+            ("new_track_score".to_string(), Some(t.new_track_score)),
+        ];
+        for (label, l) in &t.labels {
+            if !detector_classes.values().flatten().any(|c| c == label) {
+                p.error(
+                    format!("tracker.labels.{label}"),
+                    format!("no detector emits {label:?}"),
+                );
+            }
+            scores.push((format!("labels.{label}.high_score"), l.high_score));
+            scores.push((format!("labels.{label}.new_track_score"), l.new_track_score));
+        }
+        for (name, v) in scores {
+            if v.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
                 p.error(format!("tracker.{name}"), "must be between 0 and 1".into());
             }
         }

@@ -8,7 +8,7 @@
 use crate::detect::Detection;
 use crate::geometry::BBox;
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use trackforge::trackers::byte_track::{ByteTrack, ByteTrackParams};
 
@@ -42,6 +42,31 @@ pub struct TrackerConfig {
     pub max_lost: usize,
     /// Maximum IoU distance (1 - IoU) for a match.
     pub match_distance: f32,
+    /// Per label, other score levels: a model whose class scores lower than
+    /// COCO's person (the trained battery-cart head finds a lift e-bike at
+    /// 0.33) would otherwise never start a track at the defaults.
+    pub labels: BTreeMap<String, LabelScores>,
+}
+
+/// `[tracker.labels.<label>]`: the score levels for one label; unset ones are
+/// the tracker's.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabelScores {
+    pub high_score: Option<f32>,
+    pub new_track_score: Option<f32>,
+}
+
+impl TrackerConfig {
+    /// `(high_score, new_track_score)` for `label`.
+    pub fn scores_for(&self, label: &str) -> (f32, f32) {
+        let own = self.labels.get(label);
+        (
+            own.and_then(|l| l.high_score).unwrap_or(self.high_score),
+            own.and_then(|l| l.new_track_score)
+                .unwrap_or(self.new_track_score),
+        )
+    }
 }
 
 impl Default for TrackerConfig {
@@ -51,6 +76,7 @@ impl Default for TrackerConfig {
             new_track_score: 0.6,
             max_lost: 30,
             match_distance: 0.8,
+            labels: BTreeMap::new(),
         }
     }
 }
@@ -89,9 +115,10 @@ impl Tracker for ByteTracker {
         self.alive.clear();
         for d in detections {
             if !self.per_label.contains_key(&d.label) {
+                let (high_score, new_track_score) = self.config.scores_for(&d.label);
                 let params = ByteTrackParams {
-                    track_thresh: self.config.high_score,
-                    det_thresh: self.config.new_track_score,
+                    track_thresh: high_score,
+                    det_thresh: new_track_score,
                     match_thresh: self.config.match_distance,
                     common: trackforge::trackers::common::CommonParams {
                         max_age: self.config.max_lost,
@@ -158,5 +185,53 @@ impl Tracker for ByteTracker {
 
     fn alive(&self) -> &[Track] {
         &self.alive
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detection(label: &str, score: f32, x: f32) -> Detection {
+        Detection {
+            class_id: 0,
+            label: label.into(),
+            score,
+            bbox: BBox {
+                x1: x,
+                y1: 10.0,
+                x2: x + 40.0,
+                y2: 90.0,
+            },
+        }
+    }
+
+    /// A steady 0.35 starts no track at ByteTrack's defaults, and does for a
+    /// label given its own levels; other labels keep the defaults.
+    #[test]
+    fn a_label_with_its_own_scores_starts_tracks_the_defaults_would_not() {
+        let mut config = TrackerConfig::default();
+        config.labels.insert(
+            "battery_cart".into(),
+            LabelScores {
+                high_score: Some(0.3),
+                new_track_score: Some(0.3),
+            },
+        );
+        assert_eq!(config.scores_for("person"), (0.5, 0.6));
+        let mut tracker = ByteTracker::new(config);
+        let mut labels = Vec::new();
+        for _ in 0..5 {
+            let frame = [
+                detection("battery_cart", 0.35, 0.0),
+                detection("person", 0.35, 200.0),
+            ];
+            labels = tracker
+                .update(&frame)
+                .iter()
+                .map(|t| t.label.to_string())
+                .collect::<Vec<_>>();
+        }
+        assert_eq!(labels, ["battery_cart"]);
     }
 }

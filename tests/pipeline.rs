@@ -260,6 +260,90 @@ fn battery_cart_alert_on_inward_crossing_only() {
     }
 }
 
+/// The battery-cart model trained here (models/battery_cart) on real lift CCTV:
+/// the frame with a rider and an e-bike in the car raises a `battery_cart`
+/// alert, where the COCO model on the same frame sees no two-wheeler at all;
+/// the lift with only a passenger raises nothing.
+#[test]
+fn the_trained_cart_model_alarms_on_a_lift_ebike_and_not_on_a_passenger() {
+    let (Some(ebike), Some(passenger), Some(coco)) = (
+        media("ebike/paddleclas_elevator_ebike_result.png"),
+        media("ebike/paddleclas_elevator_person_someone.mp4"),
+        model("yolox_nano_416.onnx"),
+    ) else {
+        return;
+    };
+    let carts = repo().join("models/battery_cart/battery_cart_yolox_nano_416.onnx");
+    let dir = tempfile::tempdir().unwrap();
+    let passenger_still = format!(
+        "gst: filesrc location={} ! decodebin ! videoconvert ! imagefreeze num-buffers=50 ! capsfilter caps=video/x-raw,framerate=10/1",
+        passenger.display()
+    );
+    let lift = |id: &str, detector: &str, source: &str, classes: &str| {
+        format!(
+            r#"
+[[cameras]]
+id = "{id}"
+source = "{source}"
+detectors = [{{ name = "{detector}" }}]
+[[cameras.zones]]
+name = "car"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+[[cameras.rules]]
+kind = "battery_cart"
+zone = "car"
+dwell_s = 3.0
+classes = {classes}
+"#
+        )
+    };
+    let config = format!(
+        "{}{}{}{}{}[storage]\nenabled = false\n[tracker.labels.battery_cart]\nhigh_score = 0.3\nnew_track_score = 0.3\n",
+        yolox_detector_as(
+            "carts",
+            r#"["person", "bicycle", "battery_cart"]"#,
+            0.3,
+            &carts
+        ),
+        yolox_detector(&coco),
+        lift(
+            "ebike",
+            "carts",
+            &still_stream(&ebike, 5),
+            r#"["bicycle", "battery_cart"]"#
+        ),
+        lift(
+            "ebike-coco",
+            "coco",
+            &still_stream(&ebike, 5),
+            r#"["bicycle", "motorcycle"]"#
+        ),
+        lift(
+            "passenger",
+            "carts",
+            &passenger_still,
+            r#"["bicycle", "battery_cart"]"#
+        ),
+    );
+    let (report, events) = replay(&write_config(dir.path(), &config));
+    for camera in &report.cameras {
+        assert_eq!(camera.stats.frames, 50, "camera {}", camera.id);
+    }
+    let alerts = new_alerts(&events, "battery_cart");
+    let on = |camera: &str| alerts.iter().filter(|a| a["camera"] == camera).count();
+    assert_eq!(on("ebike"), 1, "the e-bike in the lift: {alerts:?}");
+    assert_eq!(
+        alerts.iter().find(|a| a["camera"] == "ebike").unwrap()["label"],
+        "battery_cart"
+    );
+    assert_eq!(
+        on("ebike-coco"),
+        0,
+        "COCO sees no two-wheeler there: {alerts:?}"
+    );
+    assert_eq!(on("passenger"), 0, "a passenger is not a cart: {alerts:?}");
+}
+
 /// `vigil bench` on the sliding-bike stream: the JSON integrators and CI track
 /// has every documented key, counts every frame, and measures the inward-crossing
 /// alert from capture to the embedded broker's PUBACK.

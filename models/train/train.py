@@ -353,15 +353,17 @@ def coco_names() -> list[str]:
 
 
 def decode_yolox(out: np.ndarray, classes: list[int], nms: float = 0.45):
-    """Raw YOLOX rows ([3549, 85] at 416) to letterboxed xyxy boxes per class."""
+    """Raw YOLOX rows ([3549, 85] at 416, or a multiple of 3549 rows) to letterboxed xyxy boxes per class."""
     grids, strides = [], []
     for s in (8, 16, 32):
         n = INPUT // s
         ys, xs = np.mgrid[0:n, 0:n]
         grids.append(np.stack([xs.ravel(), ys.ravel()], 1))
         strides.append(np.full(n * n, s))
-    grid = np.concatenate(grids).astype(np.float32)
-    stride = np.concatenate(strides).astype(np.float32)[:, None]
+    # A stacked-heads export (--keep-coco) repeats the grids once per head.
+    heads = len(out) // sum(len(g) for g in grids)
+    grid = np.tile(np.concatenate(grids).astype(np.float32), (heads, 1))
+    stride = np.tile(np.concatenate(strides).astype(np.float32), heads)[:, None]
     xy = (out[:, :2] + grid) * stride
     wh = np.exp(np.clip(out[:, 2:4], -10, 10)) * stride
     xyxy = np.concatenate([xy - wh / 2, xy + wh / 2], 1)
@@ -654,12 +656,73 @@ def export(model: nn.Module, classes: list[str], path: Path):
     print(f"exported {path} ({len(classes)} classes: {', '.join(classes)}), sha256 {digest}")
 
 
+class StackedHeads(nn.Module):
+    """The shipped COCO head beside a trained head, over one shared frozen
+    backbone and neck. Rows 0..N are the COCO head's, with only the `keep`
+    classes' columns; rows N..2N are the trained head's, without them. So a
+    kept class (person, bicycle) is found exactly as by the shipped model, and
+    the trained head adds only its own classes. vigil's YOLOX decoder reads the
+    second grid after the first."""
+
+    def __init__(self, trained: nn.Module, coco_head: nn.Module, classes: list[str], keep: dict[str, int]):
+        super().__init__()
+        self.backbone = trained.backbone
+        self.trained_head = trained.head
+        self.coco_head = coco_head
+        n = len(classes)
+        coco_pick = torch.zeros(80, n)
+        trained_mask = torch.ones(n)
+        for name, coco_idx in keep.items():
+            coco_pick[coco_idx, classes.index(name)] = 1.0
+            trained_mask[classes.index(name)] = 0.0
+        self.register_buffer("coco_pick", coco_pick)
+        self.register_buffer("trained_mask", trained_mask)
+
+    def forward(self, x):
+        fpn = self.backbone(x)
+        a = self.coco_head(fpn)
+        b = self.trained_head(fpn)
+        a = torch.cat([a[..., :5], a[..., 5:] @ self.coco_pick], dim=-1)
+        b = torch.cat([b[..., :5], b[..., 5:] * self.trained_mask], dim=-1)
+        return torch.cat([a, b], dim=1)
+
+
 def cmd_export(args):
     ck = torch.load(args.checkpoint, weights_only=False)
     classes = ck["classes"]
     model = with_classes(build_model_80(), classes, {})
     model.load_state_dict(ck["model"])
-    export(model, classes, Path(args.out))
+    if not args.keep_coco:
+        export(model, classes, Path(args.out))
+        return 0
+    if not args.onnx:
+        raise SystemExit("--keep-coco needs --onnx, the shipped COCO weights")
+    coco = transplant(Path(args.onnx))
+    # Stacking is only exact when the run never changed the shared part.
+    ours, theirs = model.backbone.state_dict(), coco.backbone.state_dict()
+    worst = max(float((ours[k] - theirs[k]).abs().max()) for k in ours if ours[k].is_floating_point())
+    if worst > 1e-6:
+        raise SystemExit(f"{args.checkpoint}: the backbone or neck differs from {args.onnx} by {worst:g}; --keep-coco needs a --freeze-neck run")
+    names = coco_names()
+    keep = {}
+    for name in args.keep_coco.split(","):
+        if name not in classes or name not in names:
+            raise SystemExit(f"--keep-coco {name}: not both one of the run's classes {classes} and a COCO class")
+        keep[name] = names.index(name)
+    coco.head.decode_in_inference = False
+    stacked = StackedHeads(model, coco.head, classes, keep)
+    stacked.eval()
+    stacked.trained_head.decode_in_inference = False
+    path = Path(args.out)
+    torch.onnx.export(stacked, torch.zeros(1, 3, INPUT, INPUT), str(path), input_names=["images"], output_names=["output"], opset_version=11, dynamo=False)
+    m = onnx.load(str(path))
+    meta = m.metadata_props.add()
+    meta.key, meta.value = "names", json.dumps(classes)
+    meta = m.metadata_props.add()
+    meta.key, meta.value = "stacked_heads", json.dumps({"coco": sorted(keep), "trained": [c for c in classes if c not in keep]})
+    onnx.save(m, str(path))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    print(f"exported {path} ({len(classes)} classes; {', '.join(sorted(keep))} from the COCO head), sha256 {digest}")
     return 0
 
 
@@ -707,6 +770,8 @@ def main(argv=None):
     e = sub.add_parser("export", help="a checkpoint to ONNX")
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--out", required=True)
+    e.add_argument("--keep-coco", help="classes found by the shipped COCO head instead (e.g. person,bicycle): needs a --freeze-neck run")
+    e.add_argument("--onnx", help="the shipped COCO weights, for --keep-coco")
     e.set_defaults(func=cmd_export)
     args = ap.parse_args(argv)
     return args.func(args)

@@ -14,7 +14,9 @@ use serde::Deserialize;
 #[serde(rename_all = "snake_case")]
 pub enum OutputFormat {
     /// One tensor `[1, N, 5 + C]` of grid rows `x, y, w, h, obj, cls...` over
-    /// strides 8/16/32, sigmoids already applied.
+    /// strides 8/16/32, sigmoids already applied. `N` may be a whole multiple
+    /// of the grid: a model with stacked heads (models/train, `--keep-coco`)
+    /// repeats the three grids once per head.
     Yolox,
     /// Per stride 8/16/32: class scores `[1, N, C]` and box distributions
     /// `[1, N, 32]` (4 sides x 8 bins).
@@ -25,6 +27,8 @@ pub enum OutputFormat {
 
 const STRIDES: [u32; 3] = [8, 16, 32];
 const NANODET_BINS: usize = 8;
+/// More grids than this in one YOLOX output is a wrong input size, not heads.
+const MAX_STACKED_HEADS: i64 = 4;
 
 /// One raw output tensor, borrowed from the inference session.
 pub struct OutputView<'a> {
@@ -69,7 +73,13 @@ pub fn check_outputs(
     match format {
         OutputFormat::Yolox => {
             let want = [1, rows, 5 + c];
-            if shapes.len() != 1 || !dims_match(&shapes[0], &want) {
+            let stacked = shapes.len() == 1
+                && shapes[0].len() == 3
+                && shapes[0][1] > rows
+                && shapes[0][1] % rows == 0
+                && shapes[0][1] / rows <= MAX_STACKED_HEADS
+                && dims_match(&shapes[0], &[1, shapes[0][1], 5 + c]);
+            if !stacked && (shapes.len() != 1 || !dims_match(&shapes[0], &want)) {
                 return Err(format!(
                     "format yolox with {classes} classes at {}x{} needs one output {want:?}, the model has {shapes:?}",
                     spec.width, spec.height
@@ -151,7 +161,23 @@ fn decode_yolox(
 ) -> Result<(), String> {
     let width = thresholds.len() + 5;
     let min_threshold = thresholds.iter().copied().fold(f32::MAX, f32::min);
-    let mut rows = out.data.chunks_exact(width);
+    let mut rows = out.data.chunks_exact(width).peekable();
+    let mut first_grid = true;
+    while first_grid || rows.peek().is_some() {
+        first_grid = false;
+        decode_yolox_grid(&mut rows, spec, thresholds, min_threshold, cands)?;
+    }
+    Ok(())
+}
+
+/// One head's three grids, strides 8/16/32, from `rows`.
+fn decode_yolox_grid<'a>(
+    rows: &mut impl Iterator<Item = &'a [f32]>,
+    spec: &InputSpec,
+    thresholds: &[f32],
+    min_threshold: f32,
+    cands: &mut Vec<Candidate>,
+) -> Result<(), String> {
     for stride in STRIDES {
         let (gw, gh) = grid_cells(spec, stride);
         let s = stride as f32;
@@ -339,6 +365,49 @@ mod tests {
         assert_eq!(kept, vec![(0, 0.9), (1, 0.8), (0, 0.7)]);
     }
 
+    fn square_spec(size: u32) -> InputSpec {
+        InputSpec {
+            width: size,
+            height: size,
+            channels: crate::detect::ChannelOrder::Bgr,
+            scale: 1.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            placement: crate::detect::LetterboxPlacement::TopLeft,
+            pad: 114,
+        }
+    }
+
+    /// Two heads stacked (the COCO head for person, a trained head for the
+    /// cart): the second grid's rows decode at the same cells as the first's.
+    #[test]
+    fn a_yolox_output_with_stacked_heads_decodes_every_grid() {
+        let spec = square_spec(32);
+        let rows = 16 + 4 + 1;
+        let classes = 2;
+        let width = 5 + classes;
+        let mut data = vec![0.0f32; 2 * rows * width];
+        // Head 1, stride 8, cell (1, 0): a person. Head 2, stride 32, the
+        // one cell: a cart.
+        data[width..2 * width].copy_from_slice(&[0.5, 0.5, 0.0, 0.0, 0.9, 0.9, 0.0]);
+        let last = (2 * rows - 1) * width;
+        data[last..last + width].copy_from_slice(&[0.5, 0.5, 0.0, 0.0, 0.8, 0.0, 0.9]);
+        let shape = [1, 2 * rows as i64, width as i64];
+        check_outputs(OutputFormat::Yolox, &[shape.to_vec()], &spec, classes).unwrap();
+        let mut cands = Vec::new();
+        let view = OutputView {
+            shape: &shape,
+            data: &data,
+        };
+        decode(OutputFormat::Yolox, &[view], &spec, &[0.3, 0.3], &mut cands).unwrap();
+        assert_eq!(cands.len(), 2);
+        assert_eq!((cands[0].class_id, cands[0].bbox.x1), (0, 8.0));
+        assert_eq!((cands[1].class_id, cands[1].bbox.x1), (1, 0.0));
+        // Rows that are not a whole number of grids are a wrong model.
+        let odd = [1, 2 * rows as i64 + 1, width as i64];
+        assert!(check_outputs(OutputFormat::Yolox, &[odd.to_vec()], &spec, classes).is_err());
+    }
+
     use proptest::prelude::*;
 
     fn any_value() -> impl Strategy<Value = f32> {
@@ -378,16 +447,7 @@ mod tests {
             threshold in any_value(),
             iou in any_value(),
         ) {
-            let spec = InputSpec {
-                width: size,
-                height: size,
-                channels: crate::detect::ChannelOrder::Bgr,
-                scale: 1.0,
-                mean: [0.0; 3],
-                std: [1.0; 3],
-                placement: crate::detect::LetterboxPlacement::TopLeft,
-                pad: 114,
-            };
+            let spec = square_spec(size);
             let views: Vec<OutputView<'_>> = outputs
                 .iter()
                 .map(|(shape, data)| OutputView { shape, data })

@@ -83,7 +83,7 @@ impl CameraSource {
         let decode = if let Some(description) = uri.pipeline() {
             // `gst:` sources: the integrator's own GStreamer pipeline, whose
             // unlinked src pad feeds vigil.
-            gst::parse::bin_from_description(description, true)
+            super::source_bin(description)
                 .map_err(|e| open_err(uri, format!("bad GStreamer pipeline: {e}")))?
                 .upcast::<gst::Element>()
         } else {

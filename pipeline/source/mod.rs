@@ -252,7 +252,7 @@ impl SourceUri {
             reason: crate::redact::redact(&reason),
         };
         match self.pipeline() {
-            Some(description) => gst::parse::bin_from_description(description, true)
+            Some(description) => source_bin(description)
                 .map(|_| ())
                 .map_err(|e| open(format!("bad GStreamer pipeline: {e}"))),
             None => gst::Element::make_from_uri(gst::URIType::Src, &self.0, None)
@@ -276,6 +276,24 @@ impl SourceUri {
     pub fn pipeline(&self) -> Option<&str> {
         self.0.strip_prefix("gst:").map(str::trim)
     }
+}
+
+/// A `gst:` description as a bin whose one pad, `src`, is its unlinked video
+/// output. Only the src side is ghosted: GStreamer's own "ghost unlinked pads"
+/// would also ghost the sink pad after a demuxer or `decodebin` (it waits for
+/// a pad that appears at run time), and that pad's delayed link then fails
+/// with "not-linked".
+fn source_bin(description: &str) -> Result<gst::Bin, gst::glib::Error> {
+    let bin = gst::parse::bin_from_description(description, false)?;
+    if let Some(pad) = bin.find_unlinked_pad(gst::PadDirection::Src) {
+        let ghost = gst::GhostPad::builder_with_target(&pad)
+            .map_err(|e| gst::glib::Error::new(gst::CoreError::Pad, &e.to_string()))?
+            .name("src")
+            .build();
+        bin.add_pad(&ghost)
+            .map_err(|e| gst::glib::Error::new(gst::CoreError::Pad, &e.to_string()))?;
+    }
+    Ok(bin)
 }
 
 #[derive(Debug, thiserror::Error)]
