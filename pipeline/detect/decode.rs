@@ -50,6 +50,17 @@ fn grid_cells(spec: &InputSpec, stride: u32) -> (usize, usize) {
     )
 }
 
+/// Rows of one head's three grids, strides 8/16/32.
+fn grid_rows(spec: &InputSpec) -> usize {
+    STRIDES
+        .iter()
+        .map(|s| {
+            let (w, h) = grid_cells(spec, *s);
+            w * h
+        })
+        .sum()
+}
+
 fn dims_match(actual: &[i64], expected: &[i64]) -> bool {
     actual.len() == expected.len() && actual.iter().zip(expected).all(|(a, e)| *a < 0 || a == e)
 }
@@ -63,13 +74,7 @@ pub fn check_outputs(
     classes: usize,
 ) -> Result<(), String> {
     let c = classes as i64;
-    let rows: i64 = STRIDES
-        .iter()
-        .map(|s| {
-            let (w, h) = grid_cells(spec, *s);
-            (w * h) as i64
-        })
-        .sum();
+    let rows = grid_rows(spec) as i64;
     match format {
         OutputFormat::Yolox => {
             let want = [1, rows, 5 + c];
@@ -161,54 +166,47 @@ fn decode_yolox(
 ) -> Result<(), String> {
     let width = thresholds.len() + 5;
     let min_threshold = thresholds.iter().copied().fold(f32::MAX, f32::min);
-    let mut rows = out.data.chunks_exact(width).peekable();
-    let mut first_grid = true;
-    while first_grid || rows.peek().is_some() {
-        first_grid = false;
-        decode_yolox_grid(&mut rows, spec, thresholds, min_threshold, cands)?;
+    let head_len = grid_rows(spec) * width;
+    if out.data.len() < head_len {
+        return Err("yolox output has fewer rows than the grid".into());
     }
-    Ok(())
-}
-
-/// One head's three grids, strides 8/16/32, from `rows`.
-fn decode_yolox_grid<'a>(
-    rows: &mut impl Iterator<Item = &'a [f32]>,
-    spec: &InputSpec,
-    thresholds: &[f32],
-    min_threshold: f32,
-    cands: &mut Vec<Candidate>,
-) -> Result<(), String> {
-    for stride in STRIDES {
-        let (gw, gh) = grid_cells(spec, stride);
-        let s = stride as f32;
-        for gy in 0..gh {
-            for gx in 0..gw {
-                let row = rows
-                    .next()
-                    .ok_or("yolox output has fewer rows than the grid")?;
-                let obj = row[4];
-                // Scores are obj * cls with cls <= 1: most rows end here.
-                if obj < min_threshold {
-                    continue;
+    // Stacked heads (see `OutputFormat::Yolox`) are whole grids one after
+    // the other; a partial grid at the end is not a head.
+    for head in out.data.chunks_exact(head_len) {
+        let mut rows = head.chunks_exact(width);
+        for stride in STRIDES {
+            let (gw, gh) = grid_cells(spec, stride);
+            let s = stride as f32;
+            for gy in 0..gh {
+                for gx in 0..gw {
+                    let row = rows
+                        .next()
+                        .ok_or("yolox output has fewer rows than the grid")?;
+                    let obj = row[4];
+                    // Scores are obj * cls with cls <= 1: most rows end here.
+                    if obj < min_threshold {
+                        continue;
+                    }
+                    let Some((class_id, score)) =
+                        best_class(row[5..].iter().copied(), obj, thresholds)
+                    else {
+                        continue;
+                    };
+                    let cx = (row[0] + gx as f32) * s;
+                    let cy = (row[1] + gy as f32) * s;
+                    let w = row[2].exp() * s;
+                    let h = row[3].exp() * s;
+                    cands.push(Candidate {
+                        class_id,
+                        score,
+                        bbox: BBox {
+                            x1: cx - w * 0.5,
+                            y1: cy - h * 0.5,
+                            x2: cx + w * 0.5,
+                            y2: cy + h * 0.5,
+                        },
+                    });
                 }
-                let Some((class_id, score)) = best_class(row[5..].iter().copied(), obj, thresholds)
-                else {
-                    continue;
-                };
-                let cx = (row[0] + gx as f32) * s;
-                let cy = (row[1] + gy as f32) * s;
-                let w = row[2].exp() * s;
-                let h = row[3].exp() * s;
-                cands.push(Candidate {
-                    class_id,
-                    score,
-                    bbox: BBox {
-                        x1: cx - w * 0.5,
-                        y1: cy - h * 0.5,
-                        x2: cx + w * 0.5,
-                        y2: cy + h * 0.5,
-                    },
-                });
             }
         }
     }
