@@ -567,7 +567,7 @@ time_zone = "Asia/Shanghai"
     // Export: the zip the browser downloads passes `vigil evidence verify --bundle`.
     let zip = phone
         .execute_async(
-            "const done = arguments[0]; const f = document.getElementById('export'); fetch(f.action, {method: 'POST', body: new URLSearchParams(new FormData(f)), credentials: 'same-origin'}).then(r => r.arrayBuffer()).then(b => { let s = ''; new Uint8Array(b).forEach(x => s += String.fromCharCode(x)); done(btoa(s)); });",
+            "const done = arguments[0]; const f = document.getElementById('export'); f.reason.value = '沪公浦刑2026-117号'; fetch(f.action, {method: 'POST', body: new URLSearchParams(new FormData(f)), credentials: 'same-origin'}).then(r => r.arrayBuffer()).then(b => { let s = ''; new Uint8Array(b).forEach(x => s += String.fromCharCode(x)); done(btoa(s)); });",
             vec![],
         )
         .await
@@ -586,6 +586,39 @@ time_zone = "Asia/Shanghai"
         verify.status.success(),
         "bundle verify: {}",
         String::from_utf8_lossy(&verify.stderr)
+    );
+    // The case at a glance: the camera's name, local times in the console's
+    // zone, the case number asked for at export; the custody log and a
+    // README in both languages.
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&zip)).unwrap();
+    let mut read = |name: &str| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut archive.by_name(name).unwrap(), &mut text).unwrap();
+        text
+    };
+    let case = read("case.txt");
+    for wanted in [
+        "Room 1F (room)",
+        "Asia/Shanghai",
+        "+08:00",
+        "沪公浦刑2026-117号",
+        "inspector",
+    ] {
+        assert!(case.contains(wanted), "case.txt lacks {wanted:?}:\n{case}");
+    }
+    let custody_log: serde_json::Value = serde_json::from_str(&read("access_log.json")).unwrap();
+    assert!(
+        custody_log
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["action"] == "view" && r["at_local"].as_str().unwrap().ends_with("+08:00")),
+        "{custody_log}"
+    );
+    let readme = read("README.txt");
+    assert!(
+        readme.contains("中文说明") && readme.contains("English"),
+        "{readme}"
     );
     // The access log lists the view and the export, by whom.
     phone.refresh().await.unwrap();

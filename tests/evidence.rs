@@ -660,12 +660,36 @@ fn store_survives_restarts_retention_and_names_tampering() {
             &cfg,
             &held,
             "--out",
-            bundle.to_str().unwrap()
+            bundle.to_str().unwrap(),
+            "--reason",
+            "沪公浦刑2026-117号"
         ])
         .0
     );
     let (ok, out) = cli(&["evidence", "verify", "--bundle", bundle.to_str().unwrap()]);
     assert!(ok, "{out}");
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&bundle).unwrap()).unwrap();
+    let mut case = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("case.txt").unwrap(), &mut case).unwrap();
+    assert!(
+        case.contains("沪公浦刑2026-117号")
+            && case.contains("保全 / Hold:")
+            && !case.contains("Hold:                  —"),
+        "{case}"
+    );
+    // An export names its case.
+    let (ok, out) = cli(&[
+        "evidence",
+        "export",
+        "-c",
+        &cfg,
+        &held,
+        "--out",
+        dir.path().join("nameless.zip").to_str().unwrap(),
+        "--reason",
+        " ",
+    ]);
+    assert!(!ok && out.contains("case number or reason"), "{out}");
 
     // Tampering, each named.
     let clip = held_files

@@ -35,6 +35,10 @@ pub enum EvidenceCommand {
         id: String,
         #[arg(long)]
         out: PathBuf,
+        /// The case number or reason for the export (e.g. 沪公浦刑2026-117号):
+        /// written into the bundle's case.txt and the alert's access log.
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -95,11 +99,45 @@ pub fn execute(command: EvidenceCommand) -> Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         }
-        EvidenceCommand::Export { config, id, out } => {
+        EvidenceCommand::Export {
+            config,
+            id,
+            out,
+            reason,
+        } => {
+            let loaded = vigil::config::LoadedConfig::load(&config)?;
             let store = open_store(&config)?;
-            let files = store.export(&id, &out)?;
+            let zone = match &loaded.config.console {
+                Some(console) => console.zone()?,
+                None => jiff::tz::TimeZone::system(),
+            };
+            let camera = store.alert(&id)?.alert.camera;
+            let camera_name = loaded
+                .config
+                .cameras
+                .iter()
+                .find(|c| c.id == camera)
+                .and_then(|c| c.name.as_deref());
+            // The login that ran the command: the custody log names a person.
+            let by = std::env::var("SUDO_USER")
+                .or_else(|_| std::env::var("USER"))
+                .unwrap_or_else(|_| "cli".into());
+            let request = vigil::store::ExportRequest {
+                reason: &reason,
+                by: &by,
+                zone: &zone,
+                camera_name,
+            };
+            let files = store.export(&id, &request, &out)?;
+            let sha = vigil::store::manifest::sha256_hex(&std::fs::read(&out)?);
+            store.log_access(
+                &by,
+                "export",
+                Some(&id),
+                &format!("bundle of {files} file(s), sha256 {sha}; {reason}"),
+            )?;
             println!(
-                "{}: alert {id}, {files} evidence file(s), events, signed manifest entries, public key, SHA256SUMS, README.txt",
+                "{}: alert {id}, {files} evidence file(s), case.txt, events, access log, signed manifest entries, public key, SHA256SUMS, README.txt",
                 out.display()
             );
             Ok(ExitCode::SUCCESS)

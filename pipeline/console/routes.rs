@@ -674,11 +674,18 @@ async fn hold(
     }
 }
 
+#[derive(Deserialize)]
+struct ExportForm {
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
 async fn export(
     State(c): State<Shared>,
     user: User,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<ExportForm>,
 ) -> Response {
     if let Err(r) = user
         .require(Role::Police)
@@ -686,9 +693,25 @@ async fn export(
     {
         return r.into_response();
     }
-    let (alert, who) = (id.clone(), user.name.clone());
+    let (alert, who, reason) = (
+        id.clone(),
+        user.name.clone(),
+        form.reason.trim().to_string(),
+    );
+    let zone = c.zone.clone();
+    let cameras = c.cameras.clone();
     let bundle = c
         .db(move |s| {
+            let camera = s.alert(&alert)?.alert.camera;
+            let request = crate::store::ExportRequest {
+                reason: &reason,
+                by: &who,
+                zone: &zone,
+                camera_name: cameras
+                    .iter()
+                    .find(|(id, _)| *id == camera)
+                    .map(|(_, name)| name.as_str()),
+            };
             let tmp = tempfile::Builder::new()
                 .prefix("vigil-export-")
                 .suffix(".zip")
@@ -697,7 +720,7 @@ async fn export(
                     path: std::env::temp_dir(),
                     source,
                 })?;
-            let files = s.export(&alert, tmp.path())?;
+            let files = s.export(&alert, &request, tmp.path())?;
             let bytes = std::fs::read(tmp.path()).map_err(|source| StoreError::File {
                 path: tmp.path().into(),
                 source,
@@ -707,7 +730,7 @@ async fn export(
                 "export",
                 Some(&alert),
                 &format!(
-                    "bundle of {files} file(s), sha256 {}",
+                    "bundle of {files} file(s), sha256 {}; {reason}",
                     crate::store::manifest::sha256_hex(&bytes)
                 ),
             )?;

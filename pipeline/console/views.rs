@@ -550,6 +550,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
                     h2 { (t.export) }
                     form #export method="post" action={"/alerts/" (a.id) "/export"} {
                         input type="hidden" name="csrf" value=(user.csrf);
+                        input name="reason" required maxlength="200" placeholder=(t.export_reason);
                         button type="submit" { "⬇ " (t.export) }
                     }
                 }

@@ -9,9 +9,33 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 const README: &str = "\
-vigil evidence bundle
-=====================
+vigil 证据包 / vigil evidence bundle
+====================================
 
+中文说明
+--------
+case.txt            本案摘要：摄像机名称、告警类型、本地时间及时区、保全原因、
+                    导出人、导出事由或案号
+access_log.json     本告警的访问记录（查看、导出、标记、保全），含本地时间
+alert.json          告警原始记录；events.json 为经 MQTT 发布的全部事件
+evidence/...        快照（原图与标注图）及视频片段
+manifest.jsonl      证据文件的签名清单（sha256、大小、前一条目的哈希、ed25519 签名）
+public_key.txt      验证签名用的公钥
+SHA256SUMS          本包内其他每个文件的 sha256
+
+仅用 sha256sum 核对（先解压）：
+    sha256sum -c SHA256SUMS
+完整核对（含签名）：
+    vigil evidence verify --bundle 本文件.zip --public-key <另行取得的公钥>
+未指定 --public-key 时使用包内公钥：可证明完整性，不能证明来源。
+
+English
+-------
+case.txt            the case at a glance: camera name, kind, local times with the
+                    time zone, hold reason, who exported and the case number or
+                    reason given
+access_log.json     this alert's chain of custody (views, exports, tags, holds),
+                    with local times
 alert.json          the alert as stored (camera, kind, times, box, tags, hold)
 events.json         every event published for the alert, as sent over MQTT
 evidence/...        the snapshot (clean and annotated) and the clip(s)
@@ -31,12 +55,111 @@ Check everything, signatures included:
   it the key inside the bundle is used, which proves integrity but not origin.
 ";
 
+/// Who asks for a bundle and why, and how to show its times: an export names
+/// its case (a case number or a reason), and a bundle read far from the
+/// compound must not leave its reader converting Unix milliseconds.
+pub struct ExportRequest<'a> {
+    /// The case number or reason; required, at most 200 characters.
+    pub reason: &'a str,
+    pub by: &'a str,
+    pub zone: &'a jiff::tz::TimeZone,
+    /// The camera's name in the config, when it still has one.
+    pub camera_name: Option<&'a str>,
+}
+
+impl ExportRequest<'_> {
+    fn local(&self, ms: i64) -> String {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| {
+                t.to_zoned(self.zone.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S %:z")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    }
+
+    fn zone_name(&self) -> String {
+        self.zone.iana_name().unwrap_or("local").to_string()
+    }
+}
+
+/// `case.txt` and `case.json`: the case at a glance, in both languages.
+fn case_files(detail: &AlertDetail, request: &ExportRequest<'_>, now_ms: i64) -> (String, String) {
+    let a = &detail.alert;
+    let zone = request.zone_name();
+    let camera = match request.camera_name {
+        Some(name) => format!("{name} ({})", a.camera),
+        None => a.camera.clone(),
+    };
+    let end = a.end_wall_ms.map(|ms| request.local(ms));
+    let hold = detail
+        .hold
+        .as_ref()
+        .map(|h| format!("{} ({}, {})", h.reason, h.who, request.local(h.at_ms)));
+    let text = format!(
+        "告警 / Alert:                 {id}\n\
+         摄像机 / Camera:              {camera}\n\
+         类型 / Kind:                  {kind} ({severity})\n\
+         摘要 / Summary:               {summary}\n\
+         时区 / Time zone:             {zone}\n\
+         开始 / Start:                 {start}\n\
+         结束 / End:                   {end}\n\
+         保全 / Hold:                  {hold}\n\
+         标记 / Tags:                  {tags}\n\
+         案号或事由 / Case or reason:  {reason}\n\
+         导出人 / Exported by:         {by}\n\
+         导出时间 / Exported at:       {at}\n",
+        id = a.id,
+        kind = a.kind,
+        severity = a.severity,
+        summary = a.summary,
+        start = request.local(a.start_wall_ms),
+        end = end.as_deref().unwrap_or("—"),
+        hold = hold.as_deref().unwrap_or("—"),
+        tags = if a.tags.is_empty() {
+            "—".to_string()
+        } else {
+            a.tags.join(", ")
+        },
+        reason = request.reason,
+        by = request.by,
+        at = request.local(now_ms),
+    );
+    let json = serde_json::json!({
+        "alert": a.id,
+        "camera": { "id": a.camera, "name": request.camera_name },
+        "kind": a.kind,
+        "time_zone": zone,
+        "start": { "unix_ms": a.start_wall_ms, "local": request.local(a.start_wall_ms) },
+        "end": a.end_wall_ms.map(|ms| serde_json::json!({ "unix_ms": ms, "local": request.local(ms) })),
+        "hold": detail.hold.as_ref().map(|h| serde_json::json!({
+            "who": h.who, "reason": h.reason, "at_unix_ms": h.at_ms, "at_local": request.local(h.at_ms),
+        })),
+        "export": {
+            "reason": request.reason, "by": request.by,
+            "at_unix_ms": now_ms, "at_local": request.local(now_ms),
+        },
+    });
+    (
+        text,
+        serde_json::to_string_pretty(&json).unwrap_or_default(),
+    )
+}
+
 pub(super) fn write(
     store: &Store,
     detail: &AlertDetail,
     key: &VerifyingKey,
+    request: &ExportRequest<'_>,
     out: &Path,
 ) -> Result<usize, StoreError> {
+    let reason = request.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(StoreError::Bundle {
+            path: out.into(),
+            reason: "an export needs a case number or reason (1 to 200 characters)".into(),
+        });
+    }
     let fail = |reason: String| StoreError::Bundle {
         path: out.into(),
         reason,
@@ -78,6 +201,22 @@ pub(super) fn write(
         "public_key.txt",
         format!("{}\n", manifest::public_hex(key)).as_bytes(),
     )?;
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let (case_text, case_json) = case_files(detail, request, now_ms);
+    add(&mut zip, "case.txt", case_text.as_bytes())?;
+    add(&mut zip, "case.json", case_json.as_bytes())?;
+    let access: Vec<serde_json::Value> = store
+        .access_log(&detail.alert.id)?
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "at_unix_ms": r.at_ms, "at_local": request.local(r.at_ms),
+                "who": r.who, "action": r.action, "detail": r.detail,
+            })
+        })
+        .collect();
+    let access = serde_json::to_string_pretty(&access).unwrap_or_default();
+    add(&mut zip, "access_log.json", access.as_bytes())?;
     add(&mut zip, "README.txt", README.as_bytes())?;
     zip.start_file("SHA256SUMS", options)
         .and_then(|_| zip.write_all(sums.as_bytes()).map_err(Into::into))
@@ -197,10 +336,15 @@ pub fn verify_bundle(
 
 impl Store {
     /// Writes one alert's evidence bundle (zip) for the police.
-    pub fn export(&self, id: &str, out: &Path) -> Result<usize, StoreError> {
+    pub fn export(
+        &self,
+        id: &str,
+        request: &ExportRequest<'_>,
+        out: &Path,
+    ) -> Result<usize, StoreError> {
         let detail = self.alert(id)?;
         let key = self.public_key()?;
-        write(self, &detail, &key, out)
+        write(self, &detail, &key, request, out)
     }
 
     /// The manifest's lines for one alert's files, exactly as stored.

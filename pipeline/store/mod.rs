@@ -75,7 +75,7 @@ mod verify;
 
 pub use access::Access;
 pub use alerts::{AlertDetail, AlertFilter, AlertRow, InterruptedEnd};
-pub use bundle::verify_bundle;
+pub use bundle::{ExportRequest, verify_bundle};
 pub use files::{EvidenceFile, EvidenceKind};
 pub use manifest::{generate_key, parse_public, public_hex, read_key};
 pub use outbox::{Outbox, OutboxError, OutboxMessage, Priority};
