@@ -587,7 +587,7 @@ async fn alert_page(State(c): State<Shared>, user: User, Path(id): Path<String>)
                 custody: &custody,
                 verification: verification.as_ref().map_err(|e| e.clone()),
             };
-            let title = detail.alert.summary.clone();
+            let title = c.lang.text().summary(&detail.alert);
             Html(views::page(&c, Some(&user), &title, views::alert(&c, &user, &page)).into_string())
                 .into_response()
         }

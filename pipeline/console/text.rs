@@ -152,6 +152,13 @@ pub struct Text {
     pub role_police: &'static str,
     pub role_admin: &'static str,
     pub session_ended_hint: &'static str,
+    /// Detector labels as the control room names them; others show as is.
+    pub labels: &'static [(&'static str, &'static str)],
+    /// Alert summaries, from parts: `{label}`, `{track}`, `{place}`, `{score}`.
+    pub summary_loitering: &'static str,
+    pub summary_cart_crossed: &'static str,
+    pub summary_cart_standing: &'static str,
+    pub summary_fire_smoke: &'static str,
 }
 
 pub const ZH_CN: Text = Text {
@@ -266,6 +273,18 @@ pub const ZH_CN: Text = Text {
     role_police: "民警",
     role_admin: "管理员",
     session_ended_hint: "请重新登录。登录后，离开期间的告警会全部显示。",
+    labels: &[
+        ("person", "人员"),
+        ("bicycle", "自行车"),
+        ("motorcycle", "摩托车"),
+        ("battery_cart", "电动车"),
+        ("fire", "明火"),
+        ("smoke", "烟雾"),
+    ],
+    summary_loitering: "{label} #{track} 在区域「{place}」逗留超时",
+    summary_cart_crossed: "{label} #{track} 经「{place}」进入楼内",
+    summary_cart_standing: "{label} #{track} 停留在「{place}」",
+    summary_fire_smoke: "确认{label}，最高置信度 {score}",
 };
 
 pub const EN: Text = Text {
@@ -380,9 +399,42 @@ pub const EN: Text = Text {
     role_police: "police",
     role_admin: "admin",
     session_ended_hint: "Log in again. Every alert raised meanwhile will be shown.",
+    labels: &[("battery_cart", "battery cart")],
+    summary_loitering: "{label} #{track} stayed too long in zone {place}",
+    summary_cart_crossed: "{label} #{track} crossed {place} inward",
+    summary_cart_standing: "{label} #{track} standing in {place}",
+    summary_fire_smoke: "{label} confirmed, peak score {score}",
 };
 
 impl Text {
+    /// A detector label in this language.
+    pub fn label<'a>(&self, label: &'a str) -> &'a str {
+        self.labels
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map(|(_, name)| *name)
+            .unwrap_or(label)
+    }
+
+    /// An alert's one line, built from its stored parts so it reads in this
+    /// language; the rule's own English line for a kind without a template.
+    pub fn summary(&self, a: &crate::store::AlertRow) -> String {
+        let template = match (a.kind.as_str(), &a.line, &a.zone) {
+            ("loitering", _, Some(_)) => self.summary_loitering,
+            ("battery_cart", Some(_), _) => self.summary_cart_crossed,
+            ("battery_cart", None, Some(_)) => self.summary_cart_standing,
+            ("fire_smoke", _, _) => self.summary_fire_smoke,
+            _ => return a.summary.clone(),
+        };
+        let place = a.line.as_deref().or(a.zone.as_deref()).unwrap_or_default();
+        let track = a.track_id.map(|t| t.to_string()).unwrap_or_default();
+        template
+            .replace("{label}", self.label(&a.label))
+            .replace("{track}", &track)
+            .replace("{place}", place)
+            .replace("{score}", &format!("{:.2}", a.score))
+    }
+
     pub fn outcome_label(&self, o: crate::store::Outcome) -> &'static str {
         use crate::store::Outcome;
         match o {
@@ -391,5 +443,62 @@ impl Text {
             Outcome::Duplicate => self.duplicate,
             Outcome::Test => self.test,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::AlertRow;
+
+    fn alert(kind: &str, label: &str, zone: Option<&str>, line: Option<&str>) -> AlertRow {
+        AlertRow {
+            kind: kind.into(),
+            label: label.into(),
+            zone: zone.map(Into::into),
+            line: line.map(Into::into),
+            track_id: Some(6),
+            score: 0.734,
+            summary: "the rule's English line".into(),
+            ..AlertRow::default()
+        }
+    }
+
+    /// The zh-CN console shows no English summary: each kind's line is built
+    /// from the alert's parts, with the control room's names for labels.
+    #[test]
+    fn summaries_are_built_from_parts_in_the_console_language() {
+        let zh = Language::ZhCn.text();
+        let cases = [
+            (
+                alert("loitering", "person", Some("广场"), None),
+                "人员 #6 在区域「广场」逗留超时",
+            ),
+            (
+                alert("battery_cart", "battery_cart", None, Some("3号门")),
+                "电动车 #6 经「3号门」进入楼内",
+            ),
+            (
+                alert("battery_cart", "bicycle", Some("电梯"), None),
+                "自行车 #6 停留在「电梯」",
+            ),
+            (
+                alert("fire_smoke", "smoke", None, None),
+                "确认烟雾，最高置信度 0.73",
+            ),
+        ];
+        for (a, want) in &cases {
+            assert_eq!(zh.summary(a), *want);
+        }
+        let en = Language::En.text();
+        assert_eq!(
+            en.summary(&cases[1].0),
+            "battery cart #6 crossed 3号门 inward"
+        );
+        // A kind without a template keeps the rule's own line.
+        assert_eq!(
+            zh.summary(&alert("other", "x", None, None)),
+            "the rule's English line"
+        );
     }
 }

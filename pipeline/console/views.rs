@@ -190,7 +190,7 @@ pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
             a.shot href={"/alerts/" (a.id)} {
                 @if let Some(p) = &a.annotated {
                     // `?wall`: the wall's own picture, not logged as an evidence view.
-                    img src={(evidence_url(p)) "?wall"} alt=(a.summary) loading="lazy";
+                    img src={(evidence_url(p)) "?wall"} alt=(t.summary(a)) loading="lazy";
                 } @else {
                     div.noshot { (icon) }
                 }
@@ -204,7 +204,7 @@ pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
                     span.duration { (duration_text(end.unwrap_or(now) - a.start_wall_ms)) }
                     " · " span.state { (state_label(&a.state, t)) }
                 }
-                p.summary { (a.summary) }
+                p.summary { (t.summary(a)) }
                 (instruction(console, &a.kind))
                 @if !recipients.is_empty() { p.recipients { (t.recipients) ": " (recipients.join(", ")) } }
                 @if let Some(ack) = &a.ack { (ack_line(ack, console)) }
@@ -477,7 +477,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
                 @if let Some(e) = a.end_wall_ms { " · " (t.ended) " " (console.local(e)) }
                 " · " (t.duration) " " (duration_text(end - a.start_wall_ms))
             }
-            p { (a.summary) }
+            p { (t.summary(a)) }
             (instruction(console, &a.kind))
             @if let Some(z) = &a.zone { p { (t.zone) ": " (z) } }
             @if let Some(l) = &a.line { p { (t.line) ": " (l) } }
