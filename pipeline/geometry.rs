@@ -18,6 +18,17 @@ pub struct BBox {
 }
 
 impl BBox {
+    /// The box of centre `(cx, cy)` and size `w` x `h`, as detectors give it.
+    #[inline]
+    pub fn centered(cx: f32, cy: f32, w: f32, h: f32) -> Self {
+        BBox {
+            x1: cx - w * 0.5,
+            y1: cy - h * 0.5,
+            x2: cx + w * 0.5,
+            y2: cy + h * 0.5,
+        }
+    }
+
     pub fn width(&self) -> f32 {
         (self.x2 - self.x1).max(0.0)
     }

@@ -10,6 +10,14 @@ use serde::Serialize;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The host clock in Unix milliseconds: what stored rows and the console carry.
+/// Unix ms as local time in `zone`, `format` as strftime; empty when out of
+/// range. The console and the evidence bundle show times this way.
+pub fn local_text(ms: i64, zone: &jiff::tz::TimeZone, format: &str) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_zoned(zone.clone()).strftime(format).to_string())
+        .unwrap_or_default()
+}
+
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

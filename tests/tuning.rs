@@ -277,6 +277,18 @@ enabled = false
     );
 }
 
+/// Every `config/*.toml`, sorted.
+fn example_configs() -> Vec<std::path::PathBuf> {
+    let mut configs: Vec<_> = std::fs::read_dir(repo().join("config"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    configs.sort();
+    assert!(configs.len() >= 5, "{configs:?}");
+    configs
+}
+
 /// `vigil schema` describes every shipped config, and rejects a misspelt key, as
 /// an independent validator (Python `jsonschema`) reads it.
 #[test]
@@ -291,13 +303,7 @@ fn every_example_config_validates_against_the_schema() {
     std::fs::write(&schema_file, &schema).unwrap();
 
     let mut documents = Vec::new();
-    let mut configs: Vec<_> = std::fs::read_dir(repo().join("config"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    configs.sort();
-    assert!(configs.len() >= 5, "{configs:?}");
+    let configs = example_configs();
     for config in &configs {
         let value: serde_json::Value =
             toml::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
@@ -345,13 +351,7 @@ fn every_example_config_validates_against_the_schema() {
 /// named a class no detector of compound.toml emits once passed the schema.)
 #[test]
 fn every_example_config_passes_vigil_check() {
-    let mut configs: Vec<_> = std::fs::read_dir(repo().join("config"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    configs.sort();
-    assert!(configs.len() >= 5, "{configs:?}");
+    let configs = example_configs();
     for config in &configs {
         let (ok, stdout, stderr) = cli(&["check", "-c", &config.display().to_string()]);
         if !ok && stderr.contains("not found") && std::env::var("CI").as_deref() != Ok("true") {

@@ -302,13 +302,7 @@ impl Console {
 
     /// `ms` as local time in the config's zone.
     fn local(&self, ms: i64) -> String {
-        jiff::Timestamp::from_millisecond(ms)
-            .map(|t| {
-                t.to_zoned(self.zone.clone())
-                    .strftime("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-            })
-            .unwrap_or_default()
+        crate::time::local_text(ms, &self.zone, "%Y-%m-%d %H:%M:%S")
     }
 }
 

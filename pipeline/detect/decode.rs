@@ -199,12 +199,7 @@ fn decode_yolox(
                     cands.push(Candidate {
                         class_id,
                         score,
-                        bbox: BBox {
-                            x1: cx - w * 0.5,
-                            y1: cy - h * 0.5,
-                            x2: cx + w * 0.5,
-                            y2: cy + h * 0.5,
-                        },
+                        bbox: BBox::centered(cx, cy, w, h),
                     });
                 }
             }
@@ -240,12 +235,7 @@ fn decode_yolov8(
         cands.push(Candidate {
             class_id,
             score,
-            bbox: BBox {
-                x1: cx - w * 0.5,
-                y1: cy - h * 0.5,
-                x2: cx + w * 0.5,
-                y2: cy + h * 0.5,
-            },
+            bbox: BBox::centered(cx, cy, w, h),
         });
     }
     Ok(())

@@ -69,13 +69,7 @@ pub struct ExportRequest<'a> {
 
 impl ExportRequest<'_> {
     fn local(&self, ms: i64) -> String {
-        jiff::Timestamp::from_millisecond(ms)
-            .map(|t| {
-                t.to_zoned(self.zone.clone())
-                    .strftime("%Y-%m-%d %H:%M:%S %:z")
-                    .to_string()
-            })
-            .unwrap_or_default()
+        crate::time::local_text(ms, self.zone, "%Y-%m-%d %H:%M:%S %:z")
     }
 
     fn zone_name(&self) -> String {
