@@ -180,10 +180,14 @@ impl Outbox {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(err)?;
-        let dropped = enqueue(&tx, messages, cap).map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(dropped)
+        let (conn, store_dir) = (&mut self.conn, store_dir(path, self.temporary));
+        with_space(store_dir, || {
+            let tx = conn.transaction()?;
+            let dropped = enqueue(&tx, messages, cap)?;
+            tx.commit()?;
+            Ok(dropped)
+        })
+        .map_err(err)
     }
 
     /// Up to `limit` queued messages after `seq`, oldest first.
@@ -209,11 +213,13 @@ impl Outbox {
 
     /// The broker acknowledged `seq`.
     pub fn remove(&self, seq: i64) -> Result<(), OutboxError> {
-        self.conn
-            .prepare_cached("DELETE FROM outbox WHERE seq = ?1")
-            .and_then(|mut s| s.execute([seq]))
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        with_space(store_dir(&self.path, self.temporary), || {
+            self.conn
+                .prepare_cached("DELETE FROM outbox WHERE seq = ?1")
+                .and_then(|mut s| s.execute([seq]))
+                .map(|_| ())
+        })
+        .map_err(|e| self.err(e))
     }
 
     /// Messages still waiting for the broker.
@@ -226,6 +232,29 @@ impl Outbox {
 
     pub fn is_empty(&self) -> Result<bool, OutboxError> {
         self.len().map(|n| n == 0)
+    }
+}
+
+/// The store directory holding the database, whose space reserve this
+/// connection may release; none for a temporary outbox.
+fn store_dir(db_path: &Path, temporary: bool) -> Option<&Path> {
+    (!temporary).then(|| db_path.parent()).flatten()
+}
+
+/// Runs a write; when the disk is full, releases the store's reserve once and
+/// tries again (see [`super::space`]).
+fn with_space<T>(
+    store_dir: Option<&Path>,
+    mut write: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    match write() {
+        Err(e)
+            if super::space::is_sql_disk_full(&e)
+                && store_dir.is_some_and(super::space::release_reserve) =>
+        {
+            write()
+        }
+        other => other,
     }
 }
 

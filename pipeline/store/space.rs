@@ -34,19 +34,38 @@ pub fn available_bytes(dir: &Path) -> Option<u64> {
 
 /// Whether the error is the database finding its disk full.
 pub fn is_disk_full(e: &StoreError) -> bool {
+    matches!(e, StoreError::Sql { source, .. } if is_sql_disk_full(source))
+}
+
+/// The same, for a bare SQLite error (the publisher's own connection).
+pub(super) fn is_sql_disk_full(e: &rusqlite::Error) -> bool {
     matches!(
         e,
-        StoreError::Sql {
-            source: rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error {
-                    code: rusqlite::ErrorCode::DiskFull,
-                    ..
-                },
-                _
-            ),
-            ..
-        }
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error {
+                code: rusqlite::ErrorCode::DiskFull,
+                ..
+            },
+            _
+        )
     )
+}
+
+/// Deletes the reserve file in the store directory `dir` and says so; false
+/// when there was none. Whichever connection meets the full disk first, the
+/// store's or the publisher's, releases it: the publisher's deletes after a
+/// PUBACK need room in the log too, and failing them would report delivered
+/// alerts as undelivered.
+pub(super) fn release_reserve(dir: &Path) -> bool {
+    if std::fs::remove_file(dir.join(RESERVE_FILE)).is_err() {
+        return false;
+    }
+    tracing::error!(
+        "store {}: the disk is full; its {} MB reserve was released so that alerts are still stored and published; free space (retention: [storage] max_bytes)",
+        dir.display(),
+        RESERVE_BYTES >> 20
+    );
+    true
 }
 
 fn allocate(path: &Path, bytes: u64) -> std::io::Result<()> {
@@ -92,11 +111,6 @@ impl Store {
         }
     }
 
-    /// Deletes the reserve file; false when there was none.
-    fn release_reserve(&self) -> bool {
-        std::fs::remove_file(self.dir.join(RESERVE_FILE)).is_ok()
-    }
-
     /// Whether a new snapshot or clip may be written: the disk keeps room for
     /// the alerts themselves. (Unknown space counts as room.)
     pub fn room_for_evidence(&self) -> bool {
@@ -110,14 +124,7 @@ impl Store {
         mut write: impl FnMut(&mut Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         match write(self) {
-            Err(e) if is_disk_full(&e) && self.release_reserve() => {
-                tracing::error!(
-                    "store {}: the disk is full; its {} MB reserve was released so that alerts are still stored and published; free space (retention: [storage] max_bytes)",
-                    self.dir.display(),
-                    RESERVE_BYTES >> 20
-                );
-                write(self)
-            }
+            Err(e) if is_disk_full(&e) && release_reserve(&self.dir) => write(self),
             other => other,
         }
     }
