@@ -324,6 +324,17 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                     .map(|c| (c.id.clone(), c.name.clone().unwrap_or_else(|| c.id.clone())))
                     .collect(),
                 health: health.clone(),
+                layouts: config
+                    .cameras
+                    .iter()
+                    .map(|c| {
+                        let layout = crate::console::CameraLayout {
+                            zones: c.zones.clone(),
+                            lines: c.lines.clone(),
+                        };
+                        (c.id.clone(), layout)
+                    })
+                    .collect(),
                 alerts: evidence_queueing_for_console,
                 shutdown: options.shutdown.clone(),
             })?;
@@ -381,6 +392,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
             };
             let detectors = &detectors;
             let inspect = inspect.as_ref();
+            let live = supervisor.health.clone();
             let new_worker = move || {
                 CameraWorker::new(
                     cam,
@@ -390,6 +402,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                     epoch,
                 )
                 .with_inspector(inspect.map(|i| i.inspector(&cam.id, &cam.zones, &cam.lines)))
+                .with_live(live.clone())
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("camera-{}", cam.id))

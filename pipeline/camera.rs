@@ -154,6 +154,8 @@ pub struct CameraWorker {
     metrics: CameraMetrics,
     /// `vigil replay --annotate / --detections`: off on the alert path.
     inspector: Option<Inspector>,
+    /// Where the console's live view takes frames, when a console runs.
+    live: Option<Arc<crate::health::CameraHealth>>,
 }
 
 impl CameraWorker {
@@ -223,12 +225,19 @@ impl CameraWorker {
             stats: StageStats::exported(&config.id),
             metrics: CameraMetrics::new(&config.id),
             inspector: None,
+            live: None,
         }
     }
 
     /// Hands every processed frame's trace to `inspector`.
     pub fn with_inspector(mut self, inspector: Option<Inspector>) -> Self {
         self.inspector = inspector;
+        self
+    }
+
+    /// Hands frames to the console's live view while someone watches.
+    pub fn with_live(mut self, live: Option<Arc<crate::health::CameraHealth>>) -> Self {
+        self.live = live;
         self
     }
 
@@ -272,6 +281,7 @@ impl CameraWorker {
             sink,
             stats,
             inspector,
+            live,
             ..
         } = self;
         let t_track = Instant::now();
@@ -316,10 +326,16 @@ impl CameraWorker {
                 e.picture = Some(frame.picture());
             }
         }
-        if let Some(inspector) = inspector {
+        let live = live.as_deref().filter(|l| l.live_due());
+        if inspector.is_some() || live.is_some() {
             let regions = cropped_regions(frame, detectors, detectors_run);
             let trace = frame_trace(id, frame, still, &obs, rules.as_ref(), &events, regions);
-            inspector.frame(frame, &trace);
+            if let Some(inspector) = inspector {
+                inspector.frame(frame, &trace);
+            }
+            if let Some(live) = live {
+                live.set_live(frame.picture(), trace);
+            }
         }
         events
     }

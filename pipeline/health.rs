@@ -5,8 +5,14 @@
 //! couple of seconds, a reference to the latest decoded picture (a shared
 //! buffer, no copy). Readers turn the picture into a thumbnail on their own
 //! threads, so showing cameras costs the camera workers nothing but a counter.
+//!
+//! Live view works the same way, on demand: while a browser asks for a camera's
+//! live picture (within [`LIVE_LINGER`]), its worker keeps the newest frame with
+//! what the detector made of it ([`LiveFrame`]) up to every [`LIVE_EVERY`]. With
+//! nobody watching, a frame costs one clock read more.
 
 use crate::events::CameraState;
+use crate::inspect::FrameTrace;
 use crate::source::{Frame, Picture};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,11 +22,31 @@ use std::time::{Duration, Instant};
 /// How often a camera's latest picture is kept for its thumbnail.
 const PICTURE_EVERY: Duration = Duration::from_secs(2);
 
+/// A live view keeps its camera's live frames coming this long after its
+/// last request.
+pub const LIVE_LINGER: Duration = Duration::from_secs(3);
+/// At most this often a live frame is kept (10 fps).
+pub const LIVE_EVERY: Duration = Duration::from_millis(100);
+
 /// One camera's health.
 pub struct CameraHealth {
     frames: AtomicU64,
     state: Mutex<StateNow>,
     picture: Mutex<Option<(Instant, Picture)>>,
+    /// Offsets from `epoch` in nanoseconds, so the worker's check is one
+    /// atomic load: live frames are wanted until `live_until`, the last one
+    /// was kept at `live_kept`.
+    epoch: Instant,
+    live_until: AtomicU64,
+    live_kept: AtomicU64,
+    live: Mutex<Option<Arc<LiveFrame>>>,
+}
+
+/// The newest frame of a watched camera and what the detector made of it.
+pub struct LiveFrame {
+    pub kept: Instant,
+    pub picture: Picture,
+    pub trace: FrameTrace,
 }
 
 /// A camera's state as last announced.
@@ -41,7 +67,63 @@ impl CameraHealth {
                 since_ms: crate::time::now_ms(),
             }),
             picture: Mutex::new(None),
+            epoch: Instant::now(),
+            live_until: AtomicU64::new(0),
+            live_kept: AtomicU64::new(0),
+            live: Mutex::new(None),
         }
+    }
+
+    fn since_epoch(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// A browser watches: keep live frames coming for [`LIVE_LINGER`].
+    pub fn want_live(&self) {
+        let until = self.since_epoch() + LIVE_LINGER.as_nanos() as u64;
+        self.live_until.fetch_max(until, Ordering::Relaxed);
+    }
+
+    /// Whether the worker should hand over this frame: someone watches and
+    /// the last live frame is [`LIVE_EVERY`] old.
+    pub fn live_due(&self) -> bool {
+        let now = self.since_epoch();
+        let kept = self.live_kept.load(Ordering::Relaxed);
+        // 0: none kept yet.
+        now < self.live_until.load(Ordering::Relaxed)
+            && (kept == 0 || now >= kept + LIVE_EVERY.as_nanos() as u64)
+    }
+
+    pub fn set_live(&self, picture: Picture, trace: FrameTrace) {
+        self.live_kept
+            .store(self.since_epoch().max(1), Ordering::Relaxed);
+        let frame = Arc::new(LiveFrame {
+            kept: Instant::now(),
+            picture,
+            trace,
+        });
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = Some(frame);
+    }
+
+    /// The newest picture of either kind, with when it was kept: a live view
+    /// shows the periodic one until its first live frame arrives.
+    pub fn newest_picture(&self) -> Option<(Instant, Picture)> {
+        let live = self.live().map(|f| (f.kept, f.picture.clone()));
+        let kept = self
+            .picture
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match (live, kept) {
+            (Some(l), Some(k)) => Some(if l.0 >= k.0 { l } else { k }),
+            (l, k) => l.or(k),
+        }
+    }
+
+    /// The newest live frame, if one was kept since the camera was last watched.
+    pub fn live(&self) -> Option<Arc<LiveFrame>> {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.clone()
     }
 
     pub fn set_state(&self, state: CameraState, reason: Option<String>) {
@@ -96,5 +178,27 @@ impl HealthBoard {
 
     pub fn camera(&self, id: &str) -> Option<Arc<CameraHealth>> {
         self.0.get(id).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_frames_are_due_only_while_someone_watches() {
+        let health = CameraHealth::new();
+        assert!(!health.live_due(), "nobody watches yet");
+        health.want_live();
+        assert!(health.live_due());
+        health
+            .live_kept
+            .store(health.since_epoch(), Ordering::Relaxed);
+        assert!(!health.live_due(), "one was just kept");
+        health.live_kept.store(0, Ordering::Relaxed);
+        health
+            .live_until
+            .store(health.since_epoch(), Ordering::Relaxed);
+        assert!(!health.live_due(), "the viewer left");
     }
 }

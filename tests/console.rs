@@ -1192,3 +1192,255 @@ listen = "127.0.0.1:{console_port}"
         stopping.elapsed().as_secs_f64()
     );
 }
+
+/// Issue 18, live video and the integrator's page: an RTSP camera's live
+/// picture starts within 2 s and changes; the grid shows it; the setup page
+/// draws the detector's tracks on it, and the zone and line the editor prints
+/// pass `vigil check` as they are. Operators get the picture, not the editor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_view_and_the_zone_editor_in_a_real_browser() {
+    let (Some(clip), Some(model), Some(chromedriver), Some(_chromium)) = (
+        common::media("people/vtest.avi"),
+        common::model("yolox_nano_416.onnx"),
+        common::program("chromedriver"),
+        common::program("chromium"),
+    ) else {
+        return;
+    };
+    // Real pedestrian footage, served as an H.264 RTSP camera in real time.
+    let camera = common::RtspCamera::serve(&format!(
+        "( filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 ! identity sync=true ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! rtph264pay name=pay0 pt=96 )",
+        clip.display()
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let console_port = common::free_port();
+    let camera_config = format!(
+        r#"
+{}
+[[cameras]]
+id = "gate"
+name = "东门"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+
+[[cameras.zones]]
+name = "plaza"
+polygon = [[0, 0.3], [1, 0.3], [1, 1], [0, 1]]
+
+[[cameras.rules]]
+kind = "loitering"
+zone = "plaza"
+classes = ["person"]
+dwell_s = 60
+"#,
+        common::yolox_detector(&model),
+        camera.uri.0,
+    );
+    let config = common::write_config(
+        dir.path(),
+        &format!(
+            r#"
+[storage]
+dir = "data"
+
+[console]
+listen = "127.0.0.1:{console_port}"
+{camera_config}"#
+        ),
+    );
+    add_user(&config, "admin", "admin", "admin-password");
+    add_user(&config, "op", "operator", "operator-password");
+    let _run = Killed(
+        vigil()
+            .args(["run", "-c"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(console_port, Duration::from_secs(60));
+    let base = format!("http://127.0.0.1:{console_port}");
+    let driver_port = common::free_port();
+    let _driver = Killed(
+        Command::new(&chromedriver)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(driver_port, Duration::from_secs(20));
+    let admin = browser(driver_port, 1366, 768).await;
+    login(&admin, &base, "admin", "admin-password").await;
+    until(
+        &admin,
+        "document.querySelector('.camera[data-camera=gate].state-up')",
+        Duration::from_secs(60),
+        "the RTSP camera up",
+    )
+    .await;
+
+    // The camera's page: live within 2 s of opening it, and moving.
+    admin.goto(&format!("{base}/cameras/gate")).await.unwrap();
+    let opened = Instant::now();
+    until(
+        &admin,
+        "+(document.querySelector('img[data-live]').dataset.frames || 0) >= 1",
+        Duration::from_secs(10),
+        "the first live picture",
+    )
+    .await;
+    let first_picture = opened.elapsed();
+    assert!(
+        first_picture < Duration::from_secs(2),
+        "the live view took {first_picture:?} to start"
+    );
+    let first = js(
+        &admin,
+        "return document.querySelector('img[data-live]').src;",
+    )
+    .await;
+    until(
+        &admin,
+        "+document.querySelector('img[data-live]').dataset.frames >= 8",
+        Duration::from_secs(10),
+        "eight live pictures",
+    )
+    .await;
+    let later = js(
+        &admin,
+        "return document.querySelector('img[data-live]').src;",
+    )
+    .await;
+    assert_ne!(first, later, "the live picture never changed");
+    let age: f64 = js(
+        &admin,
+        "return document.querySelector('figure.live .age').textContent;",
+    )
+    .await
+    .as_str()
+    .and_then(|s| s.parse().ok())
+    .expect("the picture's delay is shown");
+    eprintln!("live view: first picture after {first_picture:?}, picture delay {age} s");
+    screenshot(&admin, "live-camera.png").await;
+
+    // The grid holds every camera, live, each linking to its page.
+    admin.goto(&format!("{base}/video")).await.unwrap();
+    until(
+        &admin,
+        "+(document.querySelector('.livegrid a[href=\"/cameras/gate\"] img[data-live]').dataset.frames || 0) >= 2",
+        Duration::from_secs(10),
+        "the grid's live picture",
+    )
+    .await;
+
+    // The setup page: the detector's tracks on the live frame.
+    admin
+        .goto(&format!("{base}/cameras/gate/setup"))
+        .await
+        .unwrap();
+    until(
+        &admin,
+        "+(document.querySelector('.setup').dataset.tracks || 0) >= 1",
+        Duration::from_secs(30),
+        "tracked people drawn on the setup page",
+    )
+    .await;
+    screenshot(&admin, "setup.png").await;
+    // Clicks on the picture become a zone, then a line.
+    let click = |x: f64, y: f64| {
+        format!(
+            "const c = document.getElementById('scene'); const b = c.getBoundingClientRect(); c.dispatchEvent(new MouseEvent('click', {{clientX: b.left + {x} * b.width, clientY: b.top + {y} * b.height, bubbles: true}})); return 1;"
+        )
+    };
+    js(
+        &admin,
+        "const n = document.getElementById('drawname'); n.value = '大堂'; n.dispatchEvent(new Event('input')); return 1;",
+    )
+    .await;
+    for (x, y) in [(0.1, 0.5), (0.6, 0.45), (0.7, 0.95), (0.15, 0.9)] {
+        js(&admin, &click(x, y)).await;
+    }
+    let zone = js(
+        &admin,
+        "return document.getElementById('toml').textContent;",
+    )
+    .await;
+    let zone = zone.as_str().unwrap().to_string();
+    assert!(
+        zone.contains("[[cameras.zones]]") && zone.contains("大堂"),
+        "{zone}"
+    );
+    js(
+        &admin,
+        "document.querySelector('button[data-mode=line]').click(); return 1;",
+    )
+    .await;
+    for (x, y) in [(0.2, 0.4), (0.8, 0.4), (0.5, 0.8)] {
+        js(&admin, &click(x, y)).await;
+    }
+    let line = js(
+        &admin,
+        "return document.getElementById('toml').textContent;",
+    )
+    .await;
+    let line = line.as_str().unwrap().to_string();
+    assert!(
+        line.contains("[[cameras.lines]]") && line.contains("inside ="),
+        "{line}"
+    );
+    // Pasted under the camera as printed, `vigil check` accepts both.
+    let edited = dir.path().join("edited.toml");
+    std::fs::write(
+        &edited,
+        format!("[storage]\ndir = \"data\"\n{camera_config}\n{zone}\n{line}"),
+    )
+    .unwrap();
+    let check = vigil().args(["check", "-c"]).arg(&edited).output().unwrap();
+    assert!(
+        check.status.success(),
+        "vigil check refused the editor's TOML:\n{zone}\n{line}\n{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // An operator watches, but neither sees the editor nor its data.
+    let operator = browser(driver_port, 390, 844).await;
+    login(&operator, &base, "op", "operator-password").await;
+    assert_eq!(
+        fetch_status(&operator, "GET", "/cameras/gate/live.jpg", "").await,
+        200
+    );
+    assert_eq!(
+        fetch_status(&operator, "GET", "/cameras/gate/setup", "").await,
+        403
+    );
+    assert_eq!(
+        fetch_status(&operator, "GET", "/cameras/gate/live.json", "").await,
+        403
+    );
+    assert_eq!(
+        fetch_status(&operator, "GET", "/cameras/nowhere/live.jpg", "").await,
+        404
+    );
+    operator.goto(&format!("{base}/video")).await.unwrap();
+    until(
+        &operator,
+        "+(document.querySelector('img[data-live]').dataset.frames || 0) >= 1",
+        Duration::from_secs(10),
+        "the phone's live picture",
+    )
+    .await;
+    let overflow = js(
+        &operator,
+        "return document.documentElement.scrollWidth - window.innerWidth;",
+    )
+    .await;
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "phone grid overflows by {overflow}"
+    );
+    screenshot(&operator, "live-phone.png").await;
+    operator.close().await.unwrap();
+    admin.close().await.unwrap();
+}

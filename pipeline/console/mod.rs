@@ -18,6 +18,7 @@
 
 mod auth;
 mod listener;
+mod live;
 mod routes;
 pub mod text;
 pub mod users;
@@ -150,10 +151,18 @@ pub struct ConsoleContext {
     /// Camera id → display name, in config order.
     pub cameras: Vec<(String, String)>,
     pub health: HealthBoard,
+    /// Camera id → its zones and lines, drawn on the setup page.
+    pub layouts: BTreeMap<String, CameraLayout>,
     /// Where acknowledgements are announced (`<prefix>/alerts/acks`) and how
     /// the publisher is woken; `None` when this run does not publish.
     pub alerts: Option<(AlertsConfig, crossbeam_channel::Sender<()>)>,
     pub shutdown: Shutdown,
+}
+
+/// A camera's zones and lines as configured.
+pub struct CameraLayout {
+    pub zones: Vec<crate::rules::ZoneConfig>,
+    pub lines: Vec<crate::rules::LineConfig>,
 }
 
 /// A running console.
@@ -218,11 +227,13 @@ pub(crate) struct Console {
     store: StorePool,
     cameras: Vec<(String, String)>,
     health: HealthBoard,
+    layouts: BTreeMap<String, CameraLayout>,
     alerts: Option<(AlertsConfig, crossbeam_channel::Sender<()>)>,
     throttle: auth::LoginThrottle,
     feed: tokio::sync::watch::Receiver<FeedCursor>,
     fps: Mutex<FpsMeter>,
     thumbnails: Mutex<BTreeMap<String, Thumbnail>>,
+    live_jpegs: Mutex<BTreeMap<String, live::LiveJpeg>>,
     secure: bool,
 }
 
@@ -373,11 +384,13 @@ pub fn start(ctx: ConsoleContext) -> Result<RunningConsole, ConsoleError> {
         },
         cameras: ctx.cameras,
         health: ctx.health,
+        layouts: ctx.layouts,
         alerts: ctx.alerts,
         throttle: auth::LoginThrottle::default(),
         feed: feed_rx,
         fps: Mutex::new(FpsMeter::default()),
         thumbnails: Mutex::new(BTreeMap::new()),
+        live_jpegs: Mutex::new(BTreeMap::new()),
         secure: tls.is_some(),
         config,
     });

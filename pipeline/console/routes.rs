@@ -4,7 +4,9 @@
 //! | --- | --- |
 //! | `GET/POST /login`, `/assets/*` | anyone |
 //! | `/`, `/live` (SSE), `/cameras`, `/cameras/{id}/thumb.jpg`, `POST /alerts/{id}/ack`, `GET /alerts/{id}`, `/evidence/*` | operator |
+//! | `/video`, `/cameras/{id}`, `/cameras/{id}/live.jpg` (live view) | operator |
 //! | `/search`, `POST /alerts/{id}/tags`, `/hold`, `/export` | police |
+//! | `/cameras/{id}/setup`, `/cameras/{id}/live.json` (detections, zone editor) | admin |
 //!
 //! Every POST checks the session's CSRF token. Evidence is served only for
 //! paths the store lists as evidence, inside the store directory, with HTTP
@@ -13,7 +15,7 @@
 
 use super::auth::{self, User};
 use super::views::{self, CameraView, SearchForm};
-use super::{Console, Role};
+use super::{Console, Role, live};
 use crate::store::{
     Ack, AckAction, AlertFilter, FeedCursor, OutboxMessage, Outcome, Priority, StoreError,
     StoredSession,
@@ -34,6 +36,7 @@ type Shared = Arc<Console>;
 
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
+const LIVE_JS: &str = include_str!("assets/live.js");
 /// A thumbnail is encoded once per camera in this long, whoever asks.
 const THUMBNAIL_FRESH: Duration = Duration::from_secs(4);
 /// Search results per page.
@@ -55,11 +58,20 @@ pub fn router(console: Shared) -> Router {
             "/assets/console.js",
             get(|| asset(JS, "text/javascript; charset=utf-8")),
         )
+        .route(
+            "/assets/live.js",
+            get(|| asset(LIVE_JS, "text/javascript; charset=utf-8")),
+        )
         .route("/", get(wall))
         .route("/live", get(live))
         .route("/session", get(session))
         .route("/cameras", get(cameras))
         .route("/cameras/{id}/thumb.jpg", get(thumbnail))
+        .route("/video", get(live::video_grid))
+        .route("/cameras/{id}", get(live::camera_page))
+        .route("/cameras/{id}/live.jpg", get(live::live_jpeg))
+        .route("/cameras/{id}/live.json", get(live::live_overlay))
+        .route("/cameras/{id}/setup", get(live::setup_page))
         .route("/alerts/{id}", get(alert_page))
         .route("/alerts/{id}/ack", post(acknowledge))
         .route("/alerts/{id}/tags", post(tags))
@@ -100,7 +112,7 @@ async fn asset(body: &'static str, kind: &'static str) -> Response {
     ([(header::CONTENT_TYPE, kind)], body).into_response()
 }
 
-async fn not_found(State(c): State<Shared>, user: User) -> Response {
+pub(super) async fn not_found(State(c): State<Shared>, user: User) -> Response {
     let t = c.lang.text();
     (
         StatusCode::NOT_FOUND,
@@ -295,15 +307,8 @@ async fn thumbnail(State(c): State<Shared>, _user: User, Path(id): Path<String>)
             let Some((_, picture)) = c.health.camera(&id).and_then(|h| h.picture()) else {
                 return StatusCode::NOT_FOUND.into_response();
             };
-            let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-                let small = picture.to_rgb_within(320)?;
-                let mut out = Vec::new();
-                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 75)
-                    .encode_image(&small)
-                    .map_err(|e| e.to_string())?;
-                Ok(out)
-            })
-            .await;
+            let encoded =
+                tokio::task::spawn_blocking(move || live::encode_jpeg(&picture, 320)).await;
             match encoded {
                 Ok(Ok(j)) => {
                     let j = Arc::new(j);

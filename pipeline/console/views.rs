@@ -110,6 +110,7 @@ pub fn page(console: &Console, user: Option<&User>, title: &str, body: Markup) -
                     @if let Some(u) = user {
                         nav {
                             a href="/" { (t.wall) }
+                            a href="/video" { (t.live_video) }
                             a href="/resolved" { (t.resolved_recently) }
                             a href="/report" { (t.report) }
                             @if u.role >= Role::Police { a href="/search" { (t.search) } }
@@ -337,7 +338,7 @@ pub fn cameras(console: &Console, cams: &[CameraView]) -> Markup {
                     img src={"/cameras/" (c.id) "/thumb.jpg?t=" (stamp)} alt=(c.name);
                 } @else { div.noshot { (t.no_picture) } }
                 div {
-                    strong { (c.name) } " "
+                    a.name href={"/cameras/" (c.id)} { strong { (c.name) } } " "
                     span.badge { (label) }
                     @if let Some(f) = c.fps { " · " (format!("{f:.1}")) " " (t.fps) }
                     @if let Some(r) = &c.reason { p.reason title=(r) { (short_reason(r)) } }
@@ -492,6 +493,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
                     }
                 }
                 div.shots {
+                    (super::live::live_picture(console, &a.camera, 500))
                     @for e in live(crate::store::EvidenceKind::Annotated) {
                         figure { img src=(evidence_url(&e.path)) alt=(t.annotated); figcaption { (t.annotated) } }
                     }
@@ -513,6 +515,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
                     (ack_form(a, user, t, false))
                 }
             }
+            (super::live::script())
             @if police {
                 section {
                     h2 { (t.tags) }

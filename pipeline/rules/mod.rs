@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A named polygon, points as fractions of frame width and height.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZoneConfig {
     pub name: String,
@@ -29,7 +29,7 @@ pub struct ZoneConfig {
 
 /// A named tripwire: a segment `from → to` plus any point on the inside
 /// (the building side), all as fractions of frame width and height.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineConfig {
     pub name: String,
