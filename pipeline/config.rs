@@ -1053,6 +1053,13 @@ impl LoadedConfig {
             if console.wall_max == 0 {
                 p.error("console.wall_max".into(), "must be at least 1".into());
             }
+            let escalate = console.escalate_after_s;
+            if !(0.0..=86_400.0).contains(&escalate) {
+                p.error(
+                    "console.escalate_after_s".into(),
+                    format!("{escalate} is not between 0 (never) and 86400 seconds"),
+                );
+            }
         }
 
         let mut problems = p.problems;
@@ -1271,6 +1278,11 @@ mod tests {
         assert!(says("console.tls_cert", "both"), "{p:?}");
         assert!(says("console.users", "vigil user add"), "{p:?}");
         assert!(says("console.listen", "unencrypted"), "{p:?}");
+        let p = problems(&(BASE.to_string() + "[console]\nescalate_after_s = -5\n"));
+        assert!(
+            p.iter().any(|x| x.field == "console.escalate_after_s"),
+            "{p:?}"
+        );
         let long = "很".repeat(501);
         let p = problems(
             &(BASE.to_string()

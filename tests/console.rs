@@ -827,6 +827,7 @@ async fn an_open_wall_survives_a_restart_and_asks_for_a_login_when_its_user_is_r
     };
     let broker = Mosquitto::start();
     let recorder = Recorder::start(broker.port, "vigil/events");
+    let escalations = Recorder::start(broker.port, "vigil/alerts/escalations");
     let dir = tempfile::tempdir().unwrap();
     let console_port = common::free_port();
     let config = common::write_config(
@@ -865,6 +866,7 @@ dir = "data"
 [console]
 listen = "127.0.0.1:{console_port}"
 sound = ["critical", "high", "warning"]
+escalate_after_s = 4
 
 [console.instructions]
 loitering = "调看实时画面\n必要时派巡逻询问"
@@ -925,6 +927,29 @@ loitering = "调看实时画面\n必要时派巡逻询问"
         Some("处置： 调看实时画面\n必要时派巡逻询问"),
         "{instruction}"
     );
+    // Nobody acknowledges: after escalate_after_s the card says so and the
+    // supervisor's topic has it.
+    until(
+        &wall,
+        "document.querySelector('#wall .card.escalated .escalation')",
+        Duration::from_secs(15),
+        "an escalated card",
+    )
+    .await;
+    assert!(
+        escalations.wait_for(|m| !m.is_empty(), Duration::from_secs(10)),
+        "an escalation on vigil/alerts/escalations"
+    );
+    {
+        let messages = escalations.messages.lock().unwrap();
+        let first: Value = serde_json::from_str(&messages[0].1).unwrap();
+        assert_eq!(first["camera"], "hall", "{first}");
+        assert_eq!(first["after_s"], 4.0, "{first}");
+        assert!(
+            first["summary"].as_str().unwrap().contains("逗留"),
+            "{first}"
+        );
+    }
     // The gate camera has nobody to talk to: a card of its own heads the wall.
     let down = until(
         &wall,
@@ -998,6 +1023,20 @@ loitering = "调看实时画面\n必要时派巡逻询问"
         "{} alerts of both runs on the wall without a reload",
         ids.len()
     );
+    // Escalated once each, across the restart, and only alerts that exist.
+    let escalated: Vec<String> = escalations
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, p, _)| serde_json::from_str::<Value>(p).unwrap()["alert_id"].to_string())
+        .map(|id| id.trim_matches('"').to_string())
+        .collect();
+    let mut unique = escalated.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), escalated.len(), "{escalated:?}");
+    assert!(escalated.iter().all(|id| ids.contains(id)), "{escalated:?}");
 
     // A patrol's phone, scrolled down to older cards: no sideways scrolling,
     // and new cards arriving above are announced.

@@ -63,6 +63,10 @@ pub struct ConsoleConfig {
     /// What the operator does, per alert kind, shown on each card and alert
     /// page: `fire_smoke = "火警：拨打 119，通知物业值班经理"`.
     pub instructions: BTreeMap<crate::events::RuleKind, String>,
+    /// An alert nobody has acknowledged this many seconds after it started is
+    /// escalated: marked on the wall and published once on
+    /// `<prefix>/alerts/escalations` for a supervisor. 0: never.
+    pub escalate_after_s: f64,
 }
 
 impl Default for ConsoleConfig {
@@ -80,6 +84,7 @@ impl Default for ConsoleConfig {
                 crate::events::Severity::High,
             ],
             instructions: BTreeMap::new(),
+            escalate_after_s: 120.0,
         }
     }
 }
@@ -418,6 +423,9 @@ async fn serve(
     shutdown: Shutdown,
 ) {
     tokio::spawn(follow_store(console.clone(), feed));
+    if console.config.escalate_after_s > 0.0 {
+        tokio::spawn(escalate(console.clone()));
+    }
     let app = routes::router(console);
     let stopped = {
         let shutdown = shutdown.clone();
@@ -468,6 +476,53 @@ fn tls_config(
     // The listener speaks HTTP/1.1 only: never offer h2.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// Escalates, every second, the alerts nobody took within
+/// `escalate_after_s`: stored once each with their MQTT message.
+async fn escalate(console: Arc<Console>) {
+    let after_ms = (console.config.escalate_after_s * 1000.0) as i64;
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let me = console.clone();
+        let escalated = console
+            .db(move |s| {
+                let cap = me.alerts.as_ref().map(|(a, _)| a.outbox_max).unwrap_or(0);
+                let announce = |a: &crate::store::AlertRow| match &me.alerts {
+                    Some((config, _)) => vec![routes::escalation_message(&me, config, a)],
+                    None => Vec::new(),
+                };
+                s.escalate_overdue(crate::time::now_ms() as i64, after_ms, announce, cap)
+            })
+            .await;
+        match escalated {
+            Ok(rows) => {
+                failing = false;
+                for a in &rows {
+                    tracing::warn!(
+                        camera = %a.camera,
+                        "alert {} ({} on {}) not acknowledged within {} s: escalated",
+                        a.id,
+                        a.kind,
+                        a.camera,
+                        console.config.escalate_after_s
+                    );
+                }
+                if !rows.is_empty()
+                    && let Some((_, notify)) = &console.alerts
+                {
+                    let _ = notify.try_send(());
+                }
+            }
+            // Said once per outage, not every second.
+            Err(e) if !failing => {
+                failing = true;
+                tracing::error!("console: escalating overdue alerts: {e}");
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// Follows the store's sequences and the cameras' frame counts.

@@ -558,11 +558,43 @@ fn ack_message(
         topic: format!("{}/alerts/acks", alerts.topic_prefix),
         payload: payload.to_string().into_bytes(),
         retain: false,
-        priority: match severity {
-            "critical" => Priority::Critical,
-            "high" => Priority::High,
-            _ => Priority::Warning,
-        },
+        priority: priority_of(severity),
+        captured_us: None,
+    }
+}
+
+/// A stored severity's outbox priority: fire never gives way.
+fn priority_of(severity: &str) -> Priority {
+    match severity {
+        "critical" => Priority::Critical,
+        "high" => Priority::High,
+        _ => Priority::Warning,
+    }
+}
+
+/// The message on `<prefix>/alerts/escalations`: an alert nobody took in
+/// time, for the supervisor, with what the wall says about it.
+pub(super) fn escalation_message(
+    c: &Console,
+    alerts: &crate::publish::AlertsConfig,
+    a: &crate::store::AlertRow,
+) -> OutboxMessage {
+    let payload = serde_json::json!({
+        "alert_id": a.id,
+        "camera": a.camera,
+        "camera_name": c.camera_name(&a.camera),
+        "kind": a.kind,
+        "severity": a.severity,
+        "summary": c.lang.text().summary(a),
+        "start_ms": a.start_wall_ms,
+        "after_s": c.config.escalate_after_s,
+        "at_ms": crate::time::now_ms(),
+    });
+    OutboxMessage {
+        topic: format!("{}/alerts/escalations", alerts.topic_prefix),
+        payload: payload.to_string().into_bytes(),
+        retain: false,
+        priority: priority_of(&a.severity),
         captured_us: None,
     }
 }
@@ -574,7 +606,11 @@ async fn alert_page(State(c): State<Shared>, user: User, Path(id): Path<String>)
             let detail = s.alert(&id)?;
             s.log_access(&who, "view", Some(&id), "alert page")?;
             let acks = s.acks(&id)?;
-            let timeline = s.timeline(&id)?;
+            let mut timeline = s.timeline(&id)?;
+            if let Some(at) = s.escalated_at(&id)? {
+                timeline.push(("escalated".into(), at));
+                timeline.sort_by_key(|(_, at)| *at);
+            }
             let custody = s.access_log(&id)?;
             let verification = s
                 .public_key()

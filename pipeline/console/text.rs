@@ -154,6 +154,8 @@ pub struct Text {
     pub back: &'static str,
     pub event_new: &'static str,
     pub event_update: &'static str,
+    /// Nobody took the alert in time: it went to the supervisor.
+    pub escalated: &'static str,
     pub event_end: &'static str,
     pub offline: &'static str,
     /// Heads the wall's card for a camera that is reconnecting or failed.
@@ -287,6 +289,7 @@ pub const ZH_CN: Text = Text {
     back: "返回",
     event_new: "告警",
     event_update: "更新",
+    escalated: "超时无人接警，已上报主管",
     event_end: "结束",
     offline: "连接中断，正在重连…",
     camera_down: "摄像头离线：此画面无人看守",
@@ -424,6 +427,7 @@ pub const EN: Text = Text {
     back: "Back",
     event_new: "alert",
     event_update: "update",
+    escalated: "not taken in time: escalated to the supervisor",
     event_end: "end",
     offline: "Connection lost, reconnecting…",
     camera_down: "Camera down: nobody is watching this view",

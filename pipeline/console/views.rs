@@ -270,7 +270,8 @@ pub fn wall(
         Some(user),
         t.wall,
         html! {
-            div.wallpage data-cursor=(cursor) data-offline=(t.offline) data-sound=(sound) data-camdown=(t.camera_down) data-zone=[console.config.time_zone.as_deref()] {
+            div.wallpage data-cursor=(cursor) data-offline=(t.offline) data-sound=(sound) data-camdown=(t.camera_down) data-zone=[console.config.time_zone.as_deref()]
+                data-escalate-ms=((console.config.escalate_after_s * 1000.0) as i64) data-escalated=(t.escalated) {
                 button #newer type="button" hidden data-label=(t.new_alerts) {}
                 section.alerts {
                     div.toolbar {
@@ -507,7 +508,8 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
                 ol.timeline {
                     @for (kind, ms) in p.timeline {
                         li { time { (console.local(*ms)) } " " (match kind.as_str() {
-                            "new" => t.event_new, "end" => t.event_end, _ => t.event_update }) }
+                            "new" => t.event_new, "end" => t.event_end,
+                            "escalated" => t.escalated, _ => t.event_update }) }
                     }
                     @for ack in p.acks { li { (ack_line(ack, console)) } }
                 }

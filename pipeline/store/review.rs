@@ -270,6 +270,65 @@ impl Store {
         )
     }
 
+    /// Escalates the alerts nobody has taken (no acknowledgement at all)
+    /// `after_ms` after they started: each is marked once and `announce`d in
+    /// the same transaction, so a restart neither repeats nor loses one.
+    /// Alerts older than a day are left alone (an old store's backlog is not
+    /// news), and at most 100 go per call. Returns the alerts escalated now.
+    pub fn escalate_overdue(
+        &mut self,
+        now_ms: i64,
+        after_ms: i64,
+        announce: impl Fn(&super::AlertRow) -> Vec<OutboxMessage>,
+        cap: usize,
+    ) -> Result<Vec<super::AlertRow>, StoreError> {
+        const DAY_MS: i64 = 24 * 3600 * 1000;
+        let sql = format!(
+            "SELECT {} FROM alerts a
+             WHERE a.start_wall_ms <= ?1 AND a.start_wall_ms >= ?2
+               AND NOT EXISTS (SELECT 1 FROM acks k WHERE k.alert_id = a.id)
+               AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.alert_id = a.id)
+             ORDER BY a.start_wall_ms LIMIT 100",
+            Self::ALERT_COLUMNS
+        );
+        let db_path = self.db_path.clone();
+        let sql_err = |source| StoreError::Sql {
+            path: db_path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql_err)?;
+        let overdue = {
+            let mut stmt = tx.prepare(&sql).map_err(sql_err)?;
+            stmt.query_map(
+                params![now_ms - after_ms, now_ms - DAY_MS],
+                Self::alert_from_row,
+            )
+            .map_err(sql_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql_err)?
+        };
+        for a in &overdue {
+            tx.execute(
+                "INSERT INTO escalations (alert_id, at_ms, after_s) VALUES (?1, ?2, ?3)",
+                params![a.id, now_ms, after_ms as f64 / 1000.0],
+            )
+            .map_err(sql_err)?;
+            outbox::enqueue(&tx, &announce(a), cap).map_err(sql_err)?;
+        }
+        tx.commit().map_err(sql_err)?;
+        Ok(overdue)
+    }
+
+    /// When the alert was escalated, if it was.
+    pub fn escalated_at(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        self.query(
+            "SELECT at_ms FROM escalations WHERE alert_id = ?1",
+            id,
+            |r| r.get(0),
+        )
+        .map(|rows| rows.into_iter().next())
+    }
+
     /// The alert's events as (type, wall ms), in order.
     pub fn timeline(&self, id: &str) -> Result<Vec<(String, i64)>, StoreError> {
         self.query(

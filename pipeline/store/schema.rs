@@ -129,6 +129,14 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE acks ADD COLUMN outcome TEXT;
     "#,
+    // 6: alerts nobody took in time, escalated to a supervisor once each.
+    r#"
+    CREATE TABLE escalations (
+        alert_id TEXT PRIMARY KEY REFERENCES alerts (id),
+        at_ms    INTEGER NOT NULL,
+        after_s  REAL NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

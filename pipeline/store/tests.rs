@@ -429,3 +429,70 @@ fn a_deleted_database_is_noticed_and_verify_lists_what_it_lost() {
     );
     assert!(v.failures[0].contains("evidence/a.jpg"), "{:?}", v.failures);
 }
+
+#[test]
+fn alerts_nobody_takes_are_escalated_once_and_announced_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = store(tmp.path(), None);
+    let mut ids = Vec::new();
+    for cam in ["a", "b", "c"] {
+        let (new, _) = events(cam);
+        s.record_event(&new, "{}", &[], 10).unwrap();
+        ids.push(new.alert().id.clone());
+    }
+    let started = s.alert(&ids[0]).unwrap().alert.start_wall_ms;
+    let announce = |a: &AlertRow| {
+        vec![OutboxMessage {
+            topic: format!("vigil/alerts/escalations/{}", a.camera),
+            payload: a.id.clone().into_bytes(),
+            retain: false,
+            priority: Priority::High,
+            captured_us: None,
+        }]
+    };
+    let take = Ack {
+        action: AckAction::Ack,
+        who: "wang".into(),
+        note: String::new(),
+        at_ms: started + 1_000,
+        outcome: None,
+    };
+    s.acknowledge(&ids[1], &take, |_| Vec::new(), 10).unwrap();
+    // Not yet due.
+    let due = s.escalate_overdue(started + 59_000, 60_000, announce, 10);
+    assert!(due.unwrap().is_empty());
+    // Due: the two nobody took, not the one wang took.
+    let now = started + 61_000;
+    let escalated: Vec<String> = s
+        .escalate_overdue(now, 60_000, announce, 10)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(escalated, vec![ids[0].clone(), ids[2].clone()]);
+    assert_eq!(s.escalated_at(&ids[0]).unwrap(), Some(now));
+    assert_eq!(s.escalated_at(&ids[1]).unwrap(), None);
+    let queued = Outbox::open(s.db_path()).unwrap().after(0, 10).unwrap();
+    let topics: Vec<&str> = queued.iter().map(|q| q.topic.as_str()).collect();
+    assert_eq!(
+        topics,
+        ["vigil/alerts/escalations/a", "vigil/alerts/escalations/c"]
+    );
+    // Once each, across a reopen.
+    drop(s);
+    let mut s = store(tmp.path(), None);
+    assert!(
+        s.escalate_overdue(now + 10_000, 60_000, announce, 10)
+            .unwrap()
+            .is_empty()
+    );
+    // A day later an old alert is not news.
+    let (new, _) = events("d");
+    s.record_event(&new, "{}", &[], 10).unwrap();
+    let day = 24 * 3600 * 1000;
+    assert!(
+        s.escalate_overdue(now + day + 1, 60_000, announce, 10)
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -135,12 +135,29 @@
       ? Math.floor(s / 3600) + ":" + two(Math.floor(s / 60) % 60) + ":" + two(s % 60)
       : Math.floor(s / 60) + ":" + two(s % 60);
   }
+  // Not acknowledged within `[console] escalate_after_s`: the card says it
+  // went to the supervisor (the console publishes that once on MQTT).
+  const escalateMs = Number(page.dataset.escalateMs) || 0;
   function tick() {
     const now = Date.now();
     wall.querySelectorAll(".card").forEach(function (card) {
       const end = card.dataset.end ? Number(card.dataset.end) : now;
       const d = card.querySelector(".duration");
       if (d) d.textContent = clock(end - Number(card.dataset.start));
+      const overdue = escalateMs > 0 && !card.classList.contains("acked") &&
+        !card.classList.contains("camdown") && now - Number(card.dataset.start) >= escalateMs;
+      if (overdue && !card.classList.contains("escalated")) {
+        card.classList.add("escalated");
+        const note = document.createElement("p");
+        note.className = "escalation";
+        note.textContent = page.dataset.escalated;
+        const body = card.querySelector(".body");
+        if (body) body.insertBefore(note, body.firstChild);
+      } else if (!overdue && card.classList.contains("escalated")) {
+        card.classList.remove("escalated");
+        const note = card.querySelector(".escalation");
+        if (note) note.remove();
+      }
     });
   }
   setInterval(tick, 1000);
