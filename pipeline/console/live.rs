@@ -157,7 +157,7 @@ pub(super) fn live_picture(console: &Console, id: &str, every_ms: u32) -> Markup
         figure.live {
             img data-live={"/cameras/" (id) "/live.jpg"} data-every=(every_ms) alt=(console.camera_name(id));
             figcaption {
-                (console.camera_name(id)) " · " (t.picture_age) " "
+                (t.live_video) " · " (console.camera_name(id)) " · " (t.picture_age) " "
                 span.age { "–" } " " (t.seconds_ago)
             }
         }

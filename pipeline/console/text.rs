@@ -156,6 +156,13 @@ pub struct Text {
     pub event_update: &'static str,
     /// Nobody took the alert in time: it went to the supervisor.
     pub escalated: &'static str,
+    /// The wall's filters, list mode, several at once and keys.
+    pub not_acknowledged: &'static str,
+    pub acknowledged: &'static str,
+    pub dense: &'static str,
+    pub acknowledge_selected: &'static str,
+    pub select: &'static str,
+    pub shortcuts: &'static str,
     pub event_end: &'static str,
     pub offline: &'static str,
     /// Heads the wall's card for a camera that is reconnecting or failed.
@@ -170,6 +177,19 @@ pub struct Text {
     pub session_ended_hint: &'static str,
     /// Detector labels as the control room names them; others show as is.
     pub labels: &'static [(&'static str, &'static str)],
+    /// Recipients with a conventional name (`[alerts.routes]`); others show as is.
+    pub recipient_names: &'static [(&'static str, &'static str)],
+    /// Why a camera is down, by a phrase vigil's or GStreamer's reason
+    /// contains; a reason matching none is shown as given.
+    pub reasons: &'static [(&'static str, &'static str)],
+    /// Access-log actions as stored (`view`, `file`, …) and details vigil writes.
+    pub access_words: &'static [(&'static str, &'static str)],
+    /// Evidence-check failures (`store/verify.rs`, `store/manifest.rs`), by a
+    /// phrase they contain; the last entry (empty phrase) catches the rest.
+    /// Empty: shown as given.
+    pub verify_failures: &'static [(&'static str, &'static str)],
+    /// An export in the access log, before its hash: `{files}`, `{reason}`.
+    pub export_detail: &'static str,
     /// Alert summaries, from parts: `{label}`, `{track}`, `{place}`, `{score}`.
     pub summary_loitering: &'static str,
     pub summary_cart_crossed: &'static str,
@@ -290,6 +310,12 @@ pub const ZH_CN: Text = Text {
     event_new: "告警",
     event_update: "更新",
     escalated: "超时无人接警，已上报主管",
+    not_acknowledged: "未确认",
+    acknowledged: "已确认",
+    dense: "列表模式",
+    acknowledge_selected: "确认所选",
+    select: "选择",
+    shortcuts: "快捷键：J / K 上下切换 · A 确认 · X 选中 · O 打开详情",
     event_end: "结束",
     offline: "连接中断，正在重连…",
     camera_down: "摄像头离线：此画面无人看守",
@@ -308,6 +334,60 @@ pub const ZH_CN: Text = Text {
         ("battery_cart", "电动车"),
         ("fire", "明火"),
         ("smoke", "烟雾"),
+    ],
+    recipient_names: &[
+        ("patrol", "巡逻队"),
+        ("police", "派出所"),
+        ("property", "物业"),
+        ("supervisor", "值班主管"),
+        ("fire_brigade", "消防"),
+    ],
+    reasons: &[
+        ("end of file", "文件播放完毕"),
+        ("stalled", "长时间无画面，正在重连"),
+        ("crashed vigil's decoder", "视频流导致解码器崩溃，暂停接入"),
+        ("Unauthorized", "摄像头拒绝登录（用户名或密码错误）"),
+        ("Not Found", "摄像头上没有该视频流（路径错误）"),
+        ("not found", "找不到视频源"),
+        ("Could not open resource", "无法连接摄像头"),
+        ("Could not connect", "无法连接摄像头"),
+        ("refused", "无法连接摄像头"),
+        ("timed out", "连接摄像头超时"),
+        ("timeout", "连接摄像头超时"),
+        ("is missing", "缺少解码组件（GStreamer 插件）"),
+        ("stream error", "视频流中断"),
+        ("", "摄像头故障"),
+    ],
+    access_words: &[
+        ("view", "查看"),
+        ("alert page", "告警页面"),
+        ("file", "调取证据文件"),
+        ("tag add", "添加标签"),
+        ("tag remove", "删除标签"),
+        ("hold", "保全"),
+        ("release", "解除保全"),
+        ("export", "导出"),
+    ],
+    export_detail: "证据包 {files} 个文件；事由：{reason}；",
+    verify_failures: &[
+        ("content changed", "文件内容被改动（与签名清单不符）"),
+        ("file is missing", "文件缺失，且没有按保存期限删除的记录"),
+        ("database was altered", "数据库中的记录被改动"),
+        ("entry was deleted", "签名清单中的条目被删除"),
+        ("marked deleted", "标记为删除，但签名清单中没有删除记录"),
+        ("cannot read", "文件无法读取"),
+        (
+            "unknown to the database",
+            "数据库不认识该文件：数据库被删除或替换",
+        ),
+        (
+            "signature does not verify",
+            "签名无效：条目被改动，或密钥不符",
+        ),
+        ("reordered or duplicated", "签名清单条目顺序被打乱或重复"),
+        ("were deleted", "签名清单中的条目被删除"),
+        ("an entry was altered", "签名清单中的条目被改动"),
+        ("", "证据校验失败"),
     ],
     summary_loitering: "{label} #{track} 在区域「{place}」逗留超时",
     summary_cart_crossed: "{label} #{track} 经「{place}」进入楼内",
@@ -428,6 +508,12 @@ pub const EN: Text = Text {
     event_new: "alert",
     event_update: "update",
     escalated: "not taken in time: escalated to the supervisor",
+    not_acknowledged: "not acknowledged",
+    acknowledged: "acknowledged",
+    dense: "List",
+    acknowledge_selected: "Acknowledge selected",
+    select: "Select",
+    shortcuts: "Keys: J / K next and previous · A acknowledge · X select · O open",
     event_end: "end",
     offline: "Connection lost, reconnecting…",
     camera_down: "Camera down: nobody is watching this view",
@@ -440,6 +526,11 @@ pub const EN: Text = Text {
     role_admin: "admin",
     session_ended_hint: "Log in again. Every alert raised meanwhile will be shown.",
     labels: &[("battery_cart", "battery cart")],
+    recipient_names: &[],
+    reasons: &[],
+    access_words: &[],
+    export_detail: "bundle of {files} file(s); {reason}; ",
+    verify_failures: &[],
     summary_loitering: "{label} #{track} stayed too long in zone {place}",
     summary_cart_crossed: "{label} #{track} crossed {place} inward",
     summary_cart_standing: "{label} #{track} standing in {place}",
@@ -473,6 +564,80 @@ impl Text {
             .replace("{track}", &track)
             .replace("{place}", place)
             .replace("{score}", &format!("{:.2}", a.score))
+    }
+
+    /// A recipient id as the control room says it.
+    pub fn recipient<'a>(&self, id: &'a str) -> &'a str {
+        self.recipient_names
+            .iter()
+            .find(|(r, _)| *r == id)
+            .map(|(_, name)| *name)
+            .unwrap_or(id)
+    }
+
+    /// Why a camera is down, in this language: the first phrase of
+    /// [`Text::reasons`] the raw reason contains (the raw one stays in the
+    /// page's tooltip and the log), or the raw reason.
+    pub fn reason<'a>(&self, raw: &'a str) -> &'a str {
+        self.reasons
+            .iter()
+            .find(|(phrase, _)| raw.contains(phrase))
+            .map(|(_, said)| *said)
+            .unwrap_or(raw)
+    }
+
+    /// An access-log action or detail as stored, in this language.
+    pub fn access_word<'a>(&self, word: &'a str) -> &'a str {
+        self.access_words
+            .iter()
+            .find(|(w, _)| *w == word)
+            .map(|(_, said)| *said)
+            .unwrap_or(word)
+    }
+
+    /// An evidence-check failure in this language, and the file or manifest
+    /// line it is about (shown as an id); the English line as given when
+    /// this language has no table.
+    pub fn verify_failure<'a>(&self, raw: &'a str) -> (&'a str, Option<&'a str>) {
+        let Some((_, said)) = self
+            .verify_failures
+            .iter()
+            .find(|(phrase, _)| raw.contains(phrase))
+        else {
+            return (raw, None);
+        };
+        let subject = raw
+            .split_once(" (")
+            .or_else(|| raw.split_once(": "))
+            .map(|(subject, _)| subject);
+        (said, subject)
+    }
+
+    /// An access-log detail in this language, and the id it names (an
+    /// evidence path, a bundle's hash) to show as one: an export's stored line
+    /// (`bundle of N file(s), sha256 HEX; REASON`, as the CLI and the console
+    /// write it) is rebuilt from its parts; a fetched file is its path; other
+    /// details as [`Text::access_word`] says.
+    pub fn access_detail(&self, action: &str, detail: &str) -> (String, Option<String>) {
+        if action == "file" {
+            return (String::new(), Some(detail.to_string()));
+        }
+        let parts = detail
+            .strip_prefix("bundle of ")
+            .and_then(|rest| rest.split_once(" file(s), sha256 "))
+            .and_then(|(files, rest)| {
+                let (sha, reason) = rest.split_once("; ").unwrap_or((rest, ""));
+                Some((files.parse::<u64>().ok()?, sha, reason))
+            });
+        match parts {
+            Some((files, sha, reason)) => (
+                self.export_detail
+                    .replace("{files}", &files.to_string())
+                    .replace("{reason}", reason),
+                Some(format!("sha256 {sha}")),
+            ),
+            None => (self.access_word(detail).to_string(), None),
+        }
     }
 
     pub fn outcome_label(&self, o: crate::store::Outcome) -> &'static str {
@@ -535,6 +700,39 @@ mod tests {
             en.summary(&cases[1].0),
             "battery cart #6 crossed 3号门 inward"
         );
+        assert_eq!(zh.reason("end of file"), "文件播放完毕");
+        assert_eq!(
+            zh.reason("source rtsp://x: Could not open resource for reading and writing."),
+            "无法连接摄像头"
+        );
+        assert_eq!(zh.reason("something new"), "摄像头故障");
+        assert_eq!(en.reason("end of file"), "end of file");
+        assert_eq!(zh.recipient("patrol"), "巡逻队");
+        assert_eq!(
+            zh.access_detail(
+                "export",
+                "bundle of 3 file(s), sha256 ab12; 沪公浦刑2026-117号"
+            ),
+            (
+                "证据包 3 个文件；事由：沪公浦刑2026-117号；".to_string(),
+                Some("sha256 ab12".to_string())
+            )
+        );
+        assert_eq!(
+            zh.access_detail("view", "alert page"),
+            ("告警页面".to_string(), None)
+        );
+        assert_eq!(
+            zh.verify_failure("evidence/a/x.jpg (alert a-1): content changed: sha256 ab (3 bytes), manifest entry 4 says cd (5 bytes)"),
+            ("文件内容被改动（与签名清单不符）", Some("evidence/a/x.jpg"))
+        );
+        let line = "manifest line 3: entry 4 does not chain to entry 2 (prev hash differs): an entry was altered";
+        assert_eq!(en.verify_failure(line), (line, None));
+        assert_eq!(
+            zh.access_detail("file", "evidence/a/b.jpg"),
+            (String::new(), Some("evidence/a/b.jpg".to_string()))
+        );
+        assert_eq!(zh.recipient("gate-guard"), "gate-guard");
         // A kind without a template keeps the rule's own line.
         assert_eq!(
             zh.summary(&alert("other", "x", None, None)),

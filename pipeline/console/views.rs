@@ -187,7 +187,8 @@ pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
     let now = crate::time::now_ms() as i64;
     html! {
         article id={"alert-" (a.id)} class={"card sev-" (a.severity) " kind-" (class) @if pinned(a) { " pin" } @if a.ack.is_some() { " acked" }}
-            data-id=(a.id) data-start=(a.start_wall_ms) data-end=[end] {
+            data-id=(a.id) data-start=(a.start_wall_ms) data-end=[end] data-camera=(a.camera) data-kind=(a.kind) {
+            label.pick { input type="checkbox" aria-label=(t.select); }
             a.shot href={"/alerts/" (a.id)} {
                 @if let Some(p) = &a.annotated {
                     // `?wall`: the wall's own picture, not logged as an evidence view.
@@ -207,7 +208,9 @@ pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
                 }
                 p.summary { (t.summary(a)) }
                 (instruction(console, &a.kind))
-                @if !recipients.is_empty() { p.recipients { (t.recipients) ": " (recipients.join(", ")) } }
+                @if !recipients.is_empty() {
+                    p.recipients { (t.recipients) ": " (recipients.iter().map(|r| t.recipient(r)).collect::<Vec<_>>().join(", ")) }
+                }
                 @if let Some(ack) = &a.ack { (ack_line(ack, console)) }
                 (ack_form(a, user, t, true))
             }
@@ -279,6 +282,26 @@ pub fn wall(
                         button #sound type="button" data-on=(t.sound_on) data-off=(t.sound_off) data-blocked=(t.sound_blocked) { (t.sound_on) }
                         span #offline hidden { (t.offline) }
                     }
+                    div.filters {
+                        select #fcamera aria-label=(t.camera) {
+                            option value="" { (t.camera) ": " (t.any) }
+                            @for (id, name) in &console.cameras { option value=(id) { (name) } }
+                        }
+                        select #fkind aria-label=(t.kind) {
+                            option value="" { (t.kind) ": " (t.any) }
+                            option value="fire_smoke" { (t.fire_smoke) }
+                            option value="battery_cart" { (t.battery_cart) }
+                            option value="loitering" { (t.loitering) }
+                        }
+                        select #fstate aria-label=(t.state) {
+                            option value="" { (t.state) ": " (t.any) }
+                            option value="new" { (t.not_acknowledged) }
+                            option value="acked" { (t.acknowledged) }
+                        }
+                        button #dense type="button" aria-pressed="false" { (t.dense) }
+                        button #acksome type="button" hidden data-label=(t.acknowledge_selected) { (t.acknowledge_selected) }
+                    }
+                    p.keys { (t.shortcuts) }
                     p #empty hidden[!alerts.is_empty()] { (t.no_alerts) }
                     div #wall {
                         @for a in alerts { (card(console, user, a)) }
@@ -334,7 +357,7 @@ pub fn cameras(console: &Console, cams: &[CameraView]) -> Markup {
                 Some(CameraState::Stopped) => ("stopped", t.stopped),
                 None => ("starting", t.starting),
             };
-            div class={"camera state-" (class)} data-camera=(c.id) data-name=(c.name) data-label=(label) data-reason=[c.reason.as_deref().map(short_reason)] {
+            div class={"camera state-" (class)} data-camera=(c.id) data-name=(c.name) data-label=(label) data-reason=[c.reason.as_deref().map(|r| t.reason(short_reason(r)))] {
                 @if c.has_picture {
                     img src={"/cameras/" (c.id) "/thumb.jpg?t=" (stamp)} alt=(c.name);
                 } @else { div.noshot { (t.no_picture) } }
@@ -342,7 +365,7 @@ pub fn cameras(console: &Console, cams: &[CameraView]) -> Markup {
                     a.name href={"/cameras/" (c.id)} { strong { (c.name) } } " "
                     span.badge { (label) }
                     @if let Some(f) = c.fps { " · " (format!("{f:.1}")) " " (t.fps) }
-                    @if let Some(r) = &c.reason { p.reason title=(r) { (short_reason(r)) } }
+                    @if let Some(r) = &c.reason { p.reason title=(r) { (t.reason(short_reason(r))) } }
                 }
             }
         }
@@ -564,7 +587,10 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
                 h2 { (t.verification) }
                 @match &p.verification {
                     Ok(v) if v.failures.is_empty() => p.verified { "✔ " (t.verified) " (" (v.files_ok) ")" },
-                    Ok(v) => div.failed { p { "✘ " (t.not_verified) } ul { @for f in &v.failures { li { (f) } } } },
+                    Ok(v) => div.failed { p { "✘ " (t.not_verified) } ul { @for f in &v.failures {
+                        @let (said, subject) = t.verify_failure(f);
+                        li title=(f) { (said) @if let Some(s) = subject { " " code { (s) } } }
+                    } } },
                     Err(e) => p.failed { "✘ " (e) },
                 }
             }
@@ -575,7 +601,10 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
                         thead { tr { th { (t.when) } th { (t.who) } th { (t.what) } } }
                         tbody {
                             @for c in p.custody {
-                                tr { td { (console.local(c.at_ms)) } td { (c.who) } td { (c.action) " " (c.detail) } }
+                                tr { td { (console.local(c.at_ms)) } td { (c.who) } td {
+                                    @let (said, id) = t.access_detail(&c.action, &c.detail);
+                                    (t.access_word(&c.action)) " " (said) @if let Some(id) = id { " " code { (id) } }
+                                } }
                             }
                         }
                     }

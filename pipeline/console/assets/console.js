@@ -249,4 +249,98 @@
   }
   setInterval(function () { if (alarming().length) beep(); }, 4000);
   downCards();
+
+  // Filters (camera, kind, state) and list mode, kept per browser; cards
+  // arriving later are filtered as they come.
+  const filters = { camera: document.getElementById("fcamera"), kind: document.getElementById("fkind"), state: document.getElementById("fstate") };
+  const dense = document.getElementById("dense");
+  function applyFilters() {
+    wall.querySelectorAll(".card[data-id]").forEach(function (card) {
+      const state = card.classList.contains("acked") ? "acked" : "new";
+      const hide = (filters.camera.value && card.dataset.camera !== filters.camera.value) ||
+        (filters.kind.value && card.dataset.kind !== filters.kind.value) ||
+        (filters.state.value && state !== filters.state.value);
+      card.classList.toggle("filtered", !!hide);
+    });
+  }
+  Object.keys(filters).forEach(function (k) {
+    const saved = localStorage.getItem("vigil-filter-" + k);
+    if (saved !== null && filters[k].querySelector("option[value='" + CSS.escape(saved) + "']")) filters[k].value = saved;
+    filters[k].addEventListener("change", function () {
+      localStorage.setItem("vigil-filter-" + k, filters[k].value);
+      applyFilters();
+    });
+  });
+  function setDense(on) {
+    wall.classList.toggle("dense", on);
+    dense.setAttribute("aria-pressed", on ? "true" : "false");
+    localStorage.setItem("vigil-dense", on ? "on" : "off");
+  }
+  dense.addEventListener("click", function () { setDense(!wall.classList.contains("dense")); });
+  setDense(localStorage.getItem("vigil-dense") === "on");
+  new MutationObserver(applyFilters).observe(wall, { childList: true });
+  applyFilters();
+
+  // Several at once: tick cards, then acknowledge them together.
+  const acksome = document.getElementById("acksome");
+  function picked() {
+    return Array.prototype.filter.call(wall.querySelectorAll(".card .pick input:checked"), function (i) {
+      return !i.closest(".card").classList.contains("acked");
+    }).map(function (i) { return i.closest(".card"); });
+  }
+  function refreshPicked() {
+    const n = picked().length;
+    acksome.hidden = n === 0;
+    acksome.textContent = acksome.dataset.label + " (" + n + ")";
+  }
+  wall.addEventListener("change", function (e) { if (e.target.closest(".pick")) refreshPicked(); });
+  function acknowledge(card) {
+    const button = card.querySelector(".ackform button[value=ack]");
+    if (button) button.click();
+  }
+  acksome.addEventListener("click", function () {
+    picked().forEach(function (card) {
+      acknowledge(card);
+      card.querySelector(".pick input").checked = false;
+    });
+    refreshPicked();
+  });
+
+  // Keys: J / K move between visible cards, A acknowledges, X ticks, O opens.
+  let focused = null;
+  function visibleCards() {
+    return Array.prototype.filter.call(wall.querySelectorAll(".card[data-id]"), function (c) {
+      return !c.classList.contains("filtered");
+    });
+  }
+  function focusCard(card) {
+    if (focused) focused.classList.remove("focus");
+    focused = card;
+    if (!card) return;
+    card.classList.add("focus");
+    card.scrollIntoView({ block: "nearest" });
+  }
+  document.addEventListener("keydown", function (e) {
+    const typing = e.target instanceof Element && e.target.closest("input, select, textarea, button");
+    if (e.ctrlKey || e.metaKey || e.altKey || typing) return;
+    const cards = visibleCards();
+    // A card the live feed replaced (acknowledged) keeps the focus.
+    if (focused && !focused.isConnected) {
+      focused = document.getElementById(focused.id);
+      if (focused) focused.classList.add("focus");
+    }
+    const at = focused ? cards.indexOf(focused) : -1;
+    const key = e.key.toLowerCase();
+    if (key === "j") focusCard(cards[Math.min(cards.length - 1, at + 1)] || null);
+    else if (key === "k") focusCard(cards[Math.max(0, at - 1)] || null);
+    else if (key === "a" && focused) acknowledge(focused);
+    else if (key === "x" && focused) {
+      const box = focused.querySelector(".pick input");
+      if (box) { box.checked = !box.checked; refreshPicked(); }
+    } else if (key === "o" && focused) {
+      const link = focused.querySelector("a.shot");
+      if (link) window.location = link.getAttribute("href");
+    } else return;
+    e.preventDefault();
+  });
 })();

@@ -20,15 +20,17 @@
     if (age && ms !== null && !isNaN(ms)) age.textContent = (ms / 1000).toFixed(1);
   }
 
-  // Runs `step` every `every` ms, never two at once, skipping hidden tabs.
+  // Runs `step` every `every` ms, never two at once, skipping hidden tabs; a
+  // step that found nothing (camera down, no picture yet) waits 2 s.
   function every(ms, step) {
-    function again(started) {
-      setTimeout(tick, Math.max(50, ms - (performance.now() - started)));
+    function again(started, wait) {
+      setTimeout(tick, Math.max(50, wait - (performance.now() - started)));
     }
     function tick() {
       const started = performance.now();
-      if (document.hidden) { again(started); return; }
-      step().then(function () { again(started); }, function () { again(started - 1000); });
+      if (document.hidden) { again(started, ms); return; }
+      step().then(function (shown) { again(started, shown ? ms : Math.max(ms, 2000)); },
+        function () { again(started, Math.max(ms, 2000)); });
     }
     tick();
   }
@@ -37,10 +39,11 @@
     const box = img.closest("figure");
     every(+img.dataset.every || 500, async function () {
       const r = await fetch(img.dataset.live, { cache: "no-store", credentials: "same-origin" });
-      if (!r.ok || !(r.headers.get("content-type") || "").startsWith("image/")) return;
+      if (!r.ok || !(r.headers.get("content-type") || "").startsWith("image/")) return false;
       img.src = await asDataUrl(await r.blob());
       img.dataset.frames = (+img.dataset.frames || 0) + 1;
       showAge(box, parseInt(r.headers.get("x-vigil-age-ms"), 10));
+      return true;
     });
   });
 
@@ -139,11 +142,12 @@
   picture.onload = draw;
   every(+setup.dataset.every || 250, async function () {
     const r = await fetch(setup.dataset.overlay, { cache: "no-store", credentials: "same-origin" });
-    if (!r.ok || !(r.headers.get("content-type") || "").startsWith("application/json")) return;
+    if (!r.ok || !(r.headers.get("content-type") || "").startsWith("application/json")) return false;
     scene = await r.json();
     picture.src = scene.jpeg;
     setup.dataset.frames = (+setup.dataset.frames || 0) + 1;
     showAge(setup, scene.age_ms);
+    return true;
   });
 
   canvas.addEventListener("click", function (e) {
