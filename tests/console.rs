@@ -88,6 +88,21 @@ fn raw_request(port: u16, method: &str, path: &str) -> (String, Option<String>) 
     (status, location)
 }
 
+/// chromedriver on a free port, killed on drop.
+fn chromedriver_started(chromedriver: &Path) -> (Killed, u16) {
+    let port = common::free_port();
+    let driver = Killed(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(port, Duration::from_secs(20));
+    (driver, port)
+}
+
 async fn browser(driver: u16, width: u32, height: u32) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -322,16 +337,7 @@ time_zone = "Asia/Shanghai"
     let (status, _) = raw_request(console_port, "POST", "/alerts/x/ack");
     assert!(status.contains(" 303 "), "unauthenticated POST: {status}");
 
-    let driver_port = common::free_port();
-    let _driver = Killed(
-        Command::new(&chromedriver)
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_port(driver_port, Duration::from_secs(20));
+    let (_driver, driver_port) = chromedriver_started(&chromedriver);
     // The control-room screen, and a patrol officer's phone.
     let operator = browser(driver_port, 1366, 768).await;
     let phone = browser(driver_port, 390, 844).await;
@@ -966,16 +972,7 @@ loitering = "调看实时画面\n必要时派巡逻询问"
     let mut run = start();
     wait_port(console_port, Duration::from_secs(60));
     let base = format!("http://127.0.0.1:{console_port}");
-    let driver_port = common::free_port();
-    let _driver = Killed(
-        Command::new(&chromedriver)
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_port(driver_port, Duration::from_secs(20));
+    let (_driver, driver_port) = chromedriver_started(&chromedriver);
     let wall = browser(driver_port, 1366, 768).await;
     login(&wall, &base, "op", "operator-password").await;
     js(&wall, "window.loaded = performance.timeOrigin; return 1;").await;
@@ -1397,6 +1394,25 @@ listen = "127.0.0.1:{console_port}"
     );
 }
 
+/// Clicks the setup page's picture at these fractions; the TOML it prints.
+async fn click_and_read_toml(client: &Client, points: &[(f64, f64)]) -> String {
+    for (x, y) in points {
+        js(
+            client,
+            &format!(
+                "const c = document.getElementById('scene'); const b = c.getBoundingClientRect(); c.dispatchEvent(new MouseEvent('click', {{clientX: b.left + {x} * b.width, clientY: b.top + {y} * b.height, bubbles: true}})); return 1;"
+            ),
+        )
+        .await;
+    }
+    let toml = js(
+        client,
+        "return document.getElementById('toml').textContent;",
+    )
+    .await;
+    toml.as_str().unwrap().to_string()
+}
+
 /// Issue 18, live video and the integrator's page: an RTSP camera's live
 /// picture starts within 2 s and changes; the grid shows it; the setup page
 /// draws the detector's tracks on it, and the zone and line the editor prints
@@ -1474,16 +1490,7 @@ listen = "127.0.0.1:{console_port}"
     );
     wait_port(console_port, Duration::from_secs(60));
     let base = format!("http://127.0.0.1:{console_port}");
-    let driver_port = common::free_port();
-    let _driver = Killed(
-        Command::new(&chromedriver)
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_port(driver_port, Duration::from_secs(20));
+    let (_driver, driver_port) = chromedriver_started(&chromedriver);
     let admin = browser(driver_port, 1366, 768).await;
     login(&admin, &base, "admin", "admin-password").await;
     until(
@@ -1561,25 +1568,13 @@ listen = "127.0.0.1:{console_port}"
     )
     .await;
     // Clicks on the picture become a zone, then a line.
-    let click = |x: f64, y: f64| {
-        format!(
-            "const c = document.getElementById('scene'); const b = c.getBoundingClientRect(); c.dispatchEvent(new MouseEvent('click', {{clientX: b.left + {x} * b.width, clientY: b.top + {y} * b.height, bubbles: true}})); return 1;"
-        )
-    };
     js(
         &admin,
         "const n = document.getElementById('drawname'); n.value = '大堂'; n.dispatchEvent(new Event('input')); return 1;",
     )
     .await;
-    for (x, y) in [(0.1, 0.5), (0.6, 0.45), (0.7, 0.95), (0.15, 0.9)] {
-        js(&admin, &click(x, y)).await;
-    }
-    let zone = js(
-        &admin,
-        "return document.getElementById('toml').textContent;",
-    )
-    .await;
-    let zone = zone.as_str().unwrap().to_string();
+    let zone =
+        click_and_read_toml(&admin, &[(0.1, 0.5), (0.6, 0.45), (0.7, 0.95), (0.15, 0.9)]).await;
     assert!(
         zone.contains("[[cameras.zones]]") && zone.contains("大堂"),
         "{zone}"
@@ -1590,15 +1585,7 @@ listen = "127.0.0.1:{console_port}"
         "document.querySelector('button[data-mode=line]').click(); return 1;",
     )
     .await;
-    for (x, y) in [(0.2, 0.4), (0.8, 0.4), (0.5, 0.8)] {
-        js(&admin, &click(x, y)).await;
-    }
-    let line = js(
-        &admin,
-        "return document.getElementById('toml').textContent;",
-    )
-    .await;
-    let line = line.as_str().unwrap().to_string();
+    let line = click_and_read_toml(&admin, &[(0.2, 0.4), (0.8, 0.4), (0.5, 0.8)]).await;
     assert!(
         line.contains("[[cameras.lines]]") && line.contains("inside ="),
         "{line}"
