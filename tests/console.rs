@@ -1660,6 +1660,21 @@ listen = "127.0.0.1:{console_port}"
         overflow.as_i64().unwrap_or(1) <= 0,
         "phone wall with 12 cameras overflows by {overflow}"
     );
+    // The camera panel's filter finds one building's lobby among twelve.
+    js(
+        &operator,
+        "const f = document.getElementById('camfilter'); f.value = '11 号楼'; f.dispatchEvent(new Event('input')); return 1;",
+    )
+    .await;
+    assert_eq!(
+        js(
+            &operator,
+            "return Array.from(document.querySelectorAll('#cameras .camera')).filter(c => getComputedStyle(c).display !== 'none').map(c => c.dataset.camera);",
+        )
+        .await,
+        json!(["b11"]),
+        "the camera filter"
+    );
     screenshot(&operator, "console-phone-12-cameras.png").await;
     operator.close().await.unwrap();
     admin.close().await.unwrap();

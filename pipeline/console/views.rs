@@ -309,6 +309,7 @@ pub fn wall(
                 }
                 aside.cameras {
                     h2 { (t.cameras) }
+                    input #camfilter type="search" placeholder=(t.camera_filter) aria-label=(t.camera_filter);
                     div #cameras { (cameras) }
                 }
                 // Over everything when the session is gone: the wall must not

@@ -52,6 +52,12 @@
       const typed = old.querySelector("input[name=note]");
       const note = card.querySelector("input[name=note]");
       if (typed && note && typed.value) note.value = typed.value;
+      // ... and its tick and the keyboard's focus (an update must not drop
+      // a card from "acknowledge selected").
+      const ticked = old.querySelector(".pick input");
+      const tick = card.querySelector(".pick input");
+      if (ticked && tick) tick.checked = ticked.checked;
+      if (old.classList.contains("focus")) card.classList.add("focus");
       old.replaceWith(card);
     } else {
       wall.prepend(card);
@@ -162,6 +168,17 @@
   }
   setInterval(tick, 1000);
 
+  // The camera panel's filter, by name or id; kept through each refresh.
+  const camfilter = document.getElementById("camfilter");
+  function filterCameras() {
+    const q = camfilter.value.trim().toLowerCase();
+    cameras.querySelectorAll(".camera").forEach(function (c) {
+      const hit = !q || (c.dataset.name || "").toLowerCase().includes(q) || c.dataset.camera.toLowerCase().includes(q);
+      c.classList.toggle("filtered", !hit);
+    });
+  }
+  camfilter.addEventListener("input", filterCameras);
+
   // Camera health: state, fps and a fresh thumbnail every few seconds.
   const cameras = document.getElementById("cameras");
   // Every second: a camera that goes down must reach the wall within
@@ -173,7 +190,7 @@
         if (r.status === 401) loggedOut();
         return r.ok ? r.text() : Promise.reject(r.status);
       })
-      .then(function (html) { cameras.innerHTML = html; downCards(); })
+      .then(function (html) { cameras.innerHTML = html; filterCameras(); downCards(); })
       .catch(function () {});
   }, 1000);
 
