@@ -164,7 +164,10 @@ impl Supervisor<'_> {
             let options = SourceOptions {
                 recorder: self.recorder.clone(),
                 shutdown: self.shutdown.clone(),
-                stall: (self.pacing == Pacing::Live || uri.is_live())
+                // Files always end; a `gst:` pipeline may neither deliver nor
+                // end (a valve shut, a source that waits): a replay of one
+                // fails after `stall_s` instead of waiting for ever.
+                stall: (self.pacing == Pacing::Live || uri.is_live() || uri.pipeline().is_some())
                     .then(|| Duration::from_secs_f64(cam.stall_s)),
             };
             let opened =

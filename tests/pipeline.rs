@@ -988,3 +988,41 @@ fn odd_media_decode_or_fail_alone_and_never_abort() {
     );
     assert!(!log.contains("worker died"), "{log}");
 }
+
+/// A `gst:` pipeline that neither delivers a frame nor ends (a shut valve):
+/// `vigil replay` fails that camera after its `stall_s`, naming it, instead of
+/// waiting for ever.
+#[test]
+fn replaying_a_gst_pipeline_that_never_delivers_fails_after_stall_s() {
+    let Some(model) = model("yolox_nano_416.onnx") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"{}
+[[cameras]]
+id = "shut"
+source = "gst: videotestsrc ! video/x-raw,width=320,height=240 ! valve drop=true ! videoconvert"
+detectors = [{{ name = "coco" }}]
+stall_s = 2
+
+[storage]
+enabled = false
+"#,
+            yolox_detector(&model)
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = vigil_replay(&config);
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("camera shut") && stderr.contains("stalled: no frame for 2 s"),
+        "{stderr}"
+    );
+    // Generous: the point is that it ends at all (it used to hang).
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+}

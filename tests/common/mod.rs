@@ -111,7 +111,6 @@ score_threshold = {threshold}
     )
 }
 
-/// `vigil replay` of a config with events discarded; its output.
 /// Makes a test file with `gst-launch-1.0` (a pipeline description, paths
 /// without spaces); false if this GStreamer cannot.
 pub fn make_media(description: &str) -> bool {
@@ -123,6 +122,7 @@ pub fn make_media(description: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// `vigil replay` of a config with events discarded; its output.
 pub fn vigil_replay(config: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args([
