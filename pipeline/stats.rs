@@ -145,6 +145,18 @@ impl StageStats {
     }
 }
 
+/// Bytes available to an unprivileged writer on the filesystem holding `dir`.
+pub fn available_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a struct statvfs of our own.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
 /// Resident memory of this process in MB (Linux `/proc/self/status`), 0 if unknown.
 pub fn resident_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")

@@ -1094,30 +1094,35 @@ dir = "data"
         "first alerts"
     );
     {
-        // Only what is free now: vigil releases its reserve when the disk
-        // fills, and a filler still writing then would take that too (a
-        // race that failed this test about one run in two).
-        use std::io::Write;
-        let df = Command::new("df")
-            .args(["-B1", "--output=avail"])
-            .arg(&data)
-            .output()
-            .unwrap();
-        let free: u64 = String::from_utf8_lossy(&df.stdout)
-            .lines()
-            .nth(1)
-            .and_then(|l| l.trim().parse().ok())
-            .expect("df prints the free bytes");
-        let mut filler = std::fs::File::create(data.join("filler")).unwrap();
-        let chunk = vec![1u8; 1 << 20];
-        let mut left = free;
-        while left > 0 {
-            let n = left.min(chunk.len() as u64) as usize;
-            if filler.write_all(&chunk[..n]).is_err() {
+        // Everything free now, in one allocation, then the filler stops: a
+        // filler still writing when vigil releases its reserve would take the
+        // reserve too (a race that failed this test once in three runs under
+        // load, even writing only what `df` said was free). An allocation
+        // vigil's own writes make too large fails whole; ask again.
+        use std::os::unix::io::AsRawFd;
+        let filler = data.join("filler");
+        let mut filled = false;
+        for _ in 0..100 {
+            let df = Command::new("df")
+                .args(["-B1", "--output=avail"])
+                .arg(&data)
+                .output()
+                .unwrap();
+            let free: i64 = String::from_utf8_lossy(&df.stdout)
+                .lines()
+                .nth(1)
+                .and_then(|l| l.trim().parse().ok())
+                .expect("df prints the free bytes");
+            let file = std::fs::File::create(&filler).unwrap();
+            // SAFETY: a valid open descriptor of our own file.
+            if free == 0 || unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, free) } == 0 {
+                filled = true;
                 break;
             }
-            left -= n as u64;
+            drop(file);
+            std::fs::remove_file(&filler).unwrap();
         }
+        assert!(filled, "could not fill the store's disk");
     }
     let status = child.wait().unwrap();
     let text = std::fs::read_to_string(&log).unwrap();

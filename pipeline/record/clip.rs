@@ -12,6 +12,13 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use std::path::PathBuf;
 
+/// Below this much free space a clip being written stops and its files are
+/// deleted: the store's database needs the room (its reserve may already be
+/// released), and a clip's end copies the whole file once more (`faststart`).
+const CLIP_STOP_FREE: u64 = 16 << 20;
+/// Free space is checked every this many units (well under a second).
+const SPACE_CHECK_EVERY: u64 = 8;
+
 /// One MP4 file being written.
 pub(super) struct Segment {
     pipeline: gst::Pipeline,
@@ -25,6 +32,8 @@ pub(super) struct Segment {
     /// End of the latest unit (pts + duration), stream nanoseconds.
     pub end_pts: u64,
     pub units: u64,
+    /// Why the clip stopped before its end (its files are gone).
+    stopped: Option<String>,
 }
 
 impl Segment {
@@ -86,10 +95,18 @@ impl Segment {
             first_pts: first.pts,
             end_pts: first.pts,
             units: 0,
+            stopped: None,
         })
     }
 
     pub fn push(&mut self, unit: &Unit) {
+        if self.stopped.is_some() {
+            return;
+        }
+        if self.units % SPACE_CHECK_EVERY == 0 && self.disk_nearly_full() {
+            self.stop("stopped: the disk is nearly full (the alert itself is stored)");
+            return;
+        }
         let mut buffer = unit.buffer.copy();
         {
             let b = buffer.make_mut();
@@ -105,6 +122,24 @@ impl Segment {
         self.units += 1;
         // Never blocks (appsrc `block=false`): the camera's decoder must not wait on disk.
         let _ = self.src.push_buffer(buffer);
+    }
+
+    fn disk_nearly_full(&self) -> bool {
+        self.abs_path
+            .parent()
+            .and_then(crate::stats::available_bytes)
+            .is_some_and(|free| free < CLIP_STOP_FREE)
+    }
+
+    /// Stops the muxer and deletes what it wrote.
+    fn stop(&mut self, why: &str) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+        let part = part_path(&self.abs_path);
+        let mut scratch = part.as_os_str().to_owned();
+        scratch.push(".mdat");
+        let _ = std::fs::remove_file(&part);
+        let _ = std::fs::remove_file(PathBuf::from(scratch));
+        self.stopped = Some(why.to_string());
     }
 
     pub fn duration_s(&self) -> f64 {
@@ -163,6 +198,9 @@ impl Finishing {
     /// Waits for the muxer, syncs and renames the file into place.
     pub fn finish(self) -> Result<super::ClipFile, String> {
         let seg = &self.segment;
+        if let Some(why) = &seg.stopped {
+            return Err(why.clone());
+        }
         let bus = seg.pipeline.bus().ok_or("the clip muxer has no bus")?;
         let result = match bus.timed_pop_filtered(
             gst::ClockTime::from_seconds(60),

@@ -20,17 +20,7 @@ pub const RESERVE_BYTES: u64 = 8 << 20;
 pub const MIN_FREE_FOR_EVIDENCE: u64 = 32 << 20;
 const RESERVE_FILE: &str = "reserve.bin";
 
-/// Bytes available to an unprivileged writer on the filesystem holding `dir`.
-pub fn available_bytes(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a NUL-terminated path and a struct statvfs of our own.
-    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
-        return None;
-    }
-    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
-}
+pub use crate::stats::available_bytes;
 
 /// Whether the error is the database finding its disk full.
 pub fn is_disk_full(e: &StoreError) -> bool {
