@@ -103,7 +103,7 @@ impl Segment {
         if self.stopped.is_some() {
             return;
         }
-        if self.units % SPACE_CHECK_EVERY == 0 && self.disk_nearly_full() {
+        if self.units.is_multiple_of(SPACE_CHECK_EVERY) && self.disk_nearly_full() {
             self.stop("stopped: the disk is nearly full (the alert itself is stored)");
             return;
         }
