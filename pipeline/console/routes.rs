@@ -834,6 +834,9 @@ struct ReportQuery {
     from: String,
     #[serde(default)]
     to: String,
+    /// Which page of the report's rows (0 first); the summary covers them all.
+    #[serde(default)]
+    page: usize,
 }
 
 /// The shift report for a period (default: the last 12 hours), every role.
@@ -860,7 +863,7 @@ async fn report(State(c): State<Shared>, user: User, Query(q): Query<ReportQuery
         &c,
         &user,
         t.report,
-        views::report(&c, &field(from_ms), &field(to_ms), &rows),
+        views::report(&c, &field(from_ms), &field(to_ms), &rows, q.page),
     )
 }
 

@@ -149,7 +149,7 @@ pub fn login(console: &Console, error: Option<&str>) -> Markup {
 fn ack_line(ack: &Ack, console: &Console) -> Markup {
     let t = console.lang.text();
     let verb = match ack.action {
-        AckAction::Ack => t.acknowledged_by,
+        AckAction::Ack => t.in_progress_by,
         AckAction::Resolve => t.resolved_by,
     };
     html! {
@@ -238,7 +238,7 @@ fn ack_form(a: &AlertRow, user: &User, t: &Text, on_card: bool) -> Markup {
             input type="hidden" name="csrf" value=(user.csrf);
             input name="note" placeholder=(t.note) maxlength="500";
             @if a.ack.is_none() {
-                button type="submit" name="action" value="ack" { (t.acknowledge) }
+                button type="submit" name="action" value="ack" { (t.take) }
             }
             select name="outcome" aria-label=(t.outcome) {
                 @for o in Outcome::ALL { option value=(o.as_str()) { (t.outcome_label(o)) } }
@@ -295,11 +295,11 @@ pub fn wall(
                         }
                         select #fstate aria-label=(t.state) {
                             option value="" { (t.state) ": " (t.any) }
-                            option value="new" { (t.not_acknowledged) }
-                            option value="acked" { (t.acknowledged) }
+                            option value="new" { (t.not_taken) }
+                            option value="acked" { (t.in_progress) }
                         }
                         button #dense type="button" aria-pressed="false" { (t.dense) }
-                        button #acksome type="button" hidden data-label=(t.acknowledge_selected) { (t.acknowledge_selected) }
+                        button #acksome type="button" hidden data-label=(t.take_selected) { (t.take_selected) }
                     }
                     p.keys { (t.shortcuts) }
                     p #empty hidden[!alerts.is_empty()] { (t.no_alerts) }
@@ -626,10 +626,20 @@ pub fn message(console: &Console, user: Option<&User>, text: &str) -> Markup {
 }
 
 /// The shift report: what a shift handed over, printable (the navigation and
-/// the period form are not printed).
-pub fn report(console: &Console, from: &str, to: &str, rows: &[Handled]) -> Markup {
+/// the period form are not printed). The summary counts every row; the table
+/// shows one page of them, so a month of a busy compound still renders at once.
+pub fn report(console: &Console, from: &str, to: &str, rows: &[Handled], page: usize) -> Markup {
     let t = console.lang.text();
     let summary = ShiftSummary::of(rows);
+    let pages = rows.len().div_ceil(REPORT_PAGE).max(1);
+    let page = page.min(pages - 1);
+    let shown = &rows[(page * REPORT_PAGE).min(rows.len())..((page + 1) * REPORT_PAGE).min(rows.len())];
+    let link = |p: usize| format!("/report?from={from}&to={to}&page={p}");
+    let position = t
+        .report_rows
+        .replace("{first}", &(page * REPORT_PAGE + 1).min(rows.len()).to_string())
+        .replace("{last}", &(page * REPORT_PAGE + shown.len()).to_string())
+        .replace("{rows}", &rows.len().to_string());
     let wait = |w: Option<(f64, f64)>| match w {
         Some((median, longest)) => format!(
             "{} / {}",
@@ -668,7 +678,7 @@ pub fn report(console: &Console, from: &str, to: &str, rows: &[Handled]) -> Mark
                 th { (t.time_to_take) } th { (t.handled_by) } th { (t.outcome) } th { (t.time_to_resolve) }
             } }
             tbody {
-                @for h in rows {
+                @for h in shown {
                     @let (icon, _, label) = kind_look(&h.kind, t);
                     tr data-id=(h.id) {
                         td { a href={"/alerts/" (h.id)} { (console.local(h.start_ms)) } }
@@ -683,8 +693,18 @@ pub fn report(console: &Console, from: &str, to: &str, rows: &[Handled]) -> Mark
                 }
             }
         }
+        @if pages > 1 {
+            p.paging {
+                span.position { (position) }
+                @if page > 0 { " · " a rel="prev" href=(link(page - 1)) { (t.previous_page) } }
+                @if page + 1 < pages { " · " a rel="next" href=(link(page + 1)) { (t.next_page) } }
+            }
+        }
     }
 }
+
+/// Rows on one page of the shift report.
+pub const REPORT_PAGE: usize = 500;
 
 #[cfg(test)]
 mod tests {
