@@ -1060,6 +1060,12 @@ impl LoadedConfig {
                     format!("{escalate} is not between 0 (never) and 86400 seconds"),
                 );
             }
+            let ids: Vec<&str> = c.cameras.iter().map(|cam| cam.id.as_str()).collect();
+            for (i, plan) in console.plans.iter().enumerate() {
+                for (field, problem) in plan.problems(i, &base, &ids) {
+                    p.error(field, problem);
+                }
+            }
         }
 
         let mut problems = p.problems;

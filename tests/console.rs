@@ -299,12 +299,22 @@ dir = "data"
 [console]
 listen = "127.0.0.1:{console_port}"
 time_zone = "Asia/Shanghai"
+
+[[console.plans]]
+name = "1 号楼 1 楼"
+image = "floor.svg"
+pins = {{ room = [0.3, 0.4] }}
 "#,
             common::yolox_detector(&model),
             clip.display(),
             broker.port
         ),
     );
+    std::fs::write(
+        dir.path().join("floor.svg"),
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="800" height="400"><rect width="800" height="400" fill="#f4f1ea"/><rect x="40" y="40" width="720" height="320" fill="none" stroke="#333" stroke-width="6"/><line x1="400" y1="40" x2="400" y2="360" stroke="#333" stroke-width="4"/></svg>"##,
+    )
+    .unwrap();
     add_user(&config, "op", "operator", "operator-password");
     add_user(&config, "inspector", "police", "police-password");
     let started_ms = vigil::time::now_ms() as i64;
@@ -508,6 +518,24 @@ time_zone = "Asia/Shanghai"
     )
     .await;
     screenshot(&operator, "console-wall.png").await;
+
+    // The site plan: the camera's pin flashes for the two alerts nobody took,
+    // counts all three, and leads to the camera.
+    operator.goto(&format!("{base}/plans")).await.unwrap();
+    until(
+        &operator,
+        "(p => p && p.classList.contains('alarm') && p.classList.contains('sev-warning') && p.textContent.includes('3') && document.querySelector('.plan img').naturalWidth > 0)(document.getElementById('pin-room'))",
+        Duration::from_secs(10),
+        "the plan's pin alarming",
+    )
+    .await;
+    let pin_href = js(
+        &operator,
+        "return document.getElementById('pin-room').getAttribute('href');",
+    )
+    .await;
+    assert_eq!(pin_href, json!("/cameras/room"));
+    screenshot(&operator, "site-plan.png").await;
 
     // Police: search by kind and time finds exactly the stored alerts.
     let local = |ms: i64| {
@@ -856,6 +884,8 @@ time_zone = "Asia/Shanghai"
         "UTC",
         "Asia",
         "Shanghai",
+        // the language switch names the other language in itself
+        "English",
         // what the test's users typed, and evidence file names
         "guard",
         "sent",
@@ -870,6 +900,7 @@ time_zone = "Asia/Shanghai"
         "/cameras/room".into(),
         "/resolved".into(),
         "/report".into(),
+        "/plans/0".into(),
         "/search".into(),
         "/nowhere".into(),
     ];
@@ -882,6 +913,43 @@ time_zone = "Asia/Shanghai"
         }
     }
     assert!(english.is_empty(), "English on zh-CN pages: {english:?}");
+
+    // Each user their own language: the operator switches to English from the
+    // report and stays on it; the inspector's pages stay Chinese; the choice
+    // is in the users file, so it outlives the session.
+    operator.goto(&format!("{base}/report")).await.unwrap();
+    js(
+        &operator,
+        "document.querySelector('form.lang button').click(); return 1;",
+    )
+    .await;
+    until(
+        &operator,
+        "document.documentElement.lang === 'en' && location.pathname === '/report' && document.querySelector('h1').textContent.includes('Shift report')",
+        Duration::from_secs(5),
+        "the report in English",
+    )
+    .await;
+    operator.goto(&format!("{base}/")).await.unwrap();
+    let take = js(
+        &operator,
+        "return document.querySelector('nav').textContent;",
+    )
+    .await;
+    assert!(
+        take.as_str().unwrap().contains("中文"),
+        "the way back: {take}"
+    );
+    let users = std::fs::read_to_string(dir.path().join("users.toml")).unwrap();
+    assert!(users.contains(r#"lang = "en""#), "{users}");
+    phone.goto(&format!("{base}/report")).await.unwrap();
+    let lang = js(&phone, "return document.documentElement.lang;").await;
+    assert_eq!(
+        lang,
+        json!("zh-CN"),
+        "the inspector's pages changed language"
+    );
+    screenshot(&operator, "console-wall-english.png").await;
     operator.close().await.unwrap();
     phone.close().await.unwrap();
     // SAFETY: signalling our own child.
@@ -1451,7 +1519,7 @@ polygon = [[0, 0.3], [1, 0.3], [1, 1], [0, 1]]
 kind = "loitering"
 zone = "plaza"
 classes = ["person"]
-dwell_s = 60
+dwell_s = 6
 "#,
         common::yolox_detector(&model),
         camera.uri.0,
@@ -1676,6 +1744,46 @@ listen = "127.0.0.1:{console_port}"
         "the camera filter"
     );
     screenshot(&operator, "console-phone-12-cameras.png").await;
+
+    // An open alert's recording plays before its end: its page has the clip
+    // so far, which the browser loads and can play.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let buffered = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no open alert's recording could be played"
+        );
+        admin.goto(&format!("{base}/")).await.unwrap();
+        let open = js(
+            &admin,
+            "const c = [...document.querySelectorAll('#wall .card[data-camera=gate]')].find(c => !c.dataset.end); return c ? c.dataset.id : null;",
+        )
+        .await;
+        let Some(id) = open.as_str() else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        admin.goto(&format!("{base}/alerts/{id}")).await.unwrap();
+        // -1: the alert ended meanwhile and its page shows the whole clip.
+        let seconds = until(
+            &admin,
+            "(v => !v ? -1 : (v.readyState >= 2 && v.buffered.length ? v.buffered.end(0) : 0))(document.querySelector('video.sofar'))",
+            Duration::from_secs(10),
+            "the recording so far loaded",
+        )
+        .await
+        .as_f64()
+        .unwrap();
+        if seconds > 0.0 {
+            eprintln!("recording so far of open alert {id}: {seconds:.1} s playable");
+            break seconds;
+        }
+    };
+    assert!(
+        buffered >= 1.0,
+        "only {buffered} s of the open alert's recording"
+    );
+    screenshot(&admin, "alert-recording-so-far.png").await;
     operator.close().await.unwrap();
     admin.close().await.unwrap();
 }

@@ -332,6 +332,7 @@ mod tests {
             name: "li".into(),
             role,
             password: password.into(),
+            lang: None,
         };
         let session = StoredSession {
             user: "li".into(),

@@ -13,7 +13,7 @@
 
 use super::auth::User;
 use super::views;
-use super::{Console, Role};
+use super::{Console, Language, Role};
 use crate::source::Picture;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -151,8 +151,8 @@ pub(super) async fn live_overlay(
 }
 
 /// One live picture: polled by `live.js` every `every_ms`, with its delay.
-pub(super) fn live_picture(console: &Console, id: &str, every_ms: u32) -> Markup {
-    let t = console.lang.text();
+pub(super) fn live_picture(console: &Console, lang: Language, id: &str, every_ms: u32) -> Markup {
+    let t = lang.text();
     html! {
         figure.live {
             img data-live={"/cameras/" (id) "/live.jpg"} data-every=(every_ms) alt=(console.camera_name(id));
@@ -171,12 +171,12 @@ pub(super) fn script() -> Markup {
 
 /// `GET /video`: every camera live, each linking to its page.
 pub(super) async fn video_grid(State(c): State<Shared>, user: User) -> Html<String> {
-    let t = c.lang.text();
+    let t = user.lang.text();
     let body = html! {
         h1 { (t.live_video) }
         div.livegrid {
             @for (id, _) in &c.cameras {
-                a href={"/cameras/" (id)} { (live_picture(&c, id, GRID_EVERY_MS)) }
+                a href={"/cameras/" (id)} { (live_picture(&c, user.lang, id, GRID_EVERY_MS)) }
             }
         }
         (script())
@@ -193,11 +193,11 @@ pub(super) async fn camera_page(
     if c.health.camera(&id).is_none() {
         return super::routes::not_found(State(c), user).await;
     }
-    let t = c.lang.text();
+    let t = user.lang.text();
     let name = c.camera_name(&id).to_string();
     let body = html! {
         h1 { (name) }
-        div.camerapage { (live_picture(&c, &id, CAMERA_EVERY_MS)) }
+        div.camerapage { (live_picture(&c, user.lang, &id, CAMERA_EVERY_MS)) }
         @if user.role >= Role::Admin {
             p { a href={"/cameras/" (id) "/setup"} { (t.camera_setup) } }
         }
@@ -220,7 +220,7 @@ pub(super) async fn setup_page(
     if c.health.camera(&id).is_none() {
         return super::routes::not_found(State(c), user).await;
     }
-    let t = c.lang.text();
+    let t = user.lang.text();
     let name = c.camera_name(&id).to_string();
     let body = html! {
         h1 { (t.camera_setup) " · " (name) }

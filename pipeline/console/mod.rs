@@ -19,11 +19,13 @@
 mod auth;
 mod listener;
 mod live;
+mod plans;
 mod routes;
 pub mod text;
 pub mod users;
 mod views;
 
+pub use plans::PlanConfig;
 pub use text::Language;
 pub use users::Role;
 
@@ -67,6 +69,9 @@ pub struct ConsoleConfig {
     /// escalated: marked on the wall and published once on
     /// `<prefix>/alerts/escalations` for a supervisor. 0: never.
     pub escalate_after_s: f64,
+    /// Site plans: a building's or a floor's picture with a pin per camera,
+    /// which flashes while that camera has an alert nobody has taken.
+    pub plans: Vec<PlanConfig>,
 }
 
 impl Default for ConsoleConfig {
@@ -85,6 +90,7 @@ impl Default for ConsoleConfig {
             ],
             instructions: BTreeMap::new(),
             escalate_after_s: 120.0,
+            plans: Vec::new(),
         }
     }
 }
@@ -226,6 +232,8 @@ type Thumbnail = (Instant, Arc<Vec<u8>>);
 /// Everything the handlers share.
 pub(crate) struct Console {
     config: ConsoleConfig,
+    /// The config's directory: plan pictures are relative to it.
+    base: PathBuf,
     lang: Language,
     zone: jiff::tz::TimeZone,
     users: PathBuf,
@@ -289,7 +297,7 @@ impl Console {
                             role,
                             csrf: session.csrf,
                             session: token,
-                            lang,
+                            lang: user.and_then(|u| u.lang).unwrap_or(lang),
                         }))
                     }
                     verdict => {
@@ -383,6 +391,7 @@ pub fn start(ctx: ConsoleContext) -> Result<RunningConsole, ConsoleError> {
         .map_err(ConsoleError::Runtime)?;
     let (feed_tx, feed_rx) = tokio::sync::watch::channel(FeedCursor::default());
     let console = Arc::new(Console {
+        base: ctx.base.clone(),
         lang: config.language,
         zone,
         users,

@@ -15,7 +15,7 @@
 
 use super::auth::{self, User};
 use super::views::{self, CameraView, SearchForm};
-use super::{Console, Role, live};
+use super::{Console, Language, Role, live, plans};
 use crate::store::{
     Ack, AckAction, AlertFilter, FeedCursor, OutboxMessage, Outcome, Priority, StoreError,
     StoredSession,
@@ -37,6 +37,7 @@ type Shared = Arc<Console>;
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
 const LIVE_JS: &str = include_str!("assets/live.js");
+const PLAN_JS: &str = include_str!("assets/plan.js");
 /// A thumbnail is encoded once per camera in this long, whoever asks.
 const THUMBNAIL_FRESH: Duration = Duration::from_secs(4);
 /// Search results per page.
@@ -50,6 +51,7 @@ pub fn router(console: Shared) -> Router {
         .route("/favicon.svg", get(favicon))
         .route("/favicon.ico", get(favicon))
         .route("/logout", post(logout))
+        .route("/language", post(set_language))
         .route(
             "/assets/console.css",
             get(|| asset(CSS, "text/css; charset=utf-8")),
@@ -62,6 +64,10 @@ pub fn router(console: Shared) -> Router {
             "/assets/live.js",
             get(|| asset(LIVE_JS, "text/javascript; charset=utf-8")),
         )
+        .route(
+            "/assets/plan.js",
+            get(|| asset(PLAN_JS, "text/javascript; charset=utf-8")),
+        )
         .route("/", get(wall))
         .route("/live", get(live))
         .route("/session", get(session))
@@ -72,8 +78,13 @@ pub fn router(console: Shared) -> Router {
         .route("/cameras/{id}/live.jpg", get(live::live_jpeg))
         .route("/cameras/{id}/live.json", get(live::live_overlay))
         .route("/cameras/{id}/setup", get(live::setup_page))
+        .route("/plans", get(plans::first))
+        .route("/plans/{index}", get(plans::page))
+        .route("/plans/{index}/image", get(plans::image))
+        .route("/plans/{index}/state", get(plans::state))
         .route("/alerts/{id}", get(alert_page))
         .route("/alerts/{id}/ack", post(acknowledge))
+        .route("/alerts/{id}/sofar.mp4", get(recording_so_far))
         .route("/alerts/{id}/tags", post(tags))
         .route("/alerts/{id}/hold", post(hold))
         .route("/alerts/{id}/export", post(export))
@@ -113,7 +124,7 @@ async fn asset(body: &'static str, kind: &'static str) -> Response {
 }
 
 pub(super) async fn not_found(State(c): State<Shared>, user: User) -> Response {
-    let t = c.lang.text();
+    let t = user.lang.text();
     (
         StatusCode::NOT_FOUND,
         views::message(&c, Some(&user), t.not_found),
@@ -281,7 +292,7 @@ async fn wall(State(c): State<Shared>, user: User) -> Response {
         .await;
     match loaded {
         Ok((cursor, alerts)) => {
-            let cams = views::cameras(&c, &camera_views(&c));
+            let cams = views::cameras(user.lang, &camera_views(&c));
             Html(views::wall(&c, &user, &alerts, &cursor.to_string(), cams).into_string())
                 .into_response()
         }
@@ -289,8 +300,8 @@ async fn wall(State(c): State<Shared>, user: User) -> Response {
     }
 }
 
-async fn cameras(State(c): State<Shared>, _user: User) -> Html<String> {
-    Html(views::cameras(&c, &camera_views(&c)).into_string())
+async fn cameras(State(c): State<Shared>, user: User) -> Html<String> {
+    Html(views::cameras(user.lang, &camera_views(&c)).into_string())
 }
 
 async fn thumbnail(State(c): State<Shared>, _user: User, Path(id): Path<String>) -> Response {
@@ -612,23 +623,28 @@ async fn alert_page(State(c): State<Shared>, user: User, Path(id): Path<String>)
                 timeline.sort_by_key(|(_, at)| *at);
             }
             let custody = s.access_log(&id)?;
+            let a = &detail.alert;
+            let so_far = a.end_wall_ms.is_none()
+                && s.recording_so_far(&a.camera, &a.id, a.start_wall_ms)
+                    .is_some();
             let verification = s
                 .public_key()
                 .and_then(|key| s.verify(Some(&id), &key))
                 .map_err(|e| e.to_string());
-            Ok((detail, acks, timeline, custody, verification))
+            Ok((detail, acks, timeline, custody, verification, so_far))
         })
         .await;
     match loaded {
-        Ok((detail, acks, timeline, custody, verification)) => {
+        Ok((detail, acks, timeline, custody, verification, so_far)) => {
             let page = views::AlertPage {
                 detail: &detail,
                 acks: &acks,
                 timeline: &timeline,
                 custody: &custody,
                 verification: verification.as_ref().map_err(|e| e.clone()),
+                so_far,
             };
-            let title = c.lang.text().summary(&detail.alert);
+            let title = user.lang.text().summary(&detail.alert);
             Html(views::page(&c, Some(&user), &title, views::alert(&c, &user, &page)).into_string())
                 .into_response()
         }
@@ -839,6 +855,46 @@ struct ReportQuery {
     page: usize,
 }
 
+#[derive(Deserialize)]
+struct LanguageForm {
+    #[serde(default)]
+    csrf: String,
+    lang: Language,
+}
+
+/// `POST /language`: the user's own language, kept in the users file so it
+/// follows them to every workstation and survives restarts.
+async fn set_language(
+    State(c): State<Shared>,
+    user: User,
+    headers: HeaderMap,
+    Form(form): Form<LanguageForm>,
+) -> Response {
+    if let Err(r) = user.check_csrf(&form.csrf) {
+        return r.into_response();
+    }
+    let (path, name) = (c.users.clone(), user.name.clone());
+    let lang = (form.lang != c.lang).then_some(form.lang);
+    match tokio::task::spawn_blocking(move || super::users::set_language(&path, &name, lang)).await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::error!("console: language of {}: {e}", user.name);
+            return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+        }
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+    // Back to the page it was chosen on, if that was one of ours.
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
+        .and_then(|rest| rest.find('/').map(|i| rest[i..].to_string()))
+        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
+    Redirect::to(&back).into_response()
+}
+
 /// The shift report for a period (default: the last 12 hours), every role.
 async fn report(State(c): State<Shared>, user: User, Query(q): Query<ReportQuery>) -> Response {
     let zone = c.zone.clone();
@@ -858,12 +914,12 @@ async fn report(State(c): State<Shared>, user: User, Query(q): Query<ReportQuery
         Ok(rows) => rows,
         Err(e) => return store_failed(e),
     };
-    let t = c.lang.text();
+    let t = user.lang.text();
     page(
         &c,
         &user,
         t.report,
-        views::report(&c, &field(from_ms), &field(to_ms), &rows, q.page),
+        views::report(&c, user.lang, &field(from_ms), &field(to_ms), &rows, q.page),
     )
 }
 
@@ -879,8 +935,13 @@ async fn resolved(State(c): State<Shared>, user: User) -> Response {
         Ok(rows) => rows,
         Err(e) => return store_failed(e),
     };
-    let t = c.lang.text();
-    page(&c, &user, t.resolved_recently, views::resolved(&c, &rows))
+    let t = user.lang.text();
+    page(
+        &c,
+        &user,
+        t.resolved_recently,
+        views::resolved(&c, user.lang, &rows),
+    )
 }
 
 async fn search(State(c): State<Shared>, user: User, Query(q): Query<SearchQuery>) -> Response {
@@ -947,7 +1008,7 @@ async fn search(State(c): State<Shared>, user: User, Query(q): Query<SearchQuery
         tag: q.tag.clone(),
         state: q.state.clone(),
     };
-    let t = c.lang.text();
+    let t = user.lang.text();
     page(
         &c,
         &user,
@@ -1044,6 +1105,50 @@ async fn evidence(
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("private, max-age=3600"),
             );
+            response.into_response()
+        }
+        Err(e) => match e {},
+    }
+}
+
+/// `GET /alerts/{id}/sofar.mp4`: an open alert's recording up to now, a
+/// fragmented MP4 that grows while the clip is written (see `record/clip.rs`);
+/// logged like any evidence file. Gone (404) once the clip is complete.
+async fn recording_so_far(
+    State(c): State<Shared>,
+    user: User,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let who = user.name.clone();
+    let found = c
+        .db(move |s| {
+            let a = s.alert(&id)?.alert;
+            let Some((rel, abs)) = s.recording_so_far(&a.camera, &a.id, a.start_wall_ms) else {
+                return Ok(None);
+            };
+            let since = crate::time::now_ms() as i64 - ACCESS_DEDUP_MS;
+            if !s.accessed_since(&who, "file", &rel, since)? {
+                s.log_access(&who, "file", Some(&a.id), &rel)?;
+            }
+            Ok(Some(abs))
+        })
+        .await;
+    let abs = match found {
+        Ok(Some(abs)) => abs,
+        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Err(e) => return store_failed(e),
+    };
+    use tower::ServiceExt;
+    match tower_http::services::ServeFile::new(&abs)
+        .oneshot(request)
+        .await
+    {
+        Ok(mut response) => {
+            // It grows: never cached.
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response.into_response()
         }
         Err(e) => match e {},

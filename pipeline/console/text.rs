@@ -7,7 +7,9 @@
 use serde::Deserialize;
 
 /// `[console] language`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum Language {
     #[default]
     #[serde(rename = "zh-CN")]
@@ -21,6 +23,22 @@ impl Language {
         match self {
             Language::ZhCn => &ZH_CN,
             Language::En => &EN,
+        }
+    }
+
+    /// The language's name in itself, for the switch between them.
+    pub fn own_name(self) -> &'static str {
+        match self {
+            Language::ZhCn => "中文",
+            Language::En => "English",
+        }
+    }
+
+    /// The other language: the one the switch offers.
+    pub fn other(self) -> Language {
+        match self {
+            Language::ZhCn => Language::En,
+            Language::En => Language::ZhCn,
         }
     }
 
@@ -128,12 +146,22 @@ pub struct Text {
     pub any: &'static str,
     pub find: &'static str,
     pub next_page: &'static str,
+    /// The switch to the other language.
+    pub language: &'static str,
+    /// Site plans, their pins' legend, and the page when none is configured.
+    pub site_plan: &'static str,
+    pub plan_alarm: &'static str,
+    pub plan_taken: &'static str,
+    pub plan_down: &'static str,
+    pub no_plans: &'static str,
     pub previous_page: &'static str,
     /// A report's page: `{first}`, `{last}`, `{rows}`.
     pub report_rows: &'static str,
     pub results: &'static str,
     pub clip: &'static str,
     pub no_clip: &'static str,
+    /// Under the recording of an alert still open.
+    pub clip_so_far: &'static str,
     pub snapshot: &'static str,
     pub annotated: &'static str,
     pub timeline: &'static str,
@@ -288,11 +316,18 @@ pub const ZH_CN: Text = Text {
     any: "全部",
     find: "查询",
     next_page: "下一页",
+    language: "界面语言",
+    site_plan: "平面图",
+    plan_alarm: "有未接警的告警",
+    plan_taken: "告警处理中",
+    plan_down: "摄像头离线",
+    no_plans: "尚未配置平面图：在配置的 [[console.plans]] 中加入楼栋或楼层的图片和摄像头位置。",
     previous_page: "上一页",
     report_rows: "第 {first}–{last} 条，共 {rows} 条",
     results: "条结果",
     clip: "录像",
     no_clip: "录像尚未生成",
+    clip_so_far: "告警仍在进行：此为截至打开页面时的录像，告警结束后换成完整录像（刷新页面可看到更新的部分）",
     snapshot: "原始截图",
     annotated: "标注截图",
     timeline: "事件时间线",
@@ -489,11 +524,18 @@ pub const EN: Text = Text {
     any: "any",
     find: "Search",
     next_page: "Next page",
+    language: "Language of the console",
+    site_plan: "Site plan",
+    plan_alarm: "alert nobody has taken",
+    plan_taken: "alert in progress",
+    plan_down: "camera down",
+    no_plans: "No site plan is configured: add a building's or a floor's picture and its cameras' places under [[console.plans]] in the config.",
     previous_page: "Previous page",
     report_rows: "rows {first}–{last} of {rows}",
     results: "results",
     clip: "Clip",
     no_clip: "The clip is not ready yet",
+    clip_so_far: "The alert is still open: this is its recording up to when the page was opened; the whole clip replaces it at the end (reload for more)",
     snapshot: "Snapshot",
     annotated: "Annotated",
     timeline: "Timeline",

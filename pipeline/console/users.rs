@@ -10,6 +10,7 @@
 //! name = "wang"
 //! role = "operator"
 //! password = "$argon2id$v=19$m=19456,t=2,p=1$..."
+//! lang = "en"   # optional: the console's language for this user (set from the console's menu)
 //! ```
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -47,6 +48,9 @@ pub struct User {
     pub role: Role,
     /// argon2id PHC string.
     pub password: String,
+    /// The language this user chose; unset: the console's `[console] language`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<super::Language>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -128,13 +132,16 @@ pub fn add(path: &Path, name: &str, role: Role, password: &str) -> Result<bool, 
         .map_err(|e| UsersError::Hash(e.to_string()))?
         .to_string();
     let mut file = read(path)?;
-    let user = User {
+    let mut user = User {
         name: name.into(),
         role,
         password: hash,
+        lang: None,
     };
     let existed = match file.user.iter_mut().find(|u| u.name == name) {
         Some(u) => {
+            // A new password or role keeps the language they chose.
+            user.lang = u.lang;
             *u = user;
             true
         }
@@ -174,6 +181,21 @@ fn write(path: &Path, file: &UsersFile) -> Result<(), UsersError> {
 /// The user of that name, as the file says now.
 pub fn find(path: &Path, name: &str) -> Result<Option<User>, UsersError> {
     Ok(read(path)?.user.into_iter().find(|u| u.name == name))
+}
+
+/// Sets the language a user sees; returns false when there is no such user.
+pub fn set_language(
+    path: &Path,
+    name: &str,
+    lang: Option<super::Language>,
+) -> Result<bool, UsersError> {
+    let mut file = read(path)?;
+    let Some(user) = file.user.iter_mut().find(|u| u.name == name) else {
+        return Ok(false);
+    };
+    user.lang = lang;
+    write(path, &file)?;
+    Ok(true)
 }
 
 /// Removes a user; returns false when there was none of that name.

@@ -6,7 +6,7 @@
 
 use super::Console;
 use super::auth::User;
-use super::text::Text;
+use super::text::{Language, Text};
 use super::users::Role;
 use crate::store::{
     Access, Ack, AckAction, AlertDetail, AlertRow, Handled, Outcome, ShiftSummary, Verification,
@@ -99,11 +99,12 @@ pub fn head(lang: super::text::Language, title: &str) -> Markup {
 }
 
 pub fn page(console: &Console, user: Option<&User>, title: &str, body: Markup) -> Markup {
-    let t = console.lang.text();
+    let lang = user.map_or(console.lang, |u| u.lang);
+    let t = lang.text();
     html! {
         (DOCTYPE)
-        html lang=(console.lang.tag()) {
-            (head(console.lang, title))
+        html lang=(lang.tag()) {
+            (head(lang, title))
             body {
                 header.top {
                     a.brand href="/" { "vigil" }
@@ -111,10 +112,16 @@ pub fn page(console: &Console, user: Option<&User>, title: &str, body: Markup) -
                         nav {
                             a href="/" { (t.wall) }
                             a href="/video" { (t.live_video) }
+                            @if !console.config.plans.is_empty() { a href="/plans" { (t.site_plan) } }
                             a href="/resolved" { (t.resolved_recently) }
                             a href="/report" { (t.report) }
                             @if u.role >= Role::Police { a href="/search" { (t.search) } }
                             span.who { (u.name) " · " (role_label(u.role, t)) }
+                            form.inline.lang method="post" action="/language" {
+                                input type="hidden" name="csrf" value=(u.csrf);
+                                @let other = lang.other();
+                                button type="submit" name="lang" value=(other.tag()) lang=(other.tag()) title=(t.language) { (other.own_name()) }
+                            }
                             form.inline method="post" action="/logout" {
                                 input type="hidden" name="csrf" value=(u.csrf);
                                 button type="submit" { (t.logout) }
@@ -146,8 +153,7 @@ pub fn login(console: &Console, error: Option<&str>) -> Markup {
     )
 }
 
-fn ack_line(ack: &Ack, console: &Console) -> Markup {
-    let t = console.lang.text();
+fn ack_line(ack: &Ack, console: &Console, t: &Text) -> Markup {
     let verb = match ack.action {
         AckAction::Ack => t.in_progress_by,
         AckAction::Resolve => t.resolved_by,
@@ -167,7 +173,7 @@ pub fn pinned(a: &AlertRow) -> bool {
 }
 
 pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
-    let t = console.lang.text();
+    let t = user.lang.text();
     let (icon, class, label) = kind_look(&a.kind, t);
     let place = match (&a.zone, &a.line) {
         (Some(z), _) => format!("{}: {z}", t.zone),
@@ -207,11 +213,11 @@ pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
                     " · " span.state { (state_label(&a.state, t)) }
                 }
                 p.summary { (t.summary(a)) }
-                (instruction(console, &a.kind))
+                (instruction(console, &a.kind, t))
                 @if !recipients.is_empty() {
                     p.recipients { (t.recipients) ": " (recipients.iter().map(|r| t.recipient(r)).collect::<Vec<_>>().join(", ")) }
                 }
-                @if let Some(ack) = &a.ack { (ack_line(ack, console)) }
+                @if let Some(ack) = &a.ack { (ack_line(ack, console, t)) }
                 (ack_form(a, user, t, true))
             }
         }
@@ -219,10 +225,10 @@ pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
 }
 
 /// What to do about an alert of this kind, from `[console.instructions]`.
-fn instruction(console: &Console, kind: &str) -> Markup {
+fn instruction(console: &Console, kind: &str, t: &Text) -> Markup {
     html! {
         @if let Some(text) = console.config.instruction(kind) {
-            p.instruction { strong { (console.lang.text().instruction) } " " (text) }
+            p.instruction { strong { (t.instruction) } " " (text) }
         }
     }
 }
@@ -256,7 +262,7 @@ pub fn wall(
     cursor: &str,
     cameras: Markup,
 ) -> Markup {
-    let t = console.lang.text();
+    let t = user.lang.text();
     let sound = console
         .config
         .sound
@@ -345,9 +351,9 @@ fn short_reason(reason: &str) -> &str {
         .map_or(reason, |(head, _)| head)
 }
 
-pub fn cameras(console: &Console, cams: &[CameraView]) -> Markup {
+pub fn cameras(lang: Language, cams: &[CameraView]) -> Markup {
     use crate::events::CameraState;
-    let t = console.lang.text();
+    let t = lang.text();
     let stamp = crate::time::now_ms() / 3000;
     html! {
         @for c in cams {
@@ -375,8 +381,8 @@ pub fn cameras(console: &Console, cams: &[CameraView]) -> Markup {
 
 /// Alerts resolved in the last 24 hours, for every role: an operator taking
 /// over a shift sees what was handled and how.
-pub fn resolved(console: &Console, rows: &[AlertRow]) -> Markup {
-    let t = console.lang.text();
+pub fn resolved(console: &Console, lang: Language, rows: &[AlertRow]) -> Markup {
+    let t = lang.text();
     html! {
         h1 { (t.resolved_recently) }
         @if rows.is_empty() { p.found { (t.none_resolved) } }
@@ -424,7 +430,7 @@ pub fn search(
     next: Option<String>,
     took_ms: f64,
 ) -> Markup {
-    let t = console.lang.text();
+    let t = user.lang.text();
     let opt = |value: &str, label: &str, current: &str| {
         html! { option value=(value) selected[value == current] { (label) } }
     };
@@ -479,10 +485,12 @@ pub struct AlertPage<'a> {
     pub timeline: &'a [(String, i64)],
     pub custody: &'a [Access],
     pub verification: Result<&'a Verification, String>,
+    /// An open alert's clip is being written and can be watched so far.
+    pub so_far: bool,
 }
 
 pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
-    let t = console.lang.text();
+    let t = user.lang.text();
     let a = &p.detail.alert;
     let (icon, class, label) = kind_look(&a.kind, t);
     let live = |kind: crate::store::EvidenceKind| {
@@ -504,21 +512,24 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
                 " · " (t.duration) " " (duration_text(end - a.start_wall_ms))
             }
             p { (t.summary(a)) }
-            (instruction(console, &a.kind))
+            (instruction(console, &a.kind, t))
             @if let Some(z) = &a.zone { p { (t.zone) ": " (z) } }
             @if let Some(l) = &a.line { p { (t.line) ": " (l) } }
             section.media {
                 div.clip {
                     h2 { (t.clip) }
                     @let clips: Vec<_> = live(crate::store::EvidenceKind::Clip).collect();
-                    @if clips.is_empty() { p { (t.no_clip) } }
+                    @if clips.is_empty() && p.so_far {
+                        video.sofar controls preload="metadata" playsinline src={"/alerts/" (a.id) "/sofar.mp4"} {}
+                        p.help { (t.clip_so_far) }
+                    } @else if clips.is_empty() { p { (t.no_clip) } }
                     @for c in clips {
                         video controls preload="metadata" playsinline src=(evidence_url(&c.path))
                             data-duration=[c.duration_s] {}
                     }
                 }
                 div.shots {
-                    (super::live::live_picture(console, &a.camera, 500))
+                    (super::live::live_picture(console, user.lang, &a.camera, 500))
                     @for e in live(crate::store::EvidenceKind::Annotated) {
                         figure { img src=(evidence_url(&e.path)) alt=(t.annotated); figcaption { (t.annotated) } }
                     }
@@ -535,7 +546,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
                             "new" => t.event_new, "end" => t.event_end,
                             "escalated" => t.escalated, _ => t.event_update }) }
                     }
-                    @for ack in p.acks { li { (ack_line(ack, console)) } }
+                    @for ack in p.acks { li { (ack_line(ack, console, t)) } }
                 }
                 @if a.ack.as_ref().is_none_or(|k| k.action != AckAction::Resolve) {
                     (ack_form(a, user, t, false))
@@ -616,7 +627,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
 }
 
 pub fn message(console: &Console, user: Option<&User>, text: &str) -> Markup {
-    let t = console.lang.text();
+    let t = user.map_or(console.lang, |u| u.lang).text();
     page(
         console,
         user,
@@ -628,16 +639,27 @@ pub fn message(console: &Console, user: Option<&User>, text: &str) -> Markup {
 /// The shift report: what a shift handed over, printable (the navigation and
 /// the period form are not printed). The summary counts every row; the table
 /// shows one page of them, so a month of a busy compound still renders at once.
-pub fn report(console: &Console, from: &str, to: &str, rows: &[Handled], page: usize) -> Markup {
-    let t = console.lang.text();
+pub fn report(
+    console: &Console,
+    lang: Language,
+    from: &str,
+    to: &str,
+    rows: &[Handled],
+    page: usize,
+) -> Markup {
+    let t = lang.text();
     let summary = ShiftSummary::of(rows);
     let pages = rows.len().div_ceil(REPORT_PAGE).max(1);
     let page = page.min(pages - 1);
-    let shown = &rows[(page * REPORT_PAGE).min(rows.len())..((page + 1) * REPORT_PAGE).min(rows.len())];
+    let shown =
+        &rows[(page * REPORT_PAGE).min(rows.len())..((page + 1) * REPORT_PAGE).min(rows.len())];
     let link = |p: usize| format!("/report?from={from}&to={to}&page={p}");
     let position = t
         .report_rows
-        .replace("{first}", &(page * REPORT_PAGE + 1).min(rows.len()).to_string())
+        .replace(
+            "{first}",
+            &(page * REPORT_PAGE + 1).min(rows.len()).to_string(),
+        )
         .replace("{last}", &(page * REPORT_PAGE + shown.len()).to_string())
         .replace("{rows}", &rows.len().to_string());
     let wait = |w: Option<(f64, f64)>| match w {

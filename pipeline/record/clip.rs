@@ -5,6 +5,12 @@
 //! A segment is written to `<name>.part` as units arrive and renamed once the
 //! muxer has written its index and the data is synced, so a reader never sees a
 //! clip that is still growing.
+//!
+//! The evidence file has its index first, which only its end can write. So
+//! that an operator can watch an open alert's recording before its end, the
+//! same units also go to `<name>.sofar.mp4`, a fragmented MP4 (a fragment a
+//! second) that plays as far as it has been written; it is deleted when the
+//! segment ends. Muxing twice costs no encode.
 
 use super::ring::Unit;
 use gstreamer as gst;
@@ -66,19 +72,49 @@ impl Segment {
         let sink = make("filesink")?;
         sink.set_property("location", part.to_string_lossy().to_string());
         sink.set_property("sync", false);
-        let add = |elements: &[&gst::Element]| -> Result<(), String> {
-            pipeline.add_many(elements).map_err(|e| e.to_string())?;
-            gst::Element::link_many(elements).map_err(|e| e.to_string())
-        };
+        let sofar_mux = make("mp4mux")?;
+        sofar_mux.set_property("fragment-duration", 1000u32);
+        sofar_mux.set_property("streamable", true);
+        let sofar_sink = make("filesink")?;
+        sofar_sink.set_property(
+            "location",
+            sofar_path(&abs_path).to_string_lossy().to_string(),
+        );
+        sofar_sink.set_property("sync", false);
+        let tee = make("tee")?;
         let parser = match caps.structure(0).map(|s| s.name().as_str()) {
             Some("video/x-h265") => "h265parse",
             _ => "h264parse",
         };
-        add(&[src.upcast_ref(), &make(parser)?, &mux, &sink])?;
-        // The muxer (an aggregator) writes on a thread of its own.
-        for pad in [src.static_pad("src"), mux.static_pad("src")]
-            .into_iter()
-            .flatten()
+        let (parser, queue, sofar_queue) = (make(parser)?, make("queue")?, make("queue")?);
+        pipeline
+            .add_many([
+                src.upcast_ref(),
+                &parser,
+                &tee,
+                &queue,
+                &mux,
+                &sink,
+                &sofar_queue,
+                &sofar_mux,
+                &sofar_sink,
+            ])
+            .map_err(|e| e.to_string())?;
+        for chain in [
+            &[src.upcast_ref(), &parser, &tee][..],
+            &[&tee, &queue, &mux, &sink],
+            &[&tee, &sofar_queue, &sofar_mux, &sofar_sink],
+        ] {
+            gst::Element::link_many(chain).map_err(|e| e.to_string())?;
+        }
+        // The muxers (aggregators) write on threads of their own.
+        for pad in [
+            src.static_pad("src"),
+            mux.static_pad("src"),
+            sofar_mux.static_pad("src"),
+        ]
+        .into_iter()
+        .flatten()
         {
             meter_recording_thread(&pad);
         }
@@ -139,6 +175,7 @@ impl Segment {
         scratch.push(".mdat");
         let _ = std::fs::remove_file(&part);
         let _ = std::fs::remove_file(PathBuf::from(scratch));
+        let _ = std::fs::remove_file(sofar_path(&self.abs_path));
         self.stopped = Some(why.to_string());
     }
 
@@ -181,6 +218,13 @@ pub(crate) fn meter_recording_thread(pad: &gst::Pad) {
     );
 }
 
+/// The open segment's fragmented copy, for watching before the end.
+pub fn sofar_path(path: &std::path::Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".sofar.mp4");
+    PathBuf::from(p)
+}
+
 fn part_path(path: &std::path::Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".part");
@@ -214,6 +258,8 @@ impl Finishing {
             None => Err("the muxer did not finish within 60 s".into()),
         };
         let _ = seg.pipeline.set_state(gst::State::Null);
+        // The clip itself (or its failure) replaces the copy watched meanwhile.
+        let _ = std::fs::remove_file(sofar_path(&seg.abs_path));
         result?;
         if seg.units == 0 {
             return Err("no video was recorded for this clip".into());

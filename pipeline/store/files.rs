@@ -46,9 +46,10 @@ pub struct EvidenceFile {
 }
 
 /// Files a writer leaves only while it works on them: `<file>.part` (renamed
-/// into place when complete) and the muxer's `<clip>.part.mdat` scratch file.
+/// into place when complete), the muxer's `<clip>.part.mdat` scratch file and
+/// the open clip's `<clip>.sofar.mp4` copy.
 fn is_partial(name: &str) -> bool {
-    name.ends_with(".part") || name.ends_with(".part.mdat")
+    name.ends_with(".part") || name.ends_with(".part.mdat") || name.ends_with(".sofar.mp4")
 }
 
 impl Store {
@@ -109,6 +110,29 @@ impl Store {
         let rel = format!("{base}-{suffix}");
         let abs = self.dir.join(&rel);
         (rel, abs)
+    }
+
+    /// The open alert's recording so far (a fragmented copy of the clip being
+    /// written, the latest segment's): (relative, absolute); `None` once the
+    /// clip is complete, or when nothing is being recorded.
+    pub fn recording_so_far(
+        &self,
+        camera: &str,
+        alert_id: &str,
+        start_wall_ms: i64,
+    ) -> Option<(String, PathBuf)> {
+        let (rel, abs) = self.evidence_base(camera, alert_id, start_wall_ms.max(0) as u64);
+        let dir = abs.parent()?;
+        let prefix = format!("{alert_id}-clip");
+        let newest = std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| name.starts_with(&prefix) && name.ends_with(".sofar.mp4"))
+            // `-clip.mp4…` sorts before `-clip-2.mp4…`: the latest segment is the longest name, then the greatest.
+            .max_by(|a, b| a.len().cmp(&b.len()).then(a.cmp(b)))?;
+        let rel_dir = rel.rsplit_once('/').map(|(d, _)| d)?;
+        Some((format!("{rel_dir}/{newest}"), dir.join(&newest)))
     }
 
     /// True when evidence exceeds `max_bytes`.

@@ -345,12 +345,13 @@ fn files_left_half_written_by_a_killed_run_are_deleted_and_nothing_else() {
     for name in [
         "a-clip.mp4.part",
         "a-clip.mp4.part.mdat",
+        "a-clip.mp4.sofar.mp4",
         "b-snapshot.jpg.part",
     ] {
         std::fs::write(day.join(name), b"half").unwrap();
     }
     std::fs::write(day.join("c-clip.mp4"), b"whole").unwrap();
-    assert_eq!(s.remove_partial_files(), (3, 12));
+    assert_eq!(s.remove_partial_files(), (4, 16));
     let left: Vec<_> = std::fs::read_dir(&day)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
