@@ -335,6 +335,15 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                         (c.id.clone(), layout)
                     })
                     .collect(),
+                recorders: evidence
+                    .as_ref()
+                    .map(|e| {
+                        e.recorders
+                            .iter()
+                            .map(|(id, r)| (id.clone(), Arc::downgrade(r)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 alerts: evidence_queueing_for_console,
                 shutdown: options.shutdown.clone(),
             })?;

@@ -1569,39 +1569,60 @@ listen = "127.0.0.1:{console_port}"
     )
     .await;
 
-    // The camera's page: live within 2 s of opening it, and moving.
+    // The camera's page: an H.264 camera plays its own video (passed
+    // through, not re-encoded), live within 2 s of opening it, and moving.
     admin.goto(&format!("{base}/cameras/gate")).await.unwrap();
     let opened = Instant::now();
     until(
         &admin,
-        "+(document.querySelector('img[data-live]').dataset.frames || 0) >= 1",
+        "+(document.querySelector('video[data-passthrough]').dataset.frames || 0) >= 1",
         Duration::from_secs(10),
-        "the first live picture",
+        "the first frame of the camera's own video",
     )
     .await;
     let first_picture = opened.elapsed();
     assert!(
         first_picture < Duration::from_secs(2),
-        "the live view took {first_picture:?} to start"
+        "the live video took {first_picture:?} to start"
     );
     let first = js(
         &admin,
-        "return document.querySelector('img[data-live]').src;",
+        "return document.querySelector('video[data-passthrough]').currentTime;",
     )
     .await;
     until(
         &admin,
-        "+document.querySelector('img[data-live]').dataset.frames >= 8",
+        "+document.querySelector('video[data-passthrough]').dataset.frames >= 25",
         Duration::from_secs(10),
-        "eight live pictures",
+        "25 frames of live video",
     )
     .await;
-    let later = js(
-        &admin,
-        "return document.querySelector('img[data-live]').src;",
-    )
-    .await;
-    assert_ne!(first, later, "the live picture never changed");
+    let (later, hidden, fallback_hidden) = (
+        js(
+            &admin,
+            "return document.querySelector('video[data-passthrough]').currentTime;",
+        )
+        .await,
+        js(
+            &admin,
+            "return document.querySelector('video[data-passthrough]').hidden;",
+        )
+        .await,
+        js(
+            &admin,
+            "return document.querySelector('img[data-fallback]').hidden;",
+        )
+        .await,
+    );
+    assert!(
+        later.as_f64().unwrap() > first.as_f64().unwrap() + 0.5,
+        "the live video did not play on: {first} then {later}"
+    );
+    assert_eq!(
+        (hidden, fallback_hidden),
+        (json!(false), json!(true)),
+        "the page fell back to pictures"
+    );
     let age: f64 = js(
         &admin,
         "return document.querySelector('figure.live .age').textContent;",
@@ -1609,8 +1630,11 @@ listen = "127.0.0.1:{console_port}"
     .await
     .as_str()
     .and_then(|s| s.parse().ok())
-    .expect("the picture's delay is shown");
-    eprintln!("live view: first picture after {first_picture:?}, picture delay {age} s");
+    .expect("the video's delay is shown");
+    eprintln!(
+        "live video: first frame after {first_picture:?}, player behind the newest fragment by {age} s"
+    );
+    assert!(age <= 1.0, "the player is {age} s behind the live edge");
     screenshot(&admin, "live-camera.png").await;
 
     // The grid holds every camera, live, each linking to its page.

@@ -151,11 +151,30 @@ pub(super) async fn live_overlay(
 }
 
 /// One live picture: polled by `live.js` every `every_ms`, with its delay.
-pub(super) fn live_picture(console: &Console, lang: Language, id: &str, every_ms: u32) -> Markup {
+/// An H.264 camera shown alone (its page, an alert's) plays its own video
+/// instead (`live.mp4`), with the JPEGs as the fallback; a grid keeps JPEGs,
+/// whose plain requests never run into the browser's six connections per host.
+pub(super) fn live_picture(
+    console: &Console,
+    lang: Language,
+    id: &str,
+    every_ms: u32,
+    alone: bool,
+) -> Markup {
     let t = lang.text();
+    let passthrough = alone
+        && console
+            .recorders
+            .get(id)
+            .and_then(|r| r.upgrade())
+            .is_some_and(|r| r.can_watch());
     html! {
         figure.live {
-            img data-live={"/cameras/" (id) "/live.jpg"} data-every=(every_ms) alt=(console.camera_name(id));
+            @if passthrough {
+                video data-passthrough={"/cameras/" (id) "/live.mp4"} muted autoplay playsinline {}
+            }
+            img data-live={"/cameras/" (id) "/live.jpg"} data-every=(every_ms) alt=(console.camera_name(id))
+                hidden[passthrough] data-fallback[passthrough];
             figcaption {
                 (t.live_video) " · " (console.camera_name(id)) " · " (t.picture_age) " "
                 span.age { "–" } " " (t.seconds_ago)
@@ -176,7 +195,7 @@ pub(super) async fn video_grid(State(c): State<Shared>, user: User) -> Html<Stri
         h1 { (t.live_video) }
         div.livegrid {
             @for (id, _) in &c.cameras {
-                a href={"/cameras/" (id)} { (live_picture(&c, user.lang, id, GRID_EVERY_MS)) }
+                a href={"/cameras/" (id)} { (live_picture(&c, user.lang, id, GRID_EVERY_MS, false)) }
             }
         }
         (script())
@@ -197,13 +216,46 @@ pub(super) async fn camera_page(
     let name = c.camera_name(&id).to_string();
     let body = html! {
         h1 { (name) }
-        div.camerapage { (live_picture(&c, user.lang, &id, CAMERA_EVERY_MS)) }
+        div.camerapage { (live_picture(&c, user.lang, &id, CAMERA_EVERY_MS, true)) }
         @if user.role >= Role::Admin {
             p { a href={"/cameras/" (id) "/setup"} { (t.camera_setup) } }
         }
         (script())
     };
     Html(views::page(&c, Some(&user), &name, body).into_string()).into_response()
+}
+
+/// `GET /cameras/{id}/live.mp4`: an H.264 camera's own video, live, as a
+/// fragmented MP4 that never ends (see `record/live.rs`); 404 for cameras of
+/// other codecs, whose pages poll JPEGs.
+pub(super) async fn live_mp4(
+    State(c): State<Shared>,
+    _user: User,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(recorder) = c.recorders.get(&id).and_then(|r| r.upgrade()) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let stream = match tokio::task::spawn_blocking(move || recorder.watch()).await {
+        Ok(Some(Ok(stream))) => stream,
+        Ok(Some(Err(e))) => {
+            tracing::warn!("console: live video of camera {id}: {e}");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let body = futures_util::stream::unfold(stream, |mut stream| async move {
+        let chunk = stream.chunks.recv().await?;
+        Some((Ok::<_, std::convert::Infallible>(chunk), stream))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "video/mp4"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
 }
 
 /// `GET /cameras/{id}/setup` (admin): the live picture with detections,

@@ -164,6 +164,10 @@ pub struct ConsoleContext {
     pub health: HealthBoard,
     /// Camera id → its zones and lines, drawn on the setup page.
     pub layouts: BTreeMap<String, CameraLayout>,
+    /// Camera id → its recorder: H.264 cameras play live from its ring.
+    /// Weak: the recorders must go when the cameras stop, so the clip writer
+    /// can finish while the console stays up for review.
+    pub recorders: BTreeMap<String, std::sync::Weak<crate::record::CameraRecorder>>,
     /// Where acknowledgements are announced (`<prefix>/alerts/acks`) and how
     /// the publisher is woken; `None` when this run does not publish.
     pub alerts: Option<(AlertsConfig, crossbeam_channel::Sender<()>)>,
@@ -241,6 +245,7 @@ pub(crate) struct Console {
     cameras: Vec<(String, String)>,
     health: HealthBoard,
     layouts: BTreeMap<String, CameraLayout>,
+    recorders: BTreeMap<String, std::sync::Weak<crate::record::CameraRecorder>>,
     alerts: Option<(AlertsConfig, crossbeam_channel::Sender<()>)>,
     throttle: auth::LoginThrottle,
     feed: tokio::sync::watch::Receiver<FeedCursor>,
@@ -403,6 +408,7 @@ pub fn start(ctx: ConsoleContext) -> Result<RunningConsole, ConsoleError> {
         cameras: ctx.cameras,
         health: ctx.health,
         layouts: ctx.layouts,
+        recorders: ctx.recorders,
         alerts: ctx.alerts,
         throttle: auth::LoginThrottle::default(),
         feed: feed_rx,

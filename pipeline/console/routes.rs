@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `GET/POST /login`, `/assets/*` | anyone |
 //! | `/`, `/live` (SSE), `/cameras`, `/cameras/{id}/thumb.jpg`, `POST /alerts/{id}/ack`, `GET /alerts/{id}`, `/evidence/*` | operator |
-//! | `/video`, `/cameras/{id}`, `/cameras/{id}/live.jpg` (live view) | operator |
+//! | `/video`, `/cameras/{id}`, `/cameras/{id}/live.jpg`, `/live.mp4` (live view) | operator |
 //! | `/search`, `POST /alerts/{id}/tags`, `/hold`, `/export` | police |
 //! | `/cameras/{id}/setup`, `/cameras/{id}/live.json` (detections, zone editor) | admin |
 //!
@@ -76,6 +76,7 @@ pub fn router(console: Shared) -> Router {
         .route("/video", get(live::video_grid))
         .route("/cameras/{id}", get(live::camera_page))
         .route("/cameras/{id}/live.jpg", get(live::live_jpeg))
+        .route("/cameras/{id}/live.mp4", get(live::live_mp4))
         .route("/cameras/{id}/live.json", get(live::live_overlay))
         .route("/cameras/{id}/setup", get(live::setup_page))
         .route("/plans", get(plans::first))
@@ -102,7 +103,7 @@ async fn security_headers(mut response: Response) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; media-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
         ),
     );
     h.insert(

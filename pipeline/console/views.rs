@@ -529,7 +529,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
                     }
                 }
                 div.shots {
-                    (super::live::live_picture(console, user.lang, &a.camera, 500))
+                    (super::live::live_picture(console, user.lang, &a.camera, 500, true))
                     @for e in live(crate::store::EvidenceKind::Annotated) {
                         figure { img src=(evidence_url(&e.path)) alt=(t.annotated); figcaption { (t.annotated) } }
                     }

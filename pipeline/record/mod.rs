@@ -18,6 +18,7 @@
 //! `vigil bench`. [`snapshot`] draws and encodes the JPEGs that go with `new`.
 
 mod clip;
+mod live;
 pub mod ring;
 pub mod snapshot;
 mod transcode;
@@ -31,6 +32,8 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use transcode::Transcoder;
+
+pub use live::LiveStream;
 
 pub(crate) use clip::meter_recording_thread;
 pub(crate) use transcode::{avc_caps, h264_encoder, lower_thread_priority, unit_from_encoder};
@@ -151,6 +154,8 @@ struct State {
     ended: bool,
     /// Added to unit timestamps (a looped file continues where it was).
     offset: u64,
+    /// Browsers watching the camera's own H.264, live.
+    viewers: Vec<live::LiveViewer>,
 }
 
 impl State {
@@ -233,6 +238,9 @@ impl CameraRecorder {
         unit.pts += offset;
         unit.dts = unit.dts.map(|d| d + offset);
         s.ring.push(unit.clone());
+        if !s.viewers.is_empty() {
+            s.viewers.retain_mut(|v| v.push(&unit));
+        }
         if !s.needs_transcode() {
             let caps = s.caps.clone();
             self.feed_jobs(&mut s, &unit, caps.as_ref());
@@ -454,6 +462,7 @@ impl CameraRecorder {
     pub fn source_ended(&self) {
         let mut s = self.lock();
         s.ended = true;
+        s.viewers.clear();
         match &s.transcode {
             Some(t) => t.transcoder.end_input(),
             None => self.finish_ended_jobs(&mut s),
@@ -467,7 +476,39 @@ impl CameraRecorder {
         s.ended = false;
         s.ring.clear();
         s.transcode = None;
+        s.viewers.clear();
         s.offset = offset.as_nanos();
+    }
+
+    /// A live view of the camera's own H.264, from its newest keyframe on;
+    /// `None` for other codecs (the console shows them as JPEGs) or before
+    /// the first keyframe.
+    pub fn watch(&self) -> Option<Result<LiveStream, String>> {
+        let mut s = self.lock();
+        let caps = s
+            .caps
+            .clone()
+            .filter(|c| c.structure(0).is_some_and(|s| s.name() == "video/x-h264"))?;
+        let newest = s.ring.newest_pts()?;
+        let (mut viewer, stream) = match live::LiveViewer::start(&self.camera, &caps) {
+            Ok(v) => v,
+            Err(e) => return Some(Err(e)),
+        };
+        for unit in s.ring.from_keyframe_before(newest) {
+            viewer.push(unit);
+        }
+        s.viewers.push(viewer);
+        Some(Ok(stream))
+    }
+
+    /// Whether a live view of the camera's own video is possible now.
+    pub fn can_watch(&self) -> bool {
+        let s = self.lock();
+        !s.ended
+            && s.caps
+                .as_ref()
+                .and_then(|c| c.structure(0))
+                .is_some_and(|c| c.name() == "video/x-h264")
     }
 }
 
@@ -504,6 +545,7 @@ impl Recorders {
                 jobs: Vec::new(),
                 ended: false,
                 offset: 0,
+                viewers: Vec::new(),
             }),
             writer: self.writer.clone(),
             me: me.clone(),

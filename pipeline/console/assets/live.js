@@ -1,6 +1,7 @@
 // vigil live view: every img[data-live] is refreshed at its own pace
 // (data-every, ms), one request at a time, with the picture's delay shown;
-// hidden tabs ask for nothing. On the setup page the newest frame is drawn
+// hidden tabs ask for nothing. An H.264 camera shown alone plays its own
+// video (video[data-passthrough]) with the pictures as its fallback. On the setup page the newest frame is drawn
 // with the detector's boxes, tracks, dwell timers, zones and lines, and clicks
 // become zone or line TOML for the camera's config. Plain JavaScript, vendored.
 "use strict";
@@ -35,7 +36,7 @@
     tick();
   }
 
-  document.querySelectorAll("img[data-live]").forEach(function (img) {
+  function poll(img) {
     const box = img.closest("figure");
     every(+img.dataset.every || 500, async function () {
       const r = await fetch(img.dataset.live, { cache: "no-store", credentials: "same-origin" });
@@ -45,6 +46,102 @@
       showAge(box, parseInt(r.headers.get("x-vigil-age-ms"), 10));
       return true;
     });
+  }
+  document.querySelectorAll("img[data-live]:not([data-fallback])").forEach(poll);
+
+  // An H.264 camera's own video, passed through: a fragmented MP4 read with
+  // fetch and fed to Media Source Extensions (a plain <video src> takes an
+  // endless stream for a finished one). The codec comes from the stream's own
+  // avcC. Playback is kept within a second of the newest fragment, played
+  // video is let go, a stream the server ended (a viewer that fell behind) is
+  // opened again, and a camera whose video cannot play falls back to the
+  // JPEG pictures.
+  function codecOf(bytes) {
+    for (let i = 0; i + 8 < bytes.length; i++) {
+      if (bytes[i] === 0x61 && bytes[i + 1] === 0x76 && bytes[i + 2] === 0x63 && bytes[i + 3] === 0x43) {
+        const hex = function (b) { return ("0" + b.toString(16)).slice(-2); };
+        return "avc1." + hex(bytes[i + 5]) + hex(bytes[i + 6]) + hex(bytes[i + 7]);
+      }
+    }
+    return null;
+  }
+  function joined(parts) {
+    const all = new Uint8Array(parts.reduce(function (n, p) { return n + p.length; }, 0));
+    let at = 0;
+    parts.forEach(function (p) { all.set(p, at); at += p.length; });
+    return all;
+  }
+  document.querySelectorAll("video[data-passthrough]").forEach(function (video) {
+    const box = video.closest("figure");
+    const img = box.querySelector("img[data-fallback]");
+    let played = false, fellBack = false, opened = 0, current = null;
+    function fallBack() {
+      if (fellBack) return;
+      fellBack = true;
+      video.hidden = true;
+      img.hidden = false;
+      poll(img);
+    }
+    async function play() {
+      opened += 1;
+      const media = new MediaSource();
+      video.src = URL.createObjectURL(media);
+      await new Promise(function (done) { media.addEventListener("sourceopen", done, { once: true }); });
+      const response = await fetch(video.dataset.passthrough, { cache: "no-store", credentials: "same-origin" });
+      if (!response.ok || !response.body) throw new Error("no live video: " + response.status);
+      const reader = response.body.getReader();
+      let buffer = null, head = [], queue = [];
+      function feed() {
+        if (!buffer || buffer.updating || !queue.length) return;
+        buffer.appendBuffer(joined(queue.splice(0)));
+      }
+      for (;;) {
+        const step = await reader.read();
+        if (step.done) return;
+        if (!buffer) {
+          head.push(step.value);
+          const codec = codecOf(joined(head));
+          if (!codec) continue;
+          video.dataset.codec = codec;
+          buffer = media.addSourceBuffer('video/mp4; codecs="' + codec + '"');
+          buffer.mode = "segments";
+          buffer.addEventListener("updateend", feed);
+          current = buffer;
+          queue = head;
+        } else {
+          queue.push(step.value);
+        }
+        feed();
+        if (video.paused) video.play().catch(function () {});
+      }
+    }
+    function run() {
+      if (fellBack) return;
+      play().then(function () { setTimeout(run, 500); }, function (e) {
+        video.dataset.error = String(e);
+        if (!played || opened > 20) fallBack(); else setTimeout(run, 1000);
+      });
+    }
+    function counted() {
+      played = true;
+      video.dataset.frames = (+video.dataset.frames || 0) + 1;
+      video.requestVideoFrameCallback(counted);
+    }
+    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(counted);
+    setInterval(function () {
+      if (fellBack || !video.buffered.length) return;
+      const end = video.buffered.end(video.buffered.length - 1);
+      if (end - video.currentTime > 0.8) video.currentTime = end - 0.15;
+      // Played video is let go: a camera page left open all shift stays small.
+      const start = video.buffered.start(0);
+      if (current && !current.updating && video.currentTime - start > 30) {
+        try { current.remove(start, video.currentTime - 10); } catch (e) { /* closed meanwhile */ }
+      }
+      showAge(box, (end - video.currentTime) * 1000);
+    }, 500);
+    // Nothing within 4 s: show the pictures rather than a black box.
+    setTimeout(function () { if (!played) fallBack(); }, 4000);
+    if (window.MediaSource) run(); else fallBack();
   });
 
   const setup = document.querySelector(".setup");
