@@ -298,12 +298,16 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                 .as_ref()
                 .and_then(|c| c.zone().ok())
                 .unwrap_or_else(jiff::tz::TimeZone::system);
+            // Only a console watches open alerts' recordings: a replay or a
+            // bench does not pay for the copy.
+            let watched = config.console.is_some() && options.console != ConsoleUse::Off;
             let running = EvidenceStage::spawn(
                 store,
                 &config.cameras,
                 zone,
                 channels.events,
                 evidence_queueing,
+                watched,
             );
             (running.events.clone(), Some(running))
         }

@@ -83,9 +83,10 @@ impl EvidenceStage {
         time_zone: jiff::tz::TimeZone,
         publish: Sender<Event>,
         mqtt: Option<(AlertsConfig, Sender<()>)>,
+        watched: bool,
     ) -> Running {
         let (clips_tx, clips_rx) = crossbeam_channel::bounded::<ClipsDone>(QUEUE);
-        let recorders = Recorders::new(clips_tx);
+        let recorders = Recorders::new(clips_tx, watched);
         let cameras: HashMap<String, Arc<CameraRecorder>> = camera_configs
             .iter()
             .map(|c| (c.id.clone(), recorders.camera(&c.id, &c.record)))

@@ -393,7 +393,7 @@ fn rtsp_h264_clip_is_not_reencoded() {
     );
     let dir = tempfile::tempdir().unwrap();
     let (done_tx, done_rx) = crossbeam_channel::bounded(4);
-    let recorders = vigil::record::Recorders::new(done_tx);
+    let recorders = vigil::record::Recorders::new(done_tx, true);
     // A 3 s split length (the config's minimum is 10 s): the alert's 5 s of
     // video continue in a second file.
     let config = vigil::record::RecordConfig {
@@ -459,6 +459,14 @@ fn rtsp_h264_clip_is_not_reencoded() {
         .map(|f| f.as_ref().expect("every clip file was written"))
         .collect();
     assert_eq!(files.len(), 2, "split at max_clip_s: {files:?}");
+    // The copies a console plays while the alert is open are gone with it.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sofar.mp4"))
+        .collect();
+    assert!(left.is_empty(), "open-clip copies left: {left:?}");
     let start_s = start.as_secs_f64();
     assert!(
         files[0].start_media_s <= start_s - 2.0 + 1e-3 && files[0].start_media_s > start_s - 3.2,

@@ -7,8 +7,8 @@
 //! clip that is still growing.
 //!
 //! The evidence file has its index first, which only its end can write. So
-//! that an operator can watch an open alert's recording before its end, the
-//! same units also go to `<name>.sofar.mp4`, a fragmented MP4 (a fragment a
+//! that an operator can watch an open alert's recording before its end, when
+//! a console runs the same units also go to `<name>.sofar.mp4`, a fragmented MP4 (a fragment a
 //! second) that plays as far as it has been written; it is deleted when the
 //! segment ends. Muxing twice costs no encode.
 
@@ -48,6 +48,7 @@ impl Segment {
         rel_path: String,
         abs_path: PathBuf,
         first: &Unit,
+        watched: bool,
     ) -> Result<Segment, String> {
         if let Some(dir) = abs_path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -72,49 +73,36 @@ impl Segment {
         let sink = make("filesink")?;
         sink.set_property("location", part.to_string_lossy().to_string());
         sink.set_property("sync", false);
-        let sofar_mux = make("mp4mux")?;
-        sofar_mux.set_property("fragment-duration", 1000u32);
-        sofar_mux.set_property("streamable", true);
-        let sofar_sink = make("filesink")?;
-        sofar_sink.set_property(
-            "location",
-            sofar_path(&abs_path).to_string_lossy().to_string(),
-        );
-        sofar_sink.set_property("sync", false);
         let tee = make("tee")?;
         let parser = match caps.structure(0).map(|s| s.name().as_str()) {
             Some("video/x-h265") => "h265parse",
             _ => "h264parse",
         };
-        let (parser, queue, sofar_queue) = (make(parser)?, make("queue")?, make("queue")?);
-        pipeline
-            .add_many([
-                src.upcast_ref(),
-                &parser,
-                &tee,
-                &queue,
-                &mux,
-                &sink,
-                &sofar_queue,
-                &sofar_mux,
-                &sofar_sink,
-            ])
-            .map_err(|e| e.to_string())?;
-        for chain in [
-            &[src.upcast_ref(), &parser, &tee][..],
-            &[&tee, &queue, &mux, &sink],
-            &[&tee, &sofar_queue, &sofar_mux, &sofar_sink],
-        ] {
+        let (parser, queue) = (make(parser)?, make("queue")?);
+        let chain = [src.upcast_ref(), &parser, &tee, &queue, &mux, &sink];
+        pipeline.add_many(chain).map_err(|e| e.to_string())?;
+        gst::Element::link_many(chain).map_err(|e| e.to_string())?;
+        let mut muxers = vec![mux];
+        if watched {
+            let sofar_mux = make("mp4mux")?;
+            sofar_mux.set_property("fragment-duration", 1000u32);
+            sofar_mux.set_property("streamable", true);
+            let sofar_sink = make("filesink")?;
+            sofar_sink.set_property(
+                "location",
+                sofar_path(&abs_path).to_string_lossy().to_string(),
+            );
+            sofar_sink.set_property("sync", false);
+            let chain = [&tee, &make("queue")?, &sofar_mux, &sofar_sink];
+            pipeline.add_many(&chain[1..]).map_err(|e| e.to_string())?;
             gst::Element::link_many(chain).map_err(|e| e.to_string())?;
+            muxers.push(sofar_mux);
         }
         // The muxers (aggregators) write on threads of their own.
-        for pad in [
-            src.static_pad("src"),
-            mux.static_pad("src"),
-            sofar_mux.static_pad("src"),
-        ]
-        .into_iter()
-        .flatten()
+        for pad in std::iter::once(src.static_pad("src"))
+            .chain(muxers.iter().map(|m| m.static_pad("src")))
+            .into_iter()
+            .flatten()
         {
             meter_recording_thread(&pad);
         }

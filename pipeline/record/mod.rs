@@ -111,12 +111,13 @@ impl Job {
         camera: &str,
         caps: &gst::Caps,
         mut units: impl Iterator<Item = &'a Unit>,
+        watched: bool,
     ) {
         let Some(first) = units.next().filter(|u| u.keyframe) else {
             return;
         };
         let (rel, abs) = self.paths();
-        match Segment::start(caps, rel, abs, first) {
+        match Segment::start(caps, rel, abs, first, watched) {
             Ok(mut seg) => {
                 seg.push(first);
                 for u in units {
@@ -196,6 +197,8 @@ pub struct CameraRecorder {
     config: RecordConfig,
     state: Mutex<State>,
     writer: crossbeam_channel::Sender<FinishJob>,
+    /// Open clips get a fragmented copy a console can play (see `clip.rs`).
+    watched: bool,
     /// For the transcoder's output callback.
     me: Weak<CameraRecorder>,
     frames_encoded: std::sync::atomic::AtomicU64,
@@ -370,7 +373,12 @@ impl CameraRecorder {
                 None if unit.pts < job.from => {}
                 None => {
                     if let Some(caps) = caps {
-                        job.start_segment(&self.camera, caps, ring.from_keyframe_before(job.from));
+                        job.start_segment(
+                            &self.camera,
+                            caps,
+                            ring.from_keyframe_before(job.from),
+                            self.watched,
+                        );
                     }
                 }
             }
@@ -422,7 +430,12 @@ impl CameraRecorder {
         };
         match s.clip_ring() {
             Some((ring, Some(caps))) if ring.newest_pts().is_some_and(|n| n >= from) => {
-                job.start_segment(&self.camera, caps, ring.from_keyframe_before(from));
+                job.start_segment(
+                    &self.camera,
+                    caps,
+                    ring.from_keyframe_before(from),
+                    self.watched,
+                );
             }
             // Started by the next unit at or after `from`.
             Some(_) => {}
@@ -516,15 +529,19 @@ impl CameraRecorder {
 pub struct Recorders {
     writer: crossbeam_channel::Sender<FinishJob>,
     handle: Option<std::thread::JoinHandle<()>>,
+    /// A console may watch open clips: write their fragmented copies.
+    watched: bool,
 }
 
 impl Recorders {
-    /// Finished clips are reported on `done`.
-    pub fn new(done: crossbeam_channel::Sender<ClipsDone>) -> Self {
+    /// Finished clips are reported on `done`; `watched`: a console runs, so
+    /// open clips also get the copy it plays before their end.
+    pub fn new(done: crossbeam_channel::Sender<ClipsDone>, watched: bool) -> Self {
         let (writer, handle) = clip::spawn_writer(done);
         Recorders {
             writer,
             handle: Some(handle),
+            watched,
         }
     }
 
@@ -548,6 +565,7 @@ impl Recorders {
                 viewers: Vec::new(),
             }),
             writer: self.writer.clone(),
+            watched: self.watched,
             me: me.clone(),
             frames_encoded: Default::default(),
         })
