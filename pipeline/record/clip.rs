@@ -101,7 +101,6 @@ impl Segment {
         // The muxers (aggregators) write on threads of their own.
         for pad in std::iter::once(src.static_pad("src"))
             .chain(muxers.iter().map(|m| m.static_pad("src")))
-            .into_iter()
             .flatten()
         {
             meter_recording_thread(&pad);
