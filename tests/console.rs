@@ -535,6 +535,22 @@ pins = {{ room = [0.3, 0.4] }}
     )
     .await;
     assert_eq!(pin_href, json!("/cameras/room"));
+    // The pin's dot sits where the config placed it: 30% across, 40% down.
+    let off = js(
+        &operator,
+        "const i = document.querySelector('.plan img').getBoundingClientRect(); const d = document.querySelector('#pin-room .dot').getBoundingClientRect(); return [(d.left + d.width / 2 - i.left) / i.width - 0.3, (d.top + d.height / 2 - i.top) / i.height - 0.4];",
+    )
+    .await;
+    let off: Vec<f64> = off
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(
+        off.iter().all(|d| d.abs() < 0.01),
+        "the pin is off its place by {off:?} of the picture"
+    );
     screenshot(&operator, "site-plan.png").await;
 
     // Police: search by kind and time finds exactly the stored alerts.

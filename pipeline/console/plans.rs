@@ -173,17 +173,18 @@ pub async fn page(State(c): State<Shared>, user: User, Path(index): Path<usize>)
         div.plan data-state={"/plans/" (index) "/state"} data-every=(STATE_EVERY_MS) {
             img src={"/plans/" (index) "/image"} alt=(p.name);
             @for (camera, [x, y]) in &p.pins {
-                a.pin id={"pin-" (camera)} data-camera=(camera) href={"/cameras/" (camera)}
-                    style={"left:" (x * 100.0) "%;top:" (y * 100.0) "%"} title=(c.camera_name(camera)) {
+                // Placed by plan.js: the Content-Security-Policy refuses style attributes.
+                a.planpin id={"pin-" (camera)} data-camera=(camera) href={"/cameras/" (camera)}
+                    data-x=(x) data-y=(y) title=(c.camera_name(camera)) {
                     span.dot {}
                     span.label { (c.camera_name(camera)) span.count {} }
                 }
             }
         }
         p.legend {
-            span.pin.alarm { span.dot {} } " " (t.plan_alarm) " · "
-            span.pin.taken { span.dot {} } " " (t.plan_taken) " · "
-            span.pin.down { span.dot {} } " " (t.plan_down)
+            span.planpin.alarm { span.dot {} } " " (t.plan_alarm) " · "
+            span.planpin.taken { span.dot {} } " " (t.plan_taken) " · "
+            span.planpin.down { span.dot {} } " " (t.plan_down)
         }
         script src="/assets/plan.js" defer {}
     };

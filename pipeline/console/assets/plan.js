@@ -8,12 +8,16 @@
   const plan = document.querySelector(".plan[data-state]");
   if (!plan) return;
   const every = +plan.dataset.every || 2000;
+  plan.querySelectorAll(".planpin[data-x]").forEach(function (pin) {
+    pin.style.left = (+pin.dataset.x * 100) + "%";
+    pin.style.top = (+pin.dataset.y * 100) + "%";
+  });
   async function refresh() {
     if (document.hidden) return;
     const response = await fetch(plan.dataset.state, { credentials: "same-origin" });
     if (response.redirected || !response.ok) return;
     const states = await response.json();
-    plan.querySelectorAll(".pin[data-camera]").forEach(function (pin) {
+    plan.querySelectorAll(".planpin[data-camera]").forEach(function (pin) {
       const s = states[pin.dataset.camera] || {};
       pin.classList.toggle("alarm", !!s.alarm);
       ["critical", "high", "warning"].forEach(function (sev) {
