@@ -67,9 +67,10 @@ impl Segment {
         // /tmp, so a killed run leaves nothing outside the store (and the
         // store deletes it at the next start).
         mux.set_property("faststart", true);
-        let mut scratch = part.as_os_str().to_owned();
-        scratch.push(".mdat");
-        mux.set_property("faststart-file", scratch.to_string_lossy().to_string());
+        mux.set_property(
+            "faststart-file",
+            scratch_path(&part).to_string_lossy().to_string(),
+        );
         let sink = make("filesink")?;
         sink.set_property("location", part.to_string_lossy().to_string());
         sink.set_property("sync", false);
@@ -158,10 +159,8 @@ impl Segment {
     fn stop(&mut self, why: &str) {
         let _ = self.pipeline.set_state(gst::State::Null);
         let part = part_path(&self.abs_path);
-        let mut scratch = part.as_os_str().to_owned();
-        scratch.push(".mdat");
         let _ = std::fs::remove_file(&part);
-        let _ = std::fs::remove_file(PathBuf::from(scratch));
+        let _ = std::fs::remove_file(scratch_path(&part));
         let _ = std::fs::remove_file(sofar_path(&self.abs_path));
         self.stopped = Some(why.to_string());
     }
@@ -170,8 +169,24 @@ impl Segment {
         (self.end_pts.saturating_sub(self.first_pts)) as f64 / 1e9
     }
 
-    /// Ends the stream; the muxer finishes on its own thread.
-    pub fn end(self) -> Finishing {
+    /// Ends the stream; the muxer finishes on its own thread. Finishing
+    /// writes the index first, copying the whole scratch data once more: on a
+    /// nearly full disk that copy would eat the room the store's database was
+    /// given (its released reserve), so the clip is dropped instead.
+    pub fn end(mut self) -> Finishing {
+        if self.stopped.is_none() {
+            let scratch = scratch_path(&part_path(&self.abs_path));
+            let copy = std::fs::metadata(&scratch).map_or(0, |m| m.len());
+            let free = self
+                .abs_path
+                .parent()
+                .and_then(crate::stats::available_bytes);
+            if free.is_some_and(|free| free < copy + CLIP_STOP_FREE) {
+                self.stop(
+                    "stopped: the disk has no room to finish it (the alert itself is stored)",
+                );
+            }
+        }
         let _ = self.src.end_of_stream();
         Finishing {
             start_media_s: self.first_pts as f64 / 1e9,
@@ -209,6 +224,13 @@ pub(crate) fn meter_recording_thread(pad: &gst::Pad) {
 pub fn sofar_path(path: &std::path::Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".sofar.mp4");
+    PathBuf::from(p)
+}
+
+/// The muxer's scratch data of a clip being written (`<clip>.part.mdat`).
+fn scratch_path(part: &std::path::Path) -> PathBuf {
+    let mut p = part.as_os_str().to_owned();
+    p.push(".mdat");
     PathBuf::from(p)
 }
 
