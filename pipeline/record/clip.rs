@@ -74,17 +74,22 @@ impl Segment {
         let sink = make("filesink")?;
         sink.set_property("location", part.to_string_lossy().to_string());
         sink.set_property("sync", false);
-        let tee = make("tee")?;
         let parser = match caps.structure(0).map(|s| s.name().as_str()) {
             Some("video/x-h265") => "h265parse",
             _ => "h264parse",
         };
-        let (parser, queue) = (make(parser)?, make("queue")?);
-        let chain = [src.upcast_ref(), &parser, &tee, &queue, &mux, &sink];
-        pipeline.add_many(chain).map_err(|e| e.to_string())?;
-        gst::Element::link_many(chain).map_err(|e| e.to_string())?;
-        let mut muxers = vec![mux];
+        let parser = make(parser)?;
+        let link = |chain: &[&gst::Element]| -> Result<(), String> {
+            gst::Element::link_many(chain).map_err(|e| e.to_string())
+        };
+        pipeline
+            .add_many([src.upcast_ref(), &parser, &mux, &sink])
+            .map_err(|e| e.to_string())?;
+        // Threads of their own: the appsrc's, each muxer's (an aggregator),
+        // and with a copy each branch's queue; all count as recording's CPU.
+        let mut threads = vec![src.static_pad("src"), mux.static_pad("src")];
         if watched {
+            let (tee, queue, sofar_queue) = (make("tee")?, make("queue")?, make("queue")?);
             let sofar_mux = make("mp4mux")?;
             sofar_mux.set_property("fragment-duration", 1000u32);
             sofar_mux.set_property("streamable", true);
@@ -94,16 +99,20 @@ impl Segment {
                 sofar_path(&abs_path).to_string_lossy().to_string(),
             );
             sofar_sink.set_property("sync", false);
-            let chain = [&tee, &make("queue")?, &sofar_mux, &sofar_sink];
-            pipeline.add_many(&chain[1..]).map_err(|e| e.to_string())?;
-            gst::Element::link_many(chain).map_err(|e| e.to_string())?;
-            muxers.push(sofar_mux);
+            pipeline
+                .add_many([&tee, &queue, &sofar_queue, &sofar_mux, &sofar_sink])
+                .map_err(|e| e.to_string())?;
+            link(&[src.upcast_ref(), &parser, &tee, &queue, &mux, &sink])?;
+            link(&[&tee, &sofar_queue, &sofar_mux, &sofar_sink])?;
+            threads.extend([
+                queue.static_pad("src"),
+                sofar_queue.static_pad("src"),
+                sofar_mux.static_pad("src"),
+            ]);
+        } else {
+            link(&[src.upcast_ref(), &parser, &mux, &sink])?;
         }
-        // The muxers (aggregators) write on threads of their own.
-        for pad in std::iter::once(src.static_pad("src"))
-            .chain(muxers.iter().map(|m| m.static_pad("src")))
-            .flatten()
-        {
+        for pad in threads.into_iter().flatten() {
             meter_recording_thread(&pad);
         }
         if let Err(e) = pipeline.set_state(gst::State::Playing) {

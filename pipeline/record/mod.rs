@@ -497,16 +497,23 @@ impl CameraRecorder {
     /// `None` for other codecs (the console shows them as JPEGs) or before
     /// the first keyframe.
     pub fn watch(&self) -> Option<Result<LiveStream, String>> {
-        let mut s = self.lock();
-        let caps = s
+        let caps = self
+            .lock()
             .caps
             .clone()
             .filter(|c| c.structure(0).is_some_and(|s| s.name() == "video/x-h264"))?;
-        let newest = s.ring.newest_pts()?;
+        // Started without the lock: the camera's thread must not wait on a
+        // pipeline starting. The backlog and joining happen under one lock,
+        // so no unit falls between them.
         let (mut viewer, stream) = match live::LiveViewer::start(&self.camera, &caps) {
             Ok(v) => v,
             Err(e) => return Some(Err(e)),
         };
+        let mut s = self.lock();
+        if s.caps.as_ref() != Some(&caps) {
+            return None;
+        }
+        let newest = s.ring.newest_pts()?;
         for unit in s.ring.from_keyframe_before(newest) {
             viewer.push(unit);
         }
