@@ -42,6 +42,8 @@ pub enum AppError {
     Inspect(#[from] crate::inspect::InspectError),
     #[error(transparent)]
     Console(#[from] crate::console::ConsoleError),
+    #[error(transparent)]
+    Compound(#[from] crate::compound::CompoundError),
 }
 
 /// How a run treats time and where its events go.
@@ -64,6 +66,9 @@ pub struct RunOptions {
     pub inspect: crate::inspect::InspectOptions,
     /// Whether to serve the web console when the config has `[console]`.
     pub console: ConsoleUse,
+    /// Run as this node of the config's compound (`vigil run --node`): only
+    /// the cameras PostgreSQL gives this node.
+    pub node: Option<String>,
 }
 
 /// How long a run serves the console (when the config has `[console]`).
@@ -154,12 +159,89 @@ const FINAL_FLUSH_STOPPED: Duration = Duration::from_millis(1500);
 /// burst of events at a healthy broker needs more than a stop signal allows).
 const FINAL_FLUSH_ENDED: Duration = Duration::from_secs(10);
 
+/// Starts this process as compound node `me`: its leases, the broker
+/// witness, and where the `node_lost` ends of taken cameras' alerts go.
+fn start_node(
+    loaded: &LoadedConfig,
+    me: &str,
+    db_path: Option<&std::path::Path>,
+    mqtt: Option<&MqttPublisher>,
+    witness_connect: Option<Connect>,
+    shutdown: &Shutdown,
+) -> Result<(crate::compound::Node, Vec<String>), AppError> {
+    use crate::compound::{CompoundError, Node, NodeOptions, Witness};
+    let config = &loaded.config;
+    let Some(compound) = &config.compound else {
+        return Err(CompoundError::NoCompound { node: me.into() }.into());
+    };
+    crate::compound::check_node_name(me)?;
+    let pg = compound.pg_config(&loaded.base_dir())?;
+    tracing::info!(
+        "compound node {me}: cameras leased through PostgreSQL {} ({} s leases)",
+        compound.describe(),
+        compound.lease_s
+    );
+    let witness = witness_connect.map(|c| {
+        Witness::start(
+            c,
+            format!("{}-witness", config.alerts.client_id()),
+            &config.alerts.topic_prefix,
+            shutdown.clone(),
+        )
+    });
+    // The ends of a lost node's alerts go out through this node's outbox.
+    let outbox = match (db_path, mqtt) {
+        (Some(path), Some(_)) => Some(Outbox::open(path)?),
+        (None, Some(_)) => Some(Outbox::temporary()?),
+        _ => None,
+    };
+    let outbox = std::sync::Mutex::new(outbox);
+    let notify = mqtt.map(|m| m.notify());
+    let alerts = config.alerts.clone();
+    let lost: crate::compound::LostSink = Box::new(move |camera, alerts_lost| {
+        for lost in alerts_lost {
+            let Some(end) = crate::store::InterruptedEnd::from_last(
+                lost.alert_id.clone(),
+                &lost.payload,
+                lost.wall_ms,
+                crate::events::EndReason::NodeLost,
+            ) else {
+                tracing::error!(camera = %camera, "alert {}: its last event cannot be read; no node_lost end", lost.alert_id);
+                continue;
+            };
+            tracing::warn!(camera = %camera, "alert {}: ended as node_lost", end.alert_id);
+            let messages = alerts.alert_messages(&end.recipients, end.severity, &end.payload, None);
+            if let Some(outbox) = outbox.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                publish::queue_counted(outbox, &messages, alerts.outbox_max);
+            }
+        }
+        if let Some(n) = &notify {
+            let _ = n.try_send(());
+        }
+    });
+    Ok(Node::start(NodeOptions {
+        me: me.into(),
+        cameras: config
+            .cameras
+            .iter()
+            .map(|c| (c.id.clone(), c.node.clone()))
+            .collect(),
+        pg,
+        database: compound.describe(),
+        lease: compound.lease(),
+        witness,
+        own_online: mqtt.map(|m| m.online()),
+        lost,
+        shutdown: shutdown.clone(),
+    }))
+}
+
 /// Runs every camera of the config until its source ends (files) or shutdown.
 pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, AppError> {
     let config = &loaded.config;
     // The store first: a second process on the same store stops here, before
     // it loads models or touches the broker.
-    let store = if config.storage.enabled {
+    let mut store = if config.storage.enabled {
         let store = Store::open_writer(&config.storage, &loaded.base_dir())?;
         tracing::info!("evidence store: {}", store.dir().display());
         Some(store)
@@ -176,6 +258,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     }
 
     let mut embedded_login = None;
+    let mut witness_connect = None;
     let (mqtt, queueing) = if options.mqtt {
         let publish::BrokerAddress { host, port, tls } = match &config.alerts.broker {
             Some(url) => publish::parse_broker(url)?,
@@ -237,16 +320,14 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                 (temporary, second)
             }
         };
-        let publisher = MqttPublisher::start(
-            &config.alerts,
-            Connect {
-                host,
-                port,
-                credentials,
-                tls,
-            },
-            drained,
-        );
+        let connect = Connect {
+            host,
+            port,
+            credentials,
+            tls,
+        };
+        witness_connect = Some(connect.clone());
+        let publisher = MqttPublisher::start(&config.alerts, connect, drained);
         let mut queueing = Queueing {
             config: config.alerts.clone(),
             outbox: queued,
@@ -276,6 +357,29 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     } else {
         (None, None)
     };
+    let node = match &options.node {
+        Some(me) => {
+            let (node, settled) = start_node(
+                loaded,
+                me,
+                store.as_ref().map(|s| s.db_path()),
+                mqtt.as_ref(),
+                witness_connect,
+                &options.shutdown,
+            )?;
+            if let Some(store) = store.as_mut()
+                && !settled.is_empty()
+            {
+                tracing::info!(
+                    "{} alert(s) the last run of this node left open were ended by another node as node_lost",
+                    settled.len()
+                );
+                store.settle_lost_elsewhere(&settled)?;
+            }
+            Some(node)
+        }
+        None => None,
+    };
     let evidence_queueing = queueing
         .as_ref()
         .map(|q| (q.config.clone(), q.notify.clone()));
@@ -288,6 +392,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
             .transpose()?,
         log: true,
         mqtt: queueing,
+        compound: node.as_ref().map(|n| n.alert_changes()),
     };
     let (channels, publisher_thread) = publish::spawn(outputs);
     let (events_tx, evidence) = match store {
@@ -385,43 +490,86 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
         for cam in &config.cameras {
-            let supervisor = Supervisor {
-                camera: cam,
-                base: loaded.base_dir(),
-                views: CameraWorker::view_specs(cam, &detectors),
-                pacing: options.pacing,
-                recorder: recorder_of(&cam.id),
-                shutdown: options.shutdown.clone(),
-                run_until: options.run_until,
-                events: events_tx.clone(),
-                statuses: statuses_tx.clone(),
-                // Only a console reads health: without one, cameras skip even the counter.
-                health: console.as_ref().and_then(|_| health.camera(&cam.id)),
-                progress: bars.add(
-                    ProgressBar::new(0)
-                        .with_style(style.clone())
-                        .with_prefix(cam.id.clone()),
-                ),
-            };
+            let progress = bars.add(
+                ProgressBar::new(0)
+                    .with_style(style.clone())
+                    .with_prefix(cam.id.clone()),
+            );
+            let health = console.as_ref().and_then(|_| health.camera(&cam.id));
             let detectors = &detectors;
             let inspect = inspect.as_ref();
-            let live = supervisor.health.clone();
-            let new_worker = move || {
-                CameraWorker::new(
-                    cam,
-                    detectors,
-                    &config.tracker,
-                    &config.alerts.routes,
-                    epoch,
-                )
-                .with_inspector(inspect.map(|i| i.inspector(&cam.id, &cam.zones, &cam.lines)))
-                .with_live(live.clone())
-            };
+            let events_tx = &events_tx;
+            let statuses_tx = &statuses_tx;
+            let recorder = recorder_of(&cam.id);
+            let base = loaded.base_dir();
+            // One camera's watch for as long as `shutdown` lets it, its alert
+            // ids counting from `epoch`.
+            let watch =
+                move |shutdown: Shutdown,
+                      epoch: u64,
+                      handed_over: Option<Arc<std::sync::atomic::AtomicBool>>| {
+                    let supervisor = Supervisor {
+                        camera: cam,
+                        base: base.clone(),
+                        views: CameraWorker::view_specs(cam, detectors),
+                        pacing: options.pacing,
+                        recorder: recorder.clone(),
+                        shutdown,
+                        run_until: options.run_until,
+                        events: events_tx.clone(),
+                        statuses: statuses_tx.clone(),
+                        // Only a console reads health: without one, cameras skip even the counter.
+                        health: health.clone(),
+                        progress: progress.clone(),
+                        handed_over,
+                    };
+                    let live = supervisor.health.clone();
+                    let new_worker = move || {
+                        CameraWorker::new(
+                            cam,
+                            detectors,
+                            &config.tracker,
+                            &config.alerts.routes,
+                            epoch,
+                        )
+                        .with_inspector(
+                            inspect.map(|i| i.inspector(&cam.id, &cam.zones, &cam.lines)),
+                        )
+                        .with_live(live.clone())
+                    };
+                    supervisor.run(new_worker)
+                };
+            let node = node.as_ref();
+            let recorder = recorder_of(&cam.id);
             let spawned = std::thread::Builder::new()
                 .name(format!("camera-{}", cam.id))
                 .spawn_scoped(scope, move || {
                     crate::watchdog::mark_thread(&cam.id);
-                    supervisor.run(new_worker)
+                    let Some(node) = node else {
+                        return Some(watch(options.shutdown.clone(), epoch, None));
+                    };
+                    // A compound node runs the camera for each tenure
+                    // PostgreSQL gives it, with fresh tracks and alert ids each time.
+                    let mut report = None;
+                    while let Some(tenure) = node.wait_tenure(&cam.id, &options.shutdown) {
+                        if report.is_some()
+                            && let Some(r) = &recorder
+                        {
+                            r.source_restarted(crate::time::MediaTime::ZERO);
+                        }
+                        let ran = watch(
+                            tenure.shutdown.clone(),
+                            crate::time::now_ms(),
+                            Some(tenure.handed_over.clone()),
+                        );
+                        node.tenure_ended(&cam.id, &tenure);
+                        let ended_here = !tenure.shutdown.is_triggered();
+                        report = Some(ran);
+                        if ended_here {
+                            break;
+                        }
+                    }
+                    report
                 });
             match spawned {
                 Ok(h) => handles.push((cam.id.clone(), h)),
@@ -432,7 +580,8 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         }
         for (id, h) in handles {
             match h.join() {
-                Ok(r) => reports.push(r),
+                Ok(Some(r)) => reports.push(r),
+                Ok(None) => {}
                 Err(_) => tracing::error!(camera = %id, "camera {id}: its supervisor panicked"),
             }
         }
@@ -448,6 +597,11 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     }
     if publisher_thread.join().is_err() {
         tracing::error!("the publish thread panicked");
+    }
+    if let Some(node) = node {
+        // Every alert has ended and been mirrored: give the cameras up now,
+        // so the other nodes take them at their next round.
+        node.finish(Duration::from_secs(3));
     }
     let flush = if options.shutdown.is_triggered() {
         FINAL_FLUSH_STOPPED

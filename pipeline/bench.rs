@@ -228,6 +228,7 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
         run_until: options.duration.map(|d| started + d),
         inspect: Default::default(),
         console: crate::app::ConsoleUse::WhileCameras,
+        node: None,
     };
     // RSS sampled through the run, for the soak's growth figure.
     let sampling = Arc::new(AtomicBool::new(true));

@@ -54,6 +54,9 @@ pub struct CameraConfig {
     /// Play a file again from the start when it ends (demos, soak tests).
     #[serde(default, rename = "loop")]
     pub repeat: bool,
+    /// In a compound: the only node that runs this camera (`vigil run --node`).
+    /// Unset: any live node, moved when its node is lost.
+    pub node: Option<String>,
 }
 
 fn default_stall_s() -> f64 {

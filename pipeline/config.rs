@@ -37,6 +37,9 @@ pub struct Config {
     /// The web console for operators and police (`[console]`); served by
     /// `vigil run` when this section is present.
     pub console: Option<crate::console::ConsoleConfig>,
+    /// Several nodes sharing these cameras through PostgreSQL (`[compound]`,
+    /// used by `vigil run --node`).
+    pub compound: Option<crate::compound::CompoundConfig>,
 }
 
 /// The config's JSON Schema, generated from these types (`vigil schema`).
@@ -982,6 +985,47 @@ impl LoadedConfig {
             }
         }
 
+        match &c.compound {
+            Some(compound) => {
+                if !(2.0..=120.0).contains(&compound.lease_s) {
+                    p.error(
+                        "compound.lease_s".into(),
+                        "must be between 2 and 120 seconds".into(),
+                    );
+                }
+                match compound.pg_config(&base) {
+                    Err(e @ crate::compound::CompoundError::PasswordFile { .. }) => p.error(
+                        "compound.password_file".into(),
+                        crate::errors::with_causes(&e),
+                    ),
+                    Err(e) => p.error("compound.database".into(), crate::errors::with_causes(&e)),
+                    // Deep: the database must answer, as `vigil run --node` needs it.
+                    Ok(pg) if deep => {
+                        if let Err(e) = pg.connect(postgres::NoTls) {
+                            p.error(
+                                "compound.database".into(),
+                                format!(
+                                    "PostgreSQL {} does not answer: {}",
+                                    compound.describe(),
+                                    crate::errors::with_causes(&e)
+                                ),
+                            );
+                        }
+                    }
+                    Ok(_) => {}
+                }
+            }
+            None => {
+                for (i, cam) in c.cameras.iter().enumerate() {
+                    if cam.node.is_some() {
+                        p.warning(
+                            format!("cameras[{i}].node"),
+                            "ignored without [compound]".into(),
+                        );
+                    }
+                }
+            }
+        }
         if let Some(console) = &c.console {
             if !st.enabled {
                 p.error(

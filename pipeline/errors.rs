@@ -13,3 +13,11 @@ pub fn source_chain(e: &dyn std::error::Error) -> String {
     }
     parts.join(": ")
 }
+
+/// The error and its causes in one line.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    match source_chain(e) {
+        c if c.is_empty() => e.to_string(),
+        c => format!("{e}: {c}"),
+    }
+}

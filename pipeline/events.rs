@@ -145,6 +145,9 @@ pub enum EndReason {
     StreamEnded,
     /// vigil was killed while the alert was open; announced at its next start.
     Interrupted,
+    /// The compound node running the camera was lost (killed, powered off, cut
+    /// off); announced by the node that took the camera over.
+    NodeLost,
 }
 
 impl EndReason {
@@ -154,6 +157,7 @@ impl EndReason {
             EndReason::Stopped => "stopped",
             EndReason::StreamEnded => "stream_ended",
             EndReason::Interrupted => "interrupted",
+            EndReason::NodeLost => "node_lost",
         }
     }
 }
@@ -171,6 +175,9 @@ pub struct CameraStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,
     pub wall_ms: u64,
+    /// The compound node running the camera (`[alerts] node_id` or `--node`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -206,6 +213,7 @@ impl CameraStatus {
             reason,
             severity: (!watching).then_some(Severity::High),
             wall_ms: crate::time::WallTime::now().unix_ms(),
+            node: None,
         }
     }
 }

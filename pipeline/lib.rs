@@ -48,6 +48,7 @@
 pub mod app;
 pub mod bench;
 pub mod camera;
+pub mod compound;
 pub mod config;
 pub mod console;
 pub mod detect;

@@ -6,7 +6,7 @@
 //! than on its own timer, so a stalled camera or a dead broker never holds the
 //! process up.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Default)]
@@ -16,6 +16,9 @@ pub struct Shutdown(Arc<Inner>);
 struct Inner {
     triggered: Mutex<bool>,
     changed: Condvar,
+    /// Tokens that stop with this one (a camera's tenure on a compound node
+    /// stops on its own when the node loses the camera, and with the node).
+    children: Mutex<Vec<Weak<Inner>>>,
 }
 
 impl Shutdown {
@@ -29,11 +32,34 @@ impl Shutdown {
 
     /// Asks every holder to stop; returns true if it had been asked before.
     pub fn trigger(&self) -> bool {
-        let mut t = self.lock();
-        let before = *t;
-        *t = true;
-        self.0.changed.notify_all();
+        let before = {
+            let mut t = self.lock();
+            let before = *t;
+            *t = true;
+            self.0.changed.notify_all();
+            before
+        };
+        let children =
+            std::mem::take(&mut *self.0.children.lock().unwrap_or_else(|e| e.into_inner()));
+        for child in children.iter().filter_map(Weak::upgrade) {
+            Shutdown(child).trigger();
+        }
         before
+    }
+
+    /// A token that stops when this one does, and can also stop alone.
+    pub fn child(&self) -> Shutdown {
+        let child = Shutdown::new();
+        {
+            let mut children = self.0.children.lock().unwrap_or_else(|e| e.into_inner());
+            children.retain(|c| c.strong_count() > 0);
+            children.push(Arc::downgrade(&child.0));
+        }
+        // Asked to stop before the child was registered: it stops at once.
+        if self.is_triggered() {
+            child.trigger();
+        }
+        child
     }
 
     pub fn is_triggered(&self) -> bool {
@@ -120,6 +146,17 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(!t.join().unwrap(), "first trigger");
         assert!(s.trigger(), "second trigger is reported");
+    }
+
+    #[test]
+    fn a_child_stops_with_its_parent_but_not_the_other_way() {
+        let parent = Shutdown::new();
+        let (a, b) = (parent.child(), parent.child());
+        a.trigger();
+        assert!(!parent.is_triggered() && !b.is_triggered());
+        parent.trigger();
+        assert!(b.is_triggered());
+        assert!(parent.child().is_triggered(), "born after the stop");
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct Supervisor<'a> {
     pub progress: ProgressBar,
     /// State, frame count and latest picture for the console.
     pub health: Option<Arc<crate::health::CameraHealth>>,
+    /// On a compound node: set when the camera went to another node, whose
+    /// `up` this node's `stopped` must not overwrite.
+    pub handed_over: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Announces state changes once each: log, `/metrics`, MQTT.
@@ -70,6 +73,7 @@ struct StatusBoard<'a> {
     statuses: &'a Sender<CameraStatus>,
     health: Option<&'a crate::health::CameraHealth>,
     last: Option<(CameraState, Option<String>)>,
+    handed_over: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 impl StatusBoard<'_> {
@@ -83,6 +87,13 @@ impl StatusBoard<'_> {
             return;
         }
         let (id, source) = (self.camera, &self.source);
+        if self
+            .handed_over
+            .is_some_and(|h| h.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            tracing::info!(camera = %id, "camera {id} stopped here: another node runs it now");
+            return;
+        }
         let why = reason.as_deref().unwrap_or("");
         match state {
             CameraState::Up => tracing::info!(camera = %id, "camera {id} is up"),
@@ -132,6 +143,7 @@ impl Supervisor<'_> {
             statuses: &self.statuses,
             health: self.health.as_deref(),
             last: None,
+            handed_over: self.handed_over.as_deref(),
         };
         let mut worker = new_worker();
         let mut totals = StageStats::default();
@@ -286,6 +298,7 @@ mod tests {
             statuses: &tx,
             health: None,
             last: None,
+            handed_over: None,
         };
         board.set(CameraState::Up, None);
         for i in 0..19 {

@@ -408,6 +408,7 @@ enabled = false
         run_until: None,
         inspect: Default::default(),
         console: vigil::app::ConsoleUse::Off,
+        node: None,
     };
     let run = std::thread::spawn(move || vigil::app::run(&loaded, &options).unwrap());
     let state_of = |m: &[(String, String, bool)], camera: &str| -> Vec<String> {

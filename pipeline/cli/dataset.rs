@@ -157,6 +157,7 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
                 ..Default::default()
             },
             console: app::ConsoleUse::Off,
+            node: None,
         };
         app::run(loaded, &options)?;
         Ok(())

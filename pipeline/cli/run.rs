@@ -31,6 +31,12 @@ pub struct RunArgs {
     /// Also append every event as a JSON line to this file.
     #[arg(long)]
     pub events: Option<String>,
+    /// Run as this node of the config's compound (`[compound]`): only the
+    /// cameras pinned to it (`node = "…"`) and a share of the unpinned ones no
+    /// live node holds, taking over a lost node's within about 15 s. The node
+    /// name is its MQTT `node_id`, and its store is `<[storage] dir>/<node>`.
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
 }
 
 /// Process recorded files as fast as the machine allows, every frame.
@@ -99,8 +105,20 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         // (a GStreamer assertion, a decoder's segfault) ends it.
         return vigil::watchdog::supervise();
     }
-    let RunArgs { config, events } = args;
-    let loaded = LoadedConfig::load_checked(&config, false)?;
+    let RunArgs {
+        config,
+        events,
+        node,
+    } = args;
+    let mut loaded = LoadedConfig::load_checked(&config, false)?;
+    if let Some(node) = &node {
+        vigil::compound::check_node_name(node)?;
+        // Each node keeps its own evidence, signed by its own key, and
+        // speaks to the broker under its own name.
+        let storage = &mut loaded.config.storage;
+        storage.dir = storage.dir.join(node);
+        loaded.config.alerts.node_id = Some(node.clone());
+    }
     let shutdown = shutdown_on_signals()?;
     vigil::watchdog::install(&shutdown);
     let options = RunOptions {
@@ -113,6 +131,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         run_until: None,
         inspect: Default::default(),
         console: app::ConsoleUse::UntilShutdown,
+        node,
     };
     let report = app::run(&loaded, &options)?;
     summarise(&report);
@@ -146,6 +165,7 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
             ..Default::default()
         },
         console: app::ConsoleUse::Off,
+        node: None,
     };
     let report = app::run(&loaded, &options)?;
     summarise(&report);

@@ -148,6 +148,7 @@ pub fn evaluate(truth_path: &Path) -> Result<AlertReport, AlertEvalError> {
         run_until: None,
         inspect: Default::default(),
         console: crate::app::ConsoleUse::Off,
+        node: None,
     };
     let replayed = app::run(&loaded, &options);
     let events = std::fs::read_to_string(&events_file).unwrap_or_default();

@@ -177,7 +177,9 @@ impl AlertsConfig {
 
     /// A camera's state, retained so a subscriber that connects later sees it.
     pub fn status_message(&self, status: &CameraStatus) -> Option<OutboxMessage> {
-        let payload = serde_json::to_vec(status).ok()?;
+        let mut status = status.clone();
+        status.node = self.node_id.clone();
+        let payload = serde_json::to_vec(&status).ok()?;
         Some(OutboxMessage {
             topic: self.camera_status_topic(&status.camera),
             payload,
@@ -281,6 +283,17 @@ pub struct Outputs {
     pub log: bool,
     /// MQTT; `None` when this run does not publish.
     pub mqtt: Option<Queueing>,
+    /// A compound node mirrors its open alerts in PostgreSQL.
+    pub compound: Option<Sender<AlertChange>>,
+}
+
+/// An alert's latest event, for a mirror of the open alerts (`ended`: its `end`).
+#[derive(Debug, Clone)]
+pub struct AlertChange {
+    pub alert_id: String,
+    pub camera: String,
+    pub ended: bool,
+    pub payload: String,
 }
 
 impl Outputs {
@@ -327,6 +340,19 @@ impl Outputs {
                 && let Some(state) = q.open_alerts.on_event(&q.config, event)
             {
                 q.queue(&[state]);
+            }
+        }
+        if let Some(compound) = &self.compound {
+            let change = AlertChange {
+                alert_id: event.after.id.clone(),
+                camera: event.after.camera.to_string(),
+                ended: event.lifecycle == Lifecycle::End,
+                payload: json,
+            };
+            // Full means the database has been away for over a thousand
+            // changes: the mirror falls behind, the alerts themselves do not.
+            if compound.try_send(change).is_err() {
+                metrics::counter!("vigil_compound_changes_dropped_total").increment(1);
             }
         }
     }

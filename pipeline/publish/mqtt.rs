@@ -20,6 +20,7 @@ use crate::store::{Outbox, OutboxError};
 use crossbeam_channel::{Receiver, Sender, select};
 use rumqttc::{Client, Event as MqttEvent, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -129,6 +130,7 @@ impl std::fmt::Debug for TlsFiles {
 }
 
 /// Where and how to connect.
+#[derive(Clone)]
 pub struct Connect {
     pub host: String,
     pub port: u16,
@@ -154,6 +156,7 @@ pub struct MqttPublisher {
     finish: Sender<Duration>,
     delivery: Arc<Mutex<Delivery>>,
     thread: Option<JoinHandle<()>>,
+    online: Arc<AtomicBool>,
 }
 
 impl MqttPublisher {
@@ -162,6 +165,7 @@ impl MqttPublisher {
         let (notify, notify_rx) = crossbeam_channel::bounded(1);
         let (finish, finish_rx) = crossbeam_channel::bounded(1);
         let delivery = Arc::new(Mutex::new(Delivery::default()));
+        let online = Arc::new(AtomicBool::new(false));
         match outbox.len() {
             Ok(0) => {}
             Ok(n) => {
@@ -181,6 +185,7 @@ impl MqttPublisher {
             exported_at: None,
             down_since: None,
             broker: String::new(),
+            online: online.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("mqtt".into())
@@ -191,7 +196,13 @@ impl MqttPublisher {
             finish,
             delivery,
             thread: Some(thread),
+            online,
         }
+    }
+
+    /// True while the broker holds this node's session (its will unpublished).
+    pub fn online(&self) -> Arc<AtomicBool> {
+        self.online.clone()
     }
 
     /// New rows are in the outbox.
@@ -278,12 +289,15 @@ struct Drainer {
     /// Since when the broker has been unreachable; its CONNACK says "back".
     down_since: Option<Instant>,
     broker: String,
+    online: Arc<AtomicBool>,
 }
 
 impl Drainer {
     fn options(&self) -> MqttOptions {
         let mut options = MqttOptions::new(&self.client_id, &self.connect.host, self.connect.port);
-        options.set_keep_alive(Duration::from_secs(10));
+        // 5 s: a powered-off node's will goes out after 7.5 s, so a compound's
+        // other nodes can take its cameras within 15 s.
+        options.set_keep_alive(Duration::from_secs(5));
         if let Some((user, password)) = &self.connect.credentials {
             options.set_credentials(user, password);
         }
@@ -382,6 +396,7 @@ impl Drainer {
             }
             let mut session = self.session();
             let outcome = self.serve(&mut session);
+            self.online.store(false, Ordering::Relaxed);
             let connected = session.connected;
             match outcome {
                 Served::Finished => {
@@ -455,6 +470,7 @@ impl Drainer {
         match event {
             MqttEvent::Incoming(Packet::ConnAck(_)) => {
                 s.connected = true;
+                self.online.store(true, Ordering::Relaxed);
                 // Said when it happens, not at the next disconnection.
                 if let Some(since) = self.down_since.take() {
                     tracing::info!(

@@ -78,7 +78,12 @@ pub struct InterruptedEnd {
 
 impl InterruptedEnd {
     /// From the alert's last stored event (`payload`, recorded at `wall_ms`).
-    fn from_last(alert_id: String, payload: &str, wall_ms: i64) -> Option<InterruptedEnd> {
+    pub fn from_last(
+        alert_id: String,
+        payload: &str,
+        wall_ms: i64,
+        reason: crate::events::EndReason,
+    ) -> Option<InterruptedEnd> {
         let last: serde_json::Value = serde_json::from_str(payload).ok()?;
         let after = last.get("after")?.clone();
         let seq = last.get("seq")?.as_u64()? + 1;
@@ -99,7 +104,7 @@ impl InterruptedEnd {
             "seq": seq,
             "before": after,
             "after": ended,
-            "reason": crate::events::EndReason::Interrupted.as_str(),
+            "reason": reason.as_str(),
         });
         let severity = serde_json::from_value(after.get("severity")?.clone()).ok()?;
         let recipients = serde_json::from_value(after.get("recipients")?.clone()).ok()?;
@@ -228,13 +233,38 @@ impl Store {
         tx.commit().map_err(sql)?;
         Ok(last_events
             .into_iter()
-            .filter_map(|(id, payload, wall_ms)| InterruptedEnd::from_last(id, &payload, wall_ms))
+            .filter_map(|(id, payload, wall_ms)| {
+                InterruptedEnd::from_last(
+                    id,
+                    &payload,
+                    wall_ms,
+                    crate::events::EndReason::Interrupted,
+                )
+            })
             .collect())
     }
 
     /// The `end` events of alerts a killed run left open, to announce once.
     pub fn take_interrupted(&mut self) -> Vec<InterruptedEnd> {
         std::mem::take(&mut self.interrupted)
+    }
+
+    /// Of the alerts a killed run left open, those another compound node has
+    /// already ended as `node_lost` (`ids`): their `end` is recorded here as
+    /// it was published, and not announced a second time.
+    pub fn settle_lost_elsewhere(&mut self, ids: &[String]) -> Result<(), StoreError> {
+        let (lost, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.interrupted)
+            .into_iter()
+            .partition(|e| ids.contains(&e.alert_id));
+        self.interrupted = kept;
+        for mut end in lost {
+            if let Ok(mut json) = serde_json::from_str::<serde_json::Value>(&end.payload) {
+                json["reason"] = crate::events::EndReason::NodeLost.as_str().into();
+                end.payload = json.to_string();
+            }
+            self.record_interrupted_end(&end, &[], usize::MAX)?;
+        }
+        Ok(())
     }
 
     /// Records an interrupted alert's `end` and its MQTT messages, in one

@@ -189,6 +189,7 @@ pub fn replay(config: &Path) -> (vigil::app::RunReport, Vec<serde_json::Value>) 
         run_until: None,
         inspect: Default::default(),
         console: vigil::app::ConsoleUse::Off,
+        node: None,
     };
     let report = vigil::app::run(&loaded, &options).expect("run starts");
     let text = std::fs::read_to_string(&events).unwrap();
@@ -827,5 +828,145 @@ impl LogLines {
             let _ = r.join();
         }
         self.text()
+    }
+}
+
+/// A real PostgreSQL (Debian's `postgresql` package) in a temporary
+/// directory on a free loopback port, with password login for `vigil`;
+/// stopped on drop. As root it runs as the `postgres` user (PostgreSQL
+/// refuses root).
+pub struct Postgres {
+    pub port: u16,
+    pub password: String,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    as_root: bool,
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path().join("bin"))
+                    .filter(|b| b.join("initdb").exists())
+                    .max()
+            })
+            .expect("PostgreSQL must be installed (scripts/setup installs package postgresql)");
+        let dir = tempfile::tempdir().unwrap();
+        let as_root = unsafe { libc::geteuid() } == 0;
+        let password = "compound-test-secret".to_string();
+        let pwfile = dir.path().join("pwfile");
+        std::fs::write(&pwfile, &password).unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        if as_root {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            let owned = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&data)
+                .arg(&pwfile)
+                .status()
+                .unwrap();
+            assert!(owned.success());
+        }
+        let pg = Postgres {
+            port: free_port(),
+            password,
+            dir,
+            bin,
+            as_root,
+        };
+        let init = pg
+            .command("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "vigil", "-A", "scram-sha-256", "--no-sync"])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .output()
+            .unwrap();
+        assert!(
+            init.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        pg.start_server();
+        pg
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let exe = self.bin.join(program);
+        if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    /// `postgres://vigil@127.0.0.1:<port>/postgres`; the password is separate.
+    pub fn url(&self) -> String {
+        format!("postgres://vigil@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// A client for the test's own queries.
+    pub fn client(&self) -> postgres::Client {
+        postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user("vigil")
+            .password(&self.password)
+            .dbname("postgres")
+            .connect(postgres::NoTls)
+            .expect("connect to the test PostgreSQL")
+    }
+
+    pub fn start_server(&self) {
+        let data = self.dir.path().join("data");
+        let started = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(data.join("server.log"))
+            .arg("-o")
+            .arg(format!(
+                "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+                self.port,
+                data.display()
+            ))
+            .args(["-w", "start"])
+            .output()
+            .unwrap();
+        assert!(
+            started.status.success(),
+            "pg_ctl start: {}{}",
+            String::from_utf8_lossy(&started.stdout),
+            String::from_utf8_lossy(&started.stderr)
+        );
+    }
+
+    /// Stops the server the way an operator does (`pg_ctl stop -m fast`).
+    pub fn stop_server(&self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "fast", "-w", "stop"])
+            .output();
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
     }
 }

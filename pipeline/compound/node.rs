@@ -1,0 +1,486 @@
+//! The node thread: keeps this node's leases in PostgreSQL, takes free
+//! cameras, hands each camera thread its tenure, and mirrors the alerts open
+//! here so another node can end them if this one is lost.
+//!
+//! Two threads, so a query that hangs on a cut network cannot keep a camera
+//! running past its lease: `compound` does the database work once every
+//! quarter lease; `lease-fence` checks four times a second that each held
+//! camera is still covered (renewed recently, or the broker has this node's
+//! session) and stops it otherwise.
+
+use super::lease::{self, Free, LeaseRow};
+use super::pg::{Db, LostAlert};
+use super::witness::Witness;
+use crate::publish::AlertChange;
+use crate::shutdown::Shutdown;
+use crossbeam_channel::{Receiver, Sender};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Where the `node_lost` ends of a taken camera's alerts go (the MQTT outbox).
+pub type LostSink = Box<dyn Fn(&str, Vec<LostAlert>) + Send>;
+
+pub struct NodeOptions {
+    pub me: String,
+    /// Every camera of the compound and the node it is pinned to.
+    pub cameras: Vec<(String, Option<String>)>,
+    pub pg: postgres::Config,
+    /// For logs: where the database is, without the password.
+    pub database: String,
+    pub lease: Duration,
+    pub witness: Option<Witness>,
+    /// This node's publisher session (its will unpublished).
+    pub own_online: Option<Arc<AtomicBool>>,
+    pub lost: LostSink,
+    /// The process's stop signal: tenures are its children.
+    pub shutdown: Shutdown,
+}
+
+/// A camera's run on this node, until `shutdown` (lost lease or the process stopping).
+pub struct Tenure {
+    pub token: i64,
+    pub shutdown: Shutdown,
+    /// Set when the camera went to another node: the stop is not announced,
+    /// so this node's `stopped` never overwrites the new owner's `up`.
+    pub handed_over: Arc<AtomicBool>,
+}
+
+struct Held {
+    token: i64,
+    tenure: Shutdown,
+    handed_over: Arc<AtomicBool>,
+    started: bool,
+}
+
+#[derive(Default)]
+struct Slots {
+    held: BTreeMap<String, Held>,
+    /// Ended by their source here (a file that finished, a source that failed):
+    /// released once, never taken again by this process.
+    given_up: BTreeSet<String>,
+    release: BTreeMap<String, i64>,
+    /// Send time of the last renewal the database confirmed.
+    renewed: Option<Instant>,
+}
+
+struct Shared {
+    me: String,
+    lease: Duration,
+    slots: Mutex<Slots>,
+    changed: Condvar,
+    own_online: Option<Arc<AtomicBool>>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lose(slots: &mut Slots, camera: &str, why: &str) {
+        if let Some(h) = slots.held.remove(camera) {
+            tracing::warn!(camera = %camera, "camera {camera}: {why}; stopping it here");
+            h.handed_over.store(true, Ordering::Relaxed);
+            h.tenure.trigger();
+            metrics::counter!("vigil_compound_cameras_lost_total").increment(1);
+        }
+    }
+}
+
+pub struct Node {
+    shared: Arc<Shared>,
+    changes: Sender<AlertChange>,
+    stop: Shutdown,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// Alert changes waiting for the database; one per alert.
+const CHANGES: usize = 1024;
+
+impl Node {
+    /// Connects once to settle what an earlier run of this node left (the
+    /// alerts another node ended for it, returned), then keeps the leases in
+    /// the background. A database that is down now is retried there.
+    pub fn start(options: NodeOptions) -> (Node, Vec<String>) {
+        let NodeOptions {
+            me,
+            cameras,
+            pg,
+            database,
+            lease,
+            witness,
+            own_online,
+            lost,
+            shutdown,
+        } = options;
+        let shared = Arc::new(Shared {
+            me: me.clone(),
+            lease,
+            slots: Default::default(),
+            changed: Condvar::new(),
+            own_online,
+        });
+        let lease_s = lease.as_secs_f64();
+        let mut settled = Vec::new();
+        let db = match Db::connect(&pg, &me, lease_s) {
+            Ok(mut db) => {
+                match db.settle_earlier_run() {
+                    Ok(ids) => settled = ids,
+                    Err(e) => tracing::error!("PostgreSQL {database}: {e}"),
+                }
+                Some(db)
+            }
+            Err(e) => {
+                tracing::error!(
+                    "PostgreSQL {database}: {}; this node takes no camera until it answers",
+                    crate::errors::with_causes(&e)
+                );
+                None
+            }
+        };
+        let (changes, changes_rx) = crossbeam_channel::bounded(CHANGES);
+        let stop = Shutdown::new();
+        let mut threads = Vec::new();
+        let keeper = Keeper {
+            shared: shared.clone(),
+            db,
+            pg,
+            database,
+            cameras,
+            witness,
+            lost,
+            changes: changes_rx,
+            pending: BTreeMap::new(),
+            stop: stop.clone(),
+            process: shutdown,
+            down_since: None,
+        };
+        match std::thread::Builder::new()
+            .name("compound".into())
+            .spawn(move || keeper.run())
+        {
+            Ok(t) => threads.push(t),
+            Err(e) => tracing::error!("cannot start the compound thread: {e}"),
+        }
+        let fence = shared.clone();
+        let fence_stop = stop.clone();
+        match std::thread::Builder::new()
+            .name("lease-fence".into())
+            .spawn(move || run_fence(&fence, &fence_stop))
+        {
+            Ok(t) => threads.push(t),
+            Err(e) => tracing::error!("cannot start the lease fence thread: {e}"),
+        }
+        (
+            Node {
+                shared,
+                changes,
+                stop,
+                threads,
+            },
+            settled,
+        )
+    }
+
+    /// Where the publish thread reports alert changes.
+    pub fn alert_changes(&self) -> Sender<AlertChange> {
+        self.changes.clone()
+    }
+
+    /// Waits until this node holds `camera`; `None` once the process stops.
+    pub fn wait_tenure(&self, camera: &str, process: &Shutdown) -> Option<Tenure> {
+        let mut slots = self.shared.lock();
+        loop {
+            if process.is_triggered() {
+                return None;
+            }
+            if let Some(h) = slots.held.get_mut(camera)
+                && !h.started
+            {
+                h.started = true;
+                return Some(Tenure {
+                    token: h.token,
+                    shutdown: h.tenure.clone(),
+                    handed_over: h.handed_over.clone(),
+                });
+            }
+            slots = self
+                .shared
+                .changed
+                .wait_timeout(slots, Duration::from_millis(250))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// A tenure's supervisor returned. If the camera ended by itself (its file
+    /// ended, its source failed for good), the lease is given up for others.
+    pub fn tenure_ended(&self, camera: &str, tenure: &Tenure) {
+        if tenure.shutdown.is_triggered() {
+            return;
+        }
+        let mut slots = self.shared.lock();
+        if slots
+            .held
+            .get(camera)
+            .is_some_and(|h| h.token == tenure.token)
+        {
+            slots.held.remove(camera);
+            slots.given_up.insert(camera.into());
+            slots.release.insert(camera.into(), tenure.token);
+        }
+    }
+
+    /// After the cameras and the publisher have finished: sends the last
+    /// alert changes, gives every camera up for the other nodes, and says
+    /// this node stopped. Waits at most `within` for the database.
+    pub fn finish(mut self, within: Duration) {
+        self.stop.trigger();
+        let deadline = Instant::now() + within;
+        for t in self.threads.drain(..) {
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                tracing::warn!(
+                    "PostgreSQL did not answer within {within:?}: the leases run out by themselves"
+                );
+            }
+        }
+    }
+}
+
+/// Stops every held camera no longer covered: not renewed for three
+/// quarters of a lease while the broker does not have this node's session.
+fn run_fence(shared: &Shared, stop: &Shutdown) {
+    let margin = shared.lease / 4;
+    while !stop.wait(Duration::from_millis(250)) {
+        let online = shared
+            .own_online
+            .as_ref()
+            .is_some_and(|o| o.load(Ordering::Relaxed));
+        if online {
+            continue;
+        }
+        let mut slots = shared.lock();
+        let stale = slots
+            .renewed
+            .is_none_or(|t| t.elapsed() + margin >= shared.lease);
+        if stale && !slots.held.is_empty() {
+            let cameras: Vec<String> = slots.held.keys().cloned().collect();
+            for c in cameras {
+                Shared::lose(
+                    &mut slots,
+                    &c,
+                    "its lease could not be renewed (PostgreSQL unreachable) and the broker does not have this node either",
+                );
+            }
+        }
+    }
+}
+
+struct Keeper {
+    shared: Arc<Shared>,
+    db: Option<Db>,
+    pg: postgres::Config,
+    database: String,
+    cameras: Vec<(String, Option<String>)>,
+    witness: Option<Witness>,
+    lost: LostSink,
+    changes: Receiver<AlertChange>,
+    /// Latest change per alert not yet in the database.
+    pending: BTreeMap<String, AlertChange>,
+    stop: Shutdown,
+    process: Shutdown,
+    down_since: Option<Instant>,
+}
+
+impl Keeper {
+    fn tick(&self) -> Duration {
+        (self.shared.lease / 4).max(Duration::from_millis(250))
+    }
+
+    fn run(mut self) {
+        let mut next = Instant::now();
+        loop {
+            let stopping = self.stop.is_triggered();
+            if Instant::now() >= next || stopping {
+                next = Instant::now() + self.tick();
+                self.take_changes();
+                if let Err(e) = self.round(stopping) {
+                    self.db = None;
+                    if self.down_since.is_none() {
+                        self.down_since = Some(Instant::now());
+                        tracing::error!(
+                            "PostgreSQL {}: {}; cameras held here keep running while the broker has this node, and alert changes wait here",
+                            self.database,
+                            crate::errors::with_causes(&e)
+                        );
+                    }
+                    metrics::gauge!("vigil_compound_database_up").set(0.0);
+                } else {
+                    if let Some(since) = self.down_since.take() {
+                        tracing::info!(
+                            "PostgreSQL {}: back after {:.1} s",
+                            self.database,
+                            since.elapsed().as_secs_f64()
+                        );
+                    }
+                    metrics::gauge!("vigil_compound_database_up").set(1.0);
+                }
+                if stopping {
+                    break;
+                }
+            }
+            let wait = next.saturating_duration_since(Instant::now());
+            crossbeam_channel::select! {
+                recv(self.changes) -> c => if let Ok(c) = c { self.pending.insert(c.alert_id.clone(), c); },
+                recv(crossbeam_channel::after(wait)) -> _ => {},
+            }
+            if !self.pending.is_empty() && self.db.is_some() && self.flush_changes().is_err() {
+                self.db = None;
+            }
+        }
+    }
+
+    fn take_changes(&mut self) {
+        for c in self.changes.try_iter() {
+            self.pending.insert(c.alert_id.clone(), c);
+        }
+    }
+
+    fn flush_changes(&mut self) -> Result<(), postgres::Error> {
+        let Some(db) = self.db.as_mut() else {
+            return Ok(());
+        };
+        while let Some((id, change)) = self.pending.pop_first() {
+            let done = if change.ended {
+                db.alert_ended(&id)
+            } else {
+                db.alert_open(&id, &change.camera, &change.payload)
+            };
+            if let Err(e) = done {
+                self.pending.insert(id, change);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn connect(&mut self) -> Result<&mut Db, postgres::Error> {
+        if self.db.as_ref().is_none_or(|d| d.is_closed()) {
+            self.db = Some(Db::connect(
+                &self.pg,
+                &self.shared.me,
+                self.shared.lease.as_secs_f64(),
+            )?);
+        }
+        Ok(self.db.as_mut().expect("connected above"))
+    }
+
+    /// One round: heartbeat, renew, flush alert changes, release, take.
+    fn round(&mut self, stopping: bool) -> Result<(), postgres::Error> {
+        let shared = self.shared.clone();
+        let sent = Instant::now();
+        let db = self.connect()?;
+        db.heartbeat()?;
+        let held: BTreeMap<String, i64> = shared
+            .lock()
+            .held
+            .iter()
+            .map(|(c, h)| (c.clone(), h.token))
+            .collect();
+        let still = db.renew(&held)?;
+        {
+            let mut slots = shared.lock();
+            slots.renewed = Some(sent);
+            for camera in held.keys().filter(|c| !still.contains(*c)) {
+                Shared::lose(&mut slots, camera, "another node holds its lease now");
+            }
+        }
+        self.flush_changes()?;
+        let db = self.connect()?;
+        let release = std::mem::take(&mut shared.lock().release);
+        if let Err(e) = db.release(&release) {
+            shared.lock().release.extend(release);
+            return Err(e);
+        }
+        if stopping {
+            // The cameras have stopped and ended their alerts: free them now.
+            shared.lock().held.clear();
+            db.release(&held)?;
+            db.stopped()?;
+            return Ok(());
+        }
+        let (leases, live) = db.state()?;
+        if self.process.is_triggered() {
+            return Ok(());
+        }
+        self.take_free(&leases, &live)
+    }
+
+    fn take_free(
+        &mut self,
+        leases: &BTreeMap<String, LeaseRow>,
+        live: &BTreeSet<String>,
+    ) -> Result<(), postgres::Error> {
+        let (held, given_up): (BTreeSet<String>, BTreeSet<String>) = {
+            let s = self.shared.lock();
+            (s.held.keys().cloned().collect(), s.given_up.clone())
+        };
+        let mut live = live.clone();
+        live.insert(self.shared.me.clone());
+        let witness = self.witness.clone();
+        let online = move |node: &str| witness.as_ref().and_then(|w| w.online(node));
+        let view = lease::View {
+            me: &self.shared.me,
+            cameras: &self.cameras,
+            leases,
+            live_nodes: &live,
+            held: &held,
+            online: &online,
+            given_up: &given_up,
+        };
+        let takes = lease::to_take(&view);
+        for take in takes {
+            let db = self.connect()?;
+            let Some((token, lost)) = db.take(&take.camera, &take.free)? else {
+                continue;
+            };
+            match &take.free {
+                Free::Lost { from } => tracing::warn!(
+                    camera = %take.camera,
+                    "camera {}: node {from} lost it (lease lapsed, broker does not see the node); running it here, {} open alert(s) end as node_lost",
+                    take.camera,
+                    lost.len()
+                ),
+                Free::Released { from } => {
+                    tracing::info!(camera = %take.camera, "camera {}: taken over from {from}, which gave it up", take.camera)
+                }
+                _ => {
+                    tracing::info!(camera = %take.camera, "camera {}: running on this node", take.camera)
+                }
+            }
+            metrics::counter!("vigil_compound_cameras_taken_total").increment(1);
+            if !lost.is_empty() {
+                (self.lost)(&take.camera, lost);
+            }
+            let mut slots = self.shared.lock();
+            slots.held.insert(
+                take.camera.clone(),
+                Held {
+                    token,
+                    tenure: self.process.child(),
+                    handed_over: Arc::new(AtomicBool::new(false)),
+                    started: false,
+                },
+            );
+            self.shared.changed.notify_all();
+        }
+        Ok(())
+    }
+}

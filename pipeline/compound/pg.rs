@@ -1,0 +1,320 @@
+//! The compound's shared state in PostgreSQL: nodes, camera leases and their
+//! history, and the alerts each node has open.
+//!
+//! Every time that matters is the database's (`now()`), so the nodes' clocks
+//! never have to agree. A lease carries a token that grows by one at every
+//! take: a node renews only the tokens it took, so a node that was away cannot
+//! renew a camera someone else has taken since.
+
+use super::lease::{Free, LeaseRow};
+use postgres::{Client, NoTls};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Versioned like the SQLite store's: each entry runs once, in order.
+const MIGRATIONS: &[&str] = &[
+    // 1: nodes, leases, their history, the alerts open on each node.
+    "CREATE TABLE nodes (
+        node text PRIMARY KEY,
+        started timestamptz NOT NULL,
+        seen timestamptz NOT NULL,
+        stopped timestamptz
+    );
+    CREATE TABLE camera_leases (
+        camera text PRIMARY KEY,
+        node text NOT NULL,
+        token bigint NOT NULL,
+        taken timestamptz NOT NULL,
+        expires timestamptz NOT NULL,
+        released boolean NOT NULL DEFAULT false
+    );
+    CREATE TABLE lease_history (
+        id bigserial PRIMARY KEY,
+        camera text NOT NULL,
+        node text NOT NULL,
+        token bigint NOT NULL,
+        taken timestamptz NOT NULL,
+        from_node text,
+        how text NOT NULL,
+        until timestamptz
+    );
+    CREATE INDEX lease_history_camera ON lease_history (camera, token);
+    CREATE TABLE open_alerts (
+        alert_id text PRIMARY KEY,
+        camera text NOT NULL,
+        node text NOT NULL,
+        payload text NOT NULL,
+        updated timestamptz NOT NULL,
+        ended_by text,
+        ended timestamptz
+    );
+    CREATE INDEX open_alerts_camera ON open_alerts (camera, node);",
+];
+
+/// Any number that is the same on every node: two nodes starting at once
+/// migrate one after the other.
+const MIGRATION_LOCK: i64 = 0x7669_6769_6c00_0001;
+
+/// An alert the lost node left open, to end as `node_lost`.
+#[derive(Debug, Clone)]
+pub struct LostAlert {
+    pub alert_id: String,
+    /// Its last event as published.
+    pub payload: String,
+    /// When its node last reported it.
+    pub wall_ms: i64,
+}
+
+pub struct Db {
+    client: Client,
+    node: String,
+    lease_s: f64,
+}
+
+impl Db {
+    pub fn connect(
+        config: &postgres::Config,
+        node: &str,
+        lease_s: f64,
+    ) -> Result<Db, postgres::Error> {
+        let mut db = Db {
+            client: config.connect(NoTls)?,
+            node: node.into(),
+            lease_s,
+        };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn migrate(&mut self) -> Result<(), postgres::Error> {
+        let mut tx = self.client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS vigil_migrations (
+                version integer PRIMARY KEY, applied timestamptz NOT NULL)",
+        )?;
+        let done: i32 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM vigil_migrations",
+                &[],
+            )?
+            .get(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+            tx.batch_execute(sql)?;
+            tx.execute(
+                "INSERT INTO vigil_migrations (version, applied) VALUES ($1, now())",
+                &[&(i as i32 + 1)],
+            )?;
+        }
+        tx.commit()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    pub fn heartbeat(&mut self) -> Result<(), postgres::Error> {
+        self.client.execute(
+            "INSERT INTO nodes (node, started, seen) VALUES ($1, now(), now())
+             ON CONFLICT (node) DO UPDATE SET seen = now(), stopped = NULL",
+            &[&self.node],
+        )?;
+        Ok(())
+    }
+
+    /// Extends the leases of `held` (camera → token); returns those still ours.
+    pub fn renew(
+        &mut self,
+        held: &BTreeMap<String, i64>,
+    ) -> Result<BTreeSet<String>, postgres::Error> {
+        let cameras: Vec<&String> = held.keys().collect();
+        let rows = self.client.query(
+            "UPDATE camera_leases SET expires = now() + $2 * interval '1 second'
+             WHERE node = $1 AND camera = ANY($3) AND NOT released
+             RETURNING camera, token",
+            &[&self.node, &self.lease_s, &cameras],
+        )?;
+        Ok(rows
+            .iter()
+            .filter(|r| held.get(r.get::<_, &str>(0)) == Some(&r.get::<_, i64>(1)))
+            .map(|r| r.get::<_, String>(0))
+            .collect())
+    }
+
+    /// Every lease, and the nodes whose heartbeat is younger than a lease.
+    pub fn state(
+        &mut self,
+    ) -> Result<(BTreeMap<String, LeaseRow>, BTreeSet<String>), postgres::Error> {
+        let leases = self
+            .client
+            .query(
+                "SELECT camera, node, token, expires < now(), released FROM camera_leases",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    LeaseRow {
+                        node: r.get(1),
+                        token: r.get(2),
+                        expired: r.get(3),
+                        released: r.get(4),
+                    },
+                )
+            })
+            .collect();
+        let live = self
+            .client
+            .query(
+                "SELECT node FROM nodes
+                 WHERE stopped IS NULL AND seen > now() - $1 * interval '1 second'",
+                &[&self.lease_s],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        Ok((leases, live))
+    }
+
+    /// Takes `camera` if it is still free the way the plan saw it: the token
+    /// it now holds, and the alerts a lost node left open on it (marked ended
+    /// by this node, so no other node ends them again).
+    pub fn take(
+        &mut self,
+        camera: &str,
+        free: &Free,
+    ) -> Result<Option<(i64, Vec<LostAlert>)>, postgres::Error> {
+        let mut tx = self.client.transaction()?;
+        let row = tx.query_opt(
+            "SELECT node, token, expires < now(), released FROM camera_leases
+             WHERE camera = $1 FOR UPDATE",
+            &[&camera],
+        )?;
+        let still_free = match (&row, free) {
+            (None, Free::Never) => true,
+            (Some(r), Free::OwnEarlierRun) => r.get::<_, &str>(0) == self.node,
+            (Some(r), Free::Released { from }) => {
+                r.get::<_, &str>(0) == from && r.get::<_, bool>(3)
+            }
+            (Some(r), Free::Lost { from }) => {
+                r.get::<_, &str>(0) == from && (r.get::<_, bool>(2) || r.get::<_, bool>(3))
+            }
+            _ => false,
+        };
+        if !still_free {
+            return Ok(None);
+        }
+        // The previous holder held it at most until its lease ran out.
+        tx.execute(
+            "UPDATE lease_history h SET until = LEAST(now(), l.expires) FROM camera_leases l
+             WHERE l.camera = $1 AND h.camera = $1 AND h.token = l.token AND h.until IS NULL",
+            &[&camera],
+        )?;
+        let token = row.as_ref().map_or(0, |r| r.get::<_, i64>(1)) + 1;
+        tx.execute(
+            "INSERT INTO camera_leases (camera, node, token, taken, expires)
+             VALUES ($1, $2, $3, now(), now() + $4 * interval '1 second')
+             ON CONFLICT (camera) DO UPDATE SET node = $2, token = $3, taken = now(),
+               expires = now() + $4 * interval '1 second', released = false",
+            &[&camera, &self.node, &token, &self.lease_s],
+        )?;
+        let (from, how) = match free {
+            Free::Never => (None, "new"),
+            Free::OwnEarlierRun => (Some(self.node.clone()), "restart"),
+            Free::Released { from } => (Some(from.clone()), "released"),
+            Free::Lost { from } => (Some(from.clone()), "lost"),
+        };
+        tx.execute(
+            "INSERT INTO lease_history (camera, node, token, taken, from_node, how)
+             VALUES ($1, $2, $3, now(), $4, $5)",
+            &[&camera, &self.node, &token, &from, &how],
+        )?;
+        let lost = match free {
+            Free::Lost { from } => tx
+                .query(
+                    "UPDATE open_alerts SET ended_by = $3, ended = now()
+                     WHERE camera = $1 AND node = $2 AND ended_by IS NULL
+                     RETURNING alert_id, payload,
+                       (EXTRACT(EPOCH FROM updated) * 1000)::bigint",
+                    &[&camera, from, &self.node],
+                )?
+                .iter()
+                .map(|r| LostAlert {
+                    alert_id: r.get(0),
+                    payload: r.get(1),
+                    wall_ms: r.get(2),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        tx.commit()?;
+        Ok(Some((token, lost)))
+    }
+
+    /// Gives cameras up at a clean stop or when their source ended here.
+    pub fn release(&mut self, cameras: &BTreeMap<String, i64>) -> Result<(), postgres::Error> {
+        let mut tx = self.client.transaction()?;
+        for (camera, token) in cameras {
+            tx.execute(
+                "UPDATE camera_leases SET released = true, expires = now()
+                 WHERE camera = $1 AND node = $2 AND token = $3",
+                &[camera, &self.node, token],
+            )?;
+            tx.execute(
+                "UPDATE lease_history SET until = now()
+                 WHERE camera = $1 AND token = $2 AND until IS NULL",
+                &[camera, token],
+            )?;
+        }
+        tx.commit()
+    }
+
+    pub fn stopped(&mut self) -> Result<(), postgres::Error> {
+        self.client.execute(
+            "UPDATE nodes SET stopped = now() WHERE node = $1",
+            &[&self.node],
+        )?;
+        Ok(())
+    }
+
+    /// An alert opened or changed on this node (`payload`: its latest event).
+    pub fn alert_open(
+        &mut self,
+        alert_id: &str,
+        camera: &str,
+        payload: &str,
+    ) -> Result<(), postgres::Error> {
+        self.client.execute(
+            "INSERT INTO open_alerts (alert_id, camera, node, payload, updated)
+             VALUES ($1, $2, $3, $4, now())
+             ON CONFLICT (alert_id) DO UPDATE SET payload = $4, updated = now()
+             WHERE open_alerts.ended_by IS NULL",
+            &[&alert_id, &camera, &self.node, &payload],
+        )?;
+        Ok(())
+    }
+
+    pub fn alert_ended(&mut self, alert_id: &str) -> Result<(), postgres::Error> {
+        self.client.execute(
+            "DELETE FROM open_alerts WHERE alert_id = $1 AND node = $2",
+            &[&alert_id, &self.node],
+        )?;
+        Ok(())
+    }
+
+    /// At start: forgets the alerts an earlier run of this node left open,
+    /// returning those another node has already ended as `node_lost` (this
+    /// node must not end them a second time).
+    pub fn settle_earlier_run(&mut self) -> Result<Vec<String>, postgres::Error> {
+        Ok(self
+            .client
+            .query(
+                "DELETE FROM open_alerts WHERE node = $1 RETURNING alert_id, ended_by",
+                &[&self.node],
+            )?
+            .iter()
+            .filter(|r| r.get::<_, Option<String>>(1).is_some())
+            .map(|r| r.get(0))
+            .collect())
+    }
+}

@@ -1,0 +1,354 @@
+//! A compound on several machines, on one: two `vigil run --node` processes
+//! sharing cameras through a real PostgreSQL (initdb + pg_ctl in a temporary
+//! directory) and a real mosquitto. A node is SIGKILLed mid-alert, comes back,
+//! and PostgreSQL is stopped for 20 s.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn node(config: &Path, name: &str) -> (Child, LogLines) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", "-c", config.to_str().unwrap(), "--node", name])
+        .env("VIGIL_PG_PASSWORD", "compound-test-secret")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = LogLines::follow(&mut child);
+    (child, log)
+}
+
+fn json(p: &str) -> serde_json::Value {
+    serde_json::from_str(p).unwrap_or(serde_json::Value::Null)
+}
+
+/// Status messages of `camera` as (state, node), in arrival order.
+fn statuses(m: &[(String, String, bool)], camera: &str) -> Vec<(String, String)> {
+    let topic = format!("vigil/cameras/{camera}/status");
+    m.iter()
+        .filter(|(t, _, _)| *t == topic)
+        .map(|(_, p, _)| {
+            let v = json(p);
+            (
+                v["state"].as_str().unwrap_or_default().to_string(),
+                v["node"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn events(m: &[(String, String, bool)]) -> Vec<serde_json::Value> {
+    m.iter()
+        .filter(|(t, _, _)| t == "vigil/events")
+        .map(|(_, p, _)| json(p))
+        .collect()
+}
+
+#[test]
+fn a_lost_node_s_cameras_move_within_15_s_and_postgresql_outages_stop_nothing() {
+    let (Some(person), Some(video), Some(model)) = (
+        media("misc/person.jpg"),
+        media("people/vtest.avi"),
+        model("yolox_nano_416.onnx"),
+    ) else {
+        return;
+    };
+    let pg = Postgres::start();
+    let broker = Mosquitto::start();
+    let mqtt = Recorder::start(broker.port, "vigil/#");
+    let dir = tempfile::tempdir().unwrap();
+    // `gate`: a person who never leaves, so its alert is open when its node
+    // dies; any node may run it. `plaza`: real CCTV looped, alerts opening and
+    // ending all the time, pinned to node-b.
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"{detector}
+[compound]
+database = "{url}"
+
+[alerts]
+broker = "mqtt://127.0.0.1:{port}"
+
+[[cameras]]
+id = "gate"
+source = "{gate}"
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "gate"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "gate"
+classes = ["person"]
+dwell_s = 1
+
+[[cameras]]
+id = "plaza"
+source = "{plaza}"
+node = "node-b"
+fps = 5
+loop = true
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "plaza"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "plaza"
+classes = ["person"]
+dwell_s = 3
+leave_after_s = 1
+"#,
+            detector = yolox_detector(&model),
+            url = pg.url(),
+            port = broker.port,
+            gate = still_stream(&person, 3600),
+            plaza = video.display(),
+        ),
+    );
+
+    let (a, a_log) = node(&config, "node-a");
+    let gate_on = |n: &str| {
+        let n = n.to_string();
+        move |m: &[(String, String, bool)]| {
+            statuses(m, "gate").last() == Some(&("up".into(), n.clone()))
+        }
+    };
+    assert!(
+        mqtt.wait_for(gate_on("node-a"), Duration::from_secs(60)),
+        "node-a runs gate\n{}",
+        a_log.text()
+    );
+    let (b, b_log) = node(&config, "node-b");
+    assert!(
+        mqtt.wait_for(
+            |m| statuses(m, "plaza").last() == Some(&("up".into(), "node-b".into())),
+            Duration::from_secs(60)
+        ),
+        "node-b runs its pinned plaza\n{}",
+        b_log.text()
+    );
+    let gate_alert = |m: &[(String, String, bool)]| {
+        events(m)
+            .iter()
+            .find(|e| e["type"] == "new" && e["after"]["camera"] == "gate")
+            .map(|e| e["after"]["id"].as_str().unwrap().to_string())
+    };
+    assert!(mqtt.wait_for(|m| gate_alert(m).is_some(), Duration::from_secs(60)));
+    let lost_alert = gate_alert(&mqtt.messages.lock().unwrap()).unwrap();
+    assert!(
+        statuses(&mqtt.messages.lock().unwrap(), "gate")
+            .iter()
+            .all(|(_, n)| n == "node-a"),
+        "node-b never ran gate while node-a held it"
+    );
+
+    // node-a dies mid-alert.
+    let mut a = a;
+    a.kill().unwrap();
+    let killed = Instant::now();
+    let _ = a.wait();
+    drop(a_log);
+    assert!(
+        mqtt.wait_for(gate_on("node-b"), Duration::from_secs(30)),
+        "node-b took gate over\n{}",
+        b_log.text()
+    );
+    let failover = killed.elapsed();
+    eprintln!("failover: gate up on node-b {failover:.1?} after node-a was killed");
+    assert!(failover < Duration::from_secs(15), "{failover:?}");
+    let node_lost = |m: &[(String, String, bool)]| {
+        events(m).iter().any(|e| {
+            e["type"] == "end"
+                && e["reason"] == "node_lost"
+                && e["after"]["id"] == lost_alert.as_str()
+        })
+    };
+    assert!(
+        mqtt.wait_for(node_lost, Duration::from_secs(10)),
+        "node-a's open alert ended as node_lost\n{}",
+        b_log.text()
+    );
+
+    // The lease history: one holder at a time.
+    let mut db = pg.client();
+    let history: Vec<(String, i64, String, Option<String>, bool)> = db
+        .query(
+            "SELECT node, token, how, from_node,
+                    COALESCE(until <= (SELECT taken FROM lease_history n
+                                       WHERE n.camera = h.camera AND n.token = h.token + 1), true)
+             FROM lease_history h WHERE camera = 'gate' ORDER BY token",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect();
+    eprintln!("gate's lease history: {history:?}");
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!(
+        (history[0].0.as_str(), history[0].2.as_str()),
+        ("node-a", "new")
+    );
+    assert_eq!(
+        (
+            history[1].0.as_str(),
+            history[1].2.as_str(),
+            history[1].3.as_deref()
+        ),
+        ("node-b", "lost", Some("node-a"))
+    );
+    assert!(history.iter().all(|h| h.4), "tenures overlap: {history:?}");
+
+    // node-a comes back and takes nothing back.
+    let (a, a_log) = node(&config, "node-a");
+    assert!(
+        wait_until(Duration::from_secs(30), || a_log
+            .text()
+            .contains("ended by another node as node_lost")),
+        "node-a learns its open alert was ended for it\n{}",
+        a_log.text()
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    let holder: String = db
+        .query_one("SELECT node FROM camera_leases WHERE camera = 'gate'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(holder, "node-b", "no flapping");
+    {
+        let m = mqtt.messages.lock().unwrap();
+        assert_eq!(
+            statuses(&m, "gate").last(),
+            Some(&("up".into(), "node-b".into()))
+        );
+        assert!(
+            !events(&m).iter().any(|e| e["reason"] == "interrupted"),
+            "the alert node-b ended is not ended again by node-a"
+        );
+    }
+
+    // PostgreSQL stops for 20 s: detection and MQTT go on.
+    let before = events(&mqtt.messages.lock().unwrap()).len();
+    pg.stop_server();
+    let stopped = Instant::now();
+    let check = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["check", "-c", config.to_str().unwrap()])
+        .env("VIGIL_PG_PASSWORD", "compound-test-secret")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(!check.status.success(), "{said}");
+    assert!(
+        said.contains("compound.database") && said.contains("does not answer"),
+        "{said}"
+    );
+    std::thread::sleep(Duration::from_secs(20).saturating_sub(stopped.elapsed()));
+    let during: Vec<serde_json::Value> = events(&mqtt.messages.lock().unwrap())[before..].to_vec();
+    eprintln!(
+        "{} events published while PostgreSQL was down",
+        during.len()
+    );
+    assert!(
+        !during.is_empty(),
+        "alerts kept coming while PostgreSQL was down"
+    );
+    assert!(
+        b_log
+            .text()
+            .contains("keep running while the broker has this node"),
+        "the log says what is wrong\n{}",
+        b_log.text()
+    );
+    {
+        let m = mqtt.messages.lock().unwrap();
+        assert_eq!(
+            statuses(&m, "gate").last(),
+            Some(&("up".into(), "node-b".into()))
+        );
+        assert_eq!(
+            statuses(&m, "plaza").last(),
+            Some(&("up".into(), "node-b".into()))
+        );
+    }
+    pg.start_server();
+    assert!(
+        wait_until(Duration::from_secs(20), || b_log
+            .text()
+            .contains("PostgreSQL 127.0.0.1")
+            && b_log.text().contains(": back after")),
+        "node-b reconnects\n{}",
+        b_log.text()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    // What changed while it was down reached PostgreSQL: every alert that
+    // ended (seconds ago) is gone from the open list, every open one is there.
+    let mut db = pg.client();
+    let open: Vec<String> = db
+        .query(
+            "SELECT alert_id FROM open_alerts WHERE node = 'node-b'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let all = events(&mqtt.messages.lock().unwrap());
+    let ended: Vec<&str> = all
+        .iter()
+        .filter(|e| e["type"] == "end")
+        .filter_map(|e| e["after"]["id"].as_str())
+        .collect();
+    let opened_during: Vec<&str> = during
+        .iter()
+        .filter(|e| e["type"] == "new")
+        .filter_map(|e| e["after"]["id"].as_str())
+        .filter(|id| !ended.contains(id))
+        .collect();
+    eprintln!(
+        "open in PostgreSQL: {open:?}; opened while it was down and still open: {opened_during:?}"
+    );
+    for id in &opened_during {
+        assert!(
+            open.iter().any(|o| o == id),
+            "{id} missing from open_alerts"
+        );
+    }
+    let ended_during: Vec<&str> = during
+        .iter()
+        .filter(|e| e["type"] == "end")
+        .filter_map(|e| e["after"]["id"].as_str())
+        .collect();
+    for id in &ended_during {
+        assert!(
+            !open.iter().any(|o| o == id),
+            "{id} ended but still open in PostgreSQL"
+        );
+    }
+
+    for child in [&a, &b] {
+        signal(child, libc::SIGTERM);
+    }
+    let (code_a, code_b) = (exit_code(a), exit_code(b));
+    assert_eq!(code_a, Some(0), "{}", a_log.text());
+    assert_eq!(code_b, Some(0), "{}", b_log.text());
+}
+
+/// Its exit status, killing it if it takes over 20 s.
+fn exit_code(mut child: Child) -> Option<i32> {
+    let started = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code();
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            return child.wait().unwrap().code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
