@@ -230,7 +230,7 @@ fn start_node(
         database: compound.describe(),
         lease: compound.lease(),
         witness,
-        own_online: mqtt.map(|m| m.online()),
+        own_link: mqtt.map(|m| m.link()),
         lost,
         shutdown: shutdown.clone(),
     }))

@@ -352,3 +352,128 @@ fn exit_code(mut child: Child) -> Option<i32> {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Cut off from PostgreSQL alone, a node keeps its camera and nobody takes
+/// it (the broker still has the node). Cut off from the broker too, it stops
+/// the camera before the other node starts it: never two at once.
+#[test]
+fn a_node_cut_off_keeps_its_camera_until_the_broker_loses_it_too_and_stops_before_the_takeover() {
+    let (Some(person), Some(model)) = (media("misc/person.jpg"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let pg = Postgres::start();
+    let broker = Mosquitto::start();
+    let mqtt = Recorder::start(broker.port, "vigil/#");
+    // node-a reaches both through cables the test can cut.
+    let (pg_cable, mqtt_cable) = (
+        PartitionProxy::start(pg.port),
+        PartitionProxy::start(broker.port),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = |pg_port: u16, mqtt_port: u16| {
+        format!(
+            r#"{detector}
+[compound]
+database = "postgres://vigil@127.0.0.1:{pg_port}/postgres"
+
+[alerts]
+broker = "mqtt://127.0.0.1:{mqtt_port}"
+
+[[cameras]]
+id = "gate"
+source = "{gate}"
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "gate"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "gate"
+classes = ["person"]
+dwell_s = 1
+"#,
+            detector = yolox_detector(&model),
+            gate = still_stream(&person, 3600),
+        )
+    };
+    let dir_a = dir.path().join("a");
+    std::fs::create_dir(&dir_a).unwrap();
+    let config_a = write_config(&dir_a, &config(pg_cable.port, mqtt_cable.port));
+    let config_b = write_config(dir.path(), &config(pg.port, broker.port));
+    let (a, a_log) = node(&config_a, "node-a");
+    assert!(
+        mqtt.wait_for(
+            |m| statuses(m, "gate").last() == Some(&("up".into(), "node-a".into())),
+            Duration::from_secs(60)
+        ),
+        "{}",
+        a_log.text()
+    );
+    let (b, b_log) = node(&config_b, "node-b");
+    assert!(wait_until(Duration::from_secs(30), || b_log
+        .text()
+        .contains("compound node node-b")));
+    std::thread::sleep(Duration::from_secs(3));
+
+    pg_cable.partition(true);
+    std::thread::sleep(Duration::from_secs(16));
+    let took = |l: &LogLines| l.text().contains("camera gate: node node-a lost it");
+    assert!(
+        !took(&b_log),
+        "node-b took gate from a node the broker still sees\n{}",
+        b_log.text()
+    );
+    assert!(
+        !a_log.text().contains("stopping it here"),
+        "{}",
+        a_log.text()
+    );
+    assert_eq!(
+        statuses(&mqtt.messages.lock().unwrap(), "gate").last(),
+        Some(&("up".into(), "node-a".into()))
+    );
+
+    let cut = Instant::now();
+    mqtt_cable.partition(true);
+    assert!(
+        wait_until(Duration::from_secs(30), || took(&b_log)),
+        "node-b takes gate once the broker loses node-a\n{}",
+        b_log.text()
+    );
+    let stopped_a = a_log
+        .first_after(cut, |l| {
+            l.contains("gate") && l.contains("stopping it here")
+        })
+        .expect("node-a stopped gate");
+    let started_b = b_log
+        .first_after(cut, |l| l.contains("camera gate: node node-a lost it"))
+        .unwrap();
+    eprintln!(
+        "cut from both: node-a stopped gate {:.1?} after, node-b took it {:.1?} after",
+        stopped_a - cut,
+        started_b - cut
+    );
+    assert!(stopped_a < started_b, "two nodes ran gate at once");
+
+    // The cables mend: node-a finds gate taken and does not take it back.
+    pg_cable.partition(false);
+    mqtt_cable.partition(false);
+    std::thread::sleep(Duration::from_secs(8));
+    let mut db = pg.client();
+    let holder: String = db
+        .query_one("SELECT node FROM camera_leases WHERE camera = 'gate'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(holder, "node-b");
+    assert_eq!(
+        statuses(&mqtt.messages.lock().unwrap(), "gate").last(),
+        Some(&("up".into(), "node-b".into())),
+        "node-a's stop did not overwrite node-b's state"
+    );
+    for child in [&a, &b] {
+        signal(child, libc::SIGTERM);
+    }
+    assert_eq!(exit_code(a), Some(0), "{}", a_log.text());
+    assert_eq!(exit_code(b), Some(0), "{}", b_log.text());
+}

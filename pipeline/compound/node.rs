@@ -11,7 +11,7 @@
 use super::lease::{self, Free, LeaseRow};
 use super::pg::{Db, LostAlert};
 use super::witness::Witness;
-use crate::publish::AlertChange;
+use crate::publish::{AlertChange, BrokerLink};
 use crate::shutdown::Shutdown;
 use crossbeam_channel::{Receiver, Sender};
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,7 +33,7 @@ pub struct NodeOptions {
     pub lease: Duration,
     pub witness: Option<Witness>,
     /// This node's publisher session (its will unpublished).
-    pub own_online: Option<Arc<AtomicBool>>,
+    pub own_link: Option<Arc<BrokerLink>>,
     pub lost: LostSink,
     /// The process's stop signal: tenures are its children.
     pub shutdown: Shutdown,
@@ -71,7 +71,7 @@ struct Shared {
     lease: Duration,
     slots: Mutex<Slots>,
     changed: Condvar,
-    own_online: Option<Arc<AtomicBool>>,
+    own_link: Option<Arc<BrokerLink>>,
 }
 
 impl Shared {
@@ -111,7 +111,7 @@ impl Node {
             database,
             lease,
             witness,
-            own_online,
+            own_link,
             lost,
             shutdown,
         } = options;
@@ -120,7 +120,7 @@ impl Node {
             lease,
             slots: Default::default(),
             changed: Condvar::new(),
-            own_online,
+            own_link,
         });
         let lease_s = lease.as_secs_f64();
         let mut settled = Vec::new();
@@ -259,10 +259,7 @@ impl Node {
 fn run_fence(shared: &Shared, stop: &Shutdown) {
     let margin = shared.lease / 4;
     while !stop.wait(Duration::from_millis(250)) {
-        let online = shared
-            .own_online
-            .as_ref()
-            .is_some_and(|o| o.load(Ordering::Relaxed));
+        let online = shared.own_link.as_ref().is_some_and(|l| l.online());
         if online {
             continue;
         }

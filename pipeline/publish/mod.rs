@@ -15,7 +15,7 @@ pub mod homeassistant;
 mod mqtt;
 
 pub use mqtt::{
-    BrokerAddress, Connect, Delivery, MqttError, MqttPublisher, TlsFiles, parse_broker,
+    BrokerAddress, BrokerLink, Connect, Delivery, MqttError, MqttPublisher, TlsFiles, parse_broker,
 };
 
 use crate::events::{CameraStatus, Event, Lifecycle, RuleKind};

@@ -150,13 +150,43 @@ pub struct Delivery {
     pub left: usize,
 }
 
+/// This node's session with the broker, as its publisher sees it.
+#[derive(Default)]
+pub struct BrokerLink {
+    connected: AtomicBool,
+    /// When the broker last sent anything, ms after `START`.
+    heard_ms: std::sync::atomic::AtomicU64,
+}
+
+static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+
+impl BrokerLink {
+    /// Within this of the broker's last word, the broker still holds the
+    /// session: it publishes the will only after 1.5 keep-alives (7.5 s) of
+    /// silence, and a keep-alive ping is answered every 5 s.
+    const FRESH: Duration = Duration::from_secs(6);
+
+    fn heard(&self) {
+        self.heard_ms
+            .store(START.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// True while the broker surely has the session (its will unpublished).
+    pub fn online(&self) -> bool {
+        let since = START
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.heard_ms.load(Ordering::Relaxed)));
+        self.connected.load(Ordering::Relaxed) && since < Self::FRESH
+    }
+}
+
 /// The publisher thread. Queue messages in the outbox, then [`notify`](Self::notify).
 pub struct MqttPublisher {
     notify: Sender<()>,
     finish: Sender<Duration>,
     delivery: Arc<Mutex<Delivery>>,
     thread: Option<JoinHandle<()>>,
-    online: Arc<AtomicBool>,
+    link: Arc<BrokerLink>,
 }
 
 impl MqttPublisher {
@@ -165,7 +195,7 @@ impl MqttPublisher {
         let (notify, notify_rx) = crossbeam_channel::bounded(1);
         let (finish, finish_rx) = crossbeam_channel::bounded(1);
         let delivery = Arc::new(Mutex::new(Delivery::default()));
-        let online = Arc::new(AtomicBool::new(false));
+        let link = Arc::new(BrokerLink::default());
         match outbox.len() {
             Ok(0) => {}
             Ok(n) => {
@@ -185,7 +215,7 @@ impl MqttPublisher {
             exported_at: None,
             down_since: None,
             broker: String::new(),
-            online: online.clone(),
+            link: link.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("mqtt".into())
@@ -196,13 +226,13 @@ impl MqttPublisher {
             finish,
             delivery,
             thread: Some(thread),
-            online,
+            link,
         }
     }
 
-    /// True while the broker holds this node's session (its will unpublished).
-    pub fn online(&self) -> Arc<AtomicBool> {
-        self.online.clone()
+    /// Whether the broker still holds this node's session.
+    pub fn link(&self) -> Arc<BrokerLink> {
+        self.link.clone()
     }
 
     /// New rows are in the outbox.
@@ -289,7 +319,7 @@ struct Drainer {
     /// Since when the broker has been unreachable; its CONNACK says "back".
     down_since: Option<Instant>,
     broker: String,
-    online: Arc<AtomicBool>,
+    link: Arc<BrokerLink>,
 }
 
 impl Drainer {
@@ -396,7 +426,7 @@ impl Drainer {
             }
             let mut session = self.session();
             let outcome = self.serve(&mut session);
-            self.online.store(false, Ordering::Relaxed);
+            self.link.connected.store(false, Ordering::Relaxed);
             let connected = session.connected;
             match outcome {
                 Served::Finished => {
@@ -467,10 +497,13 @@ impl Drainer {
     }
 
     fn on_packet(&mut self, s: &mut Session, event: MqttEvent) {
+        if matches!(event, MqttEvent::Incoming(_)) {
+            self.link.heard();
+        }
         match event {
             MqttEvent::Incoming(Packet::ConnAck(_)) => {
                 s.connected = true;
-                self.online.store(true, Ordering::Relaxed);
+                self.link.connected.store(true, Ordering::Relaxed);
                 // Said when it happens, not at the next disconnection.
                 if let Some(since) = self.down_since.take() {
                     tracing::info!(
