@@ -168,6 +168,7 @@ fn start_node(
     mqtt: Option<&MqttPublisher>,
     witness_connect: Option<Connect>,
     shutdown: &Shutdown,
+    health: &crate::health::HealthBoard,
 ) -> Result<(crate::compound::Node, Vec<String>), AppError> {
     use crate::compound::{CompoundError, Node, NodeOptions, Witness};
     let config = &loaded.config;
@@ -233,6 +234,7 @@ fn start_node(
         own_link: mqtt.map(|m| m.link()),
         lost,
         shutdown: shutdown.clone(),
+        health: Some(health.clone()),
     }))
 }
 
@@ -357,6 +359,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     } else {
         (None, None)
     };
+    let health = crate::health::HealthBoard::new(config.cameras.iter().map(|c| c.id.as_str()));
     let node = match &options.node {
         Some(me) => {
             let (node, settled) = start_node(
@@ -366,6 +369,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                 mqtt.as_ref(),
                 witness_connect,
                 &options.shutdown,
+                &health,
             )?;
             if let Some(store) = store.as_mut()
                 && !settled.is_empty()
@@ -419,7 +423,6 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         None => (channels.events, None),
     };
     let statuses_tx = channels.statuses;
-    let health = crate::health::HealthBoard::new(config.cameras.iter().map(|c| c.id.as_str()));
     let console = match (&config.console, options.console) {
         (None, _) | (_, ConsoleUse::Off) => None,
         (Some(console), _) => {

@@ -40,6 +40,15 @@ pub struct CameraHealth {
     live_until: AtomicU64,
     live_kept: AtomicU64,
     live: Mutex<Option<Arc<LiveFrame>>>,
+    runner: Mutex<Option<Runner>>,
+}
+
+/// On a compound node: the node that holds the camera's lease now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runner {
+    pub node: String,
+    /// This node: its state here is the camera's state.
+    pub here: bool,
 }
 
 /// The newest frame of a watched camera and what the detector made of it.
@@ -71,7 +80,20 @@ impl CameraHealth {
             live_until: AtomicU64::new(0),
             live_kept: AtomicU64::new(0),
             live: Mutex::new(None),
+            runner: Mutex::new(None),
         }
+    }
+
+    /// Which node runs the camera (a compound node's lease round says).
+    pub fn set_runner(&self, runner: Option<Runner>) {
+        *self.runner.lock().unwrap_or_else(|e| e.into_inner()) = runner;
+    }
+
+    pub fn runner(&self) -> Option<Runner> {
+        self.runner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn since_epoch(&self) -> u64 {

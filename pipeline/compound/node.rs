@@ -37,6 +37,8 @@ pub struct NodeOptions {
     pub lost: LostSink,
     /// The process's stop signal: tenures are its children.
     pub shutdown: Shutdown,
+    /// Where the console reads which node runs each camera.
+    pub health: Option<crate::health::HealthBoard>,
 }
 
 /// A camera's run on this node, until `shutdown` (lost lease or the process stopping).
@@ -114,6 +116,7 @@ impl Node {
             own_link,
             lost,
             shutdown,
+            health,
         } = options;
         let shared = Arc::new(Shared {
             me: me.clone(),
@@ -156,6 +159,7 @@ impl Node {
             stop: stop.clone(),
             process: shutdown,
             down_since: None,
+            health,
         };
         match std::thread::Builder::new()
             .name("compound".into())
@@ -294,6 +298,7 @@ struct Keeper {
     stop: Shutdown,
     process: Shutdown,
     down_since: Option<Instant>,
+    health: Option<crate::health::HealthBoard>,
 }
 
 impl Keeper {
@@ -414,10 +419,29 @@ impl Keeper {
             return Ok(());
         }
         let (leases, live) = db.state()?;
+        self.show_runners(&leases);
         if self.process.is_triggered() {
             return Ok(());
         }
         self.take_free(&leases, &live)
+    }
+
+    fn show_runners(&self, leases: &BTreeMap<String, LeaseRow>) {
+        let Some(health) = &self.health else {
+            return;
+        };
+        for (camera, _) in &self.cameras {
+            let runner = leases
+                .get(camera)
+                .filter(|l| !l.released && (!l.expired || l.node == self.shared.me))
+                .map(|l| crate::health::Runner {
+                    node: l.node.clone(),
+                    here: l.node == self.shared.me,
+                });
+            if let Some(h) = health.camera(camera) {
+                h.set_runner(runner);
+            }
+        }
     }
 
     fn take_free(

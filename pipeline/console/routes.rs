@@ -280,7 +280,8 @@ fn camera_views(c: &Console) -> Vec<CameraView> {
                 state: state.as_ref().and_then(|s| s.state),
                 reason: state.and_then(|s| s.reason),
                 fps: fps.get(id).copied().filter(|_| up),
-                has_picture: health.is_some_and(|h| h.picture().is_some()),
+                has_picture: health.as_ref().is_some_and(|h| h.picture().is_some()),
+                runner: health.and_then(|h| h.runner()),
             }
         })
         .collect()

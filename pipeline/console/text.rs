@@ -124,6 +124,8 @@ pub struct Text {
     pub failed: &'static str,
     pub stopped: &'static str,
     pub starting: &'static str,
+    /// A compound camera run by another node: "on node-b".
+    pub on_node: &'static str,
     pub fps: &'static str,
     pub no_picture: &'static str,
     /// The live video of cameras (the grid, a camera's page).
@@ -297,6 +299,7 @@ pub const ZH_CN: Text = Text {
     failed: "故障",
     stopped: "已停止",
     starting: "启动中",
+    on_node: "运行于节点",
     fps: "帧/秒",
     no_picture: "无画面",
     live_video: "实况",
@@ -505,6 +508,7 @@ pub const EN: Text = Text {
     failed: "failed",
     stopped: "stopped",
     starting: "starting",
+    on_node: "on node",
     fps: "fps",
     no_picture: "no picture",
     live_video: "Live",

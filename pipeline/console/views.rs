@@ -339,6 +339,8 @@ pub struct CameraView {
     pub reason: Option<String>,
     pub fps: Option<f64>,
     pub has_picture: bool,
+    /// On a compound node: the node running the camera.
+    pub runner: Option<crate::health::Runner>,
 }
 
 /// A GStreamer error without its debug tail (source file, element path): the
@@ -357,12 +359,14 @@ pub fn cameras(lang: Language, cams: &[CameraView]) -> Markup {
     let stamp = crate::time::now_ms() / 3000;
     html! {
         @for c in cams {
-            @let (class, label) = match c.state {
-                Some(CameraState::Up) => ("up", t.up),
-                Some(CameraState::Reconnecting) => ("reconnecting", t.reconnecting),
-                Some(CameraState::Failed) => ("failed", t.failed),
-                Some(CameraState::Stopped) => ("stopped", t.stopped),
-                None => ("starting", t.starting),
+            @let elsewhere = c.runner.as_ref().filter(|r| !r.here);
+            @let (class, label) = match (elsewhere, c.state) {
+                (Some(_), _) => ("elsewhere", t.on_node),
+                (None, Some(CameraState::Up)) => ("up", t.up),
+                (None, Some(CameraState::Reconnecting)) => ("reconnecting", t.reconnecting),
+                (None, Some(CameraState::Failed)) => ("failed", t.failed),
+                (None, Some(CameraState::Stopped)) => ("stopped", t.stopped),
+                (None, None) => ("starting", t.starting),
             };
             div class={"camera state-" (class)} data-camera=(c.id) data-name=(c.name) data-label=(label) data-reason=[c.reason.as_deref().map(|r| t.reason(short_reason(r)))] {
                 @if c.has_picture {
@@ -370,9 +374,11 @@ pub fn cameras(lang: Language, cams: &[CameraView]) -> Markup {
                 } @else { div.noshot { (t.no_picture) } }
                 div {
                     a.name href={"/cameras/" (c.id)} { strong { (c.name) } } " "
-                    span.badge { (label) }
-                    @if let Some(f) = c.fps { " · " (format!("{f:.1}")) " " (t.fps) }
-                    @if let Some(r) = &c.reason { p.reason title=(r) { (t.reason(short_reason(r))) } }
+                    span.badge { (label) @if let Some(r) = &c.runner { " " span.node { (r.node) } } }
+                    @if elsewhere.is_none() {
+                        @if let Some(f) = c.fps { " · " (format!("{f:.1}")) " " (t.fps) }
+                        @if let Some(r) = &c.reason { p.reason title=(r) { (t.reason(short_reason(r))) } }
+                    }
                 }
             }
         }
@@ -738,5 +744,41 @@ mod tests {
         assert_eq!(duration_text(65_400), "1:05");
         assert_eq!(duration_text(3_725_000), "1:02:05");
         assert_eq!(duration_text(-5), "0:00");
+    }
+
+    #[test]
+    fn a_compound_camera_says_which_node_runs_it() {
+        let camera = |id: &str, node: &str, here: bool| CameraView {
+            id: id.into(),
+            name: id.into(),
+            // Its last state here, before it moved: not what it is now.
+            state: Some(crate::events::CameraState::Reconnecting),
+            reason: Some("lost".into()),
+            fps: Some(5.0),
+            has_picture: false,
+            runner: Some(crate::health::Runner {
+                node: node.into(),
+                here,
+            }),
+        };
+        let html = cameras(
+            Language::ZhCn,
+            &[
+                camera("gate", "node-b", false),
+                camera("lobby", "node-a", true),
+            ],
+        )
+        .into_string();
+        let cards: Vec<&str> = html.split("class=\"camera ").skip(1).collect();
+        let (gate, lobby) = (cards[0], cards[1]);
+        assert!(
+            gate.contains("state-elsewhere") && gate.contains("运行于节点"),
+            "{gate}"
+        );
+        assert!(gate.contains("node-b") && !gate.contains("lost"), "{gate}");
+        assert!(
+            lobby.contains("state-reconnecting") && lobby.contains("node-a"),
+            "{lobby}"
+        );
     }
 }
