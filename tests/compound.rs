@@ -477,3 +477,82 @@ dwell_s = 1
     assert_eq!(exit_code(a), Some(0), "{}", a_log.text());
     assert_eq!(exit_code(b), Some(0), "{}", b_log.text());
 }
+
+/// Measures failover, not asserted: kills whichever node runs `gate` ten
+/// times, each time timing until the other node has it up, then restarts the
+/// killed one. `cargo test --release --test compound -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement: about 3 minutes"]
+fn failover_time_over_10_kills() {
+    let (Some(person), Some(model)) = (media("misc/person.jpg"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let pg = Postgres::start();
+    let broker = Mosquitto::start();
+    let mqtt = Recorder::start(broker.port, "vigil/cameras/gate/status");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"{detector}
+[compound]
+database = "{url}"
+[alerts]
+broker = "mqtt://127.0.0.1:{port}"
+[[cameras]]
+id = "gate"
+source = "{gate}"
+detectors = [{{ name = "coco" }}]
+"#,
+            detector = yolox_detector(&model),
+            url = pg.url(),
+            port = broker.port,
+            gate = still_stream(&person, 3600),
+        ),
+    );
+    let up_on = |n: &str| {
+        let n = n.to_string();
+        move |m: &[(String, String, bool)]| {
+            statuses(m, "gate").last() == Some(&("up".into(), n.clone()))
+        }
+    };
+    let mut nodes = vec![("node-a", node(&config, "node-a"))];
+    assert!(mqtt.wait_for(up_on("node-a"), Duration::from_secs(60)));
+    nodes.push(("node-b", node(&config, "node-b")));
+    std::thread::sleep(Duration::from_secs(4));
+    let mut times = Vec::new();
+    for round in 0..10 {
+        // nodes[0] holds gate.
+        let (name, (mut child, _log)) = nodes.remove(0);
+        child.kill().unwrap();
+        let killed = Instant::now();
+        let _ = child.wait();
+        let other = nodes[0].0;
+        assert!(
+            mqtt.wait_for(up_on(other), Duration::from_secs(60)),
+            "round {round}: {other} never took gate"
+        );
+        let took = killed.elapsed();
+        eprintln!(
+            "round {}: {other} ran gate {took:.1?} after {name} was killed",
+            round + 1
+        );
+        times.push(took.as_secs_f64());
+        nodes.push((name, node(&config, name)));
+        // Kills land anywhere in the lease rounds (every 2 s).
+        std::thread::sleep(Duration::from_millis(4000 + (round * 733) % 2000));
+    }
+    times.sort_by(f64::total_cmp);
+    eprintln!(
+        "failover over {} kills: min {:.1} s, median {:.1} s, max {:.1} s",
+        times.len(),
+        times[0],
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
+    for (_, (child, _)) in nodes {
+        signal(&child, libc::SIGTERM);
+        exit_code(child);
+    }
+}

@@ -9,13 +9,15 @@ use vigil::config::LoadedConfig;
 
 /// Validate a config: fields, files, zones, classes and the models' tensors.
 ///
+/// With `[compound]`, also that PostgreSQL answers (skipped by `--no-models`).
 /// Prints every problem with its field path and line; exits non-zero if
 /// any is an error.
 #[derive(clap::Args)]
 pub struct CheckArgs {
     #[arg(long, short)]
     pub config: PathBuf,
-    /// Skip loading the models in ONNX Runtime (faster, shallower).
+    /// Skip loading the models in ONNX Runtime and connecting to the
+    /// compound's PostgreSQL (faster, shallower).
     #[arg(long)]
     pub no_models: bool,
 }

@@ -113,6 +113,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let mut loaded = LoadedConfig::load_checked(&config, false)?;
     if let Some(node) = &node {
         vigil::compound::check_node_name(node)?;
+        if loaded.config.compound.is_none() {
+            return Err(vigil::compound::CompoundError::NoCompound { node: node.clone() }.into());
+        }
         // Each node keeps its own evidence, signed by its own key, and
         // speaks to the broker under its own name.
         let storage = &mut loaded.config.storage;
