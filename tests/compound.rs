@@ -22,6 +22,42 @@ fn node(config: &Path, name: &str) -> (Child, LogLines) {
     (child, log)
 }
 
+/// A compound's config: PostgreSQL and broker as given, then `gate`, a person
+/// who never leaves (a still photo), loitering after 1 s, any node; `rest`
+/// appended.
+fn compound_config(
+    model: &Path,
+    person: &Path,
+    pg_url: &str,
+    mqtt_port: u16,
+    rest: &str,
+) -> String {
+    format!(
+        r#"{detector}
+[compound]
+database = "{pg_url}"
+
+[alerts]
+broker = "mqtt://127.0.0.1:{mqtt_port}"
+
+[[cameras]]
+id = "gate"
+source = "{gate}"
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "gate"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "gate"
+classes = ["person"]
+dwell_s = 1
+{rest}"#,
+        detector = yolox_detector(model),
+        gate = still_stream(person, 3600),
+    )
+}
+
 fn json(p: &str) -> serde_json::Value {
     serde_json::from_str(p).unwrap_or(serde_json::Value::Null)
 }
@@ -66,30 +102,16 @@ fn a_lost_node_s_cameras_move_within_15_s_and_postgresql_outages_stop_nothing() 
     // ending all the time, pinned to node-b.
     let config = write_config(
         dir.path(),
-        &format!(
-            r#"{detector}
-[compound]
-database = "{url}"
-
-[alerts]
-broker = "mqtt://127.0.0.1:{port}"
-
-[[cameras]]
-id = "gate"
-source = "{gate}"
-detectors = [{{ name = "coco" }}]
-[[cameras.zones]]
-name = "gate"
-polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
-[[cameras.rules]]
-kind = "loitering"
-zone = "gate"
-classes = ["person"]
-dwell_s = 1
-
+        &compound_config(
+            &model,
+            &person,
+            &pg.url(),
+            broker.port,
+            &format!(
+                r#"
 [[cameras]]
 id = "plaza"
-source = "{plaza}"
+source = "{}"
 node = "node-b"
 fps = 5
 loop = true
@@ -104,11 +126,8 @@ classes = ["person"]
 dwell_s = 3
 leave_after_s = 1
 "#,
-            detector = yolox_detector(&model),
-            url = pg.url(),
-            port = broker.port,
-            gate = still_stream(&person, 3600),
-            plaza = video.display(),
+                video.display()
+            ),
         ),
     );
 
@@ -229,6 +248,31 @@ leave_after_s = 1
         assert!(
             !events(&m).iter().any(|e| e["reason"] == "interrupted"),
             "the alert node-b ended is not ended again by node-a"
+        );
+    }
+
+    // Another machine started with the same --node (its own disk) takes nothing.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let twin_config = write_config(elsewhere.path(), &std::fs::read_to_string(&config).unwrap());
+    let (twin, twin_log) = node(&twin_config, "node-b");
+    assert!(
+        wait_until(Duration::from_secs(30), || twin_log
+            .text()
+            .contains("another running process already uses this name")),
+        "{}",
+        twin_log.text()
+    );
+    signal(&twin, libc::SIGTERM);
+    exit_code(twin);
+    {
+        let m = mqtt.messages.lock().unwrap();
+        assert_eq!(
+            statuses(&m, "gate").last(),
+            Some(&("up".into(), "node-b".into()))
+        );
+        assert_eq!(
+            statuses(&m, "plaza").last(),
+            Some(&("up".into(), "node-b".into()))
         );
     }
 
@@ -372,30 +416,8 @@ fn a_node_cut_off_keeps_its_camera_until_the_broker_loses_it_too_and_stops_befor
     );
     let dir = tempfile::tempdir().unwrap();
     let config = |pg_port: u16, mqtt_port: u16| {
-        format!(
-            r#"{detector}
-[compound]
-database = "postgres://vigil@127.0.0.1:{pg_port}/postgres"
-
-[alerts]
-broker = "mqtt://127.0.0.1:{mqtt_port}"
-
-[[cameras]]
-id = "gate"
-source = "{gate}"
-detectors = [{{ name = "coco" }}]
-[[cameras.zones]]
-name = "gate"
-polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
-[[cameras.rules]]
-kind = "loitering"
-zone = "gate"
-classes = ["person"]
-dwell_s = 1
-"#,
-            detector = yolox_detector(&model),
-            gate = still_stream(&person, 3600),
-        )
+        let url = format!("postgres://vigil@127.0.0.1:{pg_port}/postgres");
+        compound_config(&model, &person, &url, mqtt_port, "")
     };
     let dir_a = dir.path().join("a");
     std::fs::create_dir(&dir_a).unwrap();
@@ -494,22 +516,7 @@ fn failover_time_over_10_kills() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
-        &format!(
-            r#"{detector}
-[compound]
-database = "{url}"
-[alerts]
-broker = "mqtt://127.0.0.1:{port}"
-[[cameras]]
-id = "gate"
-source = "{gate}"
-detectors = [{{ name = "coco" }}]
-"#,
-            detector = yolox_detector(&model),
-            url = pg.url(),
-            port = broker.port,
-            gate = still_stream(&person, 3600),
-        ),
+        &compound_config(&model, &person, &pg.url(), broker.port, ""),
     );
     let up_on = |n: &str| {
         let n = n.to_string();

@@ -126,12 +126,39 @@ impl Node {
             own_link,
         });
         let lease_s = lease.as_secs_f64();
+        let instance = format!("{}-{}", std::process::id(), crate::time::now_ms());
         let mut settled = Vec::new();
-        let db = match Db::connect(&pg, &me, lease_s) {
+        let db = match Db::connect(&pg, &me, &instance, lease_s) {
             Ok(mut db) => {
-                match db.settle_earlier_run() {
-                    Ok(ids) => settled = ids,
-                    Err(e) => tracing::error!("PostgreSQL {database}: {e}"),
+                // Restarted within its lease, the node's last run still looks
+                // alive: wait it out, then settle what that run left.
+                let deadline = Instant::now() + lease + Duration::from_secs(1);
+                let mut claimed = db.heartbeat();
+                if matches!(claimed, Ok(false)) {
+                    tracing::info!(
+                        "node {me}: a process running as this node was seen less than a lease ago (its last run, or another machine with the same --node); waiting up to {:.0} s for it to lapse",
+                        lease_s + 1.0
+                    );
+                }
+                while matches!(claimed, Ok(false))
+                    && Instant::now() < deadline
+                    && !shutdown.is_triggered()
+                {
+                    std::thread::sleep(Duration::from_millis(500));
+                    claimed = db.heartbeat();
+                }
+                match claimed.and_then(|c| {
+                    if c {
+                        db.settle_earlier_run().map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                }) {
+                    Ok(Some(ids)) => settled = ids,
+                    Ok(None) => tracing::error!("{}", Self::name_taken(&me)),
+                    Err(e) => {
+                        tracing::error!("PostgreSQL {database}: {}", crate::errors::with_causes(&e))
+                    }
                 }
                 Some(db)
             }
@@ -156,6 +183,8 @@ impl Node {
             lost,
             changes: changes_rx,
             pending: BTreeMap::new(),
+            instance,
+            name_taken_said: false,
             stop: stop.clone(),
             process: shutdown,
             down_since: None,
@@ -185,6 +214,12 @@ impl Node {
                 threads,
             },
             settled,
+        )
+    }
+
+    fn name_taken(me: &str) -> String {
+        format!(
+            "node {me}: another running process already uses this name (another machine started with the same --node?); this one runs no camera until that one stops"
         )
     }
 
@@ -295,6 +330,8 @@ struct Keeper {
     changes: Receiver<AlertChange>,
     /// Latest change per alert not yet in the database.
     pending: BTreeMap<String, AlertChange>,
+    instance: String,
+    name_taken_said: bool,
     stop: Shutdown,
     process: Shutdown,
     down_since: Option<Instant>,
@@ -378,6 +415,7 @@ impl Keeper {
             self.db = Some(Db::connect(
                 &self.pg,
                 &self.shared.me,
+                &self.instance,
                 self.shared.lease.as_secs_f64(),
             )?);
         }
@@ -388,8 +426,19 @@ impl Keeper {
     fn round(&mut self, stopping: bool) -> Result<(), postgres::Error> {
         let shared = self.shared.clone();
         let sent = Instant::now();
+        if !self.connect()?.heartbeat()? {
+            if !std::mem::replace(&mut self.name_taken_said, true) {
+                tracing::error!("{}", Node::name_taken(&shared.me));
+            }
+            let mut slots = shared.lock();
+            let cameras: Vec<String> = slots.held.keys().cloned().collect();
+            for c in cameras {
+                Shared::lose(&mut slots, &c, "another process runs as this node");
+            }
+            return Ok(());
+        }
+        self.name_taken_said = false;
         let db = self.connect()?;
-        db.heartbeat()?;
         let held: BTreeMap<String, i64> = shared
             .lock()
             .held

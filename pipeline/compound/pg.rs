@@ -48,6 +48,9 @@ const MIGRATIONS: &[&str] = &[
         ended timestamptz
     );
     CREATE INDEX open_alerts_camera ON open_alerts (camera, node);",
+    // 2: which process runs as each node, so two machines given the same
+    // `--node` do not take cameras from each other every round.
+    "ALTER TABLE nodes ADD COLUMN instance text;",
 ];
 
 /// Any number that is the same on every node: two nodes starting at once
@@ -67,6 +70,8 @@ pub struct LostAlert {
 pub struct Db {
     client: Client,
     node: String,
+    /// This process, among all that ever ran as `node`.
+    instance: String,
     lease_s: f64,
 }
 
@@ -74,11 +79,13 @@ impl Db {
     pub fn connect(
         config: &postgres::Config,
         node: &str,
+        instance: &str,
         lease_s: f64,
     ) -> Result<Db, postgres::Error> {
         let mut db = Db {
             client: config.connect(NoTls)?,
             node: node.into(),
+            instance: instance.into(),
             lease_s,
         };
         db.migrate()?;
@@ -112,13 +119,18 @@ impl Db {
         self.client.is_closed()
     }
 
-    pub fn heartbeat(&mut self) -> Result<(), postgres::Error> {
-        self.client.execute(
-            "INSERT INTO nodes (node, started, seen) VALUES ($1, now(), now())
-             ON CONFLICT (node) DO UPDATE SET seen = now(), stopped = NULL",
-            &[&self.node],
+    /// Says this node is alive, unless another process runs under its name
+    /// (its heartbeat younger than a lease): then false, and nothing changes.
+    pub fn heartbeat(&mut self) -> Result<bool, postgres::Error> {
+        let claimed = self.client.query_opt(
+            "INSERT INTO nodes (node, started, seen, instance) VALUES ($1, now(), now(), $2)
+             ON CONFLICT (node) DO UPDATE SET seen = now(), stopped = NULL, instance = $2
+             WHERE nodes.instance IS NULL OR nodes.instance = $2 OR nodes.stopped IS NOT NULL
+                OR nodes.seen < now() - $3 * interval '1 second'
+             RETURNING node",
+            &[&self.node, &self.instance, &self.lease_s],
         )?;
-        Ok(())
+        Ok(claimed.is_some())
     }
 
     /// Extends the leases of `held` (camera → token); returns those still ours.
