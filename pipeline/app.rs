@@ -498,7 +498,11 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                     .with_style(style.clone())
                     .with_prefix(cam.id.clone()),
             );
-            let health = console.as_ref().and_then(|_| health.camera(&cam.id));
+            // Only a console, or a compound node reporting to the others'
+            // consoles, reads health: otherwise cameras skip even the counter.
+            let health = (console.is_some() || node.is_some())
+                .then(|| health.camera(&cam.id))
+                .flatten();
             let detectors = &detectors;
             let inspect = inspect.as_ref();
             let events_tx = &events_tx;

@@ -194,6 +194,18 @@ pub enum CameraState {
 }
 
 impl CameraState {
+    /// The state `as_str` names (as another node reported it).
+    pub fn parse(s: &str) -> Option<CameraState> {
+        [
+            CameraState::Up,
+            CameraState::Reconnecting,
+            CameraState::Failed,
+            CameraState::Stopped,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CameraState::Up => "up",

@@ -49,6 +49,20 @@ pub struct Runner {
     pub node: String,
     /// This node: its state here is the camera's state.
     pub here: bool,
+    /// Elsewhere: the state its node last reported through PostgreSQL.
+    pub state: Option<CameraState>,
+    pub reason: Option<String>,
+}
+
+/// A node of the compound, as the last lease round saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeView {
+    pub name: String,
+    /// Heartbeat younger than a lease, and not stopped.
+    pub live: bool,
+    pub here: bool,
+    /// Seconds since its last heartbeat.
+    pub seen_ago_s: u64,
 }
 
 /// The newest frame of a watched camera and what the detector made of it.
@@ -184,18 +198,33 @@ impl CameraHealth {
     }
 }
 
-/// Every camera's health, by camera id.
+/// Every camera's health, by camera id, and on a compound node every node's.
 #[derive(Clone, Default)]
-pub struct HealthBoard(Arc<BTreeMap<String, Arc<CameraHealth>>>);
+pub struct HealthBoard(
+    Arc<BTreeMap<String, Arc<CameraHealth>>>,
+    Arc<Mutex<Vec<NodeView>>>,
+);
 
 impl HealthBoard {
     pub fn new<'a>(cameras: impl IntoIterator<Item = &'a str>) -> Self {
-        HealthBoard(Arc::new(
-            cameras
-                .into_iter()
-                .map(|id| (id.to_string(), Arc::new(CameraHealth::new())))
-                .collect(),
-        ))
+        HealthBoard(
+            Arc::new(
+                cameras
+                    .into_iter()
+                    .map(|id| (id.to_string(), Arc::new(CameraHealth::new())))
+                    .collect(),
+            ),
+            Arc::default(),
+        )
+    }
+
+    pub fn set_nodes(&self, nodes: Vec<NodeView>) {
+        *self.1.lock().unwrap_or_else(|e| e.into_inner()) = nodes;
+    }
+
+    /// The compound's nodes (none outside a compound).
+    pub fn nodes(&self) -> Vec<NodeView> {
+        self.1.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn camera(&self, id: &str) -> Option<Arc<CameraHealth>> {

@@ -223,6 +223,17 @@ leave_after_s = 1
         ("node-b", "lost", Some("node-a"))
     );
     assert!(history.iter().all(|h| h.4), "tenures overlap: {history:?}");
+    // Every console reads each camera's state, as its node reports it.
+    assert!(wait_until(Duration::from_secs(10), || {
+        db.query_opt(
+            "SELECT node, state FROM camera_status WHERE camera = 'gate'",
+            &[],
+        )
+        .unwrap()
+        .is_some_and(|r| {
+            (r.get::<_, String>(0), r.get::<_, String>(1)) == ("node-b".into(), "up".into())
+        })
+    }));
 
     // node-a comes back and takes nothing back.
     let (a, a_log) = node(&config, "node-a");

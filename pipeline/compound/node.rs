@@ -185,6 +185,7 @@ impl Node {
             pending: BTreeMap::new(),
             instance,
             name_taken_said: false,
+            reported: BTreeMap::new(),
             stop: stop.clone(),
             process: shutdown,
             down_since: None,
@@ -332,6 +333,8 @@ struct Keeper {
     pending: BTreeMap<String, AlertChange>,
     instance: String,
     name_taken_said: bool,
+    /// The last state reported for each camera running here.
+    reported: BTreeMap<String, (String, Option<String>)>,
     stop: Shutdown,
     process: Shutdown,
     down_since: Option<Instant>,
@@ -468,29 +471,78 @@ impl Keeper {
             return Ok(());
         }
         let (leases, live) = db.state()?;
-        self.show_runners(&leases);
+        self.report_cameras()?;
+        self.show_runners(&leases)?;
         if self.process.is_triggered() {
             return Ok(());
         }
         self.take_free(&leases, &live)
     }
 
-    fn show_runners(&self, leases: &BTreeMap<String, LeaseRow>) {
-        let Some(health) = &self.health else {
-            return;
+    /// Reports the state of each camera running here when it changed.
+    fn report_cameras(&mut self) -> Result<(), postgres::Error> {
+        let Some(health) = self.health.clone() else {
+            return Ok(());
         };
+        let held: Vec<String> = self.shared.lock().held.keys().cloned().collect();
+        // A camera taken again later is reported afresh.
+        self.reported.retain(|c, _| held.contains(c));
+        for camera in held {
+            let Some(now) = health.camera(&camera).map(|h| h.state()) else {
+                continue;
+            };
+            let Some(state) = now.state else { continue };
+            let report = (state.as_str().to_string(), now.reason.clone());
+            if self.reported.get(&camera) == Some(&report) {
+                continue;
+            }
+            self.connect()?
+                .report_camera(&camera, &report.0, report.1.as_deref())?;
+            self.reported.insert(camera, report);
+        }
+        Ok(())
+    }
+
+    /// Tells the console who runs each camera, in what state, and which
+    /// nodes are live.
+    fn show_runners(&mut self, leases: &BTreeMap<String, LeaseRow>) -> Result<(), postgres::Error> {
+        let Some(health) = self.health.clone() else {
+            return Ok(());
+        };
+        let me = self.shared.me.clone();
+        let super::pg::Overview {
+            cameras: reports,
+            nodes,
+        } = self.connect()?.overview()?;
         for (camera, _) in &self.cameras {
             let runner = leases
                 .get(camera)
-                .filter(|l| !l.released && (!l.expired || l.node == self.shared.me))
-                .map(|l| crate::health::Runner {
-                    node: l.node.clone(),
-                    here: l.node == self.shared.me,
+                .filter(|l| !l.released && (!l.expired || l.node == me))
+                .map(|l| {
+                    let report = reports.get(camera).filter(|r| r.node == l.node);
+                    crate::health::Runner {
+                        node: l.node.clone(),
+                        here: l.node == me,
+                        state: report.and_then(|r| crate::events::CameraState::parse(&r.state)),
+                        reason: report.and_then(|r| r.reason.clone()),
+                    }
                 });
             if let Some(h) = health.camera(camera) {
                 h.set_runner(runner);
             }
         }
+        health.set_nodes(
+            nodes
+                .into_iter()
+                .map(|(name, live, ago)| crate::health::NodeView {
+                    here: name == me,
+                    name,
+                    live,
+                    seen_ago_s: ago.max(0) as u64,
+                })
+                .collect(),
+        );
+        Ok(())
     }
 
     fn take_free(

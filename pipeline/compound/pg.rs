@@ -51,7 +51,31 @@ const MIGRATIONS: &[&str] = &[
     // 2: which process runs as each node, so two machines given the same
     // `--node` do not take cameras from each other every round.
     "ALTER TABLE nodes ADD COLUMN instance text;",
+    // 3: each camera's state as its node last reported it, for every console.
+    "CREATE TABLE camera_status (
+        camera text PRIMARY KEY,
+        node text NOT NULL,
+        state text NOT NULL,
+        reason text,
+        since timestamptz NOT NULL
+    );",
 ];
+
+/// What every console shows of the compound.
+pub struct Overview {
+    pub cameras: BTreeMap<String, CameraReport>,
+    /// Each node: name, live (heartbeat younger than a lease, not stopped),
+    /// seconds since its heartbeat.
+    pub nodes: Vec<(String, bool, i64)>,
+}
+
+/// A camera's state as its node reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraReport {
+    pub node: String,
+    pub state: String,
+    pub reason: Option<String>,
+}
 
 /// Any number that is the same on every node: two nodes starting at once
 /// migrate one after the other.
@@ -279,6 +303,54 @@ impl Db {
             )?;
         }
         tx.commit()
+    }
+
+    /// This node's word on a camera it runs.
+    pub fn report_camera(
+        &mut self,
+        camera: &str,
+        state: &str,
+        reason: Option<&str>,
+    ) -> Result<(), postgres::Error> {
+        self.client.execute(
+            "INSERT INTO camera_status (camera, node, state, reason, since)
+             VALUES ($1, $2, $3, $4, now())
+             ON CONFLICT (camera) DO UPDATE SET node = $2, state = $3, reason = $4, since = now()",
+            &[&camera, &self.node, &state, &reason],
+        )?;
+        Ok(())
+    }
+
+    /// Every camera's last reported state, and every node with whether it
+    /// is live and how many seconds ago it was heard.
+    pub fn overview(&mut self) -> Result<Overview, postgres::Error> {
+        let cameras = self
+            .client
+            .query("SELECT camera, node, state, reason FROM camera_status", &[])?
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    CameraReport {
+                        node: r.get(1),
+                        state: r.get(2),
+                        reason: r.get(3),
+                    },
+                )
+            })
+            .collect();
+        let nodes = self
+            .client
+            .query(
+                "SELECT node, stopped IS NULL AND seen > now() - $1 * interval '1 second',
+                        EXTRACT(EPOCH FROM now() - seen)::bigint
+                 FROM nodes ORDER BY node",
+                &[&self.lease_s],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        Ok(Overview { cameras, nodes })
     }
 
     pub fn stopped(&mut self) -> Result<(), postgres::Error> {

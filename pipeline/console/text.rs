@@ -126,6 +126,11 @@ pub struct Text {
     pub starting: &'static str,
     /// A compound camera run by another node: "on node-b".
     pub on_node: &'static str,
+    pub nodes: &'static str,
+    pub this_node: &'static str,
+    pub node_down: &'static str,
+    /// `{t}`: how long ago, e.g. "3 min" or "40 s".
+    pub node_last_heard: &'static str,
     pub fps: &'static str,
     pub no_picture: &'static str,
     /// The live video of cameras (the grid, a camera's page).
@@ -300,6 +305,10 @@ pub const ZH_CN: Text = Text {
     stopped: "已停止",
     starting: "启动中",
     on_node: "运行于节点",
+    nodes: "节点",
+    this_node: "本节点",
+    node_down: "离线",
+    node_last_heard: "最后在线：{t}前",
     fps: "帧/秒",
     no_picture: "无画面",
     live_video: "实况",
@@ -509,6 +518,10 @@ pub const EN: Text = Text {
     stopped: "stopped",
     starting: "starting",
     on_node: "on node",
+    nodes: "Nodes",
+    this_node: "this node",
+    node_down: "down",
+    node_last_heard: "last heard {t} ago",
     fps: "fps",
     no_picture: "no picture",
     live_video: "Live",
@@ -622,6 +635,18 @@ impl Text {
             .replace("{track}", &track)
             .replace("{place}", place)
             .replace("{score}", &format!("{:.2}", a.score))
+    }
+
+    /// When a down node was last heard.
+    pub fn node_down_since(&self, seconds: u64) -> String {
+        let (n, unit) = match seconds {
+            s if s < 120 => (s, self.seconds_ago),
+            s => (s / 60, self.minutes),
+        };
+        // Chinese units follow the number directly; English ones after a space.
+        let gap = if unit.is_ascii() { " " } else { "" };
+        self.node_last_heard
+            .replace("{t}", &format!("{n}{gap}{unit}"))
     }
 
     /// A recipient id as the control room says it.

@@ -353,32 +353,49 @@ fn short_reason(reason: &str) -> &str {
         .map_or(reason, |(head, _)| head)
 }
 
-pub fn cameras(lang: Language, cams: &[CameraView]) -> Markup {
+pub fn cameras(lang: Language, cams: &[CameraView], nodes: &[crate::health::NodeView]) -> Markup {
     use crate::events::CameraState;
     let t = lang.text();
     let stamp = crate::time::now_ms() / 3000;
+    let label = |state: Option<CameraState>| match state {
+        Some(CameraState::Up) => ("up", t.up),
+        Some(CameraState::Reconnecting) => ("reconnecting", t.reconnecting),
+        Some(CameraState::Failed) => ("failed", t.failed),
+        Some(CameraState::Stopped) => ("stopped", t.stopped),
+        None => ("starting", t.starting),
+    };
     html! {
+        @if !nodes.is_empty() {
+            div.nodes aria-label=(t.nodes) {
+                @for n in nodes {
+                    span class={"nodechip " (if n.live { "live" } else { "down" })} title=[(!n.live).then(|| t.node_down_since(n.seen_ago_s))] {
+                        (n.name)
+                        @if n.here { " · " (t.this_node) }
+                        @if !n.live { " · " (t.node_down) }
+                    }
+                }
+            }
+        }
         @for c in cams {
+            // A camera another node runs: its state as that node reported it.
             @let elsewhere = c.runner.as_ref().filter(|r| !r.here);
-            @let (class, label) = match (elsewhere, c.state) {
-                (Some(_), _) => ("elsewhere", t.on_node),
-                (None, Some(CameraState::Up)) => ("up", t.up),
-                (None, Some(CameraState::Reconnecting)) => ("reconnecting", t.reconnecting),
-                (None, Some(CameraState::Failed)) => ("failed", t.failed),
-                (None, Some(CameraState::Stopped)) => ("stopped", t.stopped),
-                (None, None) => ("starting", t.starting),
+            @let (state, reason) = match elsewhere {
+                Some(r) => (r.state, r.reason.as_ref()),
+                None => (c.state, c.reason.as_ref()),
             };
-            div class={"camera state-" (class)} data-camera=(c.id) data-name=(c.name) data-label=(label) data-reason=[c.reason.as_deref().map(|r| t.reason(short_reason(r)))] {
-                @if c.has_picture {
+            @let (class, label) = label(state);
+            div class={"camera state-" (class) (if elsewhere.is_some() { " elsewhere" } else { "" })} data-camera=(c.id) data-name=(c.name) data-label=(label) data-reason=[reason.map(|r| t.reason(short_reason(r)))] {
+                @if c.has_picture && elsewhere.is_none() {
                     img src={"/cameras/" (c.id) "/thumb.jpg?t=" (stamp)} alt=(c.name);
                 } @else { div.noshot { (t.no_picture) } }
                 div {
                     a.name href={"/cameras/" (c.id)} { strong { (c.name) } } " "
-                    span.badge { (label) @if let Some(r) = &c.runner { " " span.node { (r.node) } } }
+                    span.badge { (label) }
+                    @if let Some(r) = &c.runner { " " span.node title=(t.on_node) { (r.node) } }
                     @if elsewhere.is_none() {
                         @if let Some(f) = c.fps { " · " (format!("{f:.1}")) " " (t.fps) }
-                        @if let Some(r) = &c.reason { p.reason title=(r) { (t.reason(short_reason(r))) } }
                     }
+                    @if let Some(r) = reason { p.reason title=(r) { (t.reason(short_reason(r))) } }
                 }
             }
         }
@@ -759,7 +776,15 @@ mod tests {
             runner: Some(crate::health::Runner {
                 node: node.into(),
                 here,
+                state: Some(crate::events::CameraState::Up),
+                reason: None,
             }),
+        };
+        let node = |name: &str, live: bool, here: bool| crate::health::NodeView {
+            name: name.into(),
+            live,
+            here,
+            seen_ago_s: 95,
         };
         let html = cameras(
             Language::ZhCn,
@@ -767,18 +792,37 @@ mod tests {
                 camera("gate", "node-b", false),
                 camera("lobby", "node-a", true),
             ],
+            &[
+                node("node-a", true, true),
+                node("node-b", true, false),
+                node("node-c", false, false),
+            ],
         )
         .into_string();
         let cards: Vec<&str> = html.split("class=\"camera ").skip(1).collect();
         let (gate, lobby) = (cards[0], cards[1]);
         assert!(
-            gate.contains("state-elsewhere") && gate.contains("运行于节点"),
-            "{gate}"
+            gate.starts_with("state-up elsewhere"),
+            "as node-b reported: {gate}"
         );
         assert!(gate.contains("node-b") && !gate.contains("lost"), "{gate}");
         assert!(
-            lobby.contains("state-reconnecting") && lobby.contains("node-a"),
+            lobby.starts_with("state-reconnecting"),
+            "its own state here: {lobby}"
+        );
+        assert!(
+            lobby.contains("node-a") && lobby.contains("摄像头故障"),
             "{lobby}"
         );
+        let chips = &html[..html.find("class=\"camera ").unwrap()];
+        assert!(
+            chips.contains("nodechip live") && chips.contains("node-a · 本节点"),
+            "{chips}"
+        );
+        assert!(
+            chips.contains("nodechip down") && chips.contains("node-c · 离线"),
+            "{chips}"
+        );
+        assert!(chips.contains("最后在线：95秒前"), "{chips}");
     }
 }
