@@ -159,20 +159,14 @@ const FINAL_FLUSH_STOPPED: Duration = Duration::from_millis(1500);
 /// burst of events at a healthy broker needs more than a stop signal allows).
 const FINAL_FLUSH_ENDED: Duration = Duration::from_secs(10);
 
-/// Starts this process as compound node `me`: its leases, the broker
-/// witness, and where the `node_lost` ends of taken cameras' alerts go.
-fn start_node(
+/// Claims the name of compound node `me` (see [`crate::compound::Node::claim`]).
+fn claim_node(
     loaded: &LoadedConfig,
     me: &str,
-    db_path: Option<&std::path::Path>,
-    mqtt: Option<&MqttPublisher>,
-    witness_connect: Option<Connect>,
     shutdown: &Shutdown,
-    health: &crate::health::HealthBoard,
-) -> Result<(crate::compound::Node, Vec<String>), AppError> {
-    use crate::compound::{CompoundError, Node, NodeOptions, Witness};
-    let config = &loaded.config;
-    let Some(compound) = &config.compound else {
+) -> Result<crate::compound::Claim, AppError> {
+    use crate::compound::{CompoundError, Node};
+    let Some(compound) = &loaded.config.compound else {
         return Err(CompoundError::NoCompound { node: me.into() }.into());
     };
     crate::compound::check_node_name(me)?;
@@ -182,6 +176,34 @@ fn start_node(
         compound.describe(),
         compound.lease_s
     );
+    Ok(Node::claim(
+        &pg,
+        me,
+        &compound.describe(),
+        compound.lease(),
+        shutdown,
+    )?)
+}
+
+/// Starts this process as compound node `me`: its leases, the broker
+/// witness, and where the `node_lost` ends of taken cameras' alerts go.
+#[allow(clippy::too_many_arguments)]
+fn start_node(
+    loaded: &LoadedConfig,
+    me: &str,
+    claim: crate::compound::Claim,
+    db_path: Option<&std::path::Path>,
+    mqtt: Option<&MqttPublisher>,
+    witness_connect: Option<Connect>,
+    shutdown: &Shutdown,
+    health: &crate::health::HealthBoard,
+) -> Result<crate::compound::Node, AppError> {
+    use crate::compound::{CompoundError, Node, NodeOptions, Witness};
+    let config = &loaded.config;
+    let Some(compound) = &config.compound else {
+        return Err(CompoundError::NoCompound { node: me.into() }.into());
+    };
+    let pg = compound.pg_config(&loaded.base_dir())?;
     let witness = witness_connect.map(|c| {
         Witness::start(
             c,
@@ -220,22 +242,25 @@ fn start_node(
             let _ = n.try_send(());
         }
     });
-    Ok(Node::start(NodeOptions {
-        me: me.into(),
-        cameras: config
-            .cameras
-            .iter()
-            .map(|c| (c.id.clone(), c.node.clone()))
-            .collect(),
-        pg,
-        database: compound.describe(),
-        lease: compound.lease(),
-        witness,
-        own_link: mqtt.map(|m| m.link()),
-        lost,
-        shutdown: shutdown.clone(),
-        health: Some(health.clone()),
-    }))
+    Ok(Node::start(
+        NodeOptions {
+            me: me.into(),
+            cameras: config
+                .cameras
+                .iter()
+                .map(|c| (c.id.clone(), c.node.clone()))
+                .collect(),
+            pg,
+            database: compound.describe(),
+            lease: compound.lease(),
+            witness,
+            own_link: mqtt.map(|m| m.link()),
+            lost,
+            shutdown: shutdown.clone(),
+            health: Some(health.clone()),
+        },
+        claim,
+    ))
 }
 
 /// Runs every camera of the config until its source ends (files) or shutdown.
@@ -249,6 +274,24 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         Some(store)
     } else {
         None
+    };
+    // A compound node claims its name first: a second process with the same
+    // `--node` stops here, before it touches the broker.
+    let claim = match &options.node {
+        Some(me) => {
+            let claim = claim_node(loaded, me, &options.shutdown)?;
+            if let Some(store) = store.as_mut()
+                && !claim.settled.is_empty()
+            {
+                tracing::info!(
+                    "{} alert(s) the last run of this node left open were ended by another node as node_lost",
+                    claim.settled.len()
+                );
+                store.settle_lost_elsewhere(&claim.settled)?;
+            }
+            Some((me.clone(), claim))
+        }
+        None => None,
     };
     let detectors = load_detectors(loaded)?;
     // Without metrics the cameras still alert: a taken port is only a warning.
@@ -360,28 +403,17 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         (None, None)
     };
     let health = crate::health::HealthBoard::new(config.cameras.iter().map(|c| c.id.as_str()));
-    let node = match &options.node {
-        Some(me) => {
-            let (node, settled) = start_node(
-                loaded,
-                me,
-                store.as_ref().map(|s| s.db_path()),
-                mqtt.as_ref(),
-                witness_connect,
-                &options.shutdown,
-                &health,
-            )?;
-            if let Some(store) = store.as_mut()
-                && !settled.is_empty()
-            {
-                tracing::info!(
-                    "{} alert(s) the last run of this node left open were ended by another node as node_lost",
-                    settled.len()
-                );
-                store.settle_lost_elsewhere(&settled)?;
-            }
-            Some(node)
-        }
+    let node = match claim {
+        Some((me, claim)) => Some(start_node(
+            loaded,
+            &me,
+            claim,
+            store.as_ref().map(|s| s.db_path()),
+            mqtt.as_ref(),
+            witness_connect,
+            &options.shutdown,
+            &health,
+        )?),
         None => None,
     };
     let evidence_queueing = queueing

@@ -23,7 +23,7 @@ mod pg;
 mod witness;
 
 pub use lease::{Free, LeaseRow, Take, View};
-pub use node::{LostSink, Node, NodeOptions, Tenure};
+pub use node::{Claim, LostSink, Node, NodeOptions, Tenure};
 pub use pg::LostAlert;
 pub use witness::Witness;
 
@@ -73,12 +73,10 @@ pub enum CompoundError {
     NoCompound { node: String },
     #[error("--node {node:?}: letters, digits, `-` and `_` only")]
     BadNode { node: String },
-    #[error("PostgreSQL {database}")]
-    Database {
-        database: String,
-        #[source]
-        source: postgres::Error,
-    },
+    #[error(
+        "node {node}: another running process already uses this name (another machine started with the same --node?)"
+    )]
+    NameTaken { node: String },
 }
 
 impl CompoundConfig {

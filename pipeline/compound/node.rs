@@ -91,6 +91,14 @@ impl Shared {
     }
 }
 
+/// The node's name, claimed in PostgreSQL (or not, while it is down).
+pub struct Claim {
+    db: Option<Db>,
+    instance: String,
+    /// Alerts the node's last run left open that another node has ended.
+    pub settled: Vec<String>,
+}
+
 pub struct Node {
     shared: Arc<Shared>,
     changes: Sender<AlertChange>,
@@ -102,10 +110,72 @@ pub struct Node {
 const CHANGES: usize = 1024;
 
 impl Node {
-    /// Connects once to settle what an earlier run of this node left (the
-    /// alerts another node ended for it, returned), then keeps the leases in
-    /// the background. A database that is down now is retried there.
-    pub fn start(options: NodeOptions) -> (Node, Vec<String>) {
+    /// Claims the node's name before anything else of the node starts: a
+    /// second process given the same `--node` stops here, before it touches
+    /// the broker (where it would take over the first one's MQTT session).
+    /// Restarted within its lease, the node's last run still looks alive: this
+    /// waits it out, then settles what that run left (the alerts another node
+    /// ended for it, returned). A database that is down now is left to the
+    /// lease thread, which retries.
+    pub fn claim(
+        pg: &postgres::Config,
+        me: &str,
+        database: &str,
+        lease: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<Claim, super::CompoundError> {
+        let lease_s = lease.as_secs_f64();
+        let instance = format!("{}-{}", std::process::id(), crate::time::now_ms());
+        let unclaimed = |instance| Claim {
+            db: None,
+            instance,
+            settled: Vec::new(),
+        };
+        let mut db = match Db::connect(pg, me, &instance, lease_s) {
+            Ok(db) => db,
+            Err(e) => {
+                tracing::error!(
+                    "PostgreSQL {database}: {}; this node takes no camera until it answers",
+                    crate::errors::with_causes(&e)
+                );
+                return Ok(unclaimed(instance));
+            }
+        };
+        let deadline = Instant::now() + lease + Duration::from_secs(1);
+        let mut claimed = db.heartbeat();
+        if matches!(claimed, Ok(false)) {
+            tracing::info!(
+                "node {me}: a process running as this node was seen less than a lease ago (its last run, or another machine with the same --node); waiting up to {:.0} s for it to lapse",
+                lease_s + 1.0
+            );
+        }
+        while matches!(claimed, Ok(false)) && Instant::now() < deadline && !shutdown.is_triggered()
+        {
+            std::thread::sleep(Duration::from_millis(500));
+            claimed = db.heartbeat();
+        }
+        match claimed.and_then(|c| {
+            if c {
+                db.settle_earlier_run().map(Some)
+            } else {
+                Ok(None)
+            }
+        }) {
+            Ok(Some(settled)) => Ok(Claim {
+                db: Some(db),
+                instance,
+                settled,
+            }),
+            Ok(None) => Err(super::CompoundError::NameTaken { node: me.into() }),
+            Err(e) => {
+                tracing::error!("PostgreSQL {database}: {}", crate::errors::with_causes(&e));
+                Ok(unclaimed(instance))
+            }
+        }
+    }
+
+    /// Keeps the leases in the background from `claim` on.
+    pub fn start(options: NodeOptions, claim: Claim) -> Node {
         let NodeOptions {
             me,
             cameras,
@@ -125,51 +195,7 @@ impl Node {
             changed: Condvar::new(),
             own_link,
         });
-        let lease_s = lease.as_secs_f64();
-        let instance = format!("{}-{}", std::process::id(), crate::time::now_ms());
-        let mut settled = Vec::new();
-        let db = match Db::connect(&pg, &me, &instance, lease_s) {
-            Ok(mut db) => {
-                // Restarted within its lease, the node's last run still looks
-                // alive: wait it out, then settle what that run left.
-                let deadline = Instant::now() + lease + Duration::from_secs(1);
-                let mut claimed = db.heartbeat();
-                if matches!(claimed, Ok(false)) {
-                    tracing::info!(
-                        "node {me}: a process running as this node was seen less than a lease ago (its last run, or another machine with the same --node); waiting up to {:.0} s for it to lapse",
-                        lease_s + 1.0
-                    );
-                }
-                while matches!(claimed, Ok(false))
-                    && Instant::now() < deadline
-                    && !shutdown.is_triggered()
-                {
-                    std::thread::sleep(Duration::from_millis(500));
-                    claimed = db.heartbeat();
-                }
-                match claimed.and_then(|c| {
-                    if c {
-                        db.settle_earlier_run().map(Some)
-                    } else {
-                        Ok(None)
-                    }
-                }) {
-                    Ok(Some(ids)) => settled = ids,
-                    Ok(None) => tracing::error!("{}", Self::name_taken(&me)),
-                    Err(e) => {
-                        tracing::error!("PostgreSQL {database}: {}", crate::errors::with_causes(&e))
-                    }
-                }
-                Some(db)
-            }
-            Err(e) => {
-                tracing::error!(
-                    "PostgreSQL {database}: {}; this node takes no camera until it answers",
-                    crate::errors::with_causes(&e)
-                );
-                None
-            }
-        };
+        let Claim { db, instance, .. } = claim;
         let (changes, changes_rx) = crossbeam_channel::bounded(CHANGES);
         let stop = Shutdown::new();
         let mut threads = Vec::new();
@@ -207,21 +233,12 @@ impl Node {
             Ok(t) => threads.push(t),
             Err(e) => tracing::error!("cannot start the lease fence thread: {e}"),
         }
-        (
-            Node {
-                shared,
-                changes,
-                stop,
-                threads,
-            },
-            settled,
-        )
-    }
-
-    fn name_taken(me: &str) -> String {
-        format!(
-            "node {me}: another running process already uses this name (another machine started with the same --node?); this one runs no camera until that one stops"
-        )
+        Node {
+            shared,
+            changes,
+            stop,
+            threads,
+        }
     }
 
     /// Where the publish thread reports alert changes.
@@ -431,7 +448,12 @@ impl Keeper {
         let sent = Instant::now();
         if !self.connect()?.heartbeat()? {
             if !std::mem::replace(&mut self.name_taken_said, true) {
-                tracing::error!("{}", Node::name_taken(&shared.me));
+                tracing::error!(
+                    "{}; this process runs no camera until that one stops",
+                    super::CompoundError::NameTaken {
+                        node: shared.me.clone()
+                    }
+                );
             }
             let mut slots = shared.lock();
             let cameras: Vec<String> = slots.held.keys().cloned().collect();
