@@ -425,6 +425,20 @@ impl LoadedConfig {
         line_of_field(&self.text, field)
     }
 
+    /// The config as compound node `node` sees it: its own store
+    /// (`<[storage] dir>/<node>`: its own evidence, signing key and outbox)
+    /// and its own name on the broker.
+    pub fn as_node(&mut self, node: &str) -> Result<(), crate::compound::CompoundError> {
+        crate::compound::check_node_name(node)?;
+        if self.config.compound.is_none() {
+            return Err(crate::compound::CompoundError::NoCompound { node: node.into() });
+        }
+        let storage = &mut self.config.storage;
+        storage.dir = storage.dir.join(node);
+        self.config.alerts.node_id = Some(node.into());
+        Ok(())
+    }
+
     /// Every problem in the config. `deep` also loads each model in ONNX Runtime
     /// and checks its tensors against the declared format.
     pub fn check(&self, deep: bool) -> Vec<Problem> {

@@ -14,6 +14,11 @@ struct Cli {
     /// Log filter, e.g. `info`, `debug`, `vigil=debug` (or set RUST_LOG).
     #[arg(long, global = true, default_value = "info")]
     log: String,
+    /// A node of the config's compound (`[compound]`): `run` runs as it (only
+    /// the cameras PostgreSQL gives it); `alerts` and `evidence` read its store,
+    /// `<[storage] dir>/<node>`.
+    #[arg(long, global = true, value_name = "NAME")]
+    node: Option<String>,
     #[command(subcommand)]
     command: cli::Command,
 }
@@ -79,7 +84,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    match cli::execute(cli.command) {
+    match cli::execute(cli.command, cli.node) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -394,6 +394,53 @@ leave_after_s = 1
     let (code_a, code_b) = (exit_code(a), exit_code(b));
     assert_eq!(code_a, Some(0), "{}", a_log.text());
     assert_eq!(code_b, Some(0), "{}", b_log.text());
+
+    // Each node's store, read with the compound's config and --node: its
+    // alerts list, an alert's export verifies, and so does the whole store
+    // of the node that was killed mid-clip.
+    let vigil = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(args)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), said)
+    };
+    let config = config.to_str().unwrap();
+    let (ok, listed) = vigil(&["alerts", "list", "-c", config, "--node", "node-b", "--json"]);
+    assert!(ok, "{listed}");
+    let ended_plaza = listed
+        .lines()
+        .map(json)
+        .find(|a| a["camera"] == "plaza" && a["state"] == "ended")
+        .unwrap_or_else(|| panic!("node-b's store lists its plaza alerts\n{listed}"));
+    let id = ended_plaza["id"].as_str().unwrap();
+    let bundle = dir.path().join("bundle");
+    let bundle = bundle.to_str().unwrap();
+    let (ok, said) = vigil(&[
+        "evidence",
+        "export",
+        "-c",
+        config,
+        "--node",
+        "node-b",
+        id,
+        "--out",
+        bundle,
+        "--reason",
+        "compound test",
+    ]);
+    assert!(ok, "{said}");
+    let (ok, said) = vigil(&["evidence", "verify", "--bundle", bundle]);
+    assert!(ok, "the export verifies\n{said}");
+    let (ok, said) = vigil(&["evidence", "verify", "-c", config, "--node", "node-a"]);
+    assert!(ok, "node-a's store verifies after SIGKILL\n{said}");
+    let (ok, said) = vigil(&["replay", "-c", config, "--node", "node-a"]);
+    assert!(
+        !ok && said.contains("applies to run, alerts and evidence"),
+        "{said}"
+    );
 }
 
 /// Its exit status, killing it if it takes over 20 s.

@@ -105,7 +105,7 @@ pub fn execute(command: EvidenceCommand) -> Result<ExitCode> {
             out,
             reason,
         } => {
-            let loaded = vigil::config::LoadedConfig::load(&config)?;
+            let loaded = super::load_config(&config)?;
             let store = open_store(&config)?;
             let zone = match &loaded.config.console {
                 Some(console) => console.zone()?,

@@ -48,9 +48,20 @@ pub enum Command {
     User(user::UserCommand),
 }
 
-pub fn execute(command: Command) -> Result<ExitCode> {
+/// `node`: the global `--node`, for the commands it applies to.
+pub fn execute(command: Command, node: Option<String>) -> Result<ExitCode> {
+    let applies = matches!(
+        command,
+        Command::Run(_) | Command::Alerts(_) | Command::Evidence(_) | Command::Check(_)
+    );
+    if let Some(node) = &node
+        && !applies
+    {
+        anyhow::bail!("--node {node:?}: applies to run, alerts and evidence only");
+    }
+    NODE.get_or_init(|| node.clone());
     match command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(args, node),
         Command::Replay(args) => run::replay(args),
         Command::Check(args) => check::check(args),
         Command::Bench(args) => run::bench(args),
@@ -64,9 +75,22 @@ pub fn execute(command: Command) -> Result<ExitCode> {
     }
 }
 
+/// The global `--node`, set once before the command runs.
+static NODE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// A config as the police tools read it: a compound node's own store with
+/// `--node`.
+fn load_config(config: &std::path::Path) -> Result<LoadedConfig> {
+    let mut loaded = LoadedConfig::load(config)?;
+    if let Some(Some(node)) = NODE.get() {
+        loaded.as_node(node)?;
+    }
+    Ok(loaded)
+}
+
 /// The store a config names, opened to read, tag and hold (the police tools).
 fn open_store(config: &std::path::Path) -> Result<Store> {
-    let loaded = LoadedConfig::load(config)?;
+    let loaded = load_config(config)?;
     Ok(Store::open_reader(
         &loaded.config.storage,
         &loaded.base_dir(),

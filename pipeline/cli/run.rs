@@ -31,12 +31,6 @@ pub struct RunArgs {
     /// Also append every event as a JSON line to this file.
     #[arg(long)]
     pub events: Option<String>,
-    /// Run as this node of the config's compound (`[compound]`): only the
-    /// cameras pinned to it (`node = "…"`) and a share of the unpinned ones no
-    /// live node holds, taking over a lost node's within about 15 s. The node
-    /// name is its MQTT `node_id`, and its store is `<[storage] dir>/<node>`.
-    #[arg(long, value_name = "NAME")]
-    pub node: Option<String>,
 }
 
 /// Process recorded files as fast as the machine allows, every frame.
@@ -99,28 +93,20 @@ pub struct BenchArgs {
     pub no_record: bool,
 }
 
-pub fn run(args: RunArgs) -> Result<ExitCode> {
+/// `node` (`--node`): run as this node of the config's compound: only the
+/// cameras pinned to it (`node = "…"`) and a share of the unpinned ones no live
+/// node holds, taking over a lost node's within about 15 s. The node name is
+/// its MQTT `node_id`, and its store is `<[storage] dir>/<node>`.
+pub fn run(args: RunArgs, node: Option<String>) -> Result<ExitCode> {
     if !vigil::watchdog::is_worker() {
         // The cameras run in a worker process this one restarts if a crash
         // (a GStreamer assertion, a decoder's segfault) ends it.
         return vigil::watchdog::supervise();
     }
-    let RunArgs {
-        config,
-        events,
-        node,
-    } = args;
+    let RunArgs { config, events } = args;
     let mut loaded = LoadedConfig::load_checked(&config, false)?;
     if let Some(node) = &node {
-        vigil::compound::check_node_name(node)?;
-        if loaded.config.compound.is_none() {
-            return Err(vigil::compound::CompoundError::NoCompound { node: node.clone() }.into());
-        }
-        // Each node keeps its own evidence, signed by its own key, and
-        // speaks to the broker under its own name.
-        let storage = &mut loaded.config.storage;
-        storage.dir = storage.dir.join(node);
-        loaded.config.alerts.node_id = Some(node.clone());
+        loaded.as_node(node)?;
     }
     let shutdown = shutdown_on_signals()?;
     vigil::watchdog::install(&shutdown);
