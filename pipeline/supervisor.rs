@@ -91,7 +91,7 @@ impl StatusBoard<'_> {
             .handed_over
             .is_some_and(|h| h.load(std::sync::atomic::Ordering::Relaxed))
         {
-            tracing::info!(camera = %id, "camera {id} stopped here: another node runs it now");
+            tracing::info!(camera = %id, "camera {id} stopped here: this node lost its lease (another node may run it now)");
             return;
         }
         let why = reason.as_deref().unwrap_or("");
