@@ -198,11 +198,30 @@ impl CameraHealth {
     }
 }
 
-/// Every camera's health, by camera id, and on a compound node every node's.
+/// An alert open on another node of the compound (its latest event, as that
+/// node mirrored it in PostgreSQL).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteAlert {
+    pub id: String,
+    pub camera: String,
+    pub node: String,
+    pub kind: String,
+    pub start_wall_ms: i64,
+}
+
+/// What a compound node's console shows of the other nodes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CompoundView {
+    pub nodes: Vec<NodeView>,
+    /// Newest first.
+    pub open_elsewhere: Vec<RemoteAlert>,
+}
+
+/// Every camera's health, by camera id, and on a compound node the others'.
 #[derive(Clone, Default)]
 pub struct HealthBoard(
     Arc<BTreeMap<String, Arc<CameraHealth>>>,
-    Arc<Mutex<Vec<NodeView>>>,
+    Arc<Mutex<CompoundView>>,
 );
 
 impl HealthBoard {
@@ -218,12 +237,12 @@ impl HealthBoard {
         )
     }
 
-    pub fn set_nodes(&self, nodes: Vec<NodeView>) {
-        *self.1.lock().unwrap_or_else(|e| e.into_inner()) = nodes;
+    pub fn set_compound(&self, view: CompoundView) {
+        *self.1.lock().unwrap_or_else(|e| e.into_inner()) = view;
     }
 
-    /// The compound's nodes (none outside a compound).
-    pub fn nodes(&self) -> Vec<NodeView> {
+    /// The compound's nodes and other nodes' open alerts (empty outside a compound).
+    pub fn compound(&self) -> CompoundView {
         self.1.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 

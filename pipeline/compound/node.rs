@@ -535,6 +535,7 @@ impl Keeper {
         let super::pg::Overview {
             cameras: reports,
             nodes,
+            open_elsewhere,
         } = self.connect()?.overview()?;
         for (camera, _) in &self.cameras {
             let runner = leases
@@ -553,17 +554,34 @@ impl Keeper {
                 h.set_runner(runner);
             }
         }
-        health.set_nodes(
-            nodes
-                .into_iter()
-                .map(|(name, live, ago)| crate::health::NodeView {
-                    here: name == me,
-                    name,
-                    live,
-                    seen_ago_s: ago.max(0) as u64,
+        let nodes = nodes
+            .into_iter()
+            .map(|(name, live, ago)| crate::health::NodeView {
+                here: name == me,
+                name,
+                live,
+                seen_ago_s: ago.max(0) as u64,
+            })
+            .collect();
+        let mut open_elsewhere: Vec<crate::health::RemoteAlert> = open_elsewhere
+            .into_iter()
+            .filter_map(|(id, camera, node, payload)| {
+                let event: serde_json::Value = serde_json::from_str(&payload).ok()?;
+                let after = event.get("after")?;
+                Some(crate::health::RemoteAlert {
+                    id,
+                    camera,
+                    node,
+                    kind: after.get("kind")?.as_str()?.to_string(),
+                    start_wall_ms: after.get("start")?.get("wall_ms")?.as_i64()?,
                 })
-                .collect(),
-        );
+            })
+            .collect();
+        open_elsewhere.sort_by_key(|a| std::cmp::Reverse(a.start_wall_ms));
+        health.set_compound(crate::health::CompoundView {
+            nodes,
+            open_elsewhere,
+        });
         Ok(())
     }
 

@@ -67,6 +67,8 @@ pub struct Overview {
     /// Each node: name, live (heartbeat younger than a lease, not stopped),
     /// seconds since its heartbeat.
     pub nodes: Vec<(String, bool, i64)>,
+    /// Alerts open on other nodes: id, camera, node, latest event.
+    pub open_elsewhere: Vec<(String, String, String, String)>,
 }
 
 /// A camera's state as its node reported it.
@@ -350,7 +352,21 @@ impl Db {
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();
-        Ok(Overview { cameras, nodes })
+        let open_elsewhere = self
+            .client
+            .query(
+                "SELECT alert_id, camera, node, payload FROM open_alerts
+                 WHERE node <> $1 AND ended_by IS NULL ORDER BY updated DESC LIMIT 200",
+                &[&self.node],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect();
+        Ok(Overview {
+            cameras,
+            nodes,
+            open_elsewhere,
+        })
     }
 
     pub fn stopped(&mut self) -> Result<(), postgres::Error> {

@@ -294,7 +294,7 @@ async fn wall(State(c): State<Shared>, user: User) -> Response {
         .await;
     match loaded {
         Ok((cursor, alerts)) => {
-            let cams = views::cameras(user.lang, &camera_views(&c), &c.health.nodes());
+            let cams = views::cameras(user.lang, &camera_views(&c), &c.health.compound());
             Html(views::wall(&c, &user, &alerts, &cursor.to_string(), cams).into_string())
                 .into_response()
         }
@@ -303,7 +303,7 @@ async fn wall(State(c): State<Shared>, user: User) -> Response {
 }
 
 async fn cameras(State(c): State<Shared>, user: User) -> Html<String> {
-    Html(views::cameras(user.lang, &camera_views(&c), &c.health.nodes()).into_string())
+    Html(views::cameras(user.lang, &camera_views(&c), &c.health.compound()).into_string())
 }
 
 async fn thumbnail(State(c): State<Shared>, _user: User, Path(id): Path<String>) -> Response {

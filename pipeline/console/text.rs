@@ -131,6 +131,8 @@ pub struct Text {
     pub node_down: &'static str,
     /// `{t}`: how long ago, e.g. "3 min" or "40 s".
     pub node_last_heard: &'static str,
+    pub open_elsewhere: &'static str,
+    pub handled_there: &'static str,
     pub fps: &'static str,
     pub no_picture: &'static str,
     /// The live video of cameras (the grid, a camera's page).
@@ -309,6 +311,8 @@ pub const ZH_CN: Text = Text {
     this_node: "本节点",
     node_down: "离线",
     node_last_heard: "最后在线：{t}前",
+    open_elsewhere: "其他节点的未结束警报",
+    handled_there: "证据在该节点上：请在运行该摄像头的节点的控制台接警和处理。",
     fps: "帧/秒",
     no_picture: "无画面",
     live_video: "实况",
@@ -522,6 +526,8 @@ pub const EN: Text = Text {
     this_node: "this node",
     node_down: "down",
     node_last_heard: "last heard {t} ago",
+    open_elsewhere: "Open on other nodes",
+    handled_there: "Their evidence is on that node: take and resolve them on the console of the node running the camera.",
     fps: "fps",
     no_picture: "no picture",
     live_video: "Live",

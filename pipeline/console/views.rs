@@ -353,7 +353,18 @@ fn short_reason(reason: &str) -> &str {
         .map_or(reason, |(head, _)| head)
 }
 
-pub fn cameras(lang: Language, cams: &[CameraView], nodes: &[crate::health::NodeView]) -> Markup {
+pub fn cameras(
+    lang: Language,
+    cams: &[CameraView],
+    compound: &crate::health::CompoundView,
+) -> Markup {
+    let nodes = &compound.nodes;
+    let now = crate::time::now_ms() as i64;
+    let name_of = |id: &str| {
+        cams.iter()
+            .find(|c| c.id == id)
+            .map_or(id.to_string(), |c| c.name.clone())
+    };
     use crate::events::CameraState;
     let t = lang.text();
     let stamp = crate::time::now_ms() / 3000;
@@ -372,6 +383,24 @@ pub fn cameras(lang: Language, cams: &[CameraView], nodes: &[crate::health::Node
                         (n.name)
                         @if n.here { " · " (t.this_node) }
                         @if !n.live { " · " (t.node_down) }
+                    }
+                }
+            }
+        }
+        // Alerts other nodes have open: seen here, taken and resolved on the
+        // console of the node that runs the camera (its store has the evidence).
+        @if !compound.open_elsewhere.is_empty() {
+            details.elsewhere open {
+                summary { (t.open_elsewhere) " (" (compound.open_elsewhere.len()) ")" }
+                p.hint { (t.handled_there) }
+                ul {
+                    @for a in &compound.open_elsewhere {
+                        @let (icon, class, label) = kind_look(&a.kind, t);
+                        li class={"kind-" (class)} data-id=(a.id) {
+                            (icon) " " (label) " · " strong { (name_of(&a.camera)) }
+                            " · " span.node { (a.node) }
+                            " · " (duration_text(now - a.start_wall_ms))
+                        }
                     }
                 }
             }
@@ -786,19 +815,40 @@ mod tests {
             here,
             seen_ago_s: 95,
         };
+        let compound = crate::health::CompoundView {
+            nodes: vec![
+                node("node-a", true, true),
+                node("node-b", true, false),
+                node("node-c", false, false),
+            ],
+            open_elsewhere: vec![crate::health::RemoteAlert {
+                id: "gate-1-00001".into(),
+                camera: "gate".into(),
+                node: "node-b".into(),
+                kind: "battery_cart".into(),
+                start_wall_ms: crate::time::now_ms() as i64 - 65_000,
+            }],
+        };
         let html = cameras(
             Language::ZhCn,
             &[
                 camera("gate", "node-b", false),
                 camera("lobby", "node-a", true),
             ],
-            &[
-                node("node-a", true, true),
-                node("node-b", true, false),
-                node("node-c", false, false),
-            ],
+            &compound,
         )
         .into_string();
+        let elsewhere = &html[html.find("<details").unwrap()..html.find("</details>").unwrap()];
+        assert!(
+            elsewhere.contains("其他节点") && elsewhere.contains("(1)"),
+            "{elsewhere}"
+        );
+        assert!(
+            elsewhere.contains("gate")
+                && elsewhere.contains("node-b")
+                && elsewhere.contains("1:05"),
+            "{elsewhere}"
+        );
         let cards: Vec<&str> = html.split("class=\"camera ").skip(1).collect();
         let (gate, lobby) = (cards[0], cards[1]);
         assert!(
