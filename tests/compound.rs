@@ -5,6 +5,9 @@
 
 mod common;
 
+use common::browser::{
+    Killed, add_user, browser, chromedriver_started, login, screenshot, until, wait_port,
+};
 use common::*;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -623,4 +626,96 @@ fn failover_time_over_10_kills() {
         signal(&child, libc::SIGTERM);
         exit_code(child);
     }
+}
+
+/// A node's console, in a real browser, shows the whole compound: every node,
+/// each camera with the node running it and that node's word on its state,
+/// and the alerts open on other nodes; and follows a failover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_s_console_shows_the_whole_compound_in_a_real_browser() {
+    let (Some(person), Some(model), Some(chromedriver), Some(_chromium)) = (
+        media("misc/person.jpg"),
+        model("yolox_nano_416.onnx"),
+        program("chromedriver"),
+        program("chromium"),
+    ) else {
+        return;
+    };
+    let pg = Postgres::start();
+    let broker = Mosquitto::start();
+    let mqtt = Recorder::start(broker.port, "vigil/#");
+    let dir = tempfile::tempdir().unwrap();
+    let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir(&dir_a).unwrap();
+    std::fs::create_dir(&dir_b).unwrap();
+    let console_port = free_port();
+    let config_b = write_config(
+        &dir_b,
+        &compound_config(&model, &person, &pg.url(), broker.port, ""),
+    );
+    let config_a = write_config(
+        &dir_a,
+        &compound_config(
+            &model,
+            &person,
+            &pg.url(),
+            broker.port,
+            &format!(
+                "\n[console]\nlisten = \"127.0.0.1:{console_port}\"\ntime_zone = \"Asia/Shanghai\"\n"
+            ),
+        ),
+    );
+    // node-b first: it runs gate and has its alert open.
+    let (b, b_log) = node(&config_b, "node-b");
+    let b = Killed(b);
+    assert!(
+        mqtt.wait_for(
+            |m| events(m)
+                .iter()
+                .any(|e| e["type"] == "new" && e["after"]["camera"] == "gate"),
+            Duration::from_secs(60)
+        ),
+        "{}",
+        b_log.text()
+    );
+    add_user(&config_a, "op", "operator", "operator-password");
+    let (a, a_log) = node(&config_a, "node-a");
+    let _a = Killed(a);
+    wait_port(console_port, Duration::from_secs(60));
+    let (_driver, driver_port) = chromedriver_started(&chromedriver);
+    let client = browser(driver_port, 1280, 800).await;
+    let base = format!("http://127.0.0.1:{console_port}");
+    login(&client, &base, "op", "operator-password").await;
+    let chips = "[...document.querySelectorAll('.nodechip')].map(e => e.textContent).join('|')";
+    let gate = "document.querySelector('.camera[data-camera=gate]')";
+    until(
+        &client,
+        &format!(
+            "{chips}.includes('node-a · 本节点') && {chips}.includes('node-b') \
+             && {gate}?.classList.contains('elsewhere') && {gate}?.classList.contains('state-up') \
+             && {gate}?.querySelector('.node')?.textContent == 'node-b' \
+             && document.querySelectorAll('details.elsewhere li').length == 1"
+        ),
+        Duration::from_secs(30),
+        "node-b's camera and open alert on node-a's console",
+    )
+    .await;
+    screenshot(&client, "compound-console.png").await;
+
+    // node-b dies: node-a takes gate, node-b shows down, and its alert,
+    // ended as node_lost, leaves the list.
+    drop(b);
+    until(
+        &client,
+        &format!(
+            "{chips}.includes('node-b · 离线') && !{gate}?.classList.contains('elsewhere') \
+             && {gate}?.querySelector('.node')?.textContent == 'node-a' \
+             && !document.querySelector('details.elsewhere')"
+        ),
+        Duration::from_secs(40),
+        "the failover on node-a's console",
+    )
+    .await;
+    let _ = client.close().await;
+    drop(a_log);
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use std::net::TcpListener;
