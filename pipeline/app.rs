@@ -66,9 +66,19 @@ pub struct RunOptions {
     pub inspect: crate::inspect::InspectOptions,
     /// Whether to serve the web console when the config has `[console]`.
     pub console: ConsoleUse,
-    /// Run as this node of the config's compound (`vigil run --node`): only
-    /// the cameras PostgreSQL gives this node.
-    pub node: Option<String>,
+    /// A part in the config's compound: a node running the cameras
+    /// PostgreSQL gives it, or a console that runs none.
+    pub node: Option<NodeRole>,
+}
+
+/// How a process takes part in a compound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeRole {
+    /// `vigil run --node NAME`: runs the cameras PostgreSQL gives it.
+    Run(String),
+    /// `vigil console`: runs no camera and takes none; serves the console
+    /// with every node's cameras and open alerts.
+    Observe,
 }
 
 /// How long a run serves the console (when the config has `[console]`).
@@ -258,6 +268,7 @@ fn start_node(
             lost,
             shutdown: shutdown.clone(),
             health: Some(health.clone()),
+            observer: me == "(console)",
         },
         claim,
     ))
@@ -277,8 +288,9 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     };
     // A compound node claims its name first: a second process with the same
     // `--node` stops here, before it touches the broker.
+    let observing = options.node == Some(NodeRole::Observe);
     let claim = match &options.node {
-        Some(me) => {
+        Some(NodeRole::Run(me)) => {
             let claim = claim_node(loaded, me, &options.shutdown)?;
             if let Some(store) = store.as_mut()
                 && !claim.settled.is_empty()
@@ -291,9 +303,24 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
             }
             Some((me.clone(), claim))
         }
+        Some(NodeRole::Observe) => {
+            if config.compound.is_none() {
+                return Err(crate::compound::CompoundError::NoCompound {
+                    node: "(console)".into(),
+                }
+                .into());
+            }
+            // Never a node's name (those are letters, digits, `-`, `_`).
+            Some(("(console)".to_string(), crate::compound::Claim::observer()))
+        }
         None => None,
     };
-    let detectors = load_detectors(loaded)?;
+    // A console-only process loads no model: it may run where none is.
+    let detectors = if observing {
+        BTreeMap::new()
+    } else {
+        load_detectors(loaded)?
+    };
     // Without metrics the cameras still alert: a taken port is only a warning.
     if let Some(listen) = &config.metrics.listen {
         match telemetry::serve(listen) {
@@ -524,7 +551,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     let mut reports = Vec::new();
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
-        for cam in &config.cameras {
+        for cam in config.cameras.iter().filter(|_| !observing) {
             let progress = bars.add(
                 ProgressBar::new(0)
                     .with_style(style.clone())
@@ -637,11 +664,16 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     if publisher_thread.join().is_err() {
         tracing::error!("the publish thread panicked");
     }
-    if let Some(node) = node {
-        // Every alert has ended and been mirrored: give the cameras up now,
-        // so the other nodes take them at their next round.
-        node.finish(Duration::from_secs(3));
-    }
+    // Every alert has ended and been mirrored: a node gives its cameras up
+    // now, so the other nodes take them at their next round. A console-only
+    // process keeps reading the compound for its console until the end.
+    let node = match node {
+        Some(node) if !observing => {
+            node.finish(Duration::from_secs(3));
+            None
+        }
+        other => other,
+    };
     let flush = if options.shutdown.is_triggered() {
         FINAL_FLUSH_STOPPED
     } else {
@@ -651,12 +683,19 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         // Files end; the control room's review does not. The publisher stays
         // up too, so acknowledgements still reach MQTT.
         if options.console == ConsoleUse::UntilShutdown && !options.shutdown.is_triggered() {
-            tracing::info!("every camera has ended; the console stays up for review until Ctrl-C");
+            if !observing {
+                tracing::info!(
+                    "every camera has ended; the console stays up for review until Ctrl-C"
+                );
+            }
             while !options.shutdown.wait(Duration::from_secs(1)) {}
         } else {
             options.shutdown.trigger();
         }
         console.join();
+    }
+    if let Some(node) = node {
+        node.finish(Duration::from_secs(3));
     }
     let delivery = mqtt.map(|p| p.finish(flush)).unwrap_or_default();
     Ok(RunReport {

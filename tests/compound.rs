@@ -6,7 +6,7 @@
 mod common;
 
 use common::browser::{
-    Killed, add_user, browser, chromedriver_started, login, screenshot, until, wait_port,
+    Killed, add_user, browser, chromedriver_started, js, login, screenshot, until, wait_port,
 };
 use common::*;
 use std::path::Path;
@@ -628,11 +628,12 @@ fn failover_time_over_10_kills() {
     }
 }
 
-/// A node's console, in a real browser, shows the whole compound: every node,
-/// each camera with the node running it and that node's word on its state,
-/// and the alerts open on other nodes; and follows a failover.
+/// `vigil console` on a machine with no cameras, in a real browser, shows the
+/// whole compound: every node, each camera with the node running it and that
+/// node's word on its state, and the alerts open on every node; and follows a
+/// failover.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_s_console_shows_the_whole_compound_in_a_real_browser() {
+async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_browser() {
     let (Some(person), Some(model), Some(chromedriver), Some(_chromium)) = (
         media("misc/person.jpg"),
         model("yolox_nano_416.onnx"),
@@ -645,16 +646,15 @@ async fn a_node_s_console_shows_the_whole_compound_in_a_real_browser() {
     let broker = Mosquitto::start();
     let mqtt = Recorder::start(broker.port, "vigil/#");
     let dir = tempfile::tempdir().unwrap();
-    let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
-    std::fs::create_dir(&dir_a).unwrap();
-    std::fs::create_dir(&dir_b).unwrap();
+    let room = dir.path().join("control-room");
+    std::fs::create_dir(&room).unwrap();
     let console_port = free_port();
-    let config_b = write_config(
-        &dir_b,
+    let config = write_config(
+        dir.path(),
         &compound_config(&model, &person, &pg.url(), broker.port, ""),
     );
-    let config_a = write_config(
-        &dir_a,
+    let console_config = write_config(
+        &room,
         &compound_config(
             &model,
             &person,
@@ -665,8 +665,8 @@ async fn a_node_s_console_shows_the_whole_compound_in_a_real_browser() {
             ),
         ),
     );
-    // node-b first: it runs gate and has its alert open.
-    let (b, b_log) = node(&config_b, "node-b");
+    // node-b first: it runs gate and has its alert open; node-a takes nothing.
+    let (b, b_log) = node(&config, "node-b");
     let b = Killed(b);
     assert!(
         mqtt.wait_for(
@@ -678,9 +678,17 @@ async fn a_node_s_console_shows_the_whole_compound_in_a_real_browser() {
         "{}",
         b_log.text()
     );
-    add_user(&config_a, "op", "operator", "operator-password");
-    let (a, a_log) = node(&config_a, "node-a");
+    let (a, _a_log) = node(&config, "node-a");
     let _a = Killed(a);
+    add_user(&console_config, "op", "operator", "operator-password");
+    let console = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["console", "-c", console_config.to_str().unwrap()])
+        .env("VIGIL_PG_PASSWORD", "compound-test-secret")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut console = Killed(console);
+    let console_log = LogLines::follow(&mut console.0);
     wait_port(console_port, Duration::from_secs(60));
     let (_driver, driver_port) = chromedriver_started(&chromedriver);
     let client = browser(driver_port, 1280, 800).await;
@@ -691,31 +699,43 @@ async fn a_node_s_console_shows_the_whole_compound_in_a_real_browser() {
     until(
         &client,
         &format!(
-            "{chips}.includes('node-a · 本节点') && {chips}.includes('node-b') \
+            "{chips} == 'node-a|node-b' \
              && {gate}?.classList.contains('elsewhere') && {gate}?.classList.contains('state-up') \
              && {gate}?.querySelector('.node')?.textContent == 'node-b' \
              && document.querySelectorAll('details.elsewhere li').length == 1"
         ),
         Duration::from_secs(30),
-        "node-b's camera and open alert on node-a's console",
+        "node-b's camera and open alert on the control room's console",
     )
     .await;
     screenshot(&client, "compound-console.png").await;
+    assert!(
+        !console_log.text().contains("loaded"),
+        "a console without cameras loads no model\n{}",
+        console_log.text()
+    );
 
-    // node-b dies: node-a takes gate, node-b shows down, and its alert,
-    // ended as node_lost, leaves the list.
+    let lost = js(
+        &client,
+        "return document.querySelector('details.elsewhere li').dataset.id",
+    )
+    .await;
+    let lost = lost.as_str().unwrap().to_string();
+
+    // node-b dies: node-a takes gate, node-b shows down, and its alert, ended
+    // as node_lost, leaves the list; node-a's own alert on gate takes its place.
     drop(b);
     until(
         &client,
         &format!(
-            "{chips}.includes('node-b · 离线') && !{gate}?.classList.contains('elsewhere') \
+            "{chips}.includes('node-b · 离线') \
              && {gate}?.querySelector('.node')?.textContent == 'node-a' \
-             && !document.querySelector('details.elsewhere')"
+             && !document.querySelector('details.elsewhere li[data-id=\"{lost}\"]') \
+             && document.querySelector('details.elsewhere li .node')?.textContent == 'node-a'"
         ),
         Duration::from_secs(40),
-        "the failover on node-a's console",
+        "the failover on the control room's console",
     )
     .await;
     let _ = client.close().await;
-    drop(a_log);
 }

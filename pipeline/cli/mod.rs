@@ -20,6 +20,7 @@ use vigil::store::Store;
 #[derive(Subcommand)]
 pub enum Command {
     Run(run::RunArgs),
+    Console(run::ConsoleArgs),
     Replay(run::ReplayArgs),
     Check(check::CheckArgs),
     Bench(run::BenchArgs),
@@ -62,6 +63,7 @@ pub fn execute(command: Command, node: Option<String>) -> Result<ExitCode> {
     NODE.get_or_init(|| node.clone());
     match command {
         Command::Run(args) => run::run(args, node),
+        Command::Console(args) => run::console(args),
         Command::Replay(args) => run::replay(args),
         Command::Check(args) => check::check(args),
         Command::Bench(args) => run::bench(args),

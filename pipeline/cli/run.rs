@@ -33,6 +33,20 @@ pub struct RunArgs {
     pub events: Option<String>,
 }
 
+/// Serve the web console of a compound without running cameras.
+///
+/// For a control-room machine with no cameras: with `[compound]` and
+/// `[console]` in the config, it shows every node of the compound (live or
+/// down), each camera with the node running it and its state, and the alerts
+/// open on every node, as the nodes report them through PostgreSQL. It loads
+/// no model and takes no camera. Alerts are taken and resolved, and evidence
+/// viewed, on the console of the node that recorded them.
+#[derive(clap::Args)]
+pub struct ConsoleArgs {
+    #[arg(long, short)]
+    pub config: PathBuf,
+}
+
 /// Process recorded files as fast as the machine allows, every frame.
 ///
 /// All rule timing uses media time, so a replay raises the same alerts as
@@ -93,6 +107,37 @@ pub struct BenchArgs {
     pub no_record: bool,
 }
 
+pub fn console(args: ConsoleArgs) -> Result<ExitCode> {
+    let loaded = LoadedConfig::load_checked(&args.config, false)?;
+    if loaded.config.console.is_none() || loaded.config.compound.is_none() {
+        anyhow::bail!(
+            "{}: `vigil console` needs [console] and [compound] in the config (a single box's console is served by `vigil run`)",
+            args.config.display()
+        );
+    }
+    let mut loaded = loaded;
+    // Its own store (sessions, the custody log of what it shows), beside the nodes'.
+    let storage = &mut loaded.config.storage;
+    storage.dir = storage.dir.join("console");
+    // Its own name on the broker, never a node's.
+    let alerts = &mut loaded.config.alerts;
+    alerts.node_id = Some(format!("console-{}", alerts.node()));
+    let options = RunOptions {
+        pacing: Pacing::Live,
+        events_file: None,
+        embedded_broker: false,
+        mqtt: loaded.config.alerts.broker.is_some(),
+        progress: false,
+        shutdown: shutdown_on_signals()?,
+        run_until: None,
+        inspect: Default::default(),
+        console: app::ConsoleUse::UntilShutdown,
+        node: Some(app::NodeRole::Observe),
+    };
+    app::run(&loaded, &options)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `node` (`--node`): run as this node of the config's compound: only the
 /// cameras pinned to it (`node = "…"`) and a share of the unpinned ones no live
 /// node holds, taking over a lost node's within about 15 s. The node name is
@@ -120,7 +165,7 @@ pub fn run(args: RunArgs, node: Option<String>) -> Result<ExitCode> {
         run_until: None,
         inspect: Default::default(),
         console: app::ConsoleUse::UntilShutdown,
-        node,
+        node: node.map(app::NodeRole::Run),
     };
     let report = app::run(&loaded, &options)?;
     summarise(&report);

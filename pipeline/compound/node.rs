@@ -39,6 +39,8 @@ pub struct NodeOptions {
     pub shutdown: Shutdown,
     /// Where the console reads which node runs each camera.
     pub health: Option<crate::health::HealthBoard>,
+    /// A console-only process: reads the compound, claims and takes nothing.
+    pub observer: bool,
 }
 
 /// A camera's run on this node, until `shutdown` (lost lease or the process stopping).
@@ -97,6 +99,17 @@ pub struct Claim {
     instance: String,
     /// Alerts the node's last run left open that another node has ended.
     pub settled: Vec<String>,
+}
+
+impl Claim {
+    /// A console-only process claims no name.
+    pub fn observer() -> Claim {
+        Claim {
+            db: None,
+            instance: format!("console-{}", std::process::id()),
+            settled: Vec::new(),
+        }
+    }
 }
 
 pub struct Node {
@@ -187,6 +200,7 @@ impl Node {
             lost,
             shutdown,
             health,
+            observer,
         } = options;
         let shared = Arc::new(Shared {
             me: me.clone(),
@@ -216,6 +230,7 @@ impl Node {
             process: shutdown,
             down_since: None,
             health,
+            observer,
         };
         match std::thread::Builder::new()
             .name("compound".into())
@@ -356,6 +371,7 @@ struct Keeper {
     process: Shutdown,
     down_since: Option<Instant>,
     health: Option<crate::health::HealthBoard>,
+    observer: bool,
 }
 
 impl Keeper {
@@ -444,6 +460,15 @@ impl Keeper {
 
     /// One round: heartbeat, renew, flush alert changes, release, take.
     fn round(&mut self, stopping: bool) -> Result<(), postgres::Error> {
+        if self.observer {
+            // Not a node: no name, no heartbeat, no lease; only what the
+            // console shows.
+            if !stopping {
+                let (leases, _) = self.connect()?.state()?;
+                self.show_runners(&leases)?;
+            }
+            return Ok(());
+        }
         let shared = self.shared.clone();
         let sent = Instant::now();
         if !self.connect()?.heartbeat()? {
