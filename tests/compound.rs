@@ -709,6 +709,18 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
     )
     .await;
     screenshot(&client, "compound-console.png").await;
+    let empty = js(
+        &client,
+        "return document.querySelector('#empty').textContent",
+    )
+    .await;
+    assert!(
+        empty
+            .as_str()
+            .unwrap_or_default()
+            .contains("本机不运行摄像头"),
+        "the empty wall says where the alerts are: {empty}"
+    );
     assert!(
         !console_log.text().contains("loaded"),
         "a console without cameras loads no model\n{}",

@@ -76,6 +76,10 @@ pub struct Text {
     pub no_outcome: &'static str,
     pub cameras: &'static str,
     pub no_alerts: &'static str,
+    /// The same on a compound node: other nodes' alerts are elsewhere.
+    pub no_alerts_on_this_node: &'static str,
+    /// The same on `vigil console`, which runs no camera.
+    pub no_alerts_console_only: &'static str,
     pub fire_smoke: &'static str,
     pub battery_cart: &'static str,
     pub loitering: &'static str,
@@ -264,6 +268,8 @@ pub const ZH_CN: Text = Text {
     no_outcome: "未记录",
     cameras: "摄像头",
     no_alerts: "暂无未处理告警",
+    no_alerts_on_this_node: "本节点暂无未处理告警；其他节点的未结束警报见右侧列表",
+    no_alerts_console_only: "本机不运行摄像头：各节点的未结束警报见右侧列表，请在运行该摄像头的节点的控制台接警",
     fire_smoke: "烟火",
     battery_cart: "电动车进楼",
     loitering: "人员逗留",
@@ -479,6 +485,8 @@ pub const EN: Text = Text {
     no_outcome: "not recorded",
     cameras: "Cameras",
     no_alerts: "No open alerts",
+    no_alerts_on_this_node: "No open alerts on this node; other nodes' open alerts are listed on the right",
+    no_alerts_console_only: "This console runs no camera: the nodes' open alerts are listed on the right; take them on the console of the node running the camera",
     fire_smoke: "Fire / smoke",
     battery_cart: "Battery cart entering",
     loitering: "Loitering",

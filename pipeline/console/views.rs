@@ -274,6 +274,16 @@ pub fn wall(
         })
         .collect::<Vec<_>>()
         .join(",");
+    // In a compound, "no open alerts" is about this store only: say so.
+    let compound = console.health.compound();
+    let empty = match (
+        compound.nodes.is_empty(),
+        compound.nodes.iter().any(|n| n.here),
+    ) {
+        (true, _) => t.no_alerts,
+        (false, true) => t.no_alerts_on_this_node,
+        (false, false) => t.no_alerts_console_only,
+    };
     page(
         console,
         Some(user),
@@ -308,7 +318,7 @@ pub fn wall(
                         button #acksome type="button" hidden data-label=(t.take_selected) { (t.take_selected) }
                     }
                     p.keys { (t.shortcuts) }
-                    p #empty hidden[!alerts.is_empty()] { (t.no_alerts) }
+                    p #empty hidden[!alerts.is_empty()] { (empty) }
                     div #wall {
                         @for a in alerts { (card(console, user, a)) }
                     }
