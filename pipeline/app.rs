@@ -195,12 +195,14 @@ fn claim_node(
     )?)
 }
 
-/// Starts this process as compound node `me`: its leases, the broker
-/// witness, and where the `node_lost` ends of taken cameras' alerts go.
+/// Starts this process as compound node `me` (or, `observer`, as a console
+/// that runs no camera): its leases, the broker witness, and where the
+/// `node_lost` ends of taken cameras' alerts go.
 #[allow(clippy::too_many_arguments)]
 fn start_node(
     loaded: &LoadedConfig,
     me: &str,
+    observer: bool,
     claim: crate::compound::Claim,
     db_path: Option<&std::path::Path>,
     mqtt: Option<&MqttPublisher>,
@@ -268,7 +270,7 @@ fn start_node(
             lost,
             shutdown: shutdown.clone(),
             health: Some(health.clone()),
-            observer: me == "(console)",
+            observer,
         },
         claim,
     ))
@@ -434,6 +436,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         Some((me, claim)) => Some(start_node(
             loaded,
             &me,
+            observing,
             claim,
             store.as_ref().map(|s| s.db_path()),
             mqtt.as_ref(),
@@ -584,7 +587,6 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                         run_until: options.run_until,
                         events: events_tx.clone(),
                         statuses: statuses_tx.clone(),
-                        // Only a console reads health: without one, cameras skip even the counter.
                         health: health.clone(),
                         progress: progress.clone(),
                         handed_over,

@@ -1001,6 +1001,13 @@ impl LoadedConfig {
 
         match &c.compound {
             Some(compound) => {
+                for (i, cam) in c.cameras.iter().enumerate() {
+                    if let Some(node) = &cam.node
+                        && let Err(e) = crate::compound::check_node_name(node)
+                    {
+                        p.error(format!("cameras[{i}].node"), e.to_string());
+                    }
+                }
                 if !(2.0..=120.0).contains(&compound.lease_s) {
                     p.error(
                         "compound.lease_s".into(),
@@ -1208,6 +1215,35 @@ mod tests {
             problems(BASE)
                 .iter()
                 .all(|p| p.field != "cameras[0].source")
+        );
+    }
+
+    #[test]
+    fn compound_fields_are_checked_where_they_are_written() {
+        let pinned = BASE.replace(
+            "detectors = [{ name = \"coco\" }]\n[[cameras.zones]]",
+            "detectors = [{ name = \"coco\" }]\nnode = \"gate/1\"\n[[cameras.zones]]",
+        );
+        let ignored = problems(&pinned);
+        let hit = ignored.iter().find(|p| p.field == "cameras[0].node");
+        assert!(
+            hit.is_some_and(|p| p.warning),
+            "pin without [compound]: {ignored:?}"
+        );
+        let compound = format!(
+            "{pinned}\n[compound]\ndatabase = \"postgres://vigil:pw@db/vigil\"\nlease_s = 1\n"
+        );
+        let p = problems(&compound);
+        let field = |f: &str| p.iter().find(|p| p.field == f && !p.warning);
+        assert!(
+            field("cameras[0].node").is_some_and(|p| p.message.contains("gate/1")),
+            "{p:?}"
+        );
+        assert!(field("compound.lease_s").is_some(), "{p:?}");
+        let url = field("compound.database").expect("a password in the URL");
+        assert!(
+            url.message.contains("password_file") && !url.message.contains(":pw@"),
+            "{p:?}"
         );
     }
 

@@ -10,10 +10,12 @@ use common::browser::{
 };
 use common::*;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn node(config: &Path, name: &str) -> (Child, LogLines) {
+/// A `vigil run --node` process, killed on drop (a failed assertion must not
+/// leave it running, holding the test's output open), and its log.
+fn node(config: &Path, name: &str) -> (Killed, LogLines) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["run", "-c", config.to_str().unwrap(), "--node", name])
         .env("VIGIL_PG_PASSWORD", "compound-test-secret")
@@ -22,7 +24,7 @@ fn node(config: &Path, name: &str) -> (Child, LogLines) {
         .spawn()
         .unwrap();
     let log = LogLines::follow(&mut child);
-    (child, log)
+    (Killed(child), log)
 }
 
 /// A compound's config: PostgreSQL and broker as given, then `gate`, a person
@@ -172,9 +174,9 @@ leave_after_s = 1
 
     // node-a dies mid-alert.
     let mut a = a;
-    a.kill().unwrap();
+    a.0.kill().unwrap();
     let killed = Instant::now();
-    let _ = a.wait();
+    let _ = a.0.wait();
     drop(a_log);
     assert!(
         mqtt.wait_for(gate_on("node-b"), Duration::from_secs(30)),
@@ -392,7 +394,7 @@ leave_after_s = 1
     }
 
     for child in [&a, &b] {
-        signal(child, libc::SIGTERM);
+        signal(&child.0, libc::SIGTERM);
     }
     let (code_a, code_b) = (exit_code(a), exit_code(b));
     assert_eq!(code_a, Some(0), "{}", a_log.text());
@@ -447,7 +449,8 @@ leave_after_s = 1
 }
 
 /// Its exit status, killing it if it takes over 20 s.
-fn exit_code(mut child: Child) -> Option<i32> {
+fn exit_code(mut node: Killed) -> Option<i32> {
+    let child = &mut node.0;
     let started = Instant::now();
     loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -558,7 +561,7 @@ fn a_node_cut_off_keeps_its_camera_until_the_broker_loses_it_too_and_stops_befor
         "node-a's stop did not overwrite node-b's state"
     );
     for child in [&a, &b] {
-        signal(child, libc::SIGTERM);
+        signal(&child.0, libc::SIGTERM);
     }
     assert_eq!(exit_code(a), Some(0), "{}", a_log.text());
     assert_eq!(exit_code(b), Some(0), "{}", b_log.text());
@@ -596,9 +599,9 @@ fn failover_time_over_10_kills() {
     for round in 0..10 {
         // nodes[0] holds gate.
         let (name, (mut child, _log)) = nodes.remove(0);
-        child.kill().unwrap();
+        child.0.kill().unwrap();
         let killed = Instant::now();
-        let _ = child.wait();
+        let _ = child.0.wait();
         let other = nodes[0].0;
         assert!(
             mqtt.wait_for(up_on(other), Duration::from_secs(60)),
@@ -623,7 +626,7 @@ fn failover_time_over_10_kills() {
         times[times.len() - 1]
     );
     for (_, (child, _)) in nodes {
-        signal(&child, libc::SIGTERM);
+        signal(&child.0, libc::SIGTERM);
         exit_code(child);
     }
 }
@@ -667,7 +670,6 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
     );
     // node-b first: it runs gate and has its alert open; node-a takes nothing.
     let (b, b_log) = node(&config, "node-b");
-    let b = Killed(b);
     assert!(
         mqtt.wait_for(
             |m| events(m)
@@ -678,8 +680,7 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
         "{}",
         b_log.text()
     );
-    let (a, _a_log) = node(&config, "node-a");
-    let _a = Killed(a);
+    let (_a, _a_log) = node(&config, "node-a");
     add_user(&console_config, "op", "operator", "operator-password");
     let console = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["console", "-c", console_config.to_str().unwrap()])

@@ -53,7 +53,7 @@ pub enum Command {
 pub fn execute(command: Command, node: Option<String>) -> Result<ExitCode> {
     let applies = matches!(
         command,
-        Command::Run(_) | Command::Alerts(_) | Command::Evidence(_) | Command::Check(_)
+        Command::Run(_) | Command::Alerts(_) | Command::Evidence(_)
     );
     if let Some(node) = &node
         && !applies

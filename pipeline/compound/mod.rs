@@ -71,7 +71,7 @@ pub enum CompoundError {
         "--node {node:?}: needs [compound] in the config (the PostgreSQL that shares the cameras)"
     )]
     NoCompound { node: String },
-    #[error("--node {node:?}: letters, digits, `-` and `_` only")]
+    #[error("node name {node:?}: letters, digits, `-` and `_` only")]
     BadNode { node: String },
     #[error(
         "node {node}: another running process already uses this name (another machine started with the same --node?)"
