@@ -8,10 +8,10 @@ use super::{OutboxMessage, Store, StoreError, outbox};
 use crate::events::{Alert, Event, Lifecycle};
 use crate::time::now_ms;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One alert as listings show it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AlertRow {
     pub id: String,
     pub camera: String,

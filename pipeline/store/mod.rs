@@ -15,7 +15,7 @@
 //!                                  .../<alert id>-clip.mp4  (-clip-2.mp4, ... when split)
 //! ```
 //!
-//! # Schema (version 3, see `schema.rs`)
+//! # Schema (version 7, see `schema.rs`)
 //!
 //! - `alerts`: one row per alert, its latest state: id, camera, kind, rule,
 //!   severity, zone/line/direction, label, highest score, latest box (JSON
@@ -37,6 +37,8 @@
 //!   (alert, `ack`/`resolve`, who, note, when); the latest is the alert's.
 //! - `access_log` (version 3): the chain of custody: who viewed or exported
 //!   which alert's evidence, and when.
+//! - `review_changes` (version 7): the id of every alert whose tags or hold
+//!   changed, in order, written by triggers: what a compound's alert index follows.
 //! - `meta`: key/value: the manifest head (`manifest_seq`, `manifest_head`).
 //!
 //! What survives a crash: a row is committed only after its file was written,
@@ -80,7 +82,9 @@ pub use files::{EvidenceFile, EvidenceKind};
 pub use manifest::{generate_key, parse_public, public_hex, read_key};
 pub use outbox::{Outbox, OutboxError, OutboxMessage, Priority};
 pub use retention::Removed;
-pub use review::{Ack, AckAction, FeedCursor, Handled, Hold, Outcome, ShiftSummary, Tag};
+pub use review::{
+    Ack, AckAction, ChangeCursor, FeedCursor, Handled, Hold, Outcome, ShiftSummary, Tag,
+};
 pub use sessions::StoredSession;
 pub use space::{MIN_FREE_FOR_EVIDENCE, RESERVE_BYTES};
 pub use verify::Verification;

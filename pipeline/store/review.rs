@@ -103,6 +103,32 @@ impl std::str::FromStr for FeedCursor {
     }
 }
 
+/// Where a compound's alert index has got to in this store: the live feed's
+/// cursor, and the last tag or hold change (which the feed does not carry).
+/// Written `<event>-<ack>-<review>`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChangeCursor {
+    pub feed: FeedCursor,
+    pub review: i64,
+}
+
+impl std::fmt::Display for ChangeCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.feed, self.review)
+    }
+}
+
+impl std::str::FromStr for ChangeCursor {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (feed, review) = s.trim().rsplit_once('-').ok_or(())?;
+        Ok(ChangeCursor {
+            feed: feed.parse()?,
+            review: review.parse().map_err(|_| ())?,
+        })
+    }
+}
+
 /// One alert of a shift: when it started, who took it and when, how it ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Handled {
@@ -411,6 +437,52 @@ impl Store {
         }
         ids.reverse();
         Ok((ids, next))
+    }
+
+    /// The newest position of every change an alert can have.
+    pub fn change_head(&self) -> Result<ChangeCursor, StoreError> {
+        let review = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM review_changes",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(ChangeCursor {
+            feed: self.feed_head()?,
+            review,
+        })
+    }
+
+    /// Alerts that changed after `cursor` in any way a listing shows (an
+    /// event, an ack, a tag, a hold), each once, and the cursor after them.
+    pub fn changed_after(
+        &self,
+        cursor: ChangeCursor,
+        limit: usize,
+    ) -> Result<(Vec<String>, ChangeCursor), StoreError> {
+        let (mut ids, feed) = self.feed_after(cursor.feed, limit)?;
+        let mut review = cursor.review;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, alert_id FROM review_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params![cursor.review, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.sql(e))?;
+        for row in rows {
+            let (seq, id) = row.map_err(|e| self.sql(e))?;
+            review = seq;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        Ok((ids, ChangeCursor { feed, review }))
     }
 
     /// Alerts that started in `[from_ms, to_ms)`, oldest first, with who took

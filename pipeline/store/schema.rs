@@ -137,6 +137,23 @@ const MIGRATIONS: &[&str] = &[
         after_s  REAL NOT NULL
     );
     "#,
+    // 7: tags and holds change no event and no ack, yet a compound's alert
+    // index must follow them (a case number is what the police search by):
+    // each change leaves its alert's id here, in order.
+    r#"
+    CREATE TABLE review_changes (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id TEXT NOT NULL
+    );
+    CREATE TRIGGER tag_added AFTER INSERT ON tags
+        BEGIN INSERT INTO review_changes (alert_id) VALUES (NEW.alert_id); END;
+    CREATE TRIGGER tag_removed AFTER DELETE ON tags
+        BEGIN INSERT INTO review_changes (alert_id) VALUES (OLD.alert_id); END;
+    CREATE TRIGGER hold_placed AFTER INSERT ON holds
+        BEGIN INSERT INTO review_changes (alert_id) VALUES (NEW.alert_id); END;
+    CREATE TRIGGER hold_released AFTER DELETE ON holds
+        BEGIN INSERT INTO review_changes (alert_id) VALUES (OLD.alert_id); END;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -497,3 +497,34 @@ fn alerts_nobody_takes_are_escalated_once_and_announced_with_it() {
             .is_empty()
     );
 }
+
+#[test]
+fn the_change_feed_follows_tags_and_holds_that_the_live_feed_does_not_carry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = store(tmp.path(), None);
+    let mut ids = Vec::new();
+    for cam in ["a", "b"] {
+        let (new, end) = events(cam);
+        s.record_event(&new, "{}", &[], 10).unwrap();
+        s.record_event(&end, "{}", &[], 10).unwrap();
+        ids.push(new.alert().id.clone());
+    }
+    let (changed, after_events) = s.changed_after(ChangeCursor::default(), 100).unwrap();
+    assert_eq!(changed, ids);
+    assert_eq!(after_events, s.change_head().unwrap());
+    // A case number, then a hold released: the feed is silent, the change
+    // feed names the alert once per read.
+    s.tag(&ids[0], "沪公浦刑2026-117号", "police").unwrap();
+    s.hold(&ids[1], "police", "case").unwrap();
+    s.release(&ids[1]).unwrap();
+    assert!(
+        s.feed_after(after_events.feed, 100).unwrap().0.is_empty(),
+        "tags are not news on the wall"
+    );
+    let (changed, head) = s.changed_after(after_events, 100).unwrap();
+    assert_eq!(changed, ids);
+    assert_eq!(head.review, 3);
+    assert!(s.changed_after(head, 100).unwrap().0.is_empty());
+    assert_eq!(head.to_string().parse::<ChangeCursor>(), Ok(head));
+    assert!("1-2".parse::<ChangeCursor>().is_err());
+}
