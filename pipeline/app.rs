@@ -271,6 +271,14 @@ fn start_node(
             shutdown: shutdown.clone(),
             health: Some(health.clone()),
             observer,
+            index: config
+                .storage
+                .enabled
+                .then(|| crate::compound::IndexSource {
+                    storage: config.storage.clone(),
+                    base: loaded.base_dir(),
+                    url: config.console.as_ref().map(|c| c.advertised_url()),
+                }),
         },
         claim,
     ))

@@ -17,13 +17,15 @@
 //! stops nothing, and a node cut off from both stops its cameras before its
 //! lease runs out.
 
+mod index;
 mod lease;
 mod node;
 mod pg;
 mod witness;
 
+pub use index::{IndexError, Owner};
 pub use lease::{Free, LeaseRow, Take, View};
-pub use node::{Claim, LostSink, Node, NodeOptions, Tenure};
+pub use node::{Claim, IndexSource, LostSink, Node, NodeOptions, Tenure};
 pub use pg::LostAlert;
 pub use witness::Witness;
 

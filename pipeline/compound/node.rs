@@ -41,6 +41,16 @@ pub struct NodeOptions {
     pub health: Option<crate::health::HealthBoard>,
     /// A console-only process: reads the compound, claims and takes nothing.
     pub observer: bool,
+    /// The node's store, copied to the compound's alert index, and where
+    /// the node's console answers the other nodes.
+    pub index: Option<IndexSource>,
+}
+
+/// What the `alert-index` thread copies, and the address it advertises.
+pub struct IndexSource {
+    pub storage: crate::store::StorageConfig,
+    pub base: std::path::PathBuf,
+    pub url: Option<String>,
 }
 
 /// A camera's run on this node, until `shutdown` (lost lease or the process stopping).
@@ -201,6 +211,7 @@ impl Node {
             shutdown,
             health,
             observer,
+            index,
         } = options;
         let shared = Arc::new(Shared {
             me: me.clone(),
@@ -213,6 +224,24 @@ impl Node {
         let (changes, changes_rx) = crossbeam_channel::bounded(CHANGES);
         let stop = Shutdown::new();
         let mut threads = Vec::new();
+        if let Some(source) = index.filter(|_| !observer) {
+            let (pg, me, stop) = (pg.clone(), me.clone(), stop.clone());
+            match std::thread::Builder::new()
+                .name("alert-index".into())
+                .spawn(move || {
+                    super::index::keep_copying(
+                        &pg,
+                        &me,
+                        source.url,
+                        &source.storage,
+                        &source.base,
+                        &stop,
+                    )
+                }) {
+                Ok(t) => threads.push(t),
+                Err(e) => tracing::error!("cannot start the alert index thread: {e}"),
+            }
+        }
         let keeper = Keeper {
             shared: shared.clone(),
             db,

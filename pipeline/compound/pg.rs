@@ -59,7 +59,62 @@ const MIGRATIONS: &[&str] = &[
         reason text,
         since timestamptz NOT NULL
     );",
+    // 4: every node's alerts, copied from its store (see `index.rs`), and
+    // where each node's console answers the others.
+    "CREATE TABLE alerts (
+        id text PRIMARY KEY,
+        node text NOT NULL,
+        camera text NOT NULL,
+        kind text NOT NULL,
+        state text NOT NULL,
+        start_wall_ms bigint NOT NULL,
+        resolved boolean NOT NULL,
+        row text NOT NULL,
+        copied timestamptz NOT NULL
+    );
+    CREATE INDEX alerts_start ON alerts (start_wall_ms DESC, id DESC);
+    CREATE INDEX alerts_camera ON alerts (camera, start_wall_ms DESC, id DESC);
+    CREATE INDEX alerts_kind ON alerts (kind, start_wall_ms DESC, id DESC);
+    CREATE INDEX alerts_state ON alerts (state, start_wall_ms DESC, id DESC);
+    CREATE INDEX alerts_unresolved ON alerts (start_wall_ms DESC, id DESC) WHERE NOT resolved;
+    CREATE TABLE alert_tags (
+        alert_id text NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+        text text NOT NULL,
+        PRIMARY KEY (text, alert_id)
+    );
+    CREATE INDEX alert_tags_alert ON alert_tags (alert_id);
+    CREATE TABLE alert_copies (
+        node text PRIMARY KEY,
+        cursor text NOT NULL,
+        copied timestamptz NOT NULL
+    );
+    ALTER TABLE nodes ADD COLUMN url text;",
 ];
+
+/// Brings the shared schema up to date; two nodes starting at once migrate
+/// one after the other.
+pub(super) fn migrate(client: &mut Client) -> Result<(), postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS vigil_migrations (
+            version integer PRIMARY KEY, applied timestamptz NOT NULL)",
+    )?;
+    let done: i32 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM vigil_migrations",
+            &[],
+        )?
+        .get(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+        tx.batch_execute(sql)?;
+        tx.execute(
+            "INSERT INTO vigil_migrations (version, applied) VALUES ($1, now())",
+            &[&(i as i32 + 1)],
+        )?;
+    }
+    tx.commit()
+}
 
 /// What every console shows of the compound.
 pub struct Overview {
@@ -114,31 +169,8 @@ impl Db {
             instance: instance.into(),
             lease_s,
         };
-        db.migrate()?;
+        migrate(&mut db.client)?;
         Ok(db)
-    }
-
-    fn migrate(&mut self) -> Result<(), postgres::Error> {
-        let mut tx = self.client.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS vigil_migrations (
-                version integer PRIMARY KEY, applied timestamptz NOT NULL)",
-        )?;
-        let done: i32 = tx
-            .query_one(
-                "SELECT COALESCE(MAX(version), 0) FROM vigil_migrations",
-                &[],
-            )?
-            .get(0);
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
-            tx.batch_execute(sql)?;
-            tx.execute(
-                "INSERT INTO vigil_migrations (version, applied) VALUES ($1, now())",
-                &[&(i as i32 + 1)],
-            )?;
-        }
-        tx.commit()
     }
 
     pub fn is_closed(&self) -> bool {

@@ -112,6 +112,27 @@ impl ConsoleConfig {
         base.join(&self.users)
     }
 
+    /// Where the other nodes of a compound reach this console: `listen`, with
+    /// this machine's host name when it listens on every address.
+    pub fn advertised_url(&self) -> String {
+        let scheme = if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        match self.listen.parse::<std::net::SocketAddr>() {
+            Ok(addr) if addr.ip().is_unspecified() => {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "localhost".into());
+                format!("{scheme}://{host}:{}", addr.port())
+            }
+            _ => format!("{scheme}://{}", self.listen),
+        }
+    }
+
     pub fn zone(&self) -> Result<jiff::tz::TimeZone, ConsoleError> {
         match &self.time_zone {
             None => Ok(jiff::tz::TimeZone::system()),

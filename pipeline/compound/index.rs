@@ -1,0 +1,288 @@
+//! The compound's alert index: every node's alerts, copied from the node's own
+//! store into PostgreSQL, so any console lists and searches them all and knows
+//! which node to ask for an alert's evidence.
+//!
+//! The node's store stays the truth: it keeps recording while PostgreSQL is
+//! away, and its evidence and signed manifest are on its own disk. The index
+//! follows the store's change feed (events, acks, tags, holds) from a cursor
+//! that PostgreSQL keeps in the same transaction as the rows it copied, so a
+//! copy cut short anywhere (a kill, PostgreSQL stopping) resumes where it
+//! stopped: nothing is missed, and a row copied twice is the same row.
+
+use crate::store::{AlertFilter, AlertRow, ChangeCursor, Store, StoreError};
+use postgres::{Client, NoTls};
+
+/// Alerts copied per transaction: a node's first copy of a large store goes
+/// in steps, each one committed.
+const BATCH: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("alert index in PostgreSQL")]
+    Pg(#[from] postgres::Error),
+    #[error("alert index: reading this node's store")]
+    Store(#[from] StoreError),
+}
+
+/// Where another node's console answers, and whether the node is live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub node: String,
+    pub url: Option<String>,
+    pub live: bool,
+}
+
+pub struct Index {
+    client: Client,
+    node: String,
+    url: Option<String>,
+    url_said: bool,
+}
+
+impl Index {
+    pub fn connect(
+        config: &postgres::Config,
+        node: &str,
+        url: Option<String>,
+    ) -> Result<Index, postgres::Error> {
+        let mut client = config.connect(NoTls)?;
+        super::pg::migrate(&mut client)?;
+        Ok(Index {
+            client,
+            node: node.into(),
+            url,
+            url_said: false,
+        })
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Copies what changed in `store` since the last copy; returns how many
+    /// alerts were copied.
+    pub fn sync(&mut self, store: &Store) -> Result<usize, IndexError> {
+        if !self.url_said {
+            // The node's row is the heartbeat's: until it exists, try again.
+            let n = self.client.execute(
+                "UPDATE nodes SET url = $2 WHERE node = $1",
+                &[&self.node, &self.url],
+            )?;
+            self.url_said = n > 0;
+        }
+        let mut cursor: ChangeCursor = self
+            .client
+            .query_opt(
+                "SELECT cursor FROM alert_copies WHERE node = $1",
+                &[&self.node],
+            )?
+            .and_then(|r| r.get::<_, String>(0).parse().ok())
+            .unwrap_or_default();
+        let head = store.change_head()?;
+        if cursor.feed.event > head.feed.event
+            || cursor.feed.ack > head.feed.ack
+            || cursor.review > head.review
+        {
+            // A store younger than the index's cursor (its database was
+            // replaced): copy it all again; rows already there are overwritten.
+            tracing::warn!(
+                "alert index: this node's store is behind the index's cursor ({cursor} > {head}); copying it again"
+            );
+            cursor = ChangeCursor::default();
+        }
+        let mut copied = 0;
+        loop {
+            let (ids, next) = store.changed_after(cursor, BATCH)?;
+            if next == cursor {
+                return Ok(copied);
+            }
+            let rows = store.alerts_by_id(&ids)?;
+            let mut tx = self.client.transaction()?;
+            for row in &rows {
+                upsert(&mut tx, &self.node, row)?;
+            }
+            tx.execute(
+                "INSERT INTO alert_copies (node, cursor, copied) VALUES ($1, $2, now())
+                 ON CONFLICT (node) DO UPDATE SET cursor = $2, copied = now()",
+                &[&self.node, &next.to_string()],
+            )?;
+            tx.commit()?;
+            copied += rows.len();
+            cursor = next;
+        }
+    }
+}
+
+fn upsert(
+    tx: &mut postgres::Transaction<'_>,
+    node: &str,
+    row: &AlertRow,
+) -> Result<(), postgres::Error> {
+    let resolved = row
+        .ack
+        .as_ref()
+        .is_some_and(|a| a.action == crate::store::AckAction::Resolve);
+    let json = serde_json::to_string(row).unwrap_or_default();
+    tx.execute(
+        "INSERT INTO alerts (id, node, camera, kind, state, start_wall_ms, resolved, row, copied)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+         ON CONFLICT (id) DO UPDATE SET node = $2, camera = $3, kind = $4, state = $5,
+             start_wall_ms = $6, resolved = $7, row = $8, copied = now()",
+        &[
+            &row.id,
+            &node,
+            &row.camera,
+            &row.kind,
+            &row.state,
+            &row.start_wall_ms,
+            &resolved,
+            &json,
+        ],
+    )?;
+    tx.execute("DELETE FROM alert_tags WHERE alert_id = $1", &[&row.id])?;
+    for tag in &row.tags {
+        tx.execute(
+            "INSERT INTO alert_tags (alert_id, text) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&row.id, tag],
+        )?;
+    }
+    Ok(())
+}
+
+/// The node that recorded alert `id`, and where its console answers.
+pub fn owner(
+    client: &mut Client,
+    id: &str,
+    lease_s: f64,
+) -> Result<Option<Owner>, postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT a.node, n.url,
+                    COALESCE(n.stopped IS NULL AND n.seen > now() - $2 * interval '1 second', false)
+             FROM alerts a LEFT JOIN nodes n ON n.node = a.node WHERE a.id = $1",
+            &[&id, &lease_s],
+        )?
+        .map(|r| Owner {
+            node: r.get(0),
+            url: r.get(1),
+            live: r.get(2),
+        }))
+}
+
+/// Every node's alerts matching `filter`, newest first, each with its node:
+/// the same filter and order as the store's own search.
+pub fn search(
+    client: &mut Client,
+    filter: &AlertFilter,
+) -> Result<Vec<(String, AlertRow)>, postgres::Error> {
+    let mut sql = String::from("SELECT a.node, a.row FROM alerts a WHERE true");
+    let mut args: Vec<Box<dyn postgres::types::ToSql + Sync>> = Vec::new();
+    let mut arg =
+        |sql: &mut String, clause: &str, value: Box<dyn postgres::types::ToSql + Sync>| {
+            args.push(value);
+            *sql += &clause.replace('$', &format!("${}", args.len()));
+        };
+    if let Some(c) = &filter.camera {
+        arg(&mut sql, " AND a.camera = $", Box::new(c.clone()));
+    }
+    if let Some(k) = &filter.kind {
+        arg(&mut sql, " AND a.kind = $", Box::new(k.clone()));
+    }
+    if let Some(s) = &filter.state {
+        arg(&mut sql, " AND a.state = $", Box::new(s.clone()));
+    }
+    if let Some(t) = filter.since_ms {
+        arg(&mut sql, " AND a.start_wall_ms >= $", Box::new(t));
+    }
+    if let Some(t) = filter.until_ms {
+        arg(&mut sql, " AND a.start_wall_ms < $", Box::new(t));
+    }
+    if let Some(t) = &filter.tag {
+        // A prefix, as a range the tag index can start from.
+        arg(
+            &mut sql,
+            " AND a.id IN (SELECT t.alert_id FROM alert_tags t WHERE t.text >= $",
+            Box::new(t.clone()),
+        );
+        arg(
+            &mut sql,
+            " AND t.text < $)",
+            Box::new(format!("{t}\u{10FFFF}")),
+        );
+    }
+    if let Some((ms, id)) = &filter.before {
+        arg(&mut sql, " AND (a.start_wall_ms, a.id) < ($", Box::new(*ms));
+        arg(&mut sql, ", $)", Box::new(id.clone()));
+    }
+    sql += " ORDER BY a.start_wall_ms DESC, a.id DESC";
+    if let Some(l) = filter.limit {
+        sql += &format!(" LIMIT {l}");
+    }
+    let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+        args.iter().map(|a| a.as_ref()).collect();
+    Ok(client
+        .query(&sql, &params)?
+        .iter()
+        .filter_map(|r| {
+            let row = serde_json::from_str(r.get::<_, &str>(1)).ok()?;
+            Some((r.get::<_, String>(0), row))
+        })
+        .collect())
+}
+
+/// The `alert-index` thread: copies this node's new alert changes once a
+/// second until `stop`. PostgreSQL away is said once, and when it is back.
+pub(super) fn keep_copying(
+    pg: &postgres::Config,
+    node: &str,
+    url: Option<String>,
+    storage: &crate::store::StorageConfig,
+    base: &std::path::Path,
+    stop: &crate::shutdown::Shutdown,
+) {
+    let mut index: Option<Index> = None;
+    let mut store: Option<Store> = None;
+    let mut failing = false;
+    loop {
+        let stopping = stop.is_triggered();
+        let round = (|| -> Result<usize, IndexError> {
+            if index.as_ref().is_none_or(Index::is_closed) {
+                index = Some(Index::connect(pg, node, url.clone())?);
+            }
+            if store.is_none() {
+                store = Some(Store::open_reader(storage, base)?);
+            }
+            match (index.as_mut(), store.as_ref()) {
+                (Some(i), Some(s)) => i.sync(s),
+                _ => Ok(0),
+            }
+        })();
+        match round {
+            Ok(n) => {
+                if failing {
+                    tracing::info!("alert index: copying this node's alerts to PostgreSQL again");
+                    failing = false;
+                }
+                if n > 0 {
+                    metrics::counter!("vigil_compound_alerts_copied_total").increment(n as u64);
+                    tracing::debug!("alert index: {n} alert(s) copied");
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(
+                        "{}; the alerts stay in this node's store and are copied when it answers",
+                        crate::errors::with_causes(&e)
+                    );
+                    failing = true;
+                }
+                index = None;
+            }
+        }
+        // The round that began after the stop signal copied the final ends.
+        if stopping {
+            return;
+        }
+        stop.wait(std::time::Duration::from_secs(1));
+    }
+}
