@@ -440,6 +440,15 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
         (None, None)
     };
     let health = crate::health::HealthBoard::new(config.cameras.iter().map(|c| c.id.as_str()));
+    // What the console asks the compound: other nodes' alerts and consoles.
+    let peers = match (&claim, &config.compound) {
+        (Some((me, _)), Some(compound)) => Some(Arc::new(crate::compound::Peers::new(
+            compound,
+            &loaded.base_dir(),
+            me,
+        )?)),
+        _ => None,
+    };
     let node = match claim {
         Some((me, claim)) => Some(start_node(
             loaded,
@@ -528,6 +537,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
                     .unwrap_or_default(),
                 alerts: evidence_queueing_for_console,
                 shutdown: options.shutdown.clone(),
+                compound: peers.clone(),
             })?;
             tracing::info!(
                 "console on {}://{}/",

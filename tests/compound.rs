@@ -6,7 +6,7 @@
 mod common;
 
 use common::browser::{
-    Killed, add_user, browser, chromedriver_started, js, login, screenshot, until, wait_port,
+    Killed, add_user, browser, chromedriver_started, js, login, screenshot, until, vigil, wait_port,
 };
 use common::*;
 use std::path::Path;
@@ -751,4 +751,225 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
     )
     .await;
     let _ = client.close().await;
+}
+
+/// One console for the compound: node-b's console, in a real browser, finds
+/// node-a's alert in its search, opens its page, plays the clip recorded on
+/// node-a's disk, exports a bundle that verifies and acknowledges it; node-a's
+/// custody log names who did it from where. A request to node-a signed with
+/// another secret is refused. With node-a down, the page says the evidence is
+/// on node-a, unreachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clip_recorded_on_one_node_plays_through_another_node_s_console() {
+    let (Some(person), Some(model), Some(chromedriver), Some(_chromium)) = (
+        media("misc/person.jpg"),
+        model("yolox_nano_416.onnx"),
+        program("chromedriver"),
+        program("chromium"),
+    ) else {
+        return;
+    };
+    let pg = Postgres::start();
+    let broker = Mosquitto::start();
+    let mqtt = Recorder::start(broker.port, "vigil/#");
+    let dir = tempfile::tempdir().unwrap();
+    // porch: pinned to node-a, a person for 6 s, so its alert ends and its
+    // clip is complete; gate runs on node-b.
+    let porch = format!(
+        r#"
+[[cameras]]
+id = "porch"
+node = "node-a"
+source = "{source}"
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "porch"
+polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "porch"
+classes = ["person"]
+dwell_s = 1
+"#,
+        source = still_stream(&person, 6)
+    );
+    let mut configs = Vec::new();
+    let mut ports = Vec::new();
+    for name in ["node-a", "node-b"] {
+        let home = dir.path().join(name);
+        std::fs::create_dir(&home).unwrap();
+        std::fs::write(
+            home.join("compound.secret"),
+            "the compound's secret, 32 bytes or more\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let text = compound_config(&model, &person, &pg.url(), broker.port, &porch).replace(
+            "[compound]\n",
+            "[compound]\nsecret_file = \"compound.secret\"\n",
+        ) + &format!(
+            "\n[console]\nlisten = \"127.0.0.1:{port}\"\ntime_zone = \"Asia/Shanghai\"\n"
+        );
+        configs.push(write_config(&home, &text));
+        ports.push(port);
+    }
+    let (b, b_log) = node(&configs[1], "node-b");
+    assert!(
+        mqtt.wait_for(
+            |m| events(m)
+                .iter()
+                .any(|e| e["type"] == "new" && e["after"]["camera"] == "gate"),
+            Duration::from_secs(60)
+        ),
+        "gate's alert on node-b\n{}",
+        b_log.text()
+    );
+    let (a, a_log) = node(&configs[0], "node-a");
+    let ended = |m: &[(String, String, bool)]| {
+        events(m)
+            .iter()
+            .find(|e| e["type"] == "end" && e["after"]["camera"] == "porch")
+            .and_then(|e| e["after"]["id"].as_str().map(String::from))
+    };
+    assert!(
+        mqtt.wait_for(|m| ended(m).is_some(), Duration::from_secs(90)),
+        "porch's alert ended on node-a\n{}",
+        a_log.text()
+    );
+    let porch_alert = ended(&mqtt.messages.lock().unwrap()).unwrap();
+
+    add_user(&configs[1], "inspector", "police", "police-password");
+    wait_port(ports[1], Duration::from_secs(30));
+    let (_driver, driver_port) = chromedriver_started(&chromedriver);
+    let client = browser(driver_port, 1280, 900).await;
+    let base = format!("http://127.0.0.1:{}", ports[1]);
+    login(&client, &base, "inspector", "police-password").await;
+
+    // The search on node-b's console lists both nodes' alerts, each with its node.
+    let both = format!(
+        "return document.querySelector('tr[data-id=\"{porch_alert}\"] td.node')?.textContent == 'node-a' \
+         && [...document.querySelectorAll('td.node')].some(t => t.textContent == 'node-b')"
+    );
+    let until_found = Instant::now() + Duration::from_secs(30);
+    loop {
+        client.goto(&format!("{base}/search")).await.unwrap();
+        if js(&client, &both).await == serde_json::json!(true) {
+            break;
+        }
+        assert!(
+            Instant::now() < until_found,
+            "both nodes' alerts in node-b's search"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // node-a's alert page through node-b: the clip recorded on node-a plays.
+    client
+        .goto(&format!("{base}/alerts/{porch_alert}"))
+        .await
+        .unwrap();
+    until(
+        &client,
+        "document.querySelector('video:not(.sofar)')?.readyState >= 2",
+        Duration::from_secs(40),
+        "node-a's clip playing through node-b's console",
+    )
+    .await;
+    screenshot(&client, "compound-remote-alert.png").await;
+    let verified = js(&client, "return !!document.querySelector('.verified');").await;
+    assert_eq!(
+        verified,
+        serde_json::json!(true),
+        "node-a's manifest vouches for its files"
+    );
+
+    // Export through node-b: the bundle verifies.
+    let zip = client
+        .execute_async(
+            "const done = arguments[0]; const f = document.getElementById('export'); f.reason.value = '沪公浦刑2026-118号'; fetch(f.action, {method: 'POST', body: new URLSearchParams(new FormData(f)), credentials: 'same-origin'}).then(r => r.arrayBuffer()).then(b => { let s = ''; new Uint8Array(b).forEach(x => s += String.fromCharCode(x)); done(btoa(s)); });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    use base64::Engine;
+    let zip = base64::engine::general_purpose::STANDARD
+        .decode(zip.as_str().unwrap())
+        .unwrap();
+    let bundle = dir.path().join("bundle.zip");
+    std::fs::write(&bundle, &zip).unwrap();
+    let verify = vigil()
+        .args(["evidence", "verify", "--bundle"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "bundle from node-a through node-b: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    // Acknowledged through node-b, recorded in node-a's store, by whom and where.
+    js(
+        &client,
+        "const f = document.querySelector('form.ackform'); f.note.value = 'patrol sent'; f.querySelector('button[value=ack]').click(); return true;",
+    )
+    .await;
+    until(
+        &client,
+        "document.querySelector('table.custody')?.textContent.includes('inspector@node-b') \
+         && document.body.textContent.includes('patrol sent')",
+        Duration::from_secs(20),
+        "the ack and the custody log on node-a's page",
+    )
+    .await;
+    let shown = vigil()
+        .args(["alerts", "show", "--json", "-c"])
+        .arg(&configs[0])
+        .args(["--node", "node-a", &porch_alert])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("inspector@node-b"),
+        "node-a's store: {shown}"
+    );
+
+    // Straight to node-a, signed with another compound's secret: refused.
+    let forged = raw_get(
+        ports[0],
+        &format!("/alerts/{porch_alert}"),
+        &[("x-vigil-forwarded", "e30="), ("x-vigil-signature", "00")],
+    );
+    assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
+
+    // node-a gone: its alert stays found, its evidence unreachable, said so.
+    drop(a);
+    client
+        .goto(&format!("{base}/alerts/{porch_alert}"))
+        .await
+        .unwrap();
+    let text = js(&client, "return document.body.textContent").await;
+    assert!(
+        text.as_str()
+            .unwrap_or_default()
+            .contains("证据在节点 node-a 上，该节点无法连接"),
+        "{text}"
+    );
+    drop(b);
+    let _ = client.close().await;
+}
+
+/// A plain HTTP GET with extra headers; the whole answer as text.
+fn raw_get(port: u16, path: &str, headers: &[(&str, &str)]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    req += "\r\n";
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
 }

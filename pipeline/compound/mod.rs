@@ -17,15 +17,19 @@
 //! stops nothing, and a node cut off from both stops its cameras before its
 //! lease runs out.
 
+pub mod forward;
 mod index;
 mod lease;
 mod node;
+mod peers;
 mod pg;
 mod witness;
 
+pub use forward::{Forwarded, Refusal, Secret, SecretError};
 pub use index::{IndexError, Owner};
 pub use lease::{Free, LeaseRow, Take, View};
 pub use node::{Claim, IndexSource, LostSink, Node, NodeOptions, Tenure};
+pub use peers::Peers;
 pub use pg::LostAlert;
 pub use witness::Witness;
 
@@ -47,6 +51,12 @@ pub struct CompoundConfig {
     /// move after this plus up to a quarter of it (and the broker's notice).
     #[serde(default = "default_lease_s")]
     pub lease_s: f64,
+    /// File holding the compound's shared secret (the same file on every
+    /// node, at least 32 bytes, relative to the config): each console signs
+    /// with it what it asks another node for (an alert's page, its evidence,
+    /// an acknowledgement). Unset: each console shows other nodes' alerts but
+    /// cannot open their evidence.
+    pub secret_file: Option<PathBuf>,
 }
 
 fn default_lease_s() -> f64 {
@@ -75,6 +85,8 @@ pub enum CompoundError {
     NoCompound { node: String },
     #[error("node name {node:?}: letters, digits, `-` and `_` only")]
     BadNode { node: String },
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     #[error(
         "node {node}: another running process already uses this name (another machine started with the same --node?)"
     )]
@@ -151,6 +163,7 @@ mod tests {
             database: url.into(),
             password_file: None,
             lease_s: 8.0,
+            secret_file: None,
         }
     }
 

@@ -271,6 +271,10 @@ impl FromRequestParts<Arc<Console>> for User {
         parts: &mut Parts,
         console: &Arc<Console>,
     ) -> Result<Self, Self::Rejection> {
+        // Another console's user, vouched for with the compound's secret.
+        if let Some(f) = parts.extensions.get::<crate::compound::Forwarded>() {
+            return super::remote::forwarded_user(f).ok_or_else(|| not_logged_in(parts));
+        }
         let Some(token) = cookie_value(&parts.headers, COOKIE) else {
             return Err(not_logged_in(parts));
         };

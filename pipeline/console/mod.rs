@@ -20,6 +20,7 @@ mod auth;
 mod listener;
 mod live;
 mod plans;
+mod remote;
 mod routes;
 pub mod text;
 pub mod users;
@@ -193,6 +194,9 @@ pub struct ConsoleContext {
     /// the publisher is woken; `None` when this run does not publish.
     pub alerts: Option<(AlertsConfig, crossbeam_channel::Sender<()>)>,
     pub shutdown: Shutdown,
+    /// On a compound's node or `vigil console`: where other nodes' alerts are
+    /// looked up and how their consoles are asked.
+    pub compound: Option<Arc<crate::compound::Peers>>,
 }
 
 /// A camera's zones and lines as configured.
@@ -274,6 +278,10 @@ pub(crate) struct Console {
     thumbnails: Mutex<BTreeMap<String, Thumbnail>>,
     live_jpegs: Mutex<BTreeMap<String, live::LiveJpeg>>,
     secure: bool,
+    /// On a compound's node or `vigil console`: other nodes' alerts.
+    compound: Option<Arc<crate::compound::Peers>>,
+    /// Asks other nodes' consoles (see `remote.rs`).
+    http: remote::HttpClient,
 }
 
 impl Console {
@@ -437,6 +445,8 @@ pub fn start(ctx: ConsoleContext) -> Result<RunningConsole, ConsoleError> {
         thumbnails: Mutex::new(BTreeMap::new()),
         live_jpegs: Mutex::new(BTreeMap::new()),
         secure: tls.is_some(),
+        compound: ctx.compound,
+        http: remote::http_client(),
         config,
     });
     let shutdown = ctx.shutdown;

@@ -94,6 +94,16 @@ pub fn router(console: Shared) -> Router {
         .route("/report", get(report))
         .route("/evidence/{*path}", get(evidence))
         .fallback(not_found)
+        // Outermost first: a signed request from another console is checked,
+        // then a request about another node's alert is passed on.
+        .layer(axum::middleware::from_fn_with_state(
+            console.clone(),
+            super::remote::forward_remote,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            console.clone(),
+            super::remote::accept_forwarded,
+        ))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(console)
 }
@@ -979,14 +989,35 @@ async fn search(State(c): State<Shared>, user: User, Query(q): Query<SearchQuery
         }),
     };
     let started = Instant::now();
-    let rows = match c.db(move |s| s.alerts(&filter)).await {
-        Ok(rows) => rows,
-        Err(e) => return store_failed(e),
+    // A compound's console searches every node's alerts, in PostgreSQL; while
+    // PostgreSQL is away, this node's own, and says so.
+    let mut compound_down = false;
+    let everywhere = match c.compound.clone() {
+        Some(peers) => {
+            let f = filter.clone();
+            match tokio::task::spawn_blocking(move || peers.search(&f)).await {
+                Ok(Ok(rows)) => Some(rows),
+                Ok(Err(e)) => {
+                    tracing::warn!("console: search: the compound's PostgreSQL: {e}");
+                    compound_down = true;
+                    None
+                }
+                Err(_) => None,
+            }
+        }
+        None => None,
+    };
+    let rows: Vec<(Option<String>, crate::store::AlertRow)> = match everywhere {
+        Some(rows) => rows.into_iter().map(|(n, r)| (Some(n), r)).collect(),
+        None => match c.db(move |s| s.alerts(&filter)).await {
+            Ok(rows) => rows.into_iter().map(|r| (None, r)).collect(),
+            Err(e) => return store_failed(e),
+        },
     };
     let took_ms = started.elapsed().as_secs_f64() * 1e3;
     metrics::histogram!("vigil_console_search_seconds").record(took_ms / 1e3);
     let next = (rows.len() == PAGE).then(|| {
-        let last = &rows[rows.len() - 1];
+        let last = &rows[rows.len() - 1].1;
         let mut url = url_query(&[
             ("camera", &q.camera),
             ("kind", &q.kind),
@@ -1015,7 +1046,7 @@ async fn search(State(c): State<Shared>, user: User, Query(q): Query<SearchQuery
         &c,
         &user,
         t.search,
-        views::search(&c, &user, &form, &rows, next, took_ms),
+        views::search(&c, &user, &form, &rows, next, took_ms, compound_down),
     )
 }
 

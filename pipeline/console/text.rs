@@ -135,6 +135,12 @@ pub struct Text {
     pub node_down: &'static str,
     /// `{t}`: how long ago, e.g. "3 min" or "40 s".
     pub node_last_heard: &'static str,
+    /// Another node's alert whose node does not answer; `{node}`.
+    pub elsewhere_unreachable: &'static str,
+    /// Another node's alert, and no `[compound] secret_file` to ask it with.
+    pub elsewhere_no_secret: &'static str,
+    /// The compound's PostgreSQL does not answer: other nodes' alerts unknown.
+    pub compound_db_down: &'static str,
     pub open_elsewhere: &'static str,
     pub handled_there: &'static str,
     pub fps: &'static str,
@@ -317,8 +323,11 @@ pub const ZH_CN: Text = Text {
     this_node: "本节点",
     node_down: "离线",
     node_last_heard: "最后在线：{t}前",
+    elsewhere_unreachable: "证据在节点 {node} 上，该节点无法连接",
+    elsewhere_no_secret: "证据在节点 {node} 上；本系统未配置 [compound] secret_file，控制台之间无法调取",
+    compound_db_down: "小区数据库（PostgreSQL）无应答：暂时无法查到其他节点的警报",
     open_elsewhere: "其他节点的未结束警报",
-    handled_there: "证据在该节点上：请在运行该摄像头的节点的控制台接警和处理。",
+    handled_there: "证据保存在记录它的节点上，打开时由本控制台向该节点调取。",
     fps: "帧/秒",
     no_picture: "无画面",
     live_video: "实况",
@@ -534,8 +543,11 @@ pub const EN: Text = Text {
     this_node: "this node",
     node_down: "down",
     node_last_heard: "last heard {t} ago",
+    elsewhere_unreachable: "evidence on node {node}, unreachable",
+    elsewhere_no_secret: "evidence on node {node}; this compound has no [compound] secret_file, so consoles cannot fetch from each other",
+    compound_db_down: "the compound's PostgreSQL does not answer: other nodes' alerts cannot be looked up",
     open_elsewhere: "Open on other nodes",
-    handled_there: "Their evidence is on that node: take and resolve them on the console of the node running the camera.",
+    handled_there: "Their evidence stays on the node that recorded it; opening one fetches it from there.",
     fps: "fps",
     no_picture: "no picture",
     live_video: "Live",

@@ -407,7 +407,9 @@ pub fn cameras(
                     @for a in &compound.open_elsewhere {
                         @let (icon, class, label) = kind_look(&a.kind, t);
                         li class={"kind-" (class)} data-id=(a.id) {
-                            (icon) " " (label) " · " strong { (name_of(&a.camera)) }
+                            a href={"/alerts/" (a.id)} {
+                                (icon) " " (label) " · " strong { (name_of(&a.camera)) }
+                            }
                             " · " span.node { (a.node) }
                             " · " (duration_text(now - a.start_wall_ms))
                         }
@@ -488,10 +490,12 @@ pub fn search(
     console: &Console,
     user: &User,
     form: &SearchForm,
-    rows: &[AlertRow],
+    rows: &[(Option<String>, AlertRow)],
     next: Option<String>,
     took_ms: f64,
+    compound_down: bool,
 ) -> Markup {
+    let by_node = rows.iter().any(|(node, _)| node.is_some());
     let t = user.lang.text();
     let opt = |value: &str, label: &str, current: &str| {
         html! { option value=(value) selected[value == current] { (label) } }
@@ -519,15 +523,21 @@ pub fn search(
             } }
             button type="submit" { (t.find) }
         }
+        @if compound_down { p.message { (t.compound_db_down) } }
         p.found { (rows.len()) " " (t.results) " · " (format!("{took_ms:.1}")) " ms" }
         table.results {
-            thead { tr { th { (t.started) } th { (t.camera) } th { (t.kind) } th { (t.state) } th { (t.tags) } th {} } }
+            thead { tr {
+                th { (t.started) } th { (t.camera) }
+                @if by_node { th { (t.nodes) } }
+                th { (t.kind) } th { (t.state) } th { (t.tags) } th {}
+            } }
             tbody {
-                @for a in rows {
+                @for (node, a) in rows {
                     @let (icon, _, label) = kind_look(&a.kind, t);
                     tr data-id=(a.id) {
                         td { (console.local(a.start_wall_ms)) }
                         td { (console.camera_name(&a.camera)) }
+                        @if by_node { td.node { (node.as_deref().unwrap_or_default()) } }
                         td { (icon) " " (label) }
                         td { (state_label(&a.state, t)) @if a.held { " · " (t.held_by) } }
                         td { (a.tags.join(", ")) }

@@ -429,6 +429,16 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
+    /// Whether this store has alert `id` (a compound's console forwards the
+    /// others).
+    pub fn has_alert(&self, id: &str) -> Result<bool, StoreError> {
+        match self.require_alert(id) {
+            Ok(()) => Ok(true),
+            Err(StoreError::NoAlert { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     fn require_alert(&self, id: &str) -> Result<(), StoreError> {
         let found = self
             .conn

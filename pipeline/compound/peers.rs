@@ -1,0 +1,69 @@
+//! What a console asks the compound while serving a page: which node recorded
+//! an alert (and where its console answers), and the search over every node's
+//! alerts. Blocking calls, one connection, made again after it broke: the
+//! console runs them on its blocking pool.
+
+use super::forward::Secret;
+use super::index::{self, Owner};
+use super::{CompoundConfig, CompoundError};
+use crate::store::{AlertFilter, AlertRow};
+use postgres::{Client, NoTls};
+use std::path::Path;
+use std::sync::Mutex;
+
+pub struct Peers {
+    pg: postgres::Config,
+    /// This process's node (or `console-<host>` for `vigil console`).
+    pub me: String,
+    lease_s: f64,
+    /// `None` without `[compound] secret_file`: consoles cannot ask each other.
+    pub secret: Option<Secret>,
+    client: Mutex<Option<Client>>,
+}
+
+impl Peers {
+    pub fn new(config: &CompoundConfig, base: &Path, me: &str) -> Result<Peers, CompoundError> {
+        let secret = match &config.secret_file {
+            Some(file) => Some(Secret::read(&base.join(file))?),
+            None => None,
+        };
+        Ok(Peers {
+            pg: config.pg_config(base)?,
+            me: me.into(),
+            lease_s: config.lease_s,
+            secret,
+            client: Mutex::new(None),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, postgres::Error> {
+        let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_none_or(Client::is_closed) {
+            let mut client = self.pg.connect(NoTls)?;
+            super::pg::migrate(&mut client)?;
+            *slot = Some(client);
+        }
+        let Some(client) = slot.as_mut() else {
+            unreachable!("connected above")
+        };
+        let result = f(client);
+        if result.is_err() {
+            *slot = None;
+        }
+        result
+    }
+
+    /// The node that recorded alert `id`, if the index has it.
+    pub fn owner(&self, id: &str) -> Result<Option<Owner>, postgres::Error> {
+        let lease_s = self.lease_s;
+        self.with(|c| index::owner(c, id, lease_s))
+    }
+
+    /// Every node's alerts matching `filter`, newest first, with their node.
+    pub fn search(&self, filter: &AlertFilter) -> Result<Vec<(String, AlertRow)>, postgres::Error> {
+        self.with(|c| index::search(c, filter))
+    }
+}

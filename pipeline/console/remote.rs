@@ -1,0 +1,299 @@
+//! Other nodes' alerts through this console. An alert's page, evidence,
+//! acknowledgements, tags, hold and export live with the node that recorded
+//! it; a request for an alert this node's store does not have is passed to
+//! that node, signed with the compound's secret (`compound/forward.rs`), and
+//! its answer (a page, a clip with its byte ranges, a redirect) streamed back.
+//! The other way round, a signed request from another console is served here
+//! as the user it names, `name@node`, so the custody log says who and where.
+
+use super::Console;
+use super::auth::User;
+use super::views;
+use crate::compound::forward::{FORWARDED, Forwarded, SIGNATURE, body_sha256};
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::Full;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Forms and JSON only: evidence is fetched, never posted.
+const MAX_FORWARDED_BODY: usize = 1 << 20;
+/// A node that does not answer within this is shown as unreachable.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+pub(crate) type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
+
+pub(crate) fn http_client() -> HttpClient {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_connect_timeout(Some(Duration::from_secs(3)));
+    connector.set_nodelay(true);
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(connector)
+}
+
+/// The alert a console path concerns: `/alerts/{id}…`, or the alert whose
+/// evidence file `/evidence/<camera>/<day>/<id>-<kind>.<ext>` is.
+pub(crate) fn alert_of_path(path: &str) -> Option<&str> {
+    if let Some(rest) = path.strip_prefix("/alerts/") {
+        return rest.split('/').next().filter(|id| !id.is_empty());
+    }
+    let file = path.strip_prefix("/evidence/")?.rsplit('/').next()?;
+    let stem = file.rsplit_once('.')?.0;
+    for kind in ["-snapshot", "-annotated", "-clip"] {
+        if let Some(id) = stem.strip_suffix(kind) {
+            return Some(id);
+        }
+    }
+    // A split clip: `<id>-clip-2`.
+    let (head, n) = stem.rsplit_once('-')?;
+    n.parse::<u32>().ok()?;
+    head.strip_suffix("-clip")
+}
+
+/// The user a verified forwarded request names.
+pub(crate) fn forwarded_user(f: &Forwarded) -> Option<User> {
+    fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+        serde_json::from_value(serde_json::Value::String(s.into())).ok()
+    }
+    Some(User {
+        name: format!("{}@{}", f.user, f.from),
+        role: parse(&f.role)?,
+        csrf: f.csrf.clone(),
+        session: String::new(),
+        lang: parse(&f.lang)?,
+    })
+}
+
+/// Serves a signed request from another console as the user it names; refuses
+/// one whose signature does not hold.
+pub(crate) async fn accept_forwarded(
+    State(c): State<Arc<Console>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(header_value) = request.headers().get(FORWARDED).cloned() else {
+        return next.run(request).await;
+    };
+    let refuse = |why: String| {
+        tracing::warn!("console: a forwarded request refused: {why}");
+        (StatusCode::FORBIDDEN, format!("refused: {why}")).into_response()
+    };
+    let Some(secret) = c.compound.as_ref().and_then(|p| p.secret.clone()) else {
+        return refuse(crate::compound::Refusal::NoSecret.to_string());
+    };
+    let signature = request
+        .headers()
+        .get(SIGNATURE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let (mut parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_FORWARDED_BODY).await else {
+        return refuse("the body is too large".into());
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path(), |p| p.as_str())
+        .to_string();
+    let verified = Forwarded::verify(
+        &secret,
+        parts.method.as_str(),
+        &path,
+        header_value.to_str().unwrap_or_default(),
+        &signature,
+        &body,
+        crate::time::now_ms() as i64,
+    );
+    match verified {
+        Ok(f) => {
+            if forwarded_user(&f).is_none() {
+                return refuse(format!(
+                    "role {:?} or language {:?} unknown",
+                    f.role, f.lang
+                ));
+            }
+            parts.extensions.insert(f);
+            next.run(Request::from_parts(parts, Body::from(body))).await
+        }
+        Err(why) => refuse(why.to_string()),
+    }
+}
+
+/// Passes a request about another node's alert to that node.
+pub(crate) async fn forward_remote(
+    State(c): State<Arc<Console>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(peers) = c.compound.clone() else {
+        return next.run(request).await;
+    };
+    // Served here already for another console: never passed on again.
+    if request.extensions().get::<Forwarded>().is_some() {
+        return next.run(request).await;
+    }
+    let Some(id) = alert_of_path(request.uri().path()).map(str::to_string) else {
+        return next.run(request).await;
+    };
+    let local = {
+        let id = id.clone();
+        c.db(move |s| s.has_alert(&id)).await
+    };
+    if !matches!(local, Ok(false)) {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let user = match User::from_request_parts(&mut parts, &c).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let t = user.lang.text();
+    let lookup = {
+        let (peers, id) = (peers.clone(), id.clone());
+        tokio::task::spawn_blocking(move || peers.owner(&id)).await
+    };
+    let owner = match lookup {
+        Ok(Ok(Some(o))) if o.node != peers.me => o,
+        Ok(Ok(_)) => return next.run(Request::from_parts(parts, body)).await,
+        Ok(Err(e)) => {
+            tracing::warn!("console: alert {id}: the compound's PostgreSQL: {e}");
+            return shown(
+                &c,
+                &user,
+                StatusCode::SERVICE_UNAVAILABLE,
+                t.compound_db_down,
+            );
+        }
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let unreachable = t.elsewhere_unreachable.replace("{node}", &owner.node);
+    let Some(secret) = peers.secret.clone() else {
+        let text = t.elsewhere_no_secret.replace("{node}", &owner.node);
+        return shown(&c, &user, StatusCode::SERVICE_UNAVAILABLE, &text);
+    };
+    let Some(url) = owner.url.filter(|u| u.starts_with("http://")) else {
+        tracing::warn!(
+            "console: alert {id} is on node {}, which advertises no plain-HTTP console address",
+            owner.node
+        );
+        return shown(&c, &user, StatusCode::BAD_GATEWAY, &unreachable);
+    };
+    let Ok(body) = axum::body::to_bytes(body, MAX_FORWARDED_BODY).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "too large").into_response();
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path(), |p| p.as_str())
+        .to_string();
+    let forwarded = Forwarded {
+        from: peers.me.clone(),
+        user: user.name.clone(),
+        role: user.role.as_str().into(),
+        lang: user.lang.tag().into(),
+        csrf: user.csrf.clone(),
+        expires_ms: Forwarded::expiry(crate::time::now_ms() as i64),
+        body_sha256: body_sha256(&body),
+    };
+    let (header_value, signature) = forwarded.sign(&secret, parts.method.as_str(), &path);
+    let mut outgoing = axum::http::Request::builder()
+        .method(parts.method.clone())
+        .uri(format!("{url}{path}"))
+        .header(FORWARDED, header_value)
+        .header(SIGNATURE, signature);
+    // What the owning node's handlers read: byte ranges for clips, the
+    // form's type, and where an acknowledgement came from (to return there).
+    for name in [
+        header::RANGE,
+        header::IF_RANGE,
+        header::CONTENT_TYPE,
+        header::ACCEPT,
+        header::REFERER,
+        header::HeaderName::from_static("x-requested-with"),
+    ] {
+        if let Some(v) = parts.headers.get(&name) {
+            outgoing = outgoing.header(name, v.clone());
+        }
+    }
+    let Ok(outgoing) = outgoing.body(Full::new(body)) else {
+        return shown(&c, &user, StatusCode::BAD_GATEWAY, &unreachable);
+    };
+    let answer = tokio::time::timeout(ANSWER_WITHIN, c.http.request(outgoing)).await;
+    match answer {
+        Ok(Ok(response)) => {
+            let (mut head, incoming) = response.into_parts();
+            strip_hop_by_hop(&mut head.headers);
+            Response::from_parts(head, Body::new(incoming))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(
+                "console: alert {id}: node {} at {url}: {}",
+                owner.node,
+                crate::errors::with_causes(&e)
+            );
+            shown(&c, &user, StatusCode::BAD_GATEWAY, &unreachable)
+        }
+        Err(_) => {
+            tracing::warn!(
+                "console: alert {id}: node {} at {url} did not answer within {ANSWER_WITHIN:?}",
+                owner.node
+            );
+            shown(&c, &user, StatusCode::GATEWAY_TIMEOUT, &unreachable)
+        }
+    }
+}
+
+fn shown(c: &Console, user: &User, status: StatusCode, text: &str) -> Response {
+    (status, views::message(c, Some(user), text)).into_response()
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::TE,
+        header::TRAILER,
+        header::SET_COOKIE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_alert_of_a_page_or_an_evidence_file() {
+        assert_eq!(
+            alert_of_path("/alerts/gate-17-00003"),
+            Some("gate-17-00003")
+        );
+        assert_eq!(
+            alert_of_path("/alerts/gate-17-00003/ack"),
+            Some("gate-17-00003")
+        );
+        let day = "/evidence/gate/2026-12-02";
+        for (file, id) in [
+            ("gate-17-00003-snapshot.jpg", Some("gate-17-00003")),
+            ("gate-17-00003-annotated.jpg", Some("gate-17-00003")),
+            ("gate-17-00003-clip.mp4", Some("gate-17-00003")),
+            ("gate-17-00003-clip-2.mp4", Some("gate-17-00003")),
+            ("manifest.jsonl", None),
+            ("gate-17-00003-other.mp4", None),
+        ] {
+            assert_eq!(alert_of_path(&format!("{day}/{file}")), id, "{file}");
+        }
+        assert_eq!(alert_of_path("/alerts/"), None);
+        assert_eq!(alert_of_path("/search"), None);
+    }
+}
