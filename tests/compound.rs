@@ -165,6 +165,17 @@ leave_after_s = 1
     };
     assert!(mqtt.wait_for(|m| gate_alert(m).is_some(), Duration::from_secs(60)));
     let lost_alert = gate_alert(&mqtt.messages.lock().unwrap()).unwrap();
+    // Copied to the compound's index (once a second) before node-a dies.
+    let mut db = pg.client();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            db.query_opt("SELECT 1 FROM alerts WHERE id = $1", &[&lost_alert])
+                .unwrap()
+                .is_some()
+        }),
+        "node-a's alert in the compound's index"
+    );
+
     assert!(
         statuses(&mqtt.messages.lock().unwrap(), "gate")
             .iter()
@@ -199,8 +210,14 @@ leave_after_s = 1
         b_log.text()
     );
 
+    // Every console's search shows it interrupted, as node-a will record it.
+    let indexed: String = db
+        .query_one("SELECT state FROM alerts WHERE id = $1", &[&lost_alert])
+        .unwrap()
+        .get(0);
+    assert_eq!(indexed, "interrupted", "node-a's lost alert in the index");
+
     // The lease history: one holder at a time.
-    let mut db = pg.client();
     let history: Vec<(String, i64, String, Option<String>, bool)> = db
         .query(
             "SELECT node, token, how, from_node,
@@ -379,6 +396,26 @@ leave_after_s = 1
         assert!(
             open.iter().any(|o| o == id),
             "{id} missing from open_alerts"
+        );
+    }
+    // And every alert raised while it was down reached the compound's index,
+    // from node-b's store.
+    let indexed: Vec<String> = db
+        .query("SELECT id FROM alerts WHERE node = 'node-b'", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let raised_during: Vec<&str> = during
+        .iter()
+        .filter(|e| e["type"] == "new")
+        .filter_map(|e| e["after"]["id"].as_str())
+        .collect();
+    assert!(!raised_during.is_empty());
+    for id in &raised_during {
+        assert!(
+            indexed.iter().any(|i| i == id),
+            "{id}, raised while PostgreSQL was down, missing from the index"
         );
     }
     let ended_during: Vec<&str> = during

@@ -317,6 +317,20 @@ impl Db {
                 .collect(),
             _ => Vec::new(),
         };
+        // The index shows them as their node will record them when it is
+        // back (interrupted, ended as node_lost), not open meanwhile.
+        let ids: Vec<&str> = lost
+            .iter()
+            .map(|l: &LostAlert| l.alert_id.as_str())
+            .collect();
+        if !ids.is_empty() {
+            tx.execute(
+                "UPDATE alerts SET state = 'interrupted',
+                     row = jsonb_set(row::jsonb, '{state}', '\"interrupted\"')::text
+                 WHERE id = ANY($1) AND state = 'open'",
+                &[&ids],
+            )?;
+        }
         tx.commit()?;
         Ok(Some((token, lost)))
     }
