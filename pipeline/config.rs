@@ -1014,6 +1014,20 @@ impl LoadedConfig {
                         "must be between 2 and 120 seconds".into(),
                     );
                 }
+                match &compound.secret_file {
+                    Some(file) => {
+                        if let Err(e) = crate::compound::Secret::read(&base.join(file)) {
+                            p.error(
+                                "compound.secret_file".into(),
+                                crate::errors::with_causes(&e),
+                            );
+                        }
+                    }
+                    None => p.warning(
+                        "compound.secret_file".into(),
+                        "unset: each console lists the other nodes' alerts but cannot open their evidence".into(),
+                    ),
+                }
                 match compound.pg_config(&base) {
                     Err(e @ crate::compound::CompoundError::PasswordFile { .. }) => p.error(
                         "compound.password_file".into(),
@@ -1231,7 +1245,7 @@ mod tests {
             "pin without [compound]: {ignored:?}"
         );
         let compound = format!(
-            "{pinned}\n[compound]\ndatabase = \"postgres://vigil:pw@db/vigil\"\nlease_s = 1\n"
+            "{pinned}\n[compound]\ndatabase = \"postgres://vigil:pw@db/vigil\"\nlease_s = 1\nsecret_file = \"no-such.secret\"\n"
         );
         let p = problems(&compound);
         let field = |f: &str| p.iter().find(|p| p.field == f && !p.warning);
@@ -1240,6 +1254,10 @@ mod tests {
             "{p:?}"
         );
         assert!(field("compound.lease_s").is_some(), "{p:?}");
+        assert!(
+            field("compound.secret_file").is_some_and(|p| p.message.contains("no-such.secret")),
+            "{p:?}"
+        );
         let url = field("compound.database").expect("a password in the URL");
         assert!(
             url.message.contains("password_file") && !url.message.contains(":pw@"),
