@@ -5,6 +5,12 @@
 //! feed's catch-up. Prints p50/p95 over 200 runs of each first, then the
 //! criterion estimates. Run: `cargo bench --bench search` (`VIGIL_SEARCH_ALERTS`
 //! changes the size, `VIGIL_SEARCH_DIR=DIR` keeps the store there).
+//!
+//! With `VIGIL_SEARCH_PG=postgres://user@host:port/db` (password in
+//! `VIGIL_PG_PASSWORD`), also a compound's alert index in that PostgreSQL:
+//! how fast a node copies the generated store into it (`Index::sync`), then
+//! the same searches over `VIGIL_SEARCH_PG_ALERTS` alerts (default 1 000 000,
+//! generated in SQL) and the owner lookup every forwarded request makes.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
@@ -218,12 +224,151 @@ fn bench(c: &mut Criterion) {
             times[190]
         );
     }
+    if let Ok(url) = std::env::var("VIGIL_SEARCH_PG") {
+        compound_index(&url, &store);
+    }
     let mut group = c.benchmark_group("console_store");
     group.sample_size(30);
     for (name, query) in queries() {
         group.bench_function(name, |b| b.iter(|| query(&store)));
     }
     group.finish();
+}
+
+/// p50 and p95 in ms of 200 runs of `f`.
+fn percentiles(mut f: impl FnMut() -> usize) -> (usize, f64, f64) {
+    let mut times: Vec<f64> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(|a, b| a.total_cmp(b));
+    (f(), times[100], times[190])
+}
+
+fn compound_index(url: &str, store: &Store) {
+    let compound: vigil::compound::CompoundConfig =
+        toml::from_str(&format!("database = {url:?}")).unwrap();
+    let pg = compound.pg_config(std::path::Path::new(".")).unwrap();
+    let mut client = pg.connect(postgres::NoTls).unwrap();
+    // A fresh index: the copy is measured from nothing.
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS alert_tags, alerts, alert_copies, camera_status,
+                 open_alerts, lease_history, camera_leases, nodes, vigil_migrations",
+        )
+        .unwrap();
+    let mut index = vigil::compound::Index::connect(&pg, "bench-node", None).unwrap();
+    let copying = Instant::now();
+    let copied = index.sync(store).unwrap();
+    let took = copying.elapsed().as_secs_f64();
+    eprintln!(
+        "index copy: {copied} alerts in {took:.1} s, {:.0} alerts/s",
+        copied as f64 / took
+    );
+    let n: i64 = std::env::var("VIGIL_SEARCH_PG_ALERTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let generating = Instant::now();
+    // The same shape as `generate`, in SQL: 8 cameras on 4 nodes, three kinds,
+    // 60 days, 1 % tagged, a quarter resolved, a tenth still open.
+    client
+        .batch_execute(&format!(
+            "TRUNCATE alerts CASCADE;
+             INSERT INTO alerts (id, node, camera, kind, state, start_wall_ms, resolved, row, copied)
+             SELECT id, 'node-' || (i % 4), 'cam' || (i % 8), kind, state, ms, i % 4 = 0,
+                    json_build_object('id', id, 'camera', 'cam' || (i % 8), 'kind', kind,
+                        'rule', 'r', 'severity', 'warning', 'zone', 'lobby', 'line', null,
+                        'label', 'person', 'score', 0.8, 'box', json_build_array(0.1, 0.1, 0.3, 0.6),
+                        'track_id', i, 'start_media_s', i, 'start_wall_ms', ms,
+                        'end_media_s', null, 'end_wall_ms', null, 'recipients', json_build_array('patrol'),
+                        'summary', 'generated', 'state', state, 'tags', json_build_array(),
+                        'held', false, 'ack', null, 'annotated', null)::text,
+                    now()
+             FROM (SELECT i, 'cam' || (i % 8) || '-{START_MS}-' || lpad(i::text, 7, '0') AS id,
+                          (ARRAY['loitering', 'battery_cart', 'fire_smoke'])[i % 3 + 1] AS kind,
+                          CASE WHEN i % 10 = 0 THEN 'open' ELSE 'ended' END AS state,
+                          {START_MS} + i * {span} / {n} AS ms
+                   FROM generate_series(0, {last}) i) g;
+             INSERT INTO alert_tags (alert_id, text)
+             SELECT id, 'case-' || (start_wall_ms % 997) FROM alerts WHERE start_wall_ms % 100 = 0;
+             ANALYZE alerts; ANALYZE alert_tags;",
+            span = 60 * DAY_MS,
+            last = n - 1,
+        ))
+        .unwrap();
+    eprintln!(
+        "generated {n} alerts in PostgreSQL in {:.1} s",
+        generating.elapsed().as_secs_f64()
+    );
+    let peers = vigil::compound::Peers::new(&compound, std::path::Path::new("."), "bench").unwrap();
+    let day = |d: u64| (START_MS + d * DAY_MS) as i64;
+    let page = |f: AlertFilter| AlertFilter {
+        limit: Some(50),
+        ..f
+    };
+    let tag: String = client
+        .query_one("SELECT text FROM alert_tags LIMIT 1", &[])
+        .unwrap()
+        .get(0);
+    let searches: Vec<(&str, AlertFilter)> = vec![
+        ("newest page", page(AlertFilter::default())),
+        (
+            "kind + one day",
+            page(AlertFilter {
+                kind: Some("fire_smoke".into()),
+                since_ms: Some(day(30)),
+                until_ms: Some(day(31)),
+                ..AlertFilter::default()
+            }),
+        ),
+        (
+            "camera + kind",
+            page(AlertFilter {
+                camera: Some("cam3".into()),
+                kind: Some("battery_cart".into()),
+                ..AlertFilter::default()
+            }),
+        ),
+        (
+            "tag",
+            page(AlertFilter {
+                tag: Some(tag),
+                ..AlertFilter::default()
+            }),
+        ),
+        (
+            "state open",
+            page(AlertFilter {
+                state: Some("open".into()),
+                ..AlertFilter::default()
+            }),
+        ),
+        (
+            "page in the middle",
+            page(AlertFilter {
+                before: Some((day(30), "~".into())),
+                ..AlertFilter::default()
+            }),
+        ),
+    ];
+    eprintln!(
+        "{:<28} {:>6} {:>9} {:>9}",
+        "PostgreSQL index", "rows", "p50 ms", "p95 ms"
+    );
+    for (name, filter) in &searches {
+        let (rows, p50, p95) = percentiles(|| peers.search(filter).unwrap().len());
+        eprintln!(
+            "{:<28} {rows:>6} {p50:>9.2} {p95:>9.2}",
+            format!("search: {name}")
+        );
+    }
+    let id = format!("cam3-{START_MS}-{:07}", n / 2 + 3);
+    let (_, p50, p95) = percentiles(|| usize::from(peers.owner(&id).unwrap().is_some()));
+    eprintln!("{:<28} {:>6} {p50:>9.2} {p95:>9.2}", "owner of an alert", 1);
 }
 
 criterion_group!(benches, bench);

@@ -26,7 +26,7 @@ mod pg;
 mod witness;
 
 pub use forward::{Forwarded, Refusal, Secret, SecretError};
-pub use index::{IndexError, Owner};
+pub use index::{Index, IndexError, Owner};
 pub use lease::{Free, LeaseRow, Take, View};
 pub use node::{Claim, IndexSource, LostSink, Node, NodeOptions, Tenure};
 pub use peers::Peers;
