@@ -971,6 +971,22 @@ dwell_s = 1
         "node-a's store: {shown}"
     );
 
+    // node-a's console shows gate, which node-b runs, live: the pictures come
+    // from node-b. (Another host name: the browser keeps node-b's login.)
+    add_user(&configs[0], "watcher", "operator", "watcher-password");
+    let a_base = format!("http://localhost:{}", ports[0]);
+    login(&client, &a_base, "watcher", "watcher-password").await;
+    until(
+        &client,
+        "(window.gate = window.gate || fetch('/cameras/gate/live.jpg').then(r => \
+            [r.status, r.headers.get('content-type')].join(' '))) && \
+         window.gate.then(v => { window.got = v; if (v != '200 image/jpeg') window.gate = null; }) && \
+         window.got == '200 image/jpeg'",
+        Duration::from_secs(20),
+        "node-b's live picture of gate through node-a's console",
+    )
+    .await;
+
     // Straight to node-a, signed with another compound's secret: refused.
     let forged = raw_get(
         ports[0],

@@ -169,6 +169,25 @@ pub fn owner(
         }))
 }
 
+/// Where node `node`'s console answers.
+pub fn node(
+    client: &mut Client,
+    node: &str,
+    lease_s: f64,
+) -> Result<Option<Owner>, postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT node, url, stopped IS NULL AND seen > now() - $2 * interval '1 second'
+             FROM nodes WHERE node = $1",
+            &[&node, &lease_s],
+        )?
+        .map(|r| Owner {
+            node: r.get(0),
+            url: r.get(1),
+            live: r.get(2),
+        }))
+}
+
 /// Every node's alerts matching `filter`, newest first, each with its node:
 /// the same filter and order as the store's own search.
 pub fn search(

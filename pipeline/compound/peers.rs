@@ -62,6 +62,12 @@ impl Peers {
         self.with(|c| index::owner(c, id, lease_s))
     }
 
+    /// Where node `node`'s console answers, and whether it is live.
+    pub fn node(&self, node: &str) -> Result<Option<Owner>, postgres::Error> {
+        let lease_s = self.lease_s;
+        self.with(|c| index::node(c, node, lease_s))
+    }
+
     /// Every node's alerts matching `filter`, newest first, with their node.
     pub fn search(&self, filter: &AlertFilter) -> Result<Vec<(String, AlertRow)>, postgres::Error> {
         self.with(|c| index::search(c, filter))

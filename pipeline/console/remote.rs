@@ -1,7 +1,8 @@
-//! Other nodes' alerts through this console. An alert's page, evidence,
-//! acknowledgements, tags, hold and export live with the node that recorded
-//! it; a request for an alert this node's store does not have is passed to
-//! that node, signed with the compound's secret (`compound/forward.rs`), and
+//! Other nodes' alerts and cameras through this console. An alert's page,
+//! evidence, acknowledgements, tags, hold and export live with the node that
+//! recorded it, and a camera's live pictures with the node running it; a
+//! request for an alert this node's store does not have, or for a camera
+//! another node runs, is passed to that node, signed with the compound's secret (`compound/forward.rs`), and
 //! its answer (a page, a clip with its byte ranges, a redirect) streamed back.
 //! The other way round, a signed request from another console is served here
 //! as the user it names, `name@node`, so the custody log says who and where.
@@ -126,7 +127,28 @@ pub(crate) async fn accept_forwarded(
     }
 }
 
-/// Passes a request about another node's alert to that node.
+/// What a console path concerns that may live on another node.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Target<'a> {
+    /// An alert: its node is the one that recorded it.
+    Alert(&'a str),
+    /// A camera's live pages: its node is the one running it now.
+    Camera(&'a str),
+}
+
+pub(crate) fn target_of_path(path: &str) -> Option<Target<'_>> {
+    if let Some(rest) = path.strip_prefix("/cameras/") {
+        return rest
+            .split('/')
+            .next()
+            .filter(|id| !id.is_empty())
+            .map(Target::Camera);
+    }
+    alert_of_path(path).map(Target::Alert)
+}
+
+/// Passes a request about another node's alert, or a camera another node
+/// runs, to that node.
 pub(crate) async fn forward_remote(
     State(c): State<Arc<Console>>,
     request: Request,
@@ -139,16 +161,25 @@ pub(crate) async fn forward_remote(
     if request.extensions().get::<Forwarded>().is_some() {
         return next.run(request).await;
     }
-    let Some(id) = alert_of_path(request.uri().path()).map(str::to_string) else {
+    let elsewhere = match target_of_path(request.uri().path()) {
+        None => None,
+        Some(Target::Camera(id)) => c
+            .health
+            .camera(id)
+            .and_then(|h| h.runner())
+            .filter(|r| !r.here)
+            .map(|r| (format!("camera {id}"), Some(r.node))),
+        Some(Target::Alert(id)) => {
+            let local = {
+                let id = id.to_string();
+                c.db(move |s| s.has_alert(&id)).await
+            };
+            matches!(local, Ok(false)).then(|| (format!("alert {id}"), None))
+        }
+    };
+    let Some((what, node)) = elsewhere else {
         return next.run(request).await;
     };
-    let local = {
-        let id = id.clone();
-        c.db(move |s| s.has_alert(&id)).await
-    };
-    if !matches!(local, Ok(false)) {
-        return next.run(request).await;
-    }
     let (mut parts, body) = request.into_parts();
     let user = match User::from_request_parts(&mut parts, &c).await {
         Ok(u) => u,
@@ -156,14 +187,18 @@ pub(crate) async fn forward_remote(
     };
     let t = user.lang.text();
     let lookup = {
-        let (peers, id) = (peers.clone(), id.clone());
-        tokio::task::spawn_blocking(move || peers.owner(&id)).await
+        let (peers, what) = (peers.clone(), what.clone());
+        tokio::task::spawn_blocking(move || match node {
+            Some(node) => peers.node(&node),
+            None => peers.owner(what.trim_start_matches("alert ")),
+        })
+        .await
     };
     let owner = match lookup {
         Ok(Ok(Some(o))) if o.node != peers.me => o,
         Ok(Ok(_)) => return next.run(Request::from_parts(parts, body)).await,
         Ok(Err(e)) => {
-            tracing::warn!("console: alert {id}: the compound's PostgreSQL: {e}");
+            tracing::warn!("console: {what}: the compound's PostgreSQL: {e}");
             return shown(
                 &c,
                 &user,
@@ -173,14 +208,19 @@ pub(crate) async fn forward_remote(
         }
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
-    let unreachable = t.elsewhere_unreachable.replace("{node}", &owner.node);
+    let unreachable = if what.starts_with("camera ") {
+        t.camera_elsewhere_unreachable
+    } else {
+        t.elsewhere_unreachable
+    }
+    .replace("{node}", &owner.node);
     let Some(secret) = peers.secret.clone() else {
         let text = t.elsewhere_no_secret.replace("{node}", &owner.node);
         return shown(&c, &user, StatusCode::SERVICE_UNAVAILABLE, &text);
     };
     let Some(url) = owner.url.filter(|u| u.starts_with("http://")) else {
         tracing::warn!(
-            "console: alert {id} is on node {}, which advertises no plain-HTTP console address",
+            "console: {what} is on node {}, which advertises no plain-HTTP console address",
             owner.node
         );
         return shown(&c, &user, StatusCode::BAD_GATEWAY, &unreachable);
@@ -234,7 +274,7 @@ pub(crate) async fn forward_remote(
         }
         Ok(Err(e)) => {
             tracing::warn!(
-                "console: alert {id}: node {} at {url}: {}",
+                "console: {what}: node {} at {url}: {}",
                 owner.node,
                 crate::errors::with_causes(&e)
             );
@@ -242,7 +282,7 @@ pub(crate) async fn forward_remote(
         }
         Err(_) => {
             tracing::warn!(
-                "console: alert {id}: node {} at {url} did not answer within {ANSWER_WITHIN:?}",
+                "console: {what}: node {} at {url} did not answer within {ANSWER_WITHIN:?}",
                 owner.node
             );
             shown(&c, &user, StatusCode::GATEWAY_TIMEOUT, &unreachable)
@@ -295,5 +335,18 @@ mod tests {
         }
         assert_eq!(alert_of_path("/alerts/"), None);
         assert_eq!(alert_of_path("/search"), None);
+        assert_eq!(
+            target_of_path("/cameras/gate/live.jpg"),
+            Some(Target::Camera("gate"))
+        );
+        assert_eq!(
+            target_of_path("/cameras/gate"),
+            Some(Target::Camera("gate"))
+        );
+        assert_eq!(target_of_path("/cameras"), None);
+        assert_eq!(
+            target_of_path("/alerts/gate-17-00003/ack"),
+            Some(Target::Alert("gate-17-00003"))
+        );
     }
 }

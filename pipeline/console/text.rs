@@ -137,6 +137,8 @@ pub struct Text {
     pub node_last_heard: &'static str,
     /// Another node's alert whose node does not answer; `{node}`.
     pub elsewhere_unreachable: &'static str,
+    /// A camera another node runs, whose node does not answer; `{node}`.
+    pub camera_elsewhere_unreachable: &'static str,
     /// Another node's alert, and no `[compound] secret_file` to ask it with.
     pub elsewhere_no_secret: &'static str,
     /// The compound's PostgreSQL does not answer: other nodes' alerts unknown.
@@ -324,6 +326,7 @@ pub const ZH_CN: Text = Text {
     node_down: "离线",
     node_last_heard: "最后在线：{t}前",
     elsewhere_unreachable: "证据在节点 {node} 上，该节点无法连接",
+    camera_elsewhere_unreachable: "该摄像头由节点 {node} 运行，该节点无法连接",
     elsewhere_no_secret: "证据在节点 {node} 上；本系统未配置 [compound] secret_file，控制台之间无法调取",
     compound_db_down: "小区数据库（PostgreSQL）无应答：暂时无法查到其他节点的警报",
     open_elsewhere: "其他节点的未结束警报",
@@ -544,6 +547,7 @@ pub const EN: Text = Text {
     node_down: "down",
     node_last_heard: "last heard {t} ago",
     elsewhere_unreachable: "evidence on node {node}, unreachable",
+    camera_elsewhere_unreachable: "this camera runs on node {node}, unreachable",
     elsewhere_no_secret: "evidence on node {node}; this compound has no [compound] secret_file, so consoles cannot fetch from each other",
     compound_db_down: "the compound's PostgreSQL does not answer: other nodes' alerts cannot be looked up",
     open_elsewhere: "Open on other nodes",
