@@ -260,7 +260,7 @@ fn compound_index(url: &str, store: &Store) {
                  open_alerts, lease_history, camera_leases, nodes, vigil_migrations",
         )
         .unwrap();
-    let mut index = vigil::compound::Index::connect(&pg, "bench-node", None).unwrap();
+    let mut index = vigil::compound::Index::connect(&pg, "bench-node", None, None).unwrap();
     let copying = Instant::now();
     let copied = index.sync(store).unwrap();
     let took = copying.elapsed().as_secs_f64();

@@ -278,6 +278,10 @@ fn start_node(
                     storage: config.storage.clone(),
                     base: loaded.base_dir(),
                     url: config.console.as_ref().map(|c| c.advertised_url()),
+                    cert_sha256: config
+                        .console
+                        .as_ref()
+                        .and_then(|c| c.cert_sha256(&loaded.base_dir())),
                 }),
         },
         claim,

@@ -841,11 +841,42 @@ dwell_s = 1
         )
         .unwrap();
         let port = free_port();
+        // node-a's console serves HTTPS with a self-signed certificate, as a
+        // compound's nodes would: node-b reaches it pinned to that certificate.
+        let tls = if name == "node-a" {
+            let made = Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    "console.key",
+                    "-out",
+                    "console.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=localhost",
+                    "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                ])
+                .current_dir(&home)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(made.success(), "openssl");
+            "tls_cert = \"console.pem\"\ntls_key = \"console.key\"\n"
+        } else {
+            ""
+        };
         let text = compound_config(&model, &person, &pg.url(), broker.port, &porch).replace(
             "[compound]\n",
             "[compound]\nsecret_file = \"compound.secret\"\n",
         ) + &format!(
-            "\n[console]\nlisten = \"127.0.0.1:{port}\"\ntime_zone = \"Asia/Shanghai\"\n"
+            "\n[console]\nlisten = \"127.0.0.1:{port}\"\ntime_zone = \"Asia/Shanghai\"\n{tls}"
         );
         configs.push(write_config(&home, &text));
         ports.push(port);
@@ -974,7 +1005,7 @@ dwell_s = 1
     // node-a's console shows gate, which node-b runs, live: the pictures come
     // from node-b. (Another host name: the browser keeps node-b's login.)
     add_user(&configs[0], "watcher", "operator", "watcher-password");
-    let a_base = format!("http://localhost:{}", ports[0]);
+    let a_base = format!("https://localhost:{}", ports[0]);
     login(&client, &a_base, "watcher", "watcher-password").await;
     until(
         &client,
@@ -987,13 +1018,36 @@ dwell_s = 1
     )
     .await;
 
-    // Straight to node-a, signed with another compound's secret: refused.
+    // A request claiming to be forwarded, signed with another secret: refused.
     let forged = raw_get(
-        ports[0],
+        ports[1],
         &format!("/alerts/{porch_alert}"),
         &[("x-vigil-forwarded", "e30="), ("x-vigil-signature", "00")],
     );
     assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
+
+    // node-a's certificate is pinned: another one in its place is refused.
+    tokio::task::block_in_place(|| {
+        pg.client()
+            .execute(
+                "UPDATE nodes SET cert_sha256 = md5(cert_sha256) WHERE node = 'node-a'",
+                &[],
+            )
+            .unwrap()
+    });
+    client
+        .goto(&format!("{base}/alerts/{porch_alert}"))
+        .await
+        .unwrap();
+    let text = js(&client, "return document.body.textContent").await;
+    assert!(
+        text.as_str().unwrap_or_default().contains("该节点无法连接")
+            && b_log
+                .text()
+                .contains("differs from the one the node published"),
+        "{text}\n{}",
+        b_log.text()
+    );
 
     // node-a gone: its alert stays found, its evidence unreachable, said so.
     drop(a);

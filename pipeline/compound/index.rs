@@ -30,20 +30,25 @@ pub struct Owner {
     pub node: String,
     pub url: Option<String>,
     pub live: bool,
+    /// For an `https` console: its certificate's SHA-256, which is pinned.
+    pub cert_sha256: Option<String>,
 }
 
 pub struct Index {
     client: Client,
     node: String,
     url: Option<String>,
+    cert_sha256: Option<String>,
     url_said: bool,
 }
 
 impl Index {
+    /// `url` and `cert_sha256`: where this node's console answers the others.
     pub fn connect(
         config: &postgres::Config,
         node: &str,
         url: Option<String>,
+        cert_sha256: Option<String>,
     ) -> Result<Index, postgres::Error> {
         let mut client = config.connect(NoTls)?;
         super::pg::migrate(&mut client)?;
@@ -51,6 +56,7 @@ impl Index {
             client,
             node: node.into(),
             url,
+            cert_sha256,
             url_said: false,
         })
     }
@@ -65,8 +71,8 @@ impl Index {
         if !self.url_said {
             // The node's row is the heartbeat's: until it exists, try again.
             let n = self.client.execute(
-                "UPDATE nodes SET url = $2 WHERE node = $1",
-                &[&self.node, &self.url],
+                "UPDATE nodes SET url = $2, cert_sha256 = $3 WHERE node = $1",
+                &[&self.node, &self.url, &self.cert_sha256],
             )?;
             self.url_said = n > 0;
         }
@@ -158,7 +164,8 @@ pub fn owner(
     Ok(client
         .query_opt(
             "SELECT a.node, n.url,
-                    COALESCE(n.stopped IS NULL AND n.seen > now() - $2 * interval '1 second', false)
+                    COALESCE(n.stopped IS NULL AND n.seen > now() - $2 * interval '1 second', false),
+                    n.cert_sha256
              FROM alerts a LEFT JOIN nodes n ON n.node = a.node WHERE a.id = $1",
             &[&id, &lease_s],
         )?
@@ -166,6 +173,7 @@ pub fn owner(
             node: r.get(0),
             url: r.get(1),
             live: r.get(2),
+            cert_sha256: r.get(3),
         }))
 }
 
@@ -177,7 +185,8 @@ pub fn node(
 ) -> Result<Option<Owner>, postgres::Error> {
     Ok(client
         .query_opt(
-            "SELECT node, url, stopped IS NULL AND seen > now() - $2 * interval '1 second'
+            "SELECT node, url, stopped IS NULL AND seen > now() - $2 * interval '1 second',
+                    cert_sha256
              FROM nodes WHERE node = $1",
             &[&node, &lease_s],
         )?
@@ -185,6 +194,7 @@ pub fn node(
             node: r.get(0),
             url: r.get(1),
             live: r.get(2),
+            cert_sha256: r.get(3),
         }))
 }
 
@@ -255,6 +265,7 @@ pub(super) fn keep_copying(
     pg: &postgres::Config,
     node: &str,
     url: Option<String>,
+    cert_sha256: Option<String>,
     storage: &crate::store::StorageConfig,
     base: &std::path::Path,
     stop: &crate::shutdown::Shutdown,
@@ -266,7 +277,7 @@ pub(super) fn keep_copying(
         let stopping = stop.is_triggered();
         let round = (|| -> Result<usize, IndexError> {
             if index.as_ref().is_none_or(Index::is_closed) {
-                index = Some(Index::connect(pg, node, url.clone())?);
+                index = Some(Index::connect(pg, node, url.clone(), cert_sha256.clone())?);
             }
             if store.is_none() {
                 store = Some(Store::open_reader(storage, base)?);

@@ -51,6 +51,8 @@ pub struct IndexSource {
     pub storage: crate::store::StorageConfig,
     pub base: std::path::PathBuf,
     pub url: Option<String>,
+    /// The console's TLS certificate's SHA-256, when it serves HTTPS.
+    pub cert_sha256: Option<String>,
 }
 
 /// A camera's run on this node, until `shutdown` (lost lease or the process stopping).
@@ -233,6 +235,7 @@ impl Node {
                         &pg,
                         &me,
                         source.url,
+                        source.cert_sha256,
                         &source.storage,
                         &source.base,
                         &stop,

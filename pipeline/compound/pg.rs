@@ -89,6 +89,8 @@ const MIGRATIONS: &[&str] = &[
         copied timestamptz NOT NULL
     );
     ALTER TABLE nodes ADD COLUMN url text;",
+    // 5: the certificate each node's console serves, for the others to pin.
+    "ALTER TABLE nodes ADD COLUMN cert_sha256 text;",
 ];
 
 /// Brings the shared schema up to date; two nodes starting at once migrate

@@ -113,6 +113,16 @@ impl ConsoleConfig {
         base.join(&self.users)
     }
 
+    /// The SHA-256 of this console's TLS certificate (the chain's first),
+    /// hex: what the other nodes of a compound pin when they connect.
+    pub fn cert_sha256(&self, base: &Path) -> Option<String> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let path = base.join(self.tls_cert.as_ref()?);
+        let first = CertificateDer::pem_file_iter(&path).ok()?.next()?.ok()?;
+        Some(crate::store::manifest::sha256_hex(first.as_ref()))
+    }
+
     /// Where the other nodes of a compound reach this console: `listen`, with
     /// this machine's host name when it listens on every address.
     pub fn advertised_url(&self) -> String {

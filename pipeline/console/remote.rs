@@ -218,9 +218,9 @@ pub(crate) async fn forward_remote(
         let text = t.elsewhere_no_secret.replace("{node}", &owner.node);
         return shown(&c, &user, StatusCode::SERVICE_UNAVAILABLE, &text);
     };
-    let Some(url) = owner.url.filter(|u| u.starts_with("http://")) else {
+    let Some(url) = owner.url else {
         tracing::warn!(
-            "console: {what} is on node {}, which advertises no plain-HTTP console address",
+            "console: {what} is on node {}, which advertises no console address",
             owner.node
         );
         return shown(&c, &user, StatusCode::BAD_GATEWAY, &unreachable);
@@ -265,7 +265,17 @@ pub(crate) async fn forward_remote(
     let Ok(outgoing) = outgoing.body(Full::new(body)) else {
         return shown(&c, &user, StatusCode::BAD_GATEWAY, &unreachable);
     };
-    let answer = tokio::time::timeout(ANSWER_WITHIN, c.http.request(outgoing)).await;
+    let sent = async {
+        if url.starts_with("https://") {
+            let pin = owner.cert_sha256.as_deref().ok_or_else(|| {
+                ForwardError::from("the node serves HTTPS but published no certificate")
+            })?;
+            send_pinned(pin, outgoing).await
+        } else {
+            Ok(c.http.request(outgoing).await?)
+        }
+    };
+    let answer = tokio::time::timeout(ANSWER_WITHIN, sent).await;
     match answer {
         Ok(Ok(response)) => {
             let (mut head, incoming) = response.into_parts();
@@ -276,7 +286,7 @@ pub(crate) async fn forward_remote(
             tracing::warn!(
                 "console: {what}: node {} at {url}: {}",
                 owner.node,
-                crate::errors::with_causes(&e)
+                crate::errors::with_causes(e.as_ref())
             );
             shown(&c, &user, StatusCode::BAD_GATEWAY, &unreachable)
         }
@@ -287,6 +297,117 @@ pub(crate) async fn forward_remote(
             );
             shown(&c, &user, StatusCode::GATEWAY_TIMEOUT, &unreachable)
         }
+    }
+}
+
+type ForwardError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Sends `request` (an absolute `https` URI) to a node whose console serves
+/// HTTPS, trusting exactly the certificate that node published in PostgreSQL
+/// (`nodes.cert_sha256`): a compound's consoles usually have self-signed
+/// certificates, and no CA is needed to know which one is the node's.
+async fn send_pinned(
+    pin: &str,
+    mut request: axum::http::Request<Full<Bytes>>,
+) -> Result<axum::http::Response<hyper::body::Incoming>, ForwardError> {
+    let uri = request.uri().clone();
+    let host = uri
+        .host()
+        .ok_or("no host")?
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = uri.port_u16().unwrap_or(443);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned {
+            sha256: pin.to_string(),
+            provider,
+        }))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    .map_err(|_| "connect timed out")??;
+    let name = rustls::pki_types::ServerName::try_from(host.clone())?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+    // The connection carries the answer's body: it lives until that is read.
+    tokio::spawn(connection);
+    let authority = uri.authority().map(|a| a.to_string()).unwrap_or(host);
+    *request.uri_mut() = uri.path_and_query().map_or("/", |p| p.as_str()).parse()?;
+    request
+        .headers_mut()
+        .insert(header::HOST, authority.parse()?);
+    Ok(sender.send_request(request).await?)
+}
+
+/// Trusts one certificate, by its SHA-256; signatures are still checked
+/// against its key, so only the holder of that certificate's key passes.
+#[derive(Debug)]
+struct Pinned {
+    sha256: String,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if crate::store::manifest::sha256_hex(end_entity.as_ref()) == self.sha256 {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "its certificate differs from the one the node published".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

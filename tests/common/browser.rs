@@ -87,6 +87,8 @@ pub async fn browser(driver: u16, width: u32, height: u32) -> Client {
             "binary": super::program("chromium").unwrap().to_string_lossy(),
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--autoplay-policy=no-user-gesture-required",
+                     // A test console's certificate is self-signed.
+                     "--ignore-certificate-errors",
                      format!("--window-size={width},{height}"), "--lang=zh-CN"],
         }),
     );
