@@ -207,6 +207,10 @@ pub struct RemoteAlert {
     pub node: String,
     pub kind: String,
     pub start_wall_ms: i64,
+    /// `open`, `ended` or `interrupted`.
+    pub state: String,
+    /// Who acknowledged it, if anyone has.
+    pub taken_by: Option<String>,
 }
 
 /// What a compound node's console shows of the other nodes.

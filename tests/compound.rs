@@ -6,7 +6,8 @@
 mod common;
 
 use common::browser::{
-    Killed, add_user, browser, chromedriver_started, js, login, screenshot, until, vigil, wait_port,
+    Killed, add_user, browser, chromedriver_started, export_verified, js, login, screenshot, until,
+    vigil, wait_port,
 };
 use common::*;
 use std::path::Path;
@@ -773,14 +774,15 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
     let lost = lost.as_str().unwrap().to_string();
 
     // node-b dies: node-a takes gate, node-b shows down, and its alert, ended
-    // as node_lost, leaves the list; node-a's own alert on gate takes its place.
+    // as node_lost, stays listed as interrupted until someone resolves it;
+    // node-a's own alert on gate is listed above it.
     drop(b);
     until(
         &client,
         &format!(
             "{chips}.includes('node-b · 离线') \
              && {gate}?.querySelector('.node')?.textContent == 'node-a' \
-             && !document.querySelector('details.elsewhere li[data-id=\"{lost}\"]') \
+             && document.querySelector('details.elsewhere li[data-id=\"{lost}\"] .state')?.textContent == '已中断' \
              && document.querySelector('details.elsewhere li .node')?.textContent == 'node-a'"
         ),
         Duration::from_secs(40),
@@ -952,34 +954,38 @@ dwell_s = 1
     );
 
     // Export through node-b: the bundle verifies.
-    let zip = client
-        .execute_async(
-            "const done = arguments[0]; const f = document.getElementById('export'); f.reason.value = '沪公浦刑2026-118号'; fetch(f.action, {method: 'POST', body: new URLSearchParams(new FormData(f)), credentials: 'same-origin'}).then(r => r.arrayBuffer()).then(b => { let s = ''; new Uint8Array(b).forEach(x => s += String.fromCharCode(x)); done(btoa(s)); });",
-            vec![],
-        )
-        .await
-        .unwrap();
-    use base64::Engine;
-    let zip = base64::engine::general_purpose::STANDARD
-        .decode(zip.as_str().unwrap())
-        .unwrap();
-    let bundle = dir.path().join("bundle.zip");
-    std::fs::write(&bundle, &zip).unwrap();
-    let verify = vigil()
-        .args(["evidence", "verify", "--bundle"])
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "bundle from node-a through node-b: {}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    export_verified(&client, "沪公浦刑2026-118号", dir.path()).await;
 
-    // Acknowledged through node-b, recorded in node-a's store, by whom and where.
+    // Taken from node-b's wall, where node-a's unresolved alert is listed;
+    // resolved on its page; both recorded in node-a's store, by whom and where.
+    let item = format!("document.querySelector('details.elsewhere li[data-id=\"{porch_alert}\"]')");
+    client.goto(&format!("{base}/")).await.unwrap();
+    until(
+        &client,
+        &format!("!!{item}?.querySelector('form.take button')"),
+        Duration::from_secs(20),
+        "node-a's alert, with its take button, on node-b's wall",
+    )
+    .await;
     js(
         &client,
-        "const f = document.querySelector('form.ackform'); f.note.value = 'patrol sent'; f.querySelector('button[value=ack]').click(); return true;",
+        &format!("{item}.querySelector('form.take button').click(); return true;"),
+    )
+    .await;
+    until(
+        &client,
+        &format!("{item}?.querySelector('.taken')?.textContent.includes('inspector@node-b')"),
+        Duration::from_secs(20),
+        "taken, on node-b's wall",
+    )
+    .await;
+    client
+        .goto(&format!("{base}/alerts/{porch_alert}"))
+        .await
+        .unwrap();
+    js(
+        &client,
+        "const f = document.querySelector('form.ackform'); f.note.value = 'patrol sent'; f.querySelector('button[value=resolve]').click(); return true;",
     )
     .await;
     until(
@@ -987,7 +993,15 @@ dwell_s = 1
         "document.querySelector('table.custody')?.textContent.includes('inspector@node-b') \
          && document.body.textContent.includes('patrol sent')",
         Duration::from_secs(20),
-        "the ack and the custody log on node-a's page",
+        "the resolution and the custody log on node-a's page",
+    )
+    .await;
+    client.goto(&format!("{base}/")).await.unwrap();
+    until(
+        &client,
+        &format!("!{item}"),
+        Duration::from_secs(20),
+        "resolved: gone from node-b's wall list",
     )
     .await;
     let shown = vigil()

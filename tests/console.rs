@@ -11,7 +11,6 @@
 
 mod common;
 
-use base64::Engine;
 use common::browser::*;
 use common::{Mosquitto, Recorder};
 use fantoccini::{Client, Locator};
@@ -491,28 +490,7 @@ pins = {{ room = [0.3, 0.4] }}
     );
 
     // Export: the zip the browser downloads passes `vigil evidence verify --bundle`.
-    let zip = phone
-        .execute_async(
-            "const done = arguments[0]; const f = document.getElementById('export'); f.reason.value = '沪公浦刑2026-117号'; fetch(f.action, {method: 'POST', body: new URLSearchParams(new FormData(f)), credentials: 'same-origin'}).then(r => r.arrayBuffer()).then(b => { let s = ''; new Uint8Array(b).forEach(x => s += String.fromCharCode(x)); done(btoa(s)); });",
-            vec![],
-        )
-        .await
-        .unwrap();
-    let zip = base64::engine::general_purpose::STANDARD
-        .decode(zip.as_str().unwrap())
-        .unwrap();
-    let bundle = dir.path().join("bundle.zip");
-    std::fs::write(&bundle, &zip).unwrap();
-    let verify = vigil()
-        .args(["evidence", "verify", "--bundle"])
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "bundle verify: {}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    let zip = export_verified(&phone, "沪公浦刑2026-117号", dir.path()).await;
     // The case at a glance: the camera's name, local times in the console's
     // zone, the case number asked for at export; the custody log and a
     // README in both languages.

@@ -622,15 +622,16 @@ impl Keeper {
             .collect();
         let mut open_elsewhere: Vec<crate::health::RemoteAlert> = open_elsewhere
             .into_iter()
-            .filter_map(|(id, camera, node, payload)| {
-                let event: serde_json::Value = serde_json::from_str(&payload).ok()?;
-                let after = event.get("after")?;
+            .filter_map(|(node, row)| {
+                let a: crate::store::AlertRow = serde_json::from_str(&row).ok()?;
                 Some(crate::health::RemoteAlert {
-                    id,
-                    camera,
+                    taken_by: a.ack.map(|k| k.who),
+                    id: a.id,
+                    camera: a.camera,
                     node,
-                    kind: after.get("kind")?.as_str()?.to_string(),
-                    start_wall_ms: after.get("start")?.get("wall_ms")?.as_i64()?,
+                    kind: a.kind,
+                    start_wall_ms: a.start_wall_ms,
+                    state: a.state,
                 })
             })
             .collect();

@@ -124,8 +124,9 @@ pub struct Overview {
     /// Each node: name, live (heartbeat younger than a lease, not stopped),
     /// seconds since its heartbeat.
     pub nodes: Vec<(String, bool, i64)>,
-    /// Alerts open on other nodes: id, camera, node, latest event.
-    pub open_elsewhere: Vec<(String, String, String, String)>,
+    /// Other nodes' unresolved alerts, newest first: node, the alert as the
+    /// index holds it (an `AlertRow` in JSON).
+    pub open_elsewhere: Vec<(String, String)>,
 }
 
 /// A camera's state as its node reported it.
@@ -400,15 +401,17 @@ impl Db {
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();
+        // From the index: every alert of another node nobody has resolved,
+        // open or not (an alert that ended still waits for someone to close it).
         let open_elsewhere = self
             .client
             .query(
-                "SELECT alert_id, camera, node, payload FROM open_alerts
-                 WHERE node <> $1 AND ended_by IS NULL ORDER BY updated DESC LIMIT 200",
+                "SELECT node, row FROM alerts WHERE node <> $1 AND NOT resolved
+                 ORDER BY start_wall_ms DESC, id DESC LIMIT 200",
                 &[&self.node],
             )?
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .map(|r| (r.get(0), r.get(1)))
             .collect();
         Ok(Overview {
             cameras,

@@ -304,7 +304,12 @@ async fn wall(State(c): State<Shared>, user: User) -> Response {
         .await;
     match loaded {
         Ok((cursor, alerts)) => {
-            let cams = views::cameras(user.lang, &camera_views(&c), &c.health.compound());
+            let cams = views::cameras(
+                user.lang,
+                &user.csrf,
+                &camera_views(&c),
+                &c.health.compound(),
+            );
             Html(views::wall(&c, &user, &alerts, &cursor.to_string(), cams).into_string())
                 .into_response()
         }
@@ -313,7 +318,15 @@ async fn wall(State(c): State<Shared>, user: User) -> Response {
 }
 
 async fn cameras(State(c): State<Shared>, user: User) -> Html<String> {
-    Html(views::cameras(user.lang, &camera_views(&c), &c.health.compound()).into_string())
+    Html(
+        views::cameras(
+            user.lang,
+            &user.csrf,
+            &camera_views(&c),
+            &c.health.compound(),
+        )
+        .into_string(),
+    )
 }
 
 async fn thumbnail(State(c): State<Shared>, _user: User, Path(id): Path<String>) -> Response {

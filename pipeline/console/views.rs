@@ -365,6 +365,7 @@ fn short_reason(reason: &str) -> &str {
 
 pub fn cameras(
     lang: Language,
+    csrf: &str,
     cams: &[CameraView],
     compound: &crate::health::CompoundView,
 ) -> Markup {
@@ -397,8 +398,9 @@ pub fn cameras(
                 }
             }
         }
-        // Alerts other nodes have open: seen here, taken and resolved on the
-        // console of the node that runs the camera (its store has the evidence).
+        // Other nodes' unresolved alerts: taken here (the take is forwarded
+        // to their node, whose store has them), opened and resolved on their
+        // page, which their node serves through this console.
         @if !compound.open_elsewhere.is_empty() {
             details.elsewhere open {
                 summary { (t.open_elsewhere) " (" (compound.open_elsewhere.len()) ")" }
@@ -412,6 +414,17 @@ pub fn cameras(
                             }
                             " · " span.node { (a.node) }
                             " · " (duration_text(now - a.start_wall_ms))
+                            @if a.state != "open" { " · " span.state { (state_label(&a.state, t)) } }
+                            @match &a.taken_by {
+                                Some(who) => { " · " span.taken { (t.taken_by) " " (who) } }
+                                None => {
+                                    " "
+                                    form.inline.take method="post" action={"/alerts/" (a.id) "/ack"} {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        button type="submit" name="action" value="ack" { (t.take) }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -847,10 +860,13 @@ mod tests {
                 node: "node-b".into(),
                 kind: "battery_cart".into(),
                 start_wall_ms: crate::time::now_ms() as i64 - 65_000,
+                state: "open".into(),
+                taken_by: None,
             }],
         };
         let html = cameras(
             Language::ZhCn,
+            "token",
             &[
                 camera("gate", "node-b", false),
                 camera("lobby", "node-a", true),
@@ -866,7 +882,8 @@ mod tests {
         assert!(
             elsewhere.contains("gate")
                 && elsewhere.contains("node-b")
-                && elsewhere.contains("1:05"),
+                && elsewhere.contains("1:05")
+                && elsewhere.contains("action=\"/alerts/gate-1-00001/ack\""),
             "{elsewhere}"
         );
         let cards: Vec<&str> = html.split("class=\"camera ").skip(1).collect();

@@ -166,3 +166,30 @@ pub async fn screenshot(client: &Client, name: &str) {
         eprintln!("screenshot {}", dir.join(name).display());
     }
 }
+
+/// Exports the open alert page's evidence bundle as the browser does (the
+/// page's export form, `reason` as the case number), checks it with `vigil
+/// evidence verify --bundle`, and returns the zip.
+pub async fn export_verified(client: &Client, reason: &str, dir: &Path) -> Vec<u8> {
+    use base64::Engine;
+    let script = format!(
+        "const done = arguments[0]; const f = document.getElementById('export'); f.reason.value = {reason:?}; fetch(f.action, {{method: 'POST', body: new URLSearchParams(new FormData(f)), credentials: 'same-origin'}}).then(r => r.arrayBuffer()).then(b => {{ let s = ''; new Uint8Array(b).forEach(x => s += String.fromCharCode(x)); done(btoa(s)); }});"
+    );
+    let zip = client.execute_async(&script, vec![]).await.unwrap();
+    let zip = base64::engine::general_purpose::STANDARD
+        .decode(zip.as_str().unwrap())
+        .unwrap();
+    let bundle = dir.join("bundle.zip");
+    std::fs::write(&bundle, &zip).unwrap();
+    let verify = vigil()
+        .args(["evidence", "verify", "--bundle"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "bundle verify: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    zip
+}
