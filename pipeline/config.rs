@@ -1014,6 +1014,29 @@ impl LoadedConfig {
                         "must be between 2 and 120 seconds".into(),
                     );
                 }
+                // The other nodes' consoles fetch this node's evidence from its
+                // console: it must exist and listen where they reach it.
+                match &c.console {
+                    None => p.warning(
+                        "console".into(),
+                        "unset on a compound's node: other nodes' consoles cannot open this node's alerts or cameras".into(),
+                    ),
+                    Some(console)
+                        if console
+                            .listen
+                            .parse::<std::net::SocketAddr>()
+                            .is_ok_and(|a| a.ip().is_loopback()) =>
+                    {
+                        p.warning(
+                            "console.listen".into(),
+                            format!(
+                                "{} is loopback: only consoles on this machine can open this node's alerts and cameras",
+                                console.listen
+                            ),
+                        )
+                    }
+                    Some(_) => {}
+                }
                 match &compound.secret_file {
                     Some(file) => {
                         if let Err(e) = crate::compound::Secret::read(&base.join(file)) {
@@ -1257,6 +1280,11 @@ mod tests {
         assert!(
             field("compound.secret_file").is_some_and(|p| p.message.contains("no-such.secret")),
             "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|p| p.field == "console" && p.warning && p.message.contains("other nodes")),
+            "a node without a console: {p:?}"
         );
         let url = field("compound.database").expect("a password in the URL");
         assert!(
