@@ -669,24 +669,60 @@ fn failover_time_over_10_kills() {
     }
 }
 
-/// `vigil console` on a machine with no cameras, in a real browser, shows the
-/// whole compound: every node, each camera with the node running it and that
-/// node's word on its state, and the alerts open on every node; and follows a
-/// failover.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_browser() {
+/// What a compound test in a real browser starts from: the photo, the model
+/// and chromedriver (`None` when one is missing: the test skips, loudly), a
+/// fresh PostgreSQL and mosquitto, a recorder of every vigil message.
+struct BrowserStage {
+    person: std::path::PathBuf,
+    model: std::path::PathBuf,
+    chromedriver: std::path::PathBuf,
+    pg: Postgres,
+    broker: Mosquitto,
+    mqtt: Recorder,
+    dir: tempfile::TempDir,
+}
+
+fn browser_stage() -> Option<BrowserStage> {
     let (Some(person), Some(model), Some(chromedriver), Some(_chromium)) = (
         media("misc/person.jpg"),
         model("yolox_nano_416.onnx"),
         program("chromedriver"),
         program("chromium"),
     ) else {
-        return;
+        return None;
     };
     let pg = Postgres::start();
     let broker = Mosquitto::start();
     let mqtt = Recorder::start(broker.port, "vigil/#");
-    let dir = tempfile::tempdir().unwrap();
+    Some(BrowserStage {
+        person,
+        model,
+        chromedriver,
+        pg,
+        broker,
+        mqtt,
+        dir: tempfile::tempdir().unwrap(),
+    })
+}
+
+/// `vigil console` on a machine with no cameras, in a real browser, shows the
+/// whole compound: every node, each camera with the node running it and that
+/// node's word on its state, and the alerts open on every node; and follows a
+/// failover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_browser() {
+    let Some(BrowserStage {
+        person,
+        model,
+        chromedriver,
+        pg,
+        broker,
+        mqtt,
+        dir,
+    }) = browser_stage()
+    else {
+        return;
+    };
     let room = dir.path().join("control-room");
     std::fs::create_dir(&room).unwrap();
     let console_port = free_port();
@@ -800,18 +836,18 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
 /// on node-a, unreachable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clip_recorded_on_one_node_plays_through_another_node_s_console() {
-    let (Some(person), Some(model), Some(chromedriver), Some(_chromium)) = (
-        media("misc/person.jpg"),
-        model("yolox_nano_416.onnx"),
-        program("chromedriver"),
-        program("chromium"),
-    ) else {
+    let Some(BrowserStage {
+        person,
+        model,
+        chromedriver,
+        pg,
+        broker,
+        mqtt,
+        dir,
+    }) = browser_stage()
+    else {
         return;
     };
-    let pg = Postgres::start();
-    let broker = Mosquitto::start();
-    let mqtt = Recorder::start(broker.port, "vigil/#");
-    let dir = tempfile::tempdir().unwrap();
     // porch: pinned to node-a, a person for 6 s, so its alert ends and its
     // clip is complete; gate runs on node-b.
     let porch = format!(
