@@ -198,8 +198,8 @@ impl CameraHealth {
     }
 }
 
-/// An alert open on another node of the compound (its latest event, as that
-/// node mirrored it in PostgreSQL).
+/// Another node's unresolved alert, as that node copied it to the compound's
+/// alert index in PostgreSQL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteAlert {
     pub id: String,
@@ -217,8 +217,8 @@ pub struct RemoteAlert {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CompoundView {
     pub nodes: Vec<NodeView>,
-    /// Newest first.
-    pub open_elsewhere: Vec<RemoteAlert>,
+    /// Other nodes' alerts nobody has resolved, newest first.
+    pub unresolved_elsewhere: Vec<RemoteAlert>,
 }
 
 /// Every camera's health, by camera id, and on a compound node the others'.

@@ -46,21 +46,31 @@ database = "{pg_url}"
 [alerts]
 broker = "mqtt://127.0.0.1:{mqtt_port}"
 
+{gate}{rest}"#,
+        detector = yolox_detector(model),
+        gate = loitering_camera("gate", &still_stream(person, 3600), ""),
+    )
+}
+
+/// A camera `id` watching `source`, its whole picture one zone, loitering
+/// after 1 s; `extra` goes into its table (a `node = "…"` pin).
+fn loitering_camera(id: &str, source: &str, extra: &str) -> String {
+    format!(
+        r#"
 [[cameras]]
-id = "gate"
-source = "{gate}"
+id = "{id}"
+source = "{source}"
 detectors = [{{ name = "coco" }}]
+{extra}
 [[cameras.zones]]
-name = "gate"
+name = "{id}"
 polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
 [[cameras.rules]]
 kind = "loitering"
-zone = "gate"
+zone = "{id}"
 classes = ["person"]
 dwell_s = 1
-{rest}"#,
-        detector = yolox_detector(model),
-        gate = still_stream(person, 3600),
+"#
     )
 }
 
@@ -829,11 +839,13 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
 }
 
 /// One console for the compound: node-b's console, in a real browser, finds
-/// node-a's alert in its search, opens its page, plays the clip recorded on
-/// node-a's disk, exports a bundle that verifies and acknowledges it; node-a's
-/// custody log names who did it from where. A request to node-a signed with
-/// another secret is refused. With node-a down, the page says the evidence is
-/// on node-a, unreachable.
+/// node-a's alert in its search, opens its page (node-a serves HTTPS on a
+/// self-signed certificate, pinned), plays the clip recorded on node-a's
+/// disk, exports a bundle that verifies, takes the alert from its wall list
+/// and resolves it; node-a's store and custody log name who did it from where.
+/// node-a's console shows node-b's camera live. A forged signature and a
+/// replaced certificate are refused. With node-a down, the page says the
+/// evidence is on node-a, unreachable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clip_recorded_on_one_node_plays_through_another_node_s_console() {
     let Some(BrowserStage {
@@ -850,24 +862,7 @@ async fn a_clip_recorded_on_one_node_plays_through_another_node_s_console() {
     };
     // porch: pinned to node-a, a person for 6 s, so its alert ends and its
     // clip is complete; gate runs on node-b.
-    let porch = format!(
-        r#"
-[[cameras]]
-id = "porch"
-node = "node-a"
-source = "{source}"
-detectors = [{{ name = "coco" }}]
-[[cameras.zones]]
-name = "porch"
-polygon = [[0, 0], [1, 0], [1, 1], [0, 1]]
-[[cameras.rules]]
-kind = "loitering"
-zone = "porch"
-classes = ["person"]
-dwell_s = 1
-"#,
-        source = still_stream(&person, 6)
-    );
+    let porch = loitering_camera("porch", &still_stream(&person, 6), "node = \"node-a\"");
     let mut configs = Vec::new();
     let mut ports = Vec::new();
     for name in ["node-a", "node-b"] {
@@ -968,6 +963,7 @@ dwell_s = 1
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    screenshot(&client, "compound-search.png").await;
 
     // node-a's alert page through node-b: the clip recorded on node-a plays.
     client
@@ -1106,6 +1102,7 @@ dwell_s = 1
         .await
         .unwrap();
     let text = js(&client, "return document.body.textContent").await;
+    screenshot(&client, "compound-unreachable.png").await;
     assert!(
         text.as_str()
             .unwrap_or_default()

@@ -7,7 +7,10 @@
 //! renewed every quarter lease; a node whose leases lapse (killed, powered off,
 //! cut off) has its unpinned cameras taken by the others, and the alerts it
 //! had open end as `node_lost`. See `lease.rs` for the rules, `pg.rs` for the
-//! tables, `node.rs` for the thread that keeps them.
+//! tables, `node.rs` for the thread that keeps them. Every node's alerts are
+//! copied to an index in PostgreSQL (`index.rs`) that every console searches
+//! (`peers.rs`); a console opens another node's alert from that node, asking
+//! it with a signed request (`forward.rs`).
 //!
 //! Why two witnesses: PostgreSQL alone cannot tell "node dead" from "node cut
 //! off from PostgreSQL". A node keeps its cameras while it can renew, or while

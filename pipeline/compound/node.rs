@@ -592,7 +592,7 @@ impl Keeper {
         let super::pg::Overview {
             cameras: reports,
             nodes,
-            open_elsewhere,
+            unresolved_elsewhere,
         } = self.connect()?.overview()?;
         for (camera, _) in &self.cameras {
             let runner = leases
@@ -620,7 +620,7 @@ impl Keeper {
                 seen_ago_s: ago.max(0) as u64,
             })
             .collect();
-        let mut open_elsewhere: Vec<crate::health::RemoteAlert> = open_elsewhere
+        let mut unresolved_elsewhere: Vec<crate::health::RemoteAlert> = unresolved_elsewhere
             .into_iter()
             .filter_map(|(node, row)| {
                 let a: crate::store::AlertRow = serde_json::from_str(&row).ok()?;
@@ -635,10 +635,10 @@ impl Keeper {
                 })
             })
             .collect();
-        open_elsewhere.sort_by_key(|a| std::cmp::Reverse(a.start_wall_ms));
+        unresolved_elsewhere.sort_by_key(|a| std::cmp::Reverse(a.start_wall_ms));
         health.set_compound(crate::health::CompoundView {
             nodes,
-            open_elsewhere,
+            unresolved_elsewhere,
         });
         Ok(())
     }

@@ -126,7 +126,7 @@ pub struct Overview {
     pub nodes: Vec<(String, bool, i64)>,
     /// Other nodes' unresolved alerts, newest first: node, the alert as the
     /// index holds it (an `AlertRow` in JSON).
-    pub open_elsewhere: Vec<(String, String)>,
+    pub unresolved_elsewhere: Vec<(String, String)>,
 }
 
 /// A camera's state as its node reported it.
@@ -403,7 +403,7 @@ impl Db {
             .collect();
         // From the index: every alert of another node nobody has resolved,
         // open or not (an alert that ended still waits for someone to close it).
-        let open_elsewhere = self
+        let unresolved_elsewhere = self
             .client
             .query(
                 "SELECT node, row FROM alerts WHERE node <> $1 AND NOT resolved
@@ -416,7 +416,7 @@ impl Db {
         Ok(Overview {
             cameras,
             nodes,
-            open_elsewhere,
+            unresolved_elsewhere,
         })
     }
 

@@ -2,8 +2,9 @@
 //! evidence, acknowledgements, tags, hold and export live with the node that
 //! recorded it, and a camera's live pictures with the node running it; a
 //! request for an alert this node's store does not have, or for a camera
-//! another node runs, is passed to that node, signed with the compound's secret (`compound/forward.rs`), and
-//! its answer (a page, a clip with its byte ranges, a redirect) streamed back.
+//! another node runs, is passed to that node, signed with the compound's
+//! secret (`compound/forward.rs`), and its answer (a page, a clip with its
+//! byte ranges, a redirect) streamed back.
 //! The other way round, a signed request from another console is served here
 //! as the user it names, `name@node`, so the custody log says who and where.
 
@@ -147,6 +148,22 @@ pub(crate) fn target_of_path(path: &str) -> Option<Target<'_>> {
     alert_of_path(path).map(Target::Alert)
 }
 
+/// An alert this node's store does not have, or a camera another node runs.
+#[derive(Debug, Clone)]
+enum Elsewhere {
+    Alert(String),
+    Camera { id: String, node: String },
+}
+
+impl std::fmt::Display for Elsewhere {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Elsewhere::Alert(id) => write!(f, "alert {id}"),
+            Elsewhere::Camera { id, .. } => write!(f, "camera {id}"),
+        }
+    }
+}
+
 /// Passes a request about another node's alert, or a camera another node
 /// runs, to that node.
 pub(crate) async fn forward_remote(
@@ -168,16 +185,19 @@ pub(crate) async fn forward_remote(
             .camera(id)
             .and_then(|h| h.runner())
             .filter(|r| !r.here)
-            .map(|r| (format!("camera {id}"), Some(r.node))),
+            .map(|r| Elsewhere::Camera {
+                id: id.to_string(),
+                node: r.node,
+            }),
         Some(Target::Alert(id)) => {
             let local = {
                 let id = id.to_string();
                 c.db(move |s| s.has_alert(&id)).await
             };
-            matches!(local, Ok(false)).then(|| (format!("alert {id}"), None))
+            matches!(local, Ok(false)).then(|| Elsewhere::Alert(id.to_string()))
         }
     };
-    let Some((what, node)) = elsewhere else {
+    let Some(what) = elsewhere else {
         return next.run(request).await;
     };
     let (mut parts, body) = request.into_parts();
@@ -188,9 +208,9 @@ pub(crate) async fn forward_remote(
     let t = user.lang.text();
     let lookup = {
         let (peers, what) = (peers.clone(), what.clone());
-        tokio::task::spawn_blocking(move || match node {
-            Some(node) => peers.node(&node),
-            None => peers.owner(what.trim_start_matches("alert ")),
+        tokio::task::spawn_blocking(move || match &what {
+            Elsewhere::Camera { node, .. } => peers.node(node),
+            Elsewhere::Alert(id) => peers.owner(id),
         })
         .await
     };
@@ -208,10 +228,9 @@ pub(crate) async fn forward_remote(
         }
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
-    let unreachable = if what.starts_with("camera ") {
-        t.camera_elsewhere_unreachable
-    } else {
-        t.elsewhere_unreachable
+    let unreachable = match what {
+        Elsewhere::Camera { .. } => t.camera_elsewhere_unreachable,
+        Elsewhere::Alert(_) => t.elsewhere_unreachable,
     }
     .replace("{node}", &owner.node);
     let Some(secret) = peers.secret.clone() else {

@@ -401,12 +401,12 @@ pub fn cameras(
         // Other nodes' unresolved alerts: taken here (the take is forwarded
         // to their node, whose store has them), opened and resolved on their
         // page, which their node serves through this console.
-        @if !compound.open_elsewhere.is_empty() {
+        @if !compound.unresolved_elsewhere.is_empty() {
             details.elsewhere open {
-                summary { (t.open_elsewhere) " (" (compound.open_elsewhere.len()) ")" }
+                summary { (t.unresolved_elsewhere) " (" (compound.unresolved_elsewhere.len()) ")" }
                 p.hint { (t.handled_there) }
                 ul {
-                    @for a in &compound.open_elsewhere {
+                    @for a in &compound.unresolved_elsewhere {
                         @let (icon, class, label) = kind_look(&a.kind, t);
                         li class={"kind-" (class)} data-id=(a.id) {
                             a href={"/alerts/" (a.id)} {
@@ -854,7 +854,7 @@ mod tests {
                 node("node-b", true, false),
                 node("node-c", false, false),
             ],
-            open_elsewhere: vec![crate::health::RemoteAlert {
+            unresolved_elsewhere: vec![crate::health::RemoteAlert {
                 id: "gate-1-00001".into(),
                 camera: "gate".into(),
                 node: "node-b".into(),
