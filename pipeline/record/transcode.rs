@@ -89,6 +89,22 @@ pub(crate) fn unit_from_encoder(sample: &gst::Sample) -> Option<Unit> {
     })
 }
 
+/// libav decoders write straight into GStreamer's frames ("direct rendering")
+/// and keep some as reference pictures. Here x264enc holds its input frames
+/// too, so each decoded frame is shared when the decoder finishes it, and
+/// GStreamer copies it into a fresh buffer: 0.66 MB for 768x576, mapped,
+/// faulted in and unmapped again for every frame (vigil's fixed mmap
+/// threshold), 1,036 times in one replay of `bench-vtest.toml`. Decoding into
+/// libav's own pictures costs one copy into a pooled, reused frame instead.
+fn decode_into_pooled_frames(element: &gst::Element) {
+    let is_libav = element
+        .factory()
+        .is_some_and(|f| f.name().starts_with("avdec_"));
+    if is_libav && element.find_property("direct-rendering").is_some() {
+        element.set_property("direct-rendering", false);
+    }
+}
+
 /// Nice 10 for the calling thread only (Linux threads have their own nice
 /// value): detection comes first, the encoder gets the cores when inference
 /// does not need them. Only for threads vigil owns, or that live as long as
@@ -134,6 +150,9 @@ impl Transcoder {
     ) -> Result<Transcoder, String> {
         let pipeline = gst::Pipeline::with_name(&format!("transcode-{camera}"));
         let decode = make("decodebin")?;
+        if let Some(bin) = decode.downcast_ref::<gst::Bin>() {
+            bin.connect_deep_element_added(|_, _, element| decode_into_pooled_frames(element));
+        }
         let [crop, convert, raw, encoder] = h264_encoder()?;
         let parse = make("h264parse")?;
         let avc = make("capsfilter")?;
