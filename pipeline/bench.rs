@@ -29,6 +29,8 @@ pub struct BenchOptions {
     pub realtime: bool,
     /// Replay the files in a loop for this long (memory soak); once otherwise.
     pub duration: Option<Duration>,
+    /// Run as this node of the config's compound (PostgreSQL beside the cameras).
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -228,7 +230,7 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
         run_until: options.duration.map(|d| started + d),
         inspect: Default::default(),
         console: crate::app::ConsoleUse::WhileCameras,
-        node: None,
+        node: options.node.clone().map(crate::app::NodeRole::Run),
     };
     // RSS sampled through the run, for the soak's growth figure.
     let sampling = Arc::new(AtomicBool::new(true));

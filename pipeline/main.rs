@@ -15,8 +15,8 @@ struct Cli {
     #[arg(long, global = true, default_value = "info")]
     log: String,
     /// A node of the config's compound (`[compound]`): `run` runs as it (only
-    /// the cameras PostgreSQL gives it); `alerts` and `evidence` read its store,
-    /// `<[storage] dir>/<node>`.
+    /// the cameras PostgreSQL gives it), and `bench` measures it doing so;
+    /// `alerts` and `evidence` read its store, `<[storage] dir>/<node>`.
     #[arg(long, global = true, value_name = "NAME")]
     node: Option<String>,
     #[command(subcommand)]

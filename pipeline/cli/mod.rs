@@ -53,12 +53,12 @@ pub enum Command {
 pub fn execute(command: Command, node: Option<String>) -> Result<ExitCode> {
     let applies = matches!(
         command,
-        Command::Run(_) | Command::Alerts(_) | Command::Evidence(_)
+        Command::Run(_) | Command::Bench(_) | Command::Alerts(_) | Command::Evidence(_)
     );
     if let Some(node) = &node
         && !applies
     {
-        anyhow::bail!("--node {node:?}: applies to run, alerts and evidence only");
+        anyhow::bail!("--node {node:?}: applies to run, bench, alerts and evidence only");
     }
     NODE.get_or_init(|| node.clone());
     match command {
@@ -66,7 +66,7 @@ pub fn execute(command: Command, node: Option<String>) -> Result<ExitCode> {
         Command::Console(args) => run::console(args),
         Command::Replay(args) => run::replay(args),
         Command::Check(args) => check::check(args),
-        Command::Bench(args) => run::bench(args),
+        Command::Bench(args) => run::bench(args, node),
         Command::Alerts(command) => alerts::execute(command),
         Command::Evidence(command) => evidence::execute(command),
         Command::Eval(args) => eval::eval(args),

@@ -206,7 +206,9 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
     Ok(exit_code(&report))
 }
 
-pub fn bench(args: BenchArgs) -> Result<ExitCode> {
+/// `node` (`--node`): measure this node of the config's compound, with its
+/// leases, mirror and alert index in PostgreSQL running beside the cameras.
+pub fn bench(args: BenchArgs, node: Option<String>) -> Result<ExitCode> {
     let BenchArgs {
         config,
         json,
@@ -215,12 +217,16 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         no_record,
     } = args;
     let mut loaded = LoadedConfig::load_checked(&config, false)?;
+    if let Some(node) = &node {
+        loaded.as_node(node)?;
+    }
     if no_record {
         loaded.config.storage.enabled = false;
     }
     let options = vigil::bench::BenchOptions {
         realtime,
         duration: duration.map(std::time::Duration::from_secs),
+        node,
     };
     let report = vigil::bench::run(&loaded, &options)?;
     if json {
