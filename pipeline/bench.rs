@@ -29,7 +29,8 @@ pub struct BenchOptions {
     pub realtime: bool,
     /// Replay the files in a loop for this long (memory soak); once otherwise.
     pub duration: Option<Duration>,
-    /// Run as this node of the config's compound (PostgreSQL beside the cameras).
+    /// Run as this node of the config's compound (PostgreSQL beside the
+    /// cameras) until `duration` has passed.
     pub node: Option<String>,
 }
 
@@ -216,6 +217,16 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
         console.listen = free_loopback();
     }
     let started = Instant::now();
+    let shutdown = crate::shutdown::Shutdown::new();
+    if let (Some(_), Some(duration)) = (&options.node, options.duration) {
+        // A node also waits for cameras it may be given later, so its run
+        // ends by the clock, not when its files do.
+        let stop = shutdown.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(duration);
+            stop.trigger();
+        });
+    }
     let run_options = RunOptions {
         pacing: if options.realtime {
             Pacing::Live
@@ -226,7 +237,7 @@ pub fn run(loaded: &LoadedConfig, options: &BenchOptions) -> Result<BenchReport,
         embedded_broker: true,
         mqtt: true,
         progress: false,
-        shutdown: Default::default(),
+        shutdown,
         run_until: options.duration.map(|d| started + d),
         inspect: Default::default(),
         console: crate::app::ConsoleUse::WhileCameras,

@@ -491,9 +491,12 @@ leave_after_s = 1
     assert!(ok, "node-a's store verifies after SIGKILL\n{said}");
     let (ok, said) = vigil(&["replay", "-c", config, "--node", "node-a"]);
     assert!(
-        !ok && said.contains("applies to run, alerts and evidence"),
+        !ok && said.contains("applies to run, bench, alerts and evidence"),
         "{said}"
     );
+    // A node waits for cameras other nodes may leave: its bench ends by the clock.
+    let (ok, said) = vigil(&["bench", "-c", config, "--node", "node-a"]);
+    assert!(!ok && said.contains("give --duration too"), "{said}");
 }
 
 /// Its exit status, killing it if it takes over 20 s.

@@ -218,6 +218,11 @@ pub fn bench(args: BenchArgs, node: Option<String>) -> Result<ExitCode> {
     } = args;
     let mut loaded = LoadedConfig::load_checked(&config, false)?;
     if let Some(node) = &node {
+        if duration.is_none() {
+            anyhow::bail!(
+                "bench --node {node}: give --duration too (a node keeps waiting for cameras other nodes may leave, so it does not end with its files)"
+            );
+        }
         loaded.as_node(node)?;
     }
     if no_record {
