@@ -1112,6 +1112,22 @@ async fn a_clip_recorded_on_one_node_plays_through_another_node_s_console() {
             .contains("证据在节点 node-a 上，该节点无法连接"),
         "{text}"
     );
+    // What the index last had of it: which alert, and who resolved it.
+    let shown = js(
+        &client,
+        "const p = document.querySelector('.elsewhere-alert'); \
+         const ack = document.querySelector('.ack'); \
+         return p && ack ? [p.dataset.id, ack.textContent] : null",
+    )
+    .await;
+    assert_eq!(shown[0], porch_alert.as_str(), "{text}");
+    assert!(
+        shown[1]
+            .as_str()
+            .unwrap_or_default()
+            .contains("已处理 · inspector@node-b"),
+        "{shown}"
+    );
     drop(b);
     let _ = client.close().await;
 }

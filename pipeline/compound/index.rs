@@ -177,6 +177,16 @@ pub fn owner(
         }))
 }
 
+/// Alert `id` as its node last copied it, with that node.
+pub fn alert(client: &mut Client, id: &str) -> Result<Option<(String, AlertRow)>, postgres::Error> {
+    Ok(client
+        .query_opt("SELECT node, row FROM alerts WHERE id = $1", &[&id])?
+        .and_then(|r| {
+            let row = serde_json::from_str(r.get::<_, &str>(1)).ok()?;
+            Some((r.get::<_, String>(0), row))
+        }))
+}
+
 /// Where node `node`'s console answers.
 pub fn node(
     client: &mut Client,

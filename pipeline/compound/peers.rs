@@ -62,6 +62,11 @@ impl Peers {
         self.with(|c| index::owner(c, id, lease_s))
     }
 
+    /// Alert `id` as its node last copied it to the index, with that node.
+    pub fn alert(&self, id: &str) -> Result<Option<(String, AlertRow)>, postgres::Error> {
+        self.with(|c| index::alert(c, id))
+    }
+
     /// Where node `node`'s console answers, and whether it is live.
     pub fn node(&self, node: &str) -> Result<Option<Owner>, postgres::Error> {
         let lease_s = self.lease_s;

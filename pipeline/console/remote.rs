@@ -242,7 +242,15 @@ pub(crate) async fn forward_remote(
             "console: {what} is on node {}, which advertises no console address",
             owner.node
         );
-        return shown(&c, &user, StatusCode::BAD_GATEWAY, &unreachable);
+        return unreachable_page(
+            &c,
+            &user,
+            StatusCode::BAD_GATEWAY,
+            &unreachable,
+            &what,
+            &peers,
+        )
+        .await;
     };
     let Ok(body) = axum::body::to_bytes(body, MAX_FORWARDED_BODY).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "too large").into_response();
@@ -282,7 +290,15 @@ pub(crate) async fn forward_remote(
         }
     }
     let Ok(outgoing) = outgoing.body(Full::new(body)) else {
-        return shown(&c, &user, StatusCode::BAD_GATEWAY, &unreachable);
+        return unreachable_page(
+            &c,
+            &user,
+            StatusCode::BAD_GATEWAY,
+            &unreachable,
+            &what,
+            &peers,
+        )
+        .await;
     };
     let sent = async {
         if url.starts_with("https://") {
@@ -307,14 +323,30 @@ pub(crate) async fn forward_remote(
                 owner.node,
                 crate::errors::with_causes(e.as_ref())
             );
-            shown(&c, &user, StatusCode::BAD_GATEWAY, &unreachable)
+            unreachable_page(
+                &c,
+                &user,
+                StatusCode::BAD_GATEWAY,
+                &unreachable,
+                &what,
+                &peers,
+            )
+            .await
         }
         Err(_) => {
             tracing::warn!(
                 "console: {what}: node {} at {url} did not answer within {ANSWER_WITHIN:?}",
                 owner.node
             );
-            shown(&c, &user, StatusCode::GATEWAY_TIMEOUT, &unreachable)
+            unreachable_page(
+                &c,
+                &user,
+                StatusCode::GATEWAY_TIMEOUT,
+                &unreachable,
+                &what,
+                &peers,
+            )
+            .await
         }
     }
 }
@@ -428,6 +460,31 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// The page for a node that does not answer; for an alert, with what the
+/// index last had of it (one more lookup, on this failure path only).
+async fn unreachable_page(
+    c: &Console,
+    user: &User,
+    status: StatusCode,
+    text: &str,
+    what: &Elsewhere,
+    peers: &Arc<crate::compound::Peers>,
+) -> Response {
+    let alert = match what {
+        Elsewhere::Alert(id) => {
+            let (peers, id) = (peers.clone(), id.clone());
+            tokio::task::spawn_blocking(move || peers.alert(&id))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten()
+                .map(|(_, row)| row)
+        }
+        Elsewhere::Camera { .. } => None,
+    };
+    (status, views::unreachable(c, user, text, alert.as_ref())).into_response()
 }
 
 fn shown(c: &Console, user: &User, status: StatusCode, text: &str) -> Response {

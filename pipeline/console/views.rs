@@ -711,6 +711,32 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
     }
 }
 
+/// A page another node serves, while that node does not answer: why, and what
+/// the compound's index last had of the alert, so the operator knows what
+/// waits there (its kind, camera, start, state, and who took or resolved it).
+pub fn unreachable(console: &Console, user: &User, text: &str, alert: Option<&AlertRow>) -> Markup {
+    let t = user.lang.text();
+    page(
+        console,
+        Some(user),
+        text,
+        html! {
+            p.message { (text) }
+            @if let Some(a) = alert {
+                @let (icon, class, label) = kind_look(&a.kind, t);
+                p.elsewhere-alert class={"kind-" (class)} data-id=(a.id) {
+                    (icon) " " (label) " · " strong { (console.camera_name(&a.camera)) }
+                    " · " (console.local(a.start_wall_ms))
+                    " · " span.state { (state_label(&a.state, t)) }
+                }
+                @if !a.summary.is_empty() { p.summary { (a.summary) } }
+                @if let Some(ack) = &a.ack { (ack_line(ack, console, t)) }
+            }
+            p { a href="/" { (t.back) } }
+        },
+    )
+}
+
 pub fn message(console: &Console, user: Option<&User>, text: &str) -> Markup {
     let t = user.map_or(console.lang, |u| u.lang).text();
     page(
