@@ -233,6 +233,9 @@ pub(crate) async fn forward_remote(
         Elsewhere::Alert(_) => t.elsewhere_unreachable,
     }
     .replace("{node}", &owner.node);
+    // What this console shows when the node does not answer, at `status`.
+    let down =
+        async |status| unreachable_page(&c, &user, status, &unreachable, &what, &peers).await;
     let Some(secret) = peers.secret.clone() else {
         let text = t.elsewhere_no_secret.replace("{node}", &owner.node);
         return shown(&c, &user, StatusCode::SERVICE_UNAVAILABLE, &text);
@@ -242,15 +245,7 @@ pub(crate) async fn forward_remote(
             "console: {what} is on node {}, which advertises no console address",
             owner.node
         );
-        return unreachable_page(
-            &c,
-            &user,
-            StatusCode::BAD_GATEWAY,
-            &unreachable,
-            &what,
-            &peers,
-        )
-        .await;
+        return down(StatusCode::BAD_GATEWAY).await;
     };
     let Ok(body) = axum::body::to_bytes(body, MAX_FORWARDED_BODY).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "too large").into_response();
@@ -290,15 +285,7 @@ pub(crate) async fn forward_remote(
         }
     }
     let Ok(outgoing) = outgoing.body(Full::new(body)) else {
-        return unreachable_page(
-            &c,
-            &user,
-            StatusCode::BAD_GATEWAY,
-            &unreachable,
-            &what,
-            &peers,
-        )
-        .await;
+        return down(StatusCode::BAD_GATEWAY).await;
     };
     let sent = async {
         if url.starts_with("https://") {
@@ -323,30 +310,14 @@ pub(crate) async fn forward_remote(
                 owner.node,
                 crate::errors::with_causes(e.as_ref())
             );
-            unreachable_page(
-                &c,
-                &user,
-                StatusCode::BAD_GATEWAY,
-                &unreachable,
-                &what,
-                &peers,
-            )
-            .await
+            down(StatusCode::BAD_GATEWAY).await
         }
         Err(_) => {
             tracing::warn!(
                 "console: {what}: node {} at {url} did not answer within {ANSWER_WITHIN:?}",
                 owner.node
             );
-            unreachable_page(
-                &c,
-                &user,
-                StatusCode::GATEWAY_TIMEOUT,
-                &unreachable,
-                &what,
-                &peers,
-            )
-            .await
+            down(StatusCode::GATEWAY_TIMEOUT).await
         }
     }
 }
