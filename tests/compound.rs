@@ -718,6 +718,39 @@ fn browser_stage() -> Option<BrowserStage> {
     })
 }
 
+/// node-b started on `config`, once it has raised gate's alert (a person
+/// stands at gate from the start): the browser tests' first node.
+fn node_b_with_gate_alert(config: &Path, mqtt: &Recorder) -> (Killed, LogLines) {
+    let (b, b_log) = node(config, "node-b");
+    assert!(
+        mqtt.wait_for(
+            |m| events(m)
+                .iter()
+                .any(|e| e["type"] == "new" && e["after"]["camera"] == "gate"),
+            Duration::from_secs(60)
+        ),
+        "gate's alert on node-b\n{}",
+        b_log.text()
+    );
+    (b, b_log)
+}
+
+/// chromedriver and a browser signed in to the console at `port`, with the
+/// console's base URL. Keep the driver: dropping it kills chromedriver.
+async fn signed_in(
+    chromedriver: &Path,
+    port: u16,
+    height: u32,
+    user: &str,
+    password: &str,
+) -> (Killed, fantoccini::Client, String) {
+    let (driver, driver_port) = chromedriver_started(chromedriver);
+    let client = browser(driver_port, 1280, height).await;
+    let base = format!("http://127.0.0.1:{port}");
+    login(&client, &base, user, password).await;
+    (driver, client, base)
+}
+
 /// `vigil console` on a machine with no cameras, in a real browser, shows the
 /// whole compound: every node, each camera with the node running it and that
 /// node's word on its state, and the alerts open on every node; and follows a
@@ -756,17 +789,7 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
         ),
     );
     // node-b first: it runs gate and has its alert open; node-a takes nothing.
-    let (b, b_log) = node(&config, "node-b");
-    assert!(
-        mqtt.wait_for(
-            |m| events(m)
-                .iter()
-                .any(|e| e["type"] == "new" && e["after"]["camera"] == "gate"),
-            Duration::from_secs(60)
-        ),
-        "{}",
-        b_log.text()
-    );
+    let (b, _b_log) = node_b_with_gate_alert(&config, &mqtt);
     let (_a, _a_log) = node(&config, "node-a");
     add_user(&console_config, "op", "operator", "operator-password");
     let console = Command::new(env!("CARGO_BIN_EXE_vigil"))
@@ -778,10 +801,8 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
     let mut console = Killed(console);
     let console_log = LogLines::follow(&mut console.0);
     wait_port(console_port, Duration::from_secs(60));
-    let (_driver, driver_port) = chromedriver_started(&chromedriver);
-    let client = browser(driver_port, 1280, 800).await;
-    let base = format!("http://127.0.0.1:{console_port}");
-    login(&client, &base, "op", "operator-password").await;
+    let (_driver, client, _) =
+        signed_in(&chromedriver, console_port, 800, "op", "operator-password").await;
     let chips = "[...document.querySelectorAll('.nodechip')].map(e => e.textContent).join('|')";
     let gate = "document.querySelector('.camera[data-camera=gate]')";
     until(
@@ -917,17 +938,7 @@ async fn a_clip_recorded_on_one_node_plays_through_another_node_s_console() {
         configs.push(write_config(&home, &text));
         ports.push(port);
     }
-    let (b, b_log) = node(&configs[1], "node-b");
-    assert!(
-        mqtt.wait_for(
-            |m| events(m)
-                .iter()
-                .any(|e| e["type"] == "new" && e["after"]["camera"] == "gate"),
-            Duration::from_secs(60)
-        ),
-        "gate's alert on node-b\n{}",
-        b_log.text()
-    );
+    let (b, b_log) = node_b_with_gate_alert(&configs[1], &mqtt);
     let (a, a_log) = node(&configs[0], "node-a");
     let ended = |m: &[(String, String, bool)]| {
         events(m)
@@ -944,10 +955,8 @@ async fn a_clip_recorded_on_one_node_plays_through_another_node_s_console() {
 
     add_user(&configs[1], "inspector", "police", "police-password");
     wait_port(ports[1], Duration::from_secs(30));
-    let (_driver, driver_port) = chromedriver_started(&chromedriver);
-    let client = browser(driver_port, 1280, 900).await;
-    let base = format!("http://127.0.0.1:{}", ports[1]);
-    login(&client, &base, "inspector", "police-password").await;
+    let (_driver, client, base) =
+        signed_in(&chromedriver, ports[1], 900, "inspector", "police-password").await;
 
     // The search on node-b's console lists both nodes' alerts, each with its node.
     let both = format!(
