@@ -202,15 +202,8 @@ impl CameraHealth {
 /// alert index in PostgreSQL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteAlert {
-    pub id: String,
-    pub camera: String,
     pub node: String,
-    pub kind: String,
-    pub start_wall_ms: i64,
-    /// `open`, `ended` or `interrupted`.
-    pub state: String,
-    /// Who acknowledged it, if anyone has.
-    pub taken_by: Option<String>,
+    pub row: crate::store::AlertRow,
 }
 
 /// What a compound node's console shows of the other nodes.
@@ -222,11 +215,19 @@ pub struct CompoundView {
 }
 
 /// Every camera's health, by camera id, and on a compound node the others'.
-#[derive(Clone, Default)]
+/// The compound's view sits in a watch channel: the wall's live feed wakes
+/// when another node's alert arrives or changes.
+#[derive(Clone)]
 pub struct HealthBoard(
     Arc<BTreeMap<String, Arc<CameraHealth>>>,
-    Arc<Mutex<CompoundView>>,
+    Arc<tokio::sync::watch::Sender<CompoundView>>,
 );
+
+impl Default for HealthBoard {
+    fn default() -> Self {
+        HealthBoard::new([])
+    }
+}
 
 impl HealthBoard {
     pub fn new<'a>(cameras: impl IntoIterator<Item = &'a str>) -> Self {
@@ -237,17 +238,29 @@ impl HealthBoard {
                     .map(|id| (id.to_string(), Arc::new(CameraHealth::new())))
                     .collect(),
             ),
-            Arc::default(),
+            Arc::new(tokio::sync::watch::Sender::new(CompoundView::default())),
         )
     }
 
+    /// Replaces the compound's view; watchers wake only if it changed.
     pub fn set_compound(&self, view: CompoundView) {
-        *self.1.lock().unwrap_or_else(|e| e.into_inner()) = view;
+        self.1.send_if_modified(|shown| {
+            let changed = *shown != view;
+            if changed {
+                *shown = view;
+            }
+            changed
+        });
     }
 
     /// The compound's nodes and other nodes' open alerts (empty outside a compound).
     pub fn compound(&self) -> CompoundView {
-        self.1.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.1.borrow().clone()
+    }
+
+    /// Wakes whenever the compound's view changes.
+    pub fn compound_changes(&self) -> tokio::sync::watch::Receiver<CompoundView> {
+        self.1.subscribe()
     }
 
     pub fn camera(&self, id: &str) -> Option<Arc<CameraHealth>> {

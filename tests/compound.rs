@@ -784,7 +784,7 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
             &pg.url(),
             broker.port,
             &format!(
-                "\n[console]\nlisten = \"127.0.0.1:{console_port}\"\ntime_zone = \"Asia/Shanghai\"\n"
+                "\n[console]\nlisten = \"127.0.0.1:{console_port}\"\ntime_zone = \"Asia/Shanghai\"\nsound = [\"critical\", \"high\", \"warning\"]\n"
             ),
         ),
     );
@@ -811,10 +811,12 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
             "{chips} == 'node-a|node-b' \
              && {gate}?.classList.contains('elsewhere') && {gate}?.classList.contains('state-up') \
              && {gate}?.querySelector('.node')?.textContent == 'node-b' \
-             && document.querySelectorAll('details.elsewhere li').length == 1"
+             && document.querySelectorAll('#wall .card.remote').length == 1 \
+             && document.querySelector('#wall .card.remote .node')?.textContent == 'node-b' \
+             && window.vigilBeeps >= 1"
         ),
         Duration::from_secs(30),
-        "node-b's camera and open alert on the control room's console",
+        "node-b's camera, and its open alert as a sounding card, on the control room's wall",
     )
     .await;
     screenshot(&client, "compound-console.png").await;
@@ -838,7 +840,7 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
 
     let lost = js(
         &client,
-        "return document.querySelector('details.elsewhere li').dataset.id",
+        "return document.querySelector('#wall .card.remote').dataset.id",
     )
     .await;
     let lost = lost.as_str().unwrap().to_string();
@@ -852,8 +854,8 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
         &format!(
             "{chips}.includes('node-b · 离线') \
              && {gate}?.querySelector('.node')?.textContent == 'node-a' \
-             && document.querySelector('details.elsewhere li[data-id=\"{lost}\"] .state')?.textContent == '已中断' \
-             && document.querySelector('details.elsewhere li .node')?.textContent == 'node-a'"
+             && document.querySelector('#alert-{lost} .state')?.textContent == '已中断' \
+             && document.querySelector('#wall .card.remote .node')?.textContent == 'node-a'"
         ),
         Duration::from_secs(40),
         "the failover on the control room's console",
@@ -865,7 +867,7 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
 /// One console for the compound: node-b's console, in a real browser, finds
 /// node-a's alert in its search, opens its page (node-a serves HTTPS on a
 /// self-signed certificate, pinned), plays the clip recorded on node-a's
-/// disk, exports a bundle that verifies, takes the alert from its wall list
+/// disk, exports a bundle that verifies, takes the alert from its wall card
 /// and resolves it; node-a's store and custody log name who did it from where.
 /// node-a's console shows node-b's camera live. A forged signature and a
 /// replaced certificate are refused. With node-a down, the page says the
@@ -1000,25 +1002,31 @@ async fn a_clip_recorded_on_one_node_plays_through_another_node_s_console() {
     // Export through node-b: the bundle verifies.
     export_verified(&client, "沪公浦刑2026-118号", dir.path()).await;
 
-    // Taken from node-b's wall, where node-a's unresolved alert is listed;
-    // resolved on its page; both recorded in node-a's store, by whom and where.
-    let item = format!("document.querySelector('details.elsewhere li[data-id=\"{porch_alert}\"]')");
+    // Taken from its card on node-b's wall; resolved on its page; both
+    // recorded in node-a's store, by whom and where.
+    let card = format!("document.getElementById('alert-{porch_alert}')");
     client.goto(&format!("{base}/")).await.unwrap();
     until(
         &client,
-        &format!("!!{item}?.querySelector('form.take button')"),
+        &format!(
+            "{card}?.classList.contains('remote') && {card}.querySelector('.node')?.textContent == 'node-a' \
+             && !!{card}.querySelector('button[value=ack]') && {card}.querySelector('img')?.naturalWidth > 0"
+        ),
         Duration::from_secs(20),
-        "node-a's alert, with its take button, on node-b's wall",
+        "node-a's alert as a card, with its picture fetched from node-a and its take button, on node-b's wall",
     )
     .await;
+    screenshot(&client, "compound-remote-card.png").await;
     js(
         &client,
-        &format!("{item}.querySelector('form.take button').click(); return true;"),
+        &format!("{card}.querySelector('button[value=ack]').click(); return true;"),
     )
     .await;
     until(
         &client,
-        &format!("{item}?.querySelector('.taken')?.textContent.includes('inspector@node-b')"),
+        &format!(
+            "{card}?.classList.contains('acked') && {card}.querySelector('.ack')?.textContent.includes('inspector@node-b')"
+        ),
         Duration::from_secs(20),
         "taken, on node-b's wall",
     )
@@ -1043,9 +1051,9 @@ async fn a_clip_recorded_on_one_node_plays_through_another_node_s_console() {
     client.goto(&format!("{base}/")).await.unwrap();
     until(
         &client,
-        &format!("!{item}"),
+        &format!("!{card}"),
         Duration::from_secs(20),
-        "resolved: gone from node-b's wall list",
+        "resolved: gone from node-b's wall",
     )
     .await;
     let shown = vigil()

@@ -623,19 +623,13 @@ impl Keeper {
         let mut unresolved_elsewhere: Vec<crate::health::RemoteAlert> = unresolved_elsewhere
             .into_iter()
             .filter_map(|(node, row)| {
-                let a: crate::store::AlertRow = serde_json::from_str(&row).ok()?;
                 Some(crate::health::RemoteAlert {
-                    taken_by: a.ack.map(|k| k.who),
-                    id: a.id,
-                    camera: a.camera,
                     node,
-                    kind: a.kind,
-                    start_wall_ms: a.start_wall_ms,
-                    state: a.state,
+                    row: serde_json::from_str(&row).ok()?,
                 })
             })
             .collect();
-        unresolved_elsewhere.sort_by_key(|a| std::cmp::Reverse(a.start_wall_ms));
+        unresolved_elsewhere.sort_by_key(|a| std::cmp::Reverse(a.row.start_wall_ms));
         health.set_compound(crate::health::CompoundView {
             nodes,
             unresolved_elsewhere,

@@ -16,6 +16,7 @@
 use super::auth::{self, User};
 use super::views::{self, CameraView, SearchForm};
 use super::{Console, Language, Role, live, plans};
+use crate::health::RemoteAlert;
 use crate::store::{
     Ack, AckAction, AlertFilter, FeedCursor, OutboxMessage, Outcome, Priority, StoreError,
     StoredSession,
@@ -304,29 +305,20 @@ async fn wall(State(c): State<Shared>, user: User) -> Response {
         .await;
     match loaded {
         Ok((cursor, alerts)) => {
-            let cams = views::cameras(
-                user.lang,
-                &user.csrf,
-                &camera_views(&c),
-                &c.health.compound(),
-            );
-            Html(views::wall(&c, &user, &alerts, &cursor.to_string(), cams).into_string())
-                .into_response()
+            let compound = c.health.compound();
+            let cams = views::cameras(user.lang, &camera_views(&c), &compound);
+            let elsewhere = &compound.unresolved_elsewhere;
+            Html(
+                views::wall(&c, &user, &alerts, elsewhere, &cursor.to_string(), cams).into_string(),
+            )
+            .into_response()
         }
         Err(e) => store_failed(e),
     }
 }
 
 async fn cameras(State(c): State<Shared>, user: User) -> Html<String> {
-    Html(
-        views::cameras(
-            user.lang,
-            &user.csrf,
-            &camera_views(&c),
-            &c.health.compound(),
-        )
-        .into_string(),
-    )
+    Html(views::cameras(user.lang, &camera_views(&c), &c.health.compound()).into_string())
 }
 
 async fn thumbnail(State(c): State<Shared>, _user: User, Path(id): Path<String>) -> Response {
@@ -386,8 +378,6 @@ struct CardUpdate {
     pinned: bool,
 }
 
-/// Server-sent events: each alert that changed after the client's cursor
-/// (`Last-Event-ID` on a reconnect, `?after=` from the page), as its new card.
 /// The tab's icon: the brand's eye, in the wall's alarm orange.
 async fn favicon() -> Response {
     (
@@ -409,6 +399,57 @@ async fn session(_user: User) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+/// What one wall's live feed has sent of other nodes' alerts.
+#[derive(Default)]
+struct ShownElsewhere(std::collections::HashMap<String, RemoteAlert>);
+
+impl ShownElsewhere {
+    /// The alerts of `now` that are new or changed since the last call; `now`
+    /// becomes what was sent.
+    fn update<'a>(&mut self, now: &'a [RemoteAlert]) -> Vec<&'a RemoteAlert> {
+        let changed = now
+            .iter()
+            .filter(|r| self.0.get(&r.row.id) != Some(*r))
+            .collect();
+        self.0 = now.iter().map(|r| (r.row.id.clone(), r.clone())).collect();
+        changed
+    }
+}
+
+/// Returns once the watched value changes, leaving the change unseen for
+/// `has_changed` (a clone is marked seen, not the caller's receiver).
+async fn wait_unseen<T>(mut clone: tokio::sync::watch::Receiver<T>) {
+    if clone.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The SSE event carrying a card.
+fn card_event(
+    c: &Console,
+    user: &User,
+    a: &crate::store::AlertRow,
+    node: Option<&str>,
+) -> SseEvent {
+    let update = CardUpdate {
+        id: a.id.clone(),
+        html: views::card(c, user, a, node).into_string(),
+        resolved: a
+            .ack
+            .as_ref()
+            .is_some_and(|k| k.action == AckAction::Resolve),
+        pinned: views::pinned(a),
+    };
+    SseEvent::default()
+        .event("card")
+        .data(serde_json::to_string(&update).unwrap_or_default())
+}
+
+/// Server-sent events: each alert that changed after the client's cursor
+/// (`Last-Event-ID` on a reconnect, `?after=` from the page), as its new card.
+/// In a compound, other nodes' unresolved alerts too, as the index has them:
+/// all of them when the stream opens, then each that changes, and the list
+/// of their ids, so the wall drops those resolved (they carry no cursor).
 async fn live(
     State(c): State<Shared>,
     user: User,
@@ -428,14 +469,25 @@ async fn live(
     };
     let mut feed = c.feed.clone();
     feed.borrow_and_update();
+    // Marked changed: the stream opens with every other node's alert.
+    let mut elsewhere = c.health.compound_changes();
+    elsewhere.mark_changed();
     let stream = futures_util::stream::unfold(
-        (c, user, start, Vec::<SseEvent>::new(), feed, Instant::now()),
-        |(c, user, mut cursor, mut pending, mut feed, mut checked)| async move {
+        (
+            c,
+            user,
+            start,
+            Vec::<SseEvent>::new(),
+            (feed, elsewhere),
+            ShownElsewhere::default(),
+            Instant::now(),
+        ),
+        |(c, user, mut cursor, mut pending, (mut feed, mut elsewhere), mut shown, mut checked)| async move {
             loop {
                 if let Some(e) = pending.pop() {
                     return Some((
                         Ok::<_, Infallible>(e),
-                        (c, user, cursor, pending, feed, checked),
+                        (c, user, cursor, pending, (feed, elsewhere), shown, checked),
                     ));
                 }
                 // An open stream outlives its login check: a logout, a removed
@@ -444,6 +496,21 @@ async fn live(
                 if checked.elapsed() >= SESSION_RECHECK {
                     c.session_user(&user.session).await?;
                     checked = Instant::now();
+                }
+                // `changed()` below marks the view seen, so ask here, not there.
+                if elsewhere.has_changed().unwrap_or(false) {
+                    let view = elsewhere.borrow_and_update().clone();
+                    let now = &view.unresolved_elsewhere;
+                    let ids: Vec<&str> = now.iter().map(|r| r.row.id.as_str()).collect();
+                    pending.push(
+                        SseEvent::default()
+                            .event("elsewhere")
+                            .data(serde_json::to_string(&ids).unwrap_or_default()),
+                    );
+                    for r in shown.update(now) {
+                        pending.push(card_event(&c, &user, &r.row, Some(&r.node)));
+                    }
+                    continue;
                 }
                 let from = cursor;
                 let changed = c
@@ -458,27 +525,18 @@ async fn live(
                         let id = next.to_string();
                         // `pending` pops from the back: push newest first.
                         for (i, a) in rows.iter().rev().enumerate() {
-                            let update = CardUpdate {
-                                id: a.id.clone(),
-                                html: views::card(&c, &user, a).into_string(),
-                                resolved: a
-                                    .ack
-                                    .as_ref()
-                                    .is_some_and(|k| k.action == AckAction::Resolve),
-                                pinned: views::pinned(a),
-                            };
-                            let data = serde_json::to_string(&update).unwrap_or_default();
+                            let event = card_event(&c, &user, a, None);
                             // Only the batch's last event carries the cursor: a
                             // connection cut mid-batch resumes before it.
-                            let event = SseEvent::default().event("card").data(data);
                             pending.push(if i == 0 { event.id(&id) } else { event });
                         }
                     }
                     Ok(_) => {
-                        if let Ok(Err(_)) =
-                            tokio::time::timeout(SESSION_RECHECK, feed.changed()).await
-                        {
-                            return None;
+                        let remote = elsewhere.clone();
+                        tokio::select! {
+                            closed = feed.changed() => if closed.is_err() { return None },
+                            _ = wait_unseen(remote) => {}
+                            _ = tokio::time::sleep(SESSION_RECHECK) => {}
                         }
                     }
                     Err(e) => {
@@ -1204,6 +1262,37 @@ async fn recording_so_far(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wall_is_sent_each_other_node_alert_once_and_again_when_it_changes() {
+        let remote = |id: &str, taken: Option<&str>| RemoteAlert {
+            node: "node-a".into(),
+            row: crate::store::AlertRow {
+                id: id.into(),
+                ack: taken.map(|who| crate::store::Ack {
+                    action: AckAction::Ack,
+                    who: who.into(),
+                    note: String::new(),
+                    at_ms: 1,
+                    outcome: None,
+                }),
+                ..Default::default()
+            },
+        };
+        let ids = |v: Vec<&RemoteAlert>| v.iter().map(|r| r.row.id.clone()).collect::<Vec<_>>();
+        let mut shown = ShownElsewhere::default();
+        let first = [remote("a-1", None), remote("a-2", None)];
+        assert_eq!(ids(shown.update(&first)), ["a-1", "a-2"], "all on opening");
+        assert!(shown.update(&first).is_empty(), "nothing new");
+        let taken = [remote("a-1", Some("op@node-b")), remote("a-2", None)];
+        assert_eq!(ids(shown.update(&taken)), ["a-1"], "taken: its card again");
+        let resolved = [remote("a-2", None)];
+        assert!(
+            shown.update(&resolved).is_empty(),
+            "a resolved alert goes with the id list, not as a card"
+        );
+        assert_eq!(ids(shown.update(&taken)), ["a-1"], "back in the index");
+    }
 
     #[test]
     fn search_times_show_in_the_form_as_they_were_applied() {

@@ -143,8 +143,6 @@ pub struct Text {
     pub elsewhere_no_secret: &'static str,
     /// The compound's PostgreSQL does not answer: other nodes' alerts unknown.
     pub compound_db_down: &'static str,
-    pub unresolved_elsewhere: &'static str,
-    pub handled_there: &'static str,
     pub fps: &'static str,
     pub no_picture: &'static str,
     /// The live video of cameras (the grid, a camera's page).
@@ -329,8 +327,6 @@ pub const ZH_CN: Text = Text {
     camera_elsewhere_unreachable: "该摄像头由节点 {node} 运行，该节点无法连接",
     elsewhere_no_secret: "证据在节点 {node} 上；本系统未配置 [compound] secret_file，控制台之间无法调取",
     compound_db_down: "小区数据库（PostgreSQL）无应答：暂时无法查到其他节点的警报",
-    unresolved_elsewhere: "其他节点的未处理警报",
-    handled_there: "在此接警、打开和处理；证据保存在记录它的节点上，由本控制台向该节点调取。",
     fps: "帧/秒",
     no_picture: "无画面",
     live_video: "实况",
@@ -550,8 +546,6 @@ pub const EN: Text = Text {
     camera_elsewhere_unreachable: "this camera runs on node {node}, unreachable",
     elsewhere_no_secret: "evidence on node {node}; this compound has no [compound] secret_file, so consoles cannot fetch from each other",
     compound_db_down: "the compound's PostgreSQL does not answer: other nodes' alerts cannot be looked up",
-    unresolved_elsewhere: "Unresolved on other nodes",
-    handled_there: "Take, open and resolve them here; their evidence stays on the node that recorded it and is fetched from there.",
     fps: "fps",
     no_picture: "no picture",
     live_video: "Live",

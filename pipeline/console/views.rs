@@ -172,7 +172,9 @@ pub fn pinned(a: &AlertRow) -> bool {
     matches!(a.severity.as_str(), "critical" | "high") && a.ack.is_none()
 }
 
-pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
+/// An alert's card on the wall. `node`: the other node whose store holds it
+/// (its take and resolve are forwarded there, its picture fetched from there).
+pub fn card(console: &Console, user: &User, a: &AlertRow, node: Option<&str>) -> Markup {
     let t = user.lang.text();
     let (icon, class, label) = kind_look(&a.kind, t);
     let place = match (&a.zone, &a.line) {
@@ -192,7 +194,7 @@ pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
     let end = a.end_wall_ms;
     let now = crate::time::now_ms() as i64;
     html! {
-        article id={"alert-" (a.id)} class={"card sev-" (a.severity) " kind-" (class) @if pinned(a) { " pin" } @if a.ack.is_some() { " acked" }}
+        article id={"alert-" (a.id)} class={"card sev-" (a.severity) " kind-" (class) @if pinned(a) { " pin" } @if a.ack.is_some() { " acked" } @if node.is_some() { " remote" }}
             data-id=(a.id) data-start=(a.start_wall_ms) data-end=[end] data-camera=(a.camera) data-kind=(a.kind) {
             label.pick { input type="checkbox" aria-label=(t.select); }
             a.shot href={"/alerts/" (a.id)} {
@@ -205,7 +207,10 @@ pub fn card(console: &Console, user: &User, a: &AlertRow) -> Markup {
             }
             div.body {
                 h3 { (icon) " " (label) " " span.sev { (severity_label(&a.severity, t)) } }
-                p.camera { (console.camera_name(&a.camera)) @if !place.is_empty() { " · " (place) } }
+                p.camera {
+                    (console.camera_name(&a.camera)) @if !place.is_empty() { " · " (place) }
+                    @if let Some(node) = node { " " span.node title=(t.on_node) { (node) } }
+                }
                 p.when {
                     time { (console.local(a.start_wall_ms)) }
                     " · " (t.duration) " "
@@ -255,13 +260,22 @@ fn ack_form(a: &AlertRow, user: &User, t: &Text, on_card: bool) -> Markup {
     }
 }
 
+/// The wall: this node's unresolved alerts and, in a compound, the other
+/// nodes' (as the index has them), newest first.
 pub fn wall(
     console: &Console,
     user: &User,
     alerts: &[AlertRow],
+    elsewhere: &[crate::health::RemoteAlert],
     cursor: &str,
     cameras: Markup,
 ) -> Markup {
+    let mut cards: Vec<(&AlertRow, Option<&str>)> = alerts
+        .iter()
+        .map(|a| (a, None))
+        .chain(elsewhere.iter().map(|r| (&r.row, Some(r.node.as_str()))))
+        .collect();
+    cards.sort_by(|(a, _), (b, _)| (b.start_wall_ms, &b.id).cmp(&(a.start_wall_ms, &a.id)));
     let t = user.lang.text();
     let sound = console
         .config
@@ -294,7 +308,7 @@ pub fn wall(
                 button #newer type="button" hidden data-label=(t.new_alerts) {}
                 section.alerts {
                     div.toolbar {
-                        h2 { (t.wall) " " span #count { (alerts.len()) } }
+                        h2 { (t.wall) " " span #count { (cards.len()) } }
                         button #sound type="button" data-on=(t.sound_on) data-off=(t.sound_off) data-blocked=(t.sound_blocked) { (t.sound_on) }
                         span #offline hidden { (t.offline) }
                     }
@@ -318,9 +332,9 @@ pub fn wall(
                         button #acksome type="button" hidden data-label=(t.take_selected) { (t.take_selected) }
                     }
                     p.keys { (t.shortcuts) }
-                    p #empty hidden[!alerts.is_empty()] { (empty) }
+                    p #empty hidden[!cards.is_empty()] { (empty) }
                     div #wall {
-                        @for a in alerts { (card(console, user, a)) }
+                        @for (a, node) in &cards { (card(console, user, a, *node)) }
                     }
                 }
                 aside.cameras {
@@ -365,17 +379,10 @@ fn short_reason(reason: &str) -> &str {
 
 pub fn cameras(
     lang: Language,
-    csrf: &str,
     cams: &[CameraView],
     compound: &crate::health::CompoundView,
 ) -> Markup {
     let nodes = &compound.nodes;
-    let now = crate::time::now_ms() as i64;
-    let name_of = |id: &str| {
-        cams.iter()
-            .find(|c| c.id == id)
-            .map_or(id.to_string(), |c| c.name.clone())
-    };
     use crate::events::CameraState;
     let t = lang.text();
     let stamp = crate::time::now_ms() / 3000;
@@ -394,38 +401,6 @@ pub fn cameras(
                         (n.name)
                         @if n.here { " · " (t.this_node) }
                         @if !n.live { " · " (t.node_down) }
-                    }
-                }
-            }
-        }
-        // Other nodes' unresolved alerts: taken here (the take is forwarded
-        // to their node, whose store has them), opened and resolved on their
-        // page, which their node serves through this console.
-        @if !compound.unresolved_elsewhere.is_empty() {
-            details.elsewhere open {
-                summary { (t.unresolved_elsewhere) " (" (compound.unresolved_elsewhere.len()) ")" }
-                p.hint { (t.handled_there) }
-                ul {
-                    @for a in &compound.unresolved_elsewhere {
-                        @let (icon, class, label) = kind_look(&a.kind, t);
-                        li class={"kind-" (class)} data-id=(a.id) {
-                            a href={"/alerts/" (a.id)} {
-                                (icon) " " (label) " · " strong { (name_of(&a.camera)) }
-                            }
-                            " · " span.node { (a.node) }
-                            " · " (duration_text(now - a.start_wall_ms))
-                            @if a.state != "open" { " · " span.state { (state_label(&a.state, t)) } }
-                            @match &a.taken_by {
-                                Some(who) => { " · " span.taken { (t.taken_by) " " (who) } }
-                                None => {
-                                    " "
-                                    form.inline.take method="post" action={"/alerts/" (a.id) "/ack"} {
-                                        input type="hidden" name="csrf" value=(csrf);
-                                        button type="submit" name="action" value="ack" { (t.take) }
-                                    }
-                                }
-                            }
-                        }
                     }
                 }
             }
@@ -880,19 +855,10 @@ mod tests {
                 node("node-b", true, false),
                 node("node-c", false, false),
             ],
-            unresolved_elsewhere: vec![crate::health::RemoteAlert {
-                id: "gate-1-00001".into(),
-                camera: "gate".into(),
-                node: "node-b".into(),
-                kind: "battery_cart".into(),
-                start_wall_ms: crate::time::now_ms() as i64 - 65_000,
-                state: "open".into(),
-                taken_by: None,
-            }],
+            unresolved_elsewhere: vec![],
         };
         let html = cameras(
             Language::ZhCn,
-            "token",
             &[
                 camera("gate", "node-b", false),
                 camera("lobby", "node-a", true),
@@ -900,18 +866,6 @@ mod tests {
             &compound,
         )
         .into_string();
-        let elsewhere = &html[html.find("<details").unwrap()..html.find("</details>").unwrap()];
-        assert!(
-            elsewhere.contains("其他节点") && elsewhere.contains("(1)"),
-            "{elsewhere}"
-        );
-        assert!(
-            elsewhere.contains("gate")
-                && elsewhere.contains("node-b")
-                && elsewhere.contains("1:05")
-                && elsewhere.contains("action=\"/alerts/gate-1-00001/ack\""),
-            "{elsewhere}"
-        );
         let cards: Vec<&str> = html.split("class=\"camera ").skip(1).collect();
         let (gate, lobby) = (cards[0], cards[1]);
         assert!(

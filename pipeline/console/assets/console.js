@@ -72,6 +72,18 @@
     tick();
   }
 
+  // A picture that cannot be had (another node down, or no compound secret
+  // to fetch it with) shows the kind's icon, not a broken image.
+  wall.addEventListener("error", function (e) {
+    const img = e.target;
+    if (img.tagName !== "IMG" || !img.closest(".card")) return;
+    const none = document.createElement("div");
+    none.className = "noshot";
+    const icon = img.closest(".card").querySelector("h3 svg");
+    if (icon) none.appendChild(icon.cloneNode(true));
+    img.replaceWith(none);
+  }, true);
+
   // Server-sent events: the browser resends Last-Event-ID when it reconnects,
   // so the server sends exactly what was missed. Sessions are kept in the
   // store, so a restarted vigil takes the wall back from its cursor; a session
@@ -90,6 +102,14 @@
       offline.hidden = true;
       if (e.lastEventId) page.dataset.cursor = e.lastEventId;
       upsert(JSON.parse(e.data));
+    });
+    // Other nodes' unresolved alerts, every id: the rest were resolved.
+    source.addEventListener("elsewhere", function (e) {
+      const ids = JSON.parse(e.data);
+      wall.querySelectorAll(".card.remote").forEach(function (card) {
+        if (ids.indexOf(card.dataset.id) < 0) card.remove();
+      });
+      refreshCount();
     });
     source.onopen = function () { offline.hidden = true; };
     source.onerror = function () {
