@@ -861,6 +861,50 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
         "the failover on the control room's console",
     )
     .await;
+
+    // node-b is down, and its lost alert is resolved here anyway: queued in
+    // PostgreSQL, it leaves the wall now and is written to node-b's store
+    // when node-b is back.
+    js(
+        &client,
+        &format!(
+            "const f = document.querySelector('#alert-{lost} form.ackform'); f.note.value = 'checked on site'; \
+             f.querySelector('button[value=resolve]').click(); return true;"
+        ),
+    )
+    .await;
+    until(
+        &client,
+        &format!(
+            "!document.getElementById('alert-{lost}') && !document.querySelector('form.refused')"
+        ),
+        Duration::from_secs(20),
+        "resolved while node-b is down: gone from the wall",
+    )
+    .await;
+    let (_b, b_log) = node(&config, "node-b");
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let shown = vigil()
+            .args(["alerts", "show", "--json", "-c"])
+            .arg(&config)
+            .args(["--node", "node-b", &lost])
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+        if shown.contains("\"resolve\"")
+            && shown.contains("op@")
+            && shown.contains("checked on site")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queued resolution in node-b's store once it is back: {shown}\n{}",
+            b_log.text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let _ = client.close().await;
 }
 

@@ -65,6 +65,51 @@ impl Index {
         self.client.is_closed()
     }
 
+    /// Writes into `store` the takes and resolutions other consoles queued
+    /// for this node's alerts while it was down, in the order they were made;
+    /// returns how many were written. One the store refuses (the alert was
+    /// already resolved here) is logged and not tried again.
+    pub fn apply_queued(&mut self, store: &mut Store) -> Result<usize, IndexError> {
+        let waiting = self.client.query(
+            "SELECT seq, alert_id, ack FROM queued_acks
+             WHERE node = $1 AND applied IS NULL ORDER BY seq",
+            &[&self.node],
+        )?;
+        let mut written = 0;
+        for r in &waiting {
+            let (seq, id, ack): (i64, String, String) = (r.get(0), r.get(1), r.get(2));
+            match serde_json::from_str::<crate::store::Ack>(&ack) {
+                Ok(ack) => match store.acknowledge(&id, &ack, |_| Vec::new(), 0) {
+                    Ok(()) => {
+                        written += 1;
+                        tracing::info!(
+                            "alert {id} {} by {} while this node was down: written now",
+                            ack.action.as_str(),
+                            ack.who
+                        );
+                    }
+                    // The store's own refusal (unknown alert, done already);
+                    // its database failing is a round to try again.
+                    Err(e @ StoreError::Sql { .. }) => return Err(e.into()),
+                    Err(e) => tracing::warn!(
+                        "alert {id}: a {} by {} queued while this node was down: {}",
+                        ack.action.as_str(),
+                        ack.who,
+                        crate::errors::with_causes(&e)
+                    ),
+                },
+                Err(e) => {
+                    tracing::warn!("alert {id}: a queued acknowledgement cannot be read: {e}")
+                }
+            }
+            self.client.execute(
+                "UPDATE queued_acks SET applied = now() WHERE seq = $1",
+                &[&seq],
+            )?;
+        }
+        Ok(written)
+    }
+
     /// Copies what changed in `store` since the last copy; returns how many
     /// alerts were copied.
     pub fn sync(&mut self, store: &Store) -> Result<usize, IndexError> {
@@ -175,6 +220,22 @@ pub fn owner(
             live: r.get(2),
             cert_sha256: r.get(3),
         }))
+}
+
+/// Queues a take or resolution of alert `id`, made while its node `node` is
+/// down, for that node to write into its store when it is back.
+pub fn queue_ack(
+    client: &mut Client,
+    node: &str,
+    id: &str,
+    ack: &crate::store::Ack,
+) -> Result<(), postgres::Error> {
+    let ack = serde_json::to_string(ack).unwrap_or_default();
+    client.execute(
+        "INSERT INTO queued_acks (node, alert_id, ack) VALUES ($1, $2, $3)",
+        &[&node, &id, &ack],
+    )?;
+    Ok(())
 }
 
 /// Alert `id` as its node last copied it, with that node.
@@ -292,8 +353,11 @@ pub(super) fn keep_copying(
             if store.is_none() {
                 store = Some(Store::open_reader(storage, base)?);
             }
-            match (index.as_mut(), store.as_ref()) {
-                (Some(i), Some(s)) => i.sync(s),
+            match (index.as_mut(), store.as_mut()) {
+                (Some(i), Some(s)) => {
+                    i.apply_queued(s)?;
+                    i.sync(s)
+                }
                 _ => Ok(0),
             }
         })();

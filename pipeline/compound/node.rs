@@ -622,11 +622,19 @@ impl Keeper {
             .collect();
         let mut unresolved_elsewhere: Vec<crate::health::RemoteAlert> = unresolved_elsewhere
             .into_iter()
-            .filter_map(|(node, row)| {
-                Some(crate::health::RemoteAlert {
-                    node,
-                    row: serde_json::from_str(&row).ok()?,
-                })
+            .filter_map(|(node, row, queued)| {
+                let mut row: crate::store::AlertRow = serde_json::from_str(&row).ok()?;
+                // Taken or resolved here while its node is down: shown so (a
+                // queued resolution leaves the wall) until the node writes it.
+                if let Some(ack) =
+                    queued.and_then(|q| serde_json::from_str::<crate::store::Ack>(&q).ok())
+                {
+                    if ack.action == crate::store::AckAction::Resolve {
+                        return None;
+                    }
+                    row.ack = Some(ack);
+                }
+                Some(crate::health::RemoteAlert { node, row })
             })
             .collect();
         unresolved_elsewhere.sort_by_key(|a| std::cmp::Reverse(a.row.start_wall_ms));

@@ -62,6 +62,16 @@ impl Peers {
         self.with(|c| index::owner(c, id, lease_s))
     }
 
+    /// Queues `ack` of alert `id` for its node `node`, which is down.
+    pub fn queue_ack(
+        &self,
+        node: &str,
+        id: &str,
+        ack: &crate::store::Ack,
+    ) -> Result<(), postgres::Error> {
+        self.with(|c| index::queue_ack(c, node, id, ack))
+    }
+
     /// Alert `id` as its node last copied it to the index, with that node.
     pub fn alert(&self, id: &str) -> Result<Option<(String, AlertRow)>, postgres::Error> {
         self.with(|c| index::alert(c, id))

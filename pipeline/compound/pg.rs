@@ -91,6 +91,18 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE nodes ADD COLUMN url text;",
     // 5: the certificate each node's console serves, for the others to pin.
     "ALTER TABLE nodes ADD COLUMN cert_sha256 text;",
+    // 6: takes and resolutions of a down node's alerts, made on another
+    // console, for the node to write into its store when it is back.
+    "CREATE TABLE queued_acks (
+        seq bigserial PRIMARY KEY,
+        node text NOT NULL,
+        alert_id text NOT NULL,
+        ack text NOT NULL,
+        queued timestamptz NOT NULL DEFAULT now(),
+        applied timestamptz
+    );
+    CREATE INDEX queued_acks_waiting ON queued_acks (node, seq) WHERE applied IS NULL;
+    CREATE INDEX queued_acks_alert ON queued_acks (alert_id, seq) WHERE applied IS NULL;",
 ];
 
 /// Brings the shared schema up to date; two nodes starting at once migrate
@@ -125,8 +137,9 @@ pub struct Overview {
     /// seconds since its heartbeat.
     pub nodes: Vec<(String, bool, i64)>,
     /// Other nodes' unresolved alerts, newest first: node, the alert as the
-    /// index holds it (an `AlertRow` in JSON).
-    pub unresolved_elsewhere: Vec<(String, String)>,
+    /// index holds it (an `AlertRow` in JSON), and the latest take or
+    /// resolution queued for it while its node was down (an `Ack` in JSON).
+    pub unresolved_elsewhere: Vec<(String, String, Option<String>)>,
 }
 
 /// A camera's state as its node reported it.
@@ -406,12 +419,16 @@ impl Db {
         let unresolved_elsewhere = self
             .client
             .query(
-                "SELECT node, row FROM alerts WHERE node <> $1 AND NOT resolved
-                 ORDER BY start_wall_ms DESC, id DESC LIMIT 200",
+                "SELECT a.node, a.row, q.ack FROM alerts a
+                 LEFT JOIN LATERAL (SELECT ack FROM queued_acks
+                                    WHERE alert_id = a.id AND applied IS NULL
+                                    ORDER BY seq DESC LIMIT 1) q ON true
+                 WHERE a.node <> $1 AND NOT a.resolved
+                 ORDER BY a.start_wall_ms DESC, a.id DESC LIMIT 200",
                 &[&self.node],
             )?
             .iter()
-            .map(|r| (r.get(0), r.get(1)))
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();
         Ok(Overview {
             cameras,

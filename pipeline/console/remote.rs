@@ -10,6 +10,7 @@
 
 use super::Console;
 use super::auth::User;
+use super::routes::AckForm;
 use super::views;
 use crate::compound::forward::{FORWARDED, Forwarded, SIGNATURE, body_sha256};
 use axum::body::{Body, Bytes};
@@ -228,6 +229,16 @@ pub(crate) async fn forward_remote(
         }
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
+    // A take or resolution of a down node's alert: queued in PostgreSQL for
+    // the node to write when it is back, so a shift can close the case now.
+    if let Elsewhere::Alert(id) = &what
+        && !owner.live
+        && parts.method == axum::http::Method::POST
+        && parts.uri.path().ends_with("/ack")
+    {
+        let request = Request::from_parts(parts, body);
+        return queue_ack(&c, &peers, user, &owner.node, id, request).await;
+    }
     let unreachable = match what {
         Elsewhere::Camera { .. } => t.camera_elsewhere_unreachable,
         Elsewhere::Alert(_) => t.elsewhere_unreachable,
@@ -456,6 +467,64 @@ async fn unreachable_page(
         Elsewhere::Camera { .. } => None,
     };
     (status, views::unreachable(c, user, text, alert.as_ref())).into_response()
+}
+
+/// Queues the take or resolution `request` posts for alert `id` of `node`,
+/// which is down, as `user@this-node`.
+async fn queue_ack(
+    c: &Arc<Console>,
+    peers: &Arc<crate::compound::Peers>,
+    user: User,
+    node: &str,
+    id: &str,
+    request: Request,
+) -> Response {
+    use axum::extract::FromRequest;
+    let t = user.lang.text();
+    let fetch = request.headers().contains_key("x-requested-with");
+    let form = match axum::Form::<AckForm>::from_request(request, c).await {
+        Ok(axum::Form(form)) => form,
+        Err(rejection) => return rejection.into_response(),
+    };
+    if let Err(refused) = user.check_csrf(&form.csrf) {
+        return refused.into_response();
+    }
+    let ack = form.ack(&format!("{}@{}", user.name, peers.me));
+    let queued = {
+        let (peers, node, id, ack) = (peers.clone(), node.to_string(), id.to_string(), ack.clone());
+        tokio::task::spawn_blocking(move || peers.queue_ack(&node, &id, &ack)).await
+    };
+    match queued {
+        Ok(Ok(())) => {
+            tracing::info!(
+                "console: alert {id} {} by {} queued for node {node}, which is down",
+                ack.action.as_str(),
+                ack.who
+            );
+            if fetch {
+                StatusCode::ACCEPTED.into_response()
+            } else {
+                shown(
+                    c,
+                    &user,
+                    StatusCode::ACCEPTED,
+                    &t.ack_queued.replace("{node}", node),
+                )
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(
+                "console: alert {id}: queueing for node {node}: the compound's PostgreSQL: {e}"
+            );
+            shown(
+                c,
+                &user,
+                StatusCode::SERVICE_UNAVAILABLE,
+                t.compound_db_down,
+            )
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 fn shown(c: &Console, user: &User, status: StatusCode, text: &str) -> Response {

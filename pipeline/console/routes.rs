@@ -553,14 +553,28 @@ async fn live(
 }
 
 #[derive(Deserialize)]
-struct AckForm {
+pub(super) struct AckForm {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
     action: AckAction,
     #[serde(default)]
     note: String,
     /// Resolutions: how it ended; on site when the form does not say.
     outcome: Option<Outcome>,
+}
+
+impl AckForm {
+    /// The acknowledgement this form makes, by `who`, now.
+    pub(super) fn ack(&self, who: &str) -> Ack {
+        Ack {
+            action: self.action,
+            who: who.to_string(),
+            note: self.note.chars().take(500).collect(),
+            at_ms: crate::time::now_ms() as i64,
+            outcome: (self.action == AckAction::Resolve)
+                .then(|| self.outcome.unwrap_or(Outcome::OnSite)),
+        }
+    }
 }
 
 async fn acknowledge(
@@ -573,14 +587,7 @@ async fn acknowledge(
     if let Err(r) = user.check_csrf(&form.csrf) {
         return r.into_response();
     }
-    let ack = Ack {
-        action: form.action,
-        who: user.name.clone(),
-        note: form.note.chars().take(500).collect(),
-        at_ms: crate::time::now_ms() as i64,
-        outcome: (form.action == AckAction::Resolve)
-            .then(|| form.outcome.unwrap_or(Outcome::OnSite)),
-    };
+    let ack = form.ack(&user.name);
     let alerts = c.alerts.as_ref().map(|(config, _)| config.clone());
     let (alert_id, done) = (id.clone(), ack.clone());
     let result = c

@@ -143,6 +143,8 @@ pub struct Text {
     pub elsewhere_no_secret: &'static str,
     /// The compound's PostgreSQL does not answer: other nodes' alerts unknown.
     pub compound_db_down: &'static str,
+    /// A take or resolution of a down node's alert, kept for when it is back.
+    pub ack_queued: &'static str,
     pub fps: &'static str,
     pub no_picture: &'static str,
     /// The live video of cameras (the grid, a camera's page).
@@ -325,6 +327,7 @@ pub const ZH_CN: Text = Text {
     node_last_heard: "最后在线：{t}前",
     elsewhere_unreachable: "证据在节点 {node} 上，该节点无法连接",
     camera_elsewhere_unreachable: "该摄像头由节点 {node} 运行，该节点无法连接",
+    ack_queued: "节点 {node} 无法连接：已记录，该节点恢复后写入其存储",
     elsewhere_no_secret: "证据在节点 {node} 上；本系统未配置 [compound] secret_file，控制台之间无法调取",
     compound_db_down: "小区数据库（PostgreSQL）无应答：暂时无法查到其他节点的警报",
     fps: "帧/秒",
@@ -544,6 +547,7 @@ pub const EN: Text = Text {
     node_last_heard: "last heard {t} ago",
     elsewhere_unreachable: "evidence on node {node}, unreachable",
     camera_elsewhere_unreachable: "this camera runs on node {node}, unreachable",
+    ack_queued: "node {node} is unreachable: recorded, and written to its store when it is back",
     elsewhere_no_secret: "evidence on node {node}; this compound has no [compound] secret_file, so consoles cannot fetch from each other",
     compound_db_down: "the compound's PostgreSQL does not answer: other nodes' alerts cannot be looked up",
     fps: "fps",
