@@ -271,6 +271,13 @@ fn start_node(
             shutdown: shutdown.clone(),
             health: Some(health.clone()),
             observer,
+            users_file: config.console.as_ref().map(
+                |c| -> Box<dyn crate::compound::users::UsersFile> {
+                    Box::new(crate::console::users::Mirrored(
+                        c.users_path(&loaded.base_dir()),
+                    ))
+                },
+            ),
             index: config
                 .storage
                 .enabled

@@ -6,8 +6,8 @@
 mod common;
 
 use common::browser::{
-    Killed, add_user, browser, chromedriver_started, export_verified, js, login, screenshot, until,
-    vigil, wait_port,
+    Killed, add_user_with, browser, chromedriver_started, export_verified, js, login, screenshot,
+    until, vigil, wait_port,
 };
 use common::*;
 use std::path::Path;
@@ -735,6 +735,18 @@ fn node_b_with_gate_alert(config: &Path, mqtt: &Recorder) -> (Killed, LogLines) 
     (b, b_log)
 }
 
+/// Adds a console user with `vigil user add`, which in a compound writes
+/// the compound's users in PostgreSQL.
+fn add_compound_user(config: &Path, name: &str, role: &str, password: &str) {
+    add_user_with(
+        config,
+        name,
+        role,
+        password,
+        &[("VIGIL_PG_PASSWORD", "compound-test-secret")],
+    );
+}
+
 /// chromedriver and a browser signed in to the console at `port`, with the
 /// console's base URL. Keep the driver: dropping it kills chromedriver.
 async fn signed_in(
@@ -791,7 +803,7 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
     // node-b first: it runs gate and has its alert open; node-a takes nothing.
     let (b, _b_log) = node_b_with_gate_alert(&config, &mqtt);
     let (_a, _a_log) = node(&config, "node-a");
-    add_user(&console_config, "op", "operator", "operator-password");
+    add_compound_user(&console_config, "op", "operator", "operator-password");
     let console = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["console", "-c", console_config.to_str().unwrap()])
         .env("VIGIL_PG_PASSWORD", "compound-test-secret")
@@ -999,7 +1011,7 @@ async fn a_clip_recorded_on_one_node_plays_through_another_node_s_console() {
     );
     let porch_alert = ended(&mqtt.messages.lock().unwrap()).unwrap();
 
-    add_user(&configs[1], "inspector", "police", "police-password");
+    add_compound_user(&configs[1], "inspector", "police", "police-password");
     wait_port(ports[1], Duration::from_secs(30));
     let (_driver, client, base) =
         signed_in(&chromedriver, ports[1], 900, "inspector", "police-password").await;
@@ -1114,7 +1126,18 @@ async fn a_clip_recorded_on_one_node_plays_through_another_node_s_console() {
 
     // node-a's console shows gate, which node-b runs, live: the pictures come
     // from node-b. (Another host name: the browser keeps node-b's login.)
-    add_user(&configs[0], "watcher", "operator", "watcher-password");
+    // The user is added on node-b's machine: the compound's users are one
+    // list, in PostgreSQL, which node-a mirrors into its users file.
+    add_compound_user(&configs[1], "watcher", "operator", "watcher-password");
+    let a_users = configs[0].parent().unwrap().join("users.toml");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&a_users).is_ok_and(|t| t.contains("watcher")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node-b's new user in node-a's users file"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let a_base = format!("https://localhost:{}", ports[0]);
     login(&client, &a_base, "watcher", "watcher-password").await;
     until(

@@ -26,6 +26,7 @@ mod lease;
 mod node;
 mod peers;
 mod pg;
+pub mod users;
 mod witness;
 
 pub use forward::{Forwarded, Refusal, Secret, SecretError};

@@ -44,6 +44,8 @@ pub struct NodeOptions {
     /// The node's store, copied to the compound's alert index, and where
     /// the node's console answers the other nodes.
     pub index: Option<IndexSource>,
+    /// The console's users file, kept in line with the compound's users.
+    pub users_file: Option<Box<dyn super::users::UsersFile>>,
 }
 
 /// What the `alert-index` thread copies, and the address it advertises.
@@ -214,6 +216,7 @@ impl Node {
             health,
             observer,
             index,
+            users_file,
         } = options;
         let shared = Arc::new(Shared {
             me: me.clone(),
@@ -263,6 +266,8 @@ impl Node {
             down_since: None,
             health,
             observer,
+            users_file,
+            users_said: false,
         };
         match std::thread::Builder::new()
             .name("compound".into())
@@ -404,6 +409,9 @@ struct Keeper {
     down_since: Option<Instant>,
     health: Option<crate::health::HealthBoard>,
     observer: bool,
+    users_file: Option<Box<dyn super::users::UsersFile>>,
+    /// A users file that cannot be written was said once.
+    users_said: bool,
 }
 
 impl Keeper {
@@ -498,6 +506,7 @@ impl Keeper {
             if !stopping {
                 let (leases, _) = self.connect()?.state()?;
                 self.show_runners(&leases)?;
+                self.mirror_users()?;
             }
             return Ok(());
         }
@@ -552,6 +561,7 @@ impl Keeper {
         let (leases, live) = db.state()?;
         self.report_cameras()?;
         self.show_runners(&leases)?;
+        self.mirror_users()?;
         if self.process.is_triggered() {
             return Ok(());
         }
@@ -580,6 +590,35 @@ impl Keeper {
             self.reported.insert(camera, report);
         }
         Ok(())
+    }
+
+    /// Keeps the console's users file in line with the compound's users.
+    fn mirror_users(&mut self) -> Result<(), postgres::Error> {
+        let Some(file) = self.users_file.take() else {
+            return Ok(());
+        };
+        let mirrored = self
+            .connect()
+            .map_err(super::users::UsersMirrorError::Pg)
+            .and_then(|db| super::users::mirror(db.client(), &*file));
+        let path = file.path().display().to_string();
+        self.users_file = Some(file);
+        match mirrored {
+            Ok(changed) => {
+                if changed {
+                    tracing::info!("console users: {path} now holds the compound's users");
+                }
+                self.users_said = false;
+                Ok(())
+            }
+            Err(super::users::UsersMirrorError::Pg(e)) => Err(e),
+            Err(e) => {
+                if !std::mem::replace(&mut self.users_said, true) {
+                    tracing::warn!("{}", crate::errors::with_causes(&e));
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Tells the console who runs each camera, in what state, and which

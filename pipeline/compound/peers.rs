@@ -72,6 +72,11 @@ impl Peers {
         self.with(|c| index::queue_ack(c, node, id, ack))
     }
 
+    /// Adds or replaces user `name` (its console record) in the compound's users.
+    pub fn put_user(&self, name: &str, record: &str) -> Result<(), postgres::Error> {
+        self.with(|c| super::users::put(c, name, record))
+    }
+
     /// Alert `id` as its node last copied it to the index, with that node.
     pub fn alert(&self, id: &str) -> Result<Option<(String, AlertRow)>, postgres::Error> {
         self.with(|c| index::alert(c, id))

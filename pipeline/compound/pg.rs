@@ -103,6 +103,16 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX queued_acks_waiting ON queued_acks (node, seq) WHERE applied IS NULL;
     CREATE INDEX queued_acks_alert ON queued_acks (alert_id, seq) WHERE applied IS NULL;",
+    // 7: the console's users, one list for every node (see `users.rs`).
+    "CREATE TABLE users (
+        name text PRIMARY KEY,
+        user_row text NOT NULL,
+        changed timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE users_seeded (
+        one boolean PRIMARY KEY DEFAULT true CHECK (one),
+        seeded timestamptz NOT NULL DEFAULT now()
+    );",
 ];
 
 /// Brings the shared schema up to date; two nodes starting at once migrate
@@ -173,6 +183,10 @@ pub struct Db {
 }
 
 impl Db {
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
     pub fn connect(
         config: &postgres::Config,
         node: &str,

@@ -965,8 +965,21 @@ async fn set_language(
     }
     let (path, name) = (c.users.clone(), user.name.clone());
     let lang = (form.lang != c.lang).then_some(form.lang);
-    match tokio::task::spawn_blocking(move || super::users::set_language(&path, &name, lang)).await
-    {
+    let peers = c.compound.clone();
+    let chosen = move || {
+        super::users::set_language(&path, &name, lang)?;
+        // In a compound the file mirrors PostgreSQL's list: the choice goes
+        // there too, or the next mirror would undo it.
+        if let (Some(peers), Some(u)) = (peers, super::users::find(&path, &name)?)
+            && let Err(e) = peers.put_user(&u.name, &super::users::record(&u))
+        {
+            tracing::warn!(
+                "console: language of {name}: the compound's PostgreSQL: {e}; kept on this node until its users are mirrored again"
+            );
+        }
+        Ok::<_, super::users::UsersError>(())
+    };
+    match tokio::task::spawn_blocking(chosen).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
             tracing::error!("console: language of {}: {e}", user.name);

@@ -178,6 +178,39 @@ fn write(path: &Path, file: &UsersFile) -> Result<(), UsersError> {
     std::fs::rename(&tmp, path).map_err(write)
 }
 
+/// A users file as the compound mirrors it: each user's record in JSON.
+pub struct Mirrored(pub PathBuf);
+
+impl crate::compound::users::UsersFile for Mirrored {
+    fn read(&self) -> Result<Vec<(String, String)>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(read(&self.0)?
+            .user
+            .iter()
+            .map(|u| (u.name.clone(), record(u)))
+            .collect())
+    }
+
+    fn replace(
+        &self,
+        users: &[(String, String)],
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let user = users
+            .iter()
+            .map(|(_, r)| serde_json::from_str(r))
+            .collect::<Result<_, _>>()?;
+        Ok(write(&self.0, &UsersFile { user })?)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+/// A user as the compound's PostgreSQL keeps it.
+pub fn record(user: &User) -> String {
+    serde_json::to_string(user).unwrap_or_default()
+}
+
 /// The user of that name, as the file says now.
 pub fn find(path: &Path, name: &str) -> Result<Option<User>, UsersError> {
     Ok(read(path)?.user.into_iter().find(|u| u.name == name))
@@ -229,6 +262,26 @@ pub fn check(path: &Path, name: &str, password: &str) -> Result<Option<User>, Us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_mirrored_to_another_node_logs_in_there_with_the_same_password() {
+        use crate::compound::users::UsersFile;
+        let dir = tempfile::tempdir().unwrap();
+        let (here, there) = (dir.path().join("a.toml"), dir.path().join("b.toml"));
+        add(&here, "wang", Role::Police, "correct horse").unwrap();
+        let shared = Mirrored(here).read().unwrap();
+        assert_eq!(shared.len(), 1);
+        Mirrored(there.clone()).replace(&shared).unwrap();
+        let user = check(&there, "wang", "correct horse").unwrap().unwrap();
+        assert_eq!(user.role, Role::Police);
+        assert!(check(&there, "wang", "wrong horse").unwrap().is_none());
+        assert!(
+            Mirrored(there)
+                .replace(&[("li".into(), "not a user".into())])
+                .is_err(),
+            "a record the console cannot read is refused, the file kept"
+        );
+    }
 
     #[test]
     fn added_users_log_in_with_their_password_only() {

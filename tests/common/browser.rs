@@ -23,9 +23,15 @@ impl Drop for Killed {
 }
 
 pub fn add_user(config: &Path, name: &str, role: &str, password: &str) {
+    add_user_with(config, name, role, password, &[]);
+}
+
+/// `add_user` with environment variables (a compound's database password).
+pub fn add_user_with(config: &Path, name: &str, role: &str, password: &str, env: &[(&str, &str)]) {
     let mut child = vigil()
         .args(["user", "add", name, "--role", role, "-c"])
         .arg(config)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
