@@ -4,7 +4,7 @@
 //! The file stays what the console reads: logins keep working while
 //! PostgreSQL is away, and a changed password or a removed user reaches the
 //! open sessions of every node the way a changed file always did. The first
-//! node to mirror seeds the list from its own file; `vigil user` writes the
+//! node to mirror with users in its file seeds the list from it; `vigil user` writes the
 //! list (and the local file) when the config has `[compound]`. Users travel
 //! here as (name, the console's user record in JSON): what a user is stays
 //! the console's business.
@@ -18,6 +18,7 @@ type FileError = Box<dyn std::error::Error + Send + Sync>;
 pub trait UsersFile: Send {
     /// Every user: name and record, in any order.
     fn read(&self) -> Result<Vec<(String, String)>, FileError>;
+    /// Replaces every user, keeping the previous file beside it.
     fn replace(&self, users: &[(String, String)]) -> Result<(), FileError>;
     fn path(&self) -> &Path;
 }
@@ -43,10 +44,13 @@ pub fn mirror(client: &mut Client, file: &dyn UsersFile) -> Result<bool, UsersMi
     };
     let mut here = file.read().map_err(failed)?;
     let mut tx = client.transaction()?;
-    if tx.execute(
-        "INSERT INTO users_seeded DEFAULT VALUES ON CONFLICT DO NOTHING",
-        &[],
-    )? == 1
+    // Seeded by the first file that has users: a node whose console has
+    // none yet must not seed an empty list over the control room's users.
+    if !here.is_empty()
+        && tx.execute(
+            "INSERT INTO users_seeded DEFAULT VALUES ON CONFLICT DO NOTHING",
+            &[],
+        )? == 1
     {
         for (name, record) in &here {
             put_in(&mut tx, name, record, false)?;
@@ -61,6 +65,20 @@ pub fn mirror(client: &mut Client, file: &dyn UsersFile) -> Result<bool, UsersMi
     here.sort();
     if here == shared {
         return Ok(false);
+    }
+    let dropped: Vec<&str> = here
+        .iter()
+        .filter(|(name, _)| !shared.iter().any(|(n, _)| n == name))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !dropped.is_empty() {
+        // A removal made elsewhere, or users this node had before it joined
+        // a compound seeded by another: said, and the old file kept.
+        tracing::warn!(
+            "console users: {} loses {} (not among the compound's users; the previous file is kept beside it as .replaced; `vigil user add` with the compound's config adds a user for every node)",
+            file.path().display(),
+            dropped.join(", ")
+        );
     }
     file.replace(&shared).map_err(failed)?;
     Ok(true)

@@ -198,6 +198,10 @@ impl crate::compound::users::UsersFile for Mirrored {
             .iter()
             .map(|(_, r)| serde_json::from_str(r))
             .collect::<Result<_, _>>()?;
+        if self.0.exists() {
+            // `copy` keeps the file's owner-only mode.
+            std::fs::copy(&self.0, self.0.with_extension("toml.replaced"))?;
+        }
         Ok(write(&self.0, &UsersFile { user })?)
     }
 
@@ -271,7 +275,19 @@ mod tests {
         add(&here, "wang", Role::Police, "correct horse").unwrap();
         let shared = Mirrored(here).read().unwrap();
         assert_eq!(shared.len(), 1);
+        add(&there, "li", Role::Operator, "staple battery").unwrap();
         Mirrored(there.clone()).replace(&shared).unwrap();
+        assert!(
+            check(
+                &there.with_extension("toml.replaced"),
+                "li",
+                "staple battery"
+            )
+            .unwrap()
+            .is_some(),
+            "the replaced file is kept"
+        );
+        assert!(check(&there, "li", "staple battery").unwrap().is_none());
         let user = check(&there, "wang", "correct horse").unwrap().unwrap();
         assert_eq!(user.role, Role::Police);
         assert!(check(&there, "wang", "wrong horse").unwrap().is_none());
