@@ -104,7 +104,7 @@ classes = ["person"]
     .unwrap();
     let loaded = LoadedConfig::load_checked(&config, false).unwrap();
     let detectors: BTreeMap<String, Arc<vigil::detect::Detector>> =
-        vigil::app::load_detectors(&loaded).unwrap();
+        vigil::app::load_detectors(&loaded, vigil::source::Pacing::Live).unwrap();
     let detector = detectors["coco"].clone();
     let cam = &loaded.config.cameras[0];
     let views = CameraWorker::view_specs(cam, &detectors);

@@ -115,7 +115,13 @@ impl RunReport {
 
 /// Loads every detector some camera uses, with as many sessions as cameras
 /// share it (at most the core count), splitting the cores between them.
-pub fn load_detectors(loaded: &LoadedConfig) -> Result<BTreeMap<String, Arc<Detector>>, AppError> {
+/// Files played as fast as possible get one single-threaded session per core
+/// whatever the camera count: a camera then infers two frames at once
+/// ([`CameraWorker::run`](crate::camera::CameraWorker::run)).
+pub fn load_detectors(
+    loaded: &LoadedConfig,
+    pacing: Pacing,
+) -> Result<BTreeMap<String, Arc<Detector>>, AppError> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -130,7 +136,10 @@ pub fn load_detectors(loaded: &LoadedConfig) -> Result<BTreeMap<String, Arc<Dete
         if users == 0 {
             continue;
         }
-        let sessions = users.min(cores);
+        let sessions = match pacing {
+            Pacing::AsFastAsPossible => cores,
+            Pacing::Live => users.min(cores),
+        };
         let threads = (cores / sessions).max(1);
         let detector =
             Detector::load(d, &loaded.model_path(d), sessions, threads).map_err(|source| {
@@ -340,7 +349,7 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     let detectors = if observing {
         BTreeMap::new()
     } else {
-        load_detectors(loaded)?
+        load_detectors(loaded, options.pacing)?
     };
     // Without metrics the cameras still alert: a taken port is only a warning.
     if let Some(listen) = &config.metrics.listen {

@@ -13,7 +13,7 @@ use crate::inspect::{DetectionTrace, EventTrace, FrameTrace, Inspector, TrackTra
 use crate::motion::{MotionConfig, MotionGate};
 use crate::record::RecordConfig;
 use crate::rules::{self, LineConfig, Observation, Rule, RuleConfig, RuleContext, ZoneConfig};
-use crate::source::{Frame, FrameSlot, SourceEnd, View, ViewSpec};
+use crate::source::{Frame, FrameSlot, SlotMode, SourceEnd, View, ViewSpec};
 use crate::stats::StageStats;
 use crate::telemetry::CameraMetrics;
 use crate::time::{MediaTime, Timestamp, WallTime};
@@ -121,8 +121,6 @@ struct BoundDetector {
     /// Finds objects a tracking rule follows, so motion gating applies; fire and
     /// smoke detectors are never gated (smoke builds slowly).
     gated: bool,
-    scratch: DetectScratch,
-    tiles: TileScratch,
 }
 
 /// Rules in pixels for one frame size: rebuilt if the camera changes resolution.
@@ -138,6 +136,11 @@ struct SizedRules {
 pub struct CameraWorker {
     pub id: Arc<str>,
     detectors: Vec<BoundDetector>,
+    /// The same detectors as inference needs them.
+    models: Vec<ModelUse>,
+    scratch: InferScratch,
+    /// Per-run results, kept between frames for their buffers.
+    found: Vec<RunOutput>,
     tracker: ByteTracker,
     /// Labels any tracking rule watches; only those go to the tracker.
     tracked_labels: Vec<String>,
@@ -179,7 +182,7 @@ impl CameraWorker {
         tracked_labels.sort();
         tracked_labels.dedup();
         let mut first_view = 0;
-        let bound = config
+        let bound: Vec<BoundDetector> = config
             .detectors
             .iter()
             .filter_map(|u| detectors.get(&u.name).map(|d| (u, d)))
@@ -205,13 +208,21 @@ impl CameraWorker {
                     .labels
                     .iter()
                     .any(|l| tracked_labels.iter().any(|t| **t == **l)),
-                scratch: DetectScratch::default(),
-                tiles: TileScratch::default(),
+            })
+            .collect();
+        let models: Vec<ModelUse> = bound
+            .iter()
+            .map(|b: &BoundDetector| ModelUse {
+                detector: b.detector.clone(),
+                views: b.views.clone(),
             })
             .collect();
         CameraWorker {
             sink: EventSink::new(id.clone(), epoch),
             id,
+            scratch: InferScratch::new(models.len()),
+            models,
+            found: Vec::new(),
             detectors: bound,
             tracker: ByteTracker::new(tracker.clone()),
             tracked_labels,
@@ -259,16 +270,113 @@ impl CameraWorker {
 
     /// Runs the chain on one frame; returns this frame's events.
     pub fn process(&mut self, frame: &Frame) -> Vec<Event> {
+        let plan = self.plan(frame);
+        self.process_planned(frame, &plan)
+    }
+
+    /// What runs on this frame, decided in frame order: motion gating, each
+    /// detector's rate and its motion regions. Everything after inference that
+    /// depends on earlier frames is in [`Self::conclude`].
+    fn plan(&mut self, frame: &Frame) -> FramePlan {
+        self.size_rules(frame.width, frame.height);
+        let still = self.is_still(frame);
+        let mut runs = Vec::new();
+        let mut gated = false;
+        for (index, bound) in self.detectors.iter_mut().enumerate() {
+            if still && bound.gated {
+                continue;
+            }
+            let due = match (bound.interval, bound.last_run) {
+                // 10% slack: a 2 fps detector on a 10 fps stream runs every 5th frame
+                // even when timestamps jitter.
+                (Some(interval), Some(last)) => {
+                    frame.pts.since(last).as_nanos() as u64 >= interval.as_nanos() * 9 / 10
+                }
+                _ => true,
+            };
+            if !due || frame.views.get(bound.views.clone()).is_none() {
+                continue;
+            }
+            let crops = match (&bound.regions, self.motion.moving()) {
+                (Some((spec, _)), Some(moving)) => {
+                    let input = (spec.width, spec.height);
+                    regions::plan(moving, frame.width, frame.height, input)
+                        .and_then(|squares| {
+                            let crops: Result<Vec<View>, String> = squares
+                                .iter()
+                                .map(|r| View::crop(&frame.full, *r, spec))
+                                .collect();
+                            crops
+                                .inspect_err(|e| tracing::warn!(camera = %self.id, "motion regions: {e}; running the full view"))
+                                .ok()
+                        })
+                }
+                _ => None,
+            };
+            // Set now, not when the result is in: the next frame may be planned
+            // while this one is still being inferred.
+            bound.last_run = Some(frame.pts);
+            gated |= bound.gated;
+            runs.push(PlannedRun { index, crops });
+        }
+        if gated {
+            self.motion.ran(frame.pts);
+        }
+        FramePlan { still, runs }
+    }
+
+    /// Tracks, rules and events for a frame whose detectors have run (`found`,
+    /// one entry per planned run, emptied here).
+    fn conclude(&mut self, frame: &Frame, plan: &FramePlan, found: &mut [RunOutput]) -> Vec<Event> {
         let at = Timestamp::new(frame.pts, frame.received);
         self.last = Some(at);
         self.stats.frames += 1;
         self.detections.clear();
         self.detectors_run.clear();
-        self.size_rules(frame.width, frame.height);
-        let still = self.is_still(frame);
-        let ran = self.run_detectors(frame, still);
-        if ran.gated {
-            self.motion.ran(frame.pts);
+        let still = plan.still;
+        if still {
+            self.stats.motion_skipped += 1;
+        }
+        let mut tracking = false;
+        for (run, output) in plan.runs.iter().zip(found.iter_mut()) {
+            let bound = &mut self.detectors[run.index];
+            let first = self.detections.len();
+            self.detections.append(&mut output.detections);
+            bound.crops_run.clear();
+            if let (Some(Ok(_)), Some((_, held))) = (&output.result, &mut bound.regions) {
+                if let Some(crops) = &run.crops {
+                    // Where nothing moved, what was seen there stands (a
+                    // person standing still keeps their track).
+                    bound.crops_run.extend(crops.iter().map(View::region));
+                    let outside = |d: &&Detection| {
+                        let centre = d.bbox.centre();
+                        !bound.crops_run.iter().any(|r| r.contains(centre))
+                    };
+                    self.detections.extend(held.iter().filter(outside).cloned());
+                }
+                held.clear();
+                held.extend_from_slice(&self.detections[first..]);
+            }
+            match output.result.take() {
+                Some(Ok(t)) => {
+                    self.stats.preprocess.record(t.preprocess);
+                    self.stats.inference.record(t.inference);
+                    self.stats.postprocess.record(t.postprocess);
+                    self.stats.inferences += output.views as u64;
+                    self.detectors_run.push(bound.detector.name.clone());
+                    tracking |= bound
+                        .detector
+                        .labels
+                        .iter()
+                        .any(|l| self.tracked_labels.iter().any(|t| **t == **l));
+                }
+                Some(Err(e)) => {
+                    tracing::error!(camera = %self.id, "detector {}: {e}", bound.detector.name)
+                }
+                None => {
+                    tracing::error!(camera = %self.id, "frame {} could not be mapped for detector {}", frame.seq, bound.detector.name)
+                }
+            }
         }
         // Field by field: the tracks borrow the tracker while the rules and the
         // sink are written.
@@ -288,7 +396,7 @@ impl CameraWorker {
             ..
         } = self;
         let t_track = Instant::now();
-        let tracks: Option<&[Track]> = if ran.tracking {
+        let tracks: Option<&[Track]> = if tracking {
             tracked_input.clear();
             tracked_input.extend(
                 detections
@@ -345,101 +453,10 @@ impl CameraWorker {
 
     /// True when motion gating skips this frame's gated detectors.
     fn is_still(&mut self, frame: &Frame) -> bool {
-        let still = self.detectors.iter().any(|b| b.gated) && {
+        self.detectors.iter().any(|b| b.gated) && {
             let watched = self.rules.as_ref().and_then(|r| r.watched.as_deref());
             !self.motion.should_run(&frame.full, frame.pts, watched)
-        };
-        if still {
-            self.stats.motion_skipped += 1;
         }
-        still
-    }
-
-    /// Runs every detector that is due on this frame into `self.detections`.
-    fn run_detectors(&mut self, frame: &Frame, still: bool) -> DetectorsRan {
-        let mut ran = DetectorsRan::default();
-        for bound in self.detectors.iter_mut() {
-            if still && bound.gated {
-                continue;
-            }
-            let due = match (bound.interval, bound.last_run) {
-                // 10% slack: a 2 fps detector on a 10 fps stream runs every 5th frame
-                // even when timestamps jitter.
-                (Some(interval), Some(last)) => {
-                    frame.pts.since(last).as_nanos() as u64 >= interval.as_nanos() * 9 / 10
-                }
-                _ => true,
-            };
-            if !due {
-                continue;
-            }
-            let Some(views) = frame.views.get(bound.views.clone()) else {
-                continue;
-            };
-            let first = self.detections.len();
-            bound.crops_run.clear();
-            let crops = match (&bound.regions, self.motion.moving()) {
-                (Some((spec, _)), Some(moving)) => {
-                    let input = (spec.width, spec.height);
-                    regions::plan(moving, frame.width, frame.height, input)
-                        .and_then(|squares| {
-                            let crops: Result<Vec<View>, String> = squares
-                                .iter()
-                                .map(|r| View::crop(&frame.full, *r, spec))
-                                .collect();
-                            crops
-                                .inspect_err(|e| tracing::warn!(camera = %self.id, "motion regions: {e}; running the full view"))
-                                .ok()
-                        })
-                }
-                _ => None,
-            };
-            let views = crops.as_deref().unwrap_or(views);
-            let result = detect_views(
-                &bound.detector,
-                &mut bound.scratch,
-                &mut bound.tiles,
-                views,
-                &mut self.detections,
-            );
-            if let (Some(Ok(_)), Some((_, held))) = (&result, &mut bound.regions) {
-                if crops.is_some() {
-                    // Where nothing moved, what was seen there stands (a
-                    // person standing still keeps their track).
-                    bound.crops_run.extend(views.iter().map(View::region));
-                    let outside = |d: &&Detection| {
-                        let centre = d.bbox.centre();
-                        !bound.crops_run.iter().any(|r| r.contains(centre))
-                    };
-                    self.detections.extend(held.iter().filter(outside).cloned());
-                }
-                held.clear();
-                held.extend_from_slice(&self.detections[first..]);
-            }
-            match result {
-                Some(Ok(t)) => {
-                    bound.last_run = Some(frame.pts);
-                    ran.gated |= bound.gated;
-                    self.stats.preprocess.record(t.preprocess);
-                    self.stats.inference.record(t.inference);
-                    self.stats.postprocess.record(t.postprocess);
-                    self.stats.inferences += views.len() as u64;
-                    self.detectors_run.push(bound.detector.name.clone());
-                    ran.tracking |= bound
-                        .detector
-                        .labels
-                        .iter()
-                        .any(|l| self.tracked_labels.iter().any(|t| **t == **l));
-                }
-                Some(Err(e)) => {
-                    tracing::error!(camera = %self.id, "detector {}: {e}", bound.detector.name)
-                }
-                None => {
-                    tracing::error!(camera = %self.id, "frame {} could not be mapped for detector {}", frame.seq, bound.detector.name)
-                }
-            }
-        }
-        ran
     }
 
     /// Builds the rules (and the motion mask) in pixels for this frame size.
@@ -521,6 +538,14 @@ impl CameraWorker {
 
     /// Takes frames until the source ends, sending events as they happen.
     /// `pts_offset` shifts the source's timestamps (a file played again).
+    ///
+    /// A file played as fast as possible keeps two frames in inference at once
+    /// when its detectors have a session to spare: one on a helper thread, the
+    /// next on this one, each on a single-threaded session. A camera alone on
+    /// the machine then fills both cores without two threads of one session
+    /// waiting on each other (and spinning) whenever the decoder or the clip
+    /// encoder takes one of them. Live cameras take one frame at a time: there
+    /// the next frame is not there yet, and their latency counts.
     pub fn run(
         &mut self,
         slot: &FrameSlot,
@@ -528,22 +553,20 @@ impl CameraWorker {
         events: &crossbeam_channel::Sender<Event>,
         mut on_frame: impl FnMut(&Frame),
     ) -> SourceEnd {
-        let end = loop {
-            let waiting = Instant::now();
-            let next = slot.take();
-            self.stats.source_wait.record(waiting.elapsed());
-            match next {
-                Ok(mut frame) => {
-                    frame.pts = pts_offset + std::time::Duration::from_nanos(frame.pts.as_nanos());
-                    for e in self.process(&frame) {
-                        self.stats.events += 1;
-                        let _ = events.send(e);
+        let two_at_once = slot.mode() == SlotMode::Block
+            && !self.models.is_empty()
+            && self.models.iter().all(|m| m.detector.pool().sessions() > 1);
+        let end = if two_at_once {
+            self.run_two_at_once(slot, pts_offset, events, &mut on_frame)
+        } else {
+            loop {
+                match self.take(slot, pts_offset) {
+                    Ok(frame) => {
+                        let found = self.process(&frame);
+                        self.deliver(&frame, found, slot, events, &mut on_frame);
                     }
-                    self.metrics
-                        .sync(&self.stats, self.stats.dropped + slot.dropped());
-                    on_frame(&frame);
+                    Err(end) => break end,
                 }
-                Err(end) => break end,
             }
         };
         // These alerts did not end because the subject left: say why they did.
@@ -560,6 +583,226 @@ impl CameraWorker {
         self.stats.dropped += slot.dropped();
         self.metrics.down();
         end
+    }
+
+    /// The next frame with the offset applied, timing the wait.
+    fn take(&mut self, slot: &FrameSlot, pts_offset: MediaTime) -> Result<Frame, SourceEnd> {
+        let waiting = Instant::now();
+        let next = slot.take();
+        self.stats.source_wait.record(waiting.elapsed());
+        next.map(|mut frame| {
+            frame.pts = pts_offset + std::time::Duration::from_nanos(frame.pts.as_nanos());
+            frame
+        })
+    }
+
+    /// Sends a processed frame's events on, in frame order.
+    fn deliver(
+        &mut self,
+        frame: &Frame,
+        found: Vec<Event>,
+        slot: &FrameSlot,
+        events: &crossbeam_channel::Sender<Event>,
+        on_frame: &mut impl FnMut(&Frame),
+    ) {
+        for e in found {
+            self.stats.events += 1;
+            let _ = events.send(e);
+        }
+        self.metrics
+            .sync(&self.stats, self.stats.dropped + slot.dropped());
+        on_frame(frame);
+    }
+
+    /// [`Self::run`] with a helper thread inferring every other frame. Frames
+    /// are planned and concluded here, in order, so tracks, rules and motion
+    /// see exactly what the one-at-a-time loop shows them.
+    fn run_two_at_once(
+        &mut self,
+        slot: &FrameSlot,
+        pts_offset: MediaTime,
+        events: &crossbeam_channel::Sender<Event>,
+        on_frame: &mut impl FnMut(&Frame),
+    ) -> SourceEnd {
+        let (to_helper, helper_jobs) = crossbeam_channel::bounded::<Ahead>(1);
+        let (helper_done, from_helper) = crossbeam_channel::bounded::<Ahead>(1);
+        let models = self.models.clone();
+        std::thread::scope(|scope| {
+            let helper = std::thread::Builder::new()
+                .name(format!("infer-{}", self.id))
+                .spawn_scoped(scope, move || {
+                    let mut scratch = InferScratch::new(models.len());
+                    for mut job in helper_jobs {
+                        infer(&models, &job.frame, &job.plan, &mut scratch, &mut job.found);
+                        if helper_done.send(job).is_err() {
+                            break;
+                        }
+                    }
+                });
+            if let Err(e) = helper {
+                tracing::warn!(camera = %self.id, "no inference helper thread ({e}): one frame at a time");
+            }
+            let mut spare = Vec::new();
+            // The frame size of the frame on the helper, if one is.
+            let mut ahead: Option<(u32, u32)> = None;
+            let end = loop {
+                let frame = match self.take(slot, pts_offset) {
+                    Ok(frame) => frame,
+                    Err(end) => break end,
+                };
+                if ahead.is_some_and(|size| size != (frame.width, frame.height)) {
+                    // New rules are built for the new size: conclude the older
+                    // frame with the rules it was planned with.
+                    ahead = None;
+                    spare = self.collect(&from_helper, slot, events, on_frame);
+                }
+                let plan = self.plan(&frame);
+                if ahead.is_none() && !plan.runs.is_empty() {
+                    let size = (frame.width, frame.height);
+                    let job = Ahead {
+                        frame,
+                        plan,
+                        found: std::mem::take(&mut spare),
+                    };
+                    match to_helper.send(job) {
+                        Ok(()) => {
+                            ahead = Some(size);
+                            continue;
+                        }
+                        Err(crossbeam_channel::SendError(job)) => {
+                            let found = self.process_planned(&job.frame, &job.plan);
+                            self.deliver(&job.frame, found, slot, events, on_frame);
+                            continue;
+                        }
+                    }
+                }
+                let mut found = std::mem::take(&mut self.found);
+                infer(&self.models, &frame, &plan, &mut self.scratch, &mut found);
+                if ahead.take().is_some() {
+                    spare = self.collect(&from_helper, slot, events, on_frame);
+                }
+                let concluded = self.conclude(&frame, &plan, &mut found);
+                self.found = found;
+                self.deliver(&frame, concluded, slot, events, on_frame);
+            };
+            if ahead.is_some() {
+                self.collect(&from_helper, slot, events, on_frame);
+            }
+            drop(to_helper);
+            end
+        })
+    }
+
+    /// Waits for the helper's frame and concludes it; returns its buffers.
+    fn collect(
+        &mut self,
+        from_helper: &crossbeam_channel::Receiver<Ahead>,
+        slot: &FrameSlot,
+        events: &crossbeam_channel::Sender<Event>,
+        on_frame: &mut impl FnMut(&Frame),
+    ) -> Vec<RunOutput> {
+        match from_helper.recv() {
+            Ok(mut job) => {
+                let concluded = self.conclude(&job.frame, &job.plan, &mut job.found);
+                self.deliver(&job.frame, concluded, slot, events, on_frame);
+                job.found
+            }
+            Err(_) => {
+                tracing::error!(camera = %self.id, "the inference helper thread ended: one frame was not analysed");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Infers and concludes a planned frame on this thread.
+    fn process_planned(&mut self, frame: &Frame, plan: &FramePlan) -> Vec<Event> {
+        let mut found = std::mem::take(&mut self.found);
+        infer(&self.models, frame, plan, &mut self.scratch, &mut found);
+        let events = self.conclude(frame, plan, &mut found);
+        self.found = found;
+        events
+    }
+}
+
+/// A frame on the inference helper thread, and what it found there.
+struct Ahead {
+    frame: Frame,
+    plan: FramePlan,
+    found: Vec<RunOutput>,
+}
+
+/// One detector as inference sees it: the model and which of the frame's
+/// views it runs on. Shared with the inference helper thread.
+#[derive(Clone)]
+struct ModelUse {
+    detector: Arc<Detector>,
+    views: std::ops::Range<usize>,
+}
+
+/// What runs on one frame, decided in frame order before inference.
+struct FramePlan {
+    /// Motion gating skipped the gated detectors.
+    still: bool,
+    runs: Vec<PlannedRun>,
+}
+
+/// One detector due on a frame.
+struct PlannedRun {
+    /// Its index in the camera's detectors.
+    index: usize,
+    /// Squares around what moved (`regions = "motion"`), instead of its views.
+    crops: Option<Vec<View>>,
+}
+
+/// What one planned run found.
+#[derive(Default)]
+struct RunOutput {
+    /// `None` if a view could not be mapped.
+    result: Option<Result<DetectTimings, ModelError>>,
+    detections: Vec<Detection>,
+    /// Inferences it took (tiles, crops).
+    views: usize,
+}
+
+/// Buffers for inferring one frame at a time, one set per detector.
+struct InferScratch(Vec<(DetectScratch, TileScratch)>);
+
+impl InferScratch {
+    fn new(detectors: usize) -> Self {
+        InferScratch(
+            (0..detectors)
+                .map(|_| (DetectScratch::default(), TileScratch::default()))
+                .collect(),
+        )
+    }
+}
+
+/// Runs a frame's planned detectors into `found` (one entry per run). Needs
+/// nothing of the camera's state, so it may run on another thread.
+fn infer(
+    models: &[ModelUse],
+    frame: &Frame,
+    plan: &FramePlan,
+    scratch: &mut InferScratch,
+    found: &mut Vec<RunOutput>,
+) {
+    found.resize_with(plan.runs.len(), RunOutput::default);
+    for (run, output) in plan.runs.iter().zip(found.iter_mut()) {
+        let model = &models[run.index];
+        let (detect, tiles) = &mut scratch.0[run.index];
+        let views = match &run.crops {
+            Some(crops) => crops.as_slice(),
+            None => frame.views.get(model.views.clone()).unwrap_or_default(),
+        };
+        output.detections.clear();
+        output.views = views.len();
+        output.result = detect_views(
+            &model.detector,
+            detect,
+            tiles,
+            views,
+            &mut output.detections,
+        );
     }
 }
 
@@ -638,14 +881,6 @@ fn cropped_regions(frame: &Frame, detectors: &[BoundDetector], ran: &[Arc<str>])
         .filter(|r| !whole(r))
         .map(|r| corners(&r))
         .collect()
-}
-
-/// What ran on a frame: whether a gated detector did (motion resets its clock)
-/// and whether any detector found labels the tracker follows.
-#[derive(Default)]
-struct DetectorsRan {
-    gated: bool,
-    tracking: bool,
 }
 
 /// The frame as `vigil replay --annotate / --detections` shows it.

@@ -75,6 +75,7 @@ pub fn environment() -> Result<&'static Environment, ModelError> {
 /// A fixed set of sessions of one model.
 pub struct ModelPool {
     path: PathBuf,
+    sessions: usize,
     idle: Receiver<Session>,
     give_back: Sender<Session>,
     output_names: Vec<String>,
@@ -142,6 +143,7 @@ impl ModelPool {
         let (output_names, input_shape, output_shapes) = first.expect("at least one session");
         Ok(ModelPool {
             path: path.into(),
+            sessions,
             idle,
             give_back,
             output_names,
@@ -179,6 +181,11 @@ impl ModelPool {
 
     pub fn input_shape(&self) -> &[i64] {
         &self.input_shape
+    }
+
+    /// How many inferences may run at once.
+    pub fn sessions(&self) -> usize {
+        self.sessions
     }
 
     /// Runs one inference on an NCHW tensor and lends the outputs to `read`.

@@ -42,6 +42,10 @@ impl FrameSlot {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    pub fn mode(&self) -> SlotMode {
+        self.mode
+    }
+
     /// Offers a frame; returns false if the slot was closed (the worker stopped).
     pub fn put(&self, frame: Frame) -> bool {
         let mut s = self.lock();
