@@ -102,6 +102,7 @@ impl ModelPool {
         // Output names, input shape and output shapes, read from the first session.
         type Signature = (Vec<String>, Vec<i64>, Vec<Vec<i64>>);
         let mut first: Option<Signature> = None;
+        let loading = std::time::Instant::now();
         for _ in 0..sessions {
             let session = Session::builder(env)
                 .map_err(load_err)?
@@ -140,6 +141,11 @@ impl ModelPool {
                 .send(session)
                 .expect("pool channel holds every session");
         }
+        tracing::debug!(
+            "{}: {sessions} session(s) of {threads_per_session} thread(s) loaded in {:?}",
+            path.display(),
+            loading.elapsed()
+        );
         let (output_names, input_shape, output_shapes) = first.expect("at least one session");
         Ok(ModelPool {
             path: path.into(),
