@@ -298,6 +298,7 @@ fn start_node(
                         .console
                         .as_ref()
                         .and_then(|c| c.cert_sha256(&loaded.base_dir())),
+                    announce: mqtt.map(|m| (config.alerts.clone(), m.notify())),
                 }),
         },
         claim,

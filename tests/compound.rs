@@ -917,6 +917,28 @@ async fn the_compound_s_console_without_cameras_shows_every_node_in_a_real_brows
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    // ...and announced on MQTT as a console's own resolution is, for the patrol.
+    assert!(
+        mqtt.wait_for(
+            |m| m.iter().any(|(t, p, _)| {
+                let a = json(p);
+                t == "vigil/alerts/acks"
+                    && a["alert_id"] == lost.as_str()
+                    && a["action"] == "resolve"
+                    && a["who"].as_str().is_some_and(|w| w.starts_with("op@"))
+                    && a["note"] == "checked on site"
+            }),
+            Duration::from_secs(20)
+        ),
+        "the queued resolution on vigil/alerts/acks: {:?}\n{}",
+        mqtt.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _, _)| t.ends_with("/acks"))
+            .collect::<Vec<_>>(),
+        b_log.text()
+    );
     let _ = client.close().await;
 }
 

@@ -69,7 +69,11 @@ impl Index {
     /// for this node's alerts while it was down, in the order they were made;
     /// returns how many were written. One the store refuses (the alert was
     /// already resolved here) is logged and not tried again.
-    pub fn apply_queued(&mut self, store: &mut Store) -> Result<usize, IndexError> {
+    pub fn apply_queued(
+        &mut self,
+        store: &mut Store,
+        alerts: Option<&crate::publish::AlertsConfig>,
+    ) -> Result<usize, IndexError> {
         let waiting = self.client.query(
             "SELECT seq, alert_id, ack FROM queued_acks
              WHERE node = $1 AND applied IS NULL ORDER BY seq",
@@ -79,25 +83,37 @@ impl Index {
         for r in &waiting {
             let (seq, id, ack): (i64, String, String) = (r.get(0), r.get(1), r.get(2));
             match serde_json::from_str::<crate::store::Ack>(&ack) {
-                Ok(ack) => match store.acknowledge(&id, &ack, |_| Vec::new(), 0) {
-                    Ok(()) => {
-                        written += 1;
-                        tracing::info!(
-                            "alert {id} {} by {} while this node was down: written now",
+                Ok(ack) => {
+                    // Announced like a console's own take or resolution, so the
+                    // patrol's app hears of it too.
+                    let severity = store.alert(&id).ok().map(|a| a.alert.severity);
+                    let announce = |camera: &str| match (alerts, &severity) {
+                        (Some(a), Some(severity)) => {
+                            vec![crate::publish::ack_message(a, &id, camera, severity, &ack)]
+                        }
+                        _ => Vec::new(),
+                    };
+                    let cap = alerts.map(|a| a.outbox_max).unwrap_or(0);
+                    match store.acknowledge(&id, &ack, announce, cap) {
+                        Ok(()) => {
+                            written += 1;
+                            tracing::info!(
+                                "alert {id} {} by {} while this node was down: written now",
+                                ack.action.as_str(),
+                                ack.who
+                            );
+                        }
+                        // The store's own refusal (unknown alert, done already);
+                        // its database failing is a round to try again.
+                        Err(e @ StoreError::Sql { .. }) => return Err(e.into()),
+                        Err(e) => tracing::warn!(
+                            "alert {id}: a {} by {} queued while this node was down: {}",
                             ack.action.as_str(),
-                            ack.who
-                        );
+                            ack.who,
+                            crate::errors::with_causes(&e)
+                        ),
                     }
-                    // The store's own refusal (unknown alert, done already);
-                    // its database failing is a round to try again.
-                    Err(e @ StoreError::Sql { .. }) => return Err(e.into()),
-                    Err(e) => tracing::warn!(
-                        "alert {id}: a {} by {} queued while this node was down: {}",
-                        ack.action.as_str(),
-                        ack.who,
-                        crate::errors::with_causes(&e)
-                    ),
-                },
+                }
                 Err(e) => {
                     tracing::warn!("alert {id}: a queued acknowledgement cannot be read: {e}")
                 }
@@ -335,12 +351,10 @@ pub fn search(
 pub(super) fn keep_copying(
     pg: &postgres::Config,
     node: &str,
-    url: Option<String>,
-    cert_sha256: Option<String>,
-    storage: &crate::store::StorageConfig,
-    base: &std::path::Path,
+    source: &super::IndexSource,
     stop: &crate::shutdown::Shutdown,
 ) {
+    let announce = source.announce.as_ref();
     let mut index: Option<Index> = None;
     let mut store: Option<Store> = None;
     let mut failing = false;
@@ -348,14 +362,23 @@ pub(super) fn keep_copying(
         let stopping = stop.is_triggered();
         let round = (|| -> Result<usize, IndexError> {
             if index.as_ref().is_none_or(Index::is_closed) {
-                index = Some(Index::connect(pg, node, url.clone(), cert_sha256.clone())?);
+                index = Some(Index::connect(
+                    pg,
+                    node,
+                    source.url.clone(),
+                    source.cert_sha256.clone(),
+                )?);
             }
             if store.is_none() {
-                store = Some(Store::open_reader(storage, base)?);
+                store = Some(Store::open_reader(&source.storage, &source.base)?);
             }
             match (index.as_mut(), store.as_mut()) {
                 (Some(i), Some(s)) => {
-                    i.apply_queued(s)?;
+                    if i.apply_queued(s, announce.map(|(alerts, _)| alerts))? > 0
+                        && let Some((_, wake)) = announce
+                    {
+                        let _ = wake.try_send(());
+                    }
                     i.sync(s)
                 }
                 _ => Ok(0),

@@ -55,6 +55,10 @@ pub struct IndexSource {
     pub url: Option<String>,
     /// The console's TLS certificate's SHA-256, when it serves HTTPS.
     pub cert_sha256: Option<String>,
+    /// Where a take or resolution queued while this node was down is
+    /// announced on MQTT once written (the outbox, and the publisher to wake),
+    /// as a console's own would be.
+    pub announce: Option<(crate::publish::AlertsConfig, crossbeam_channel::Sender<()>)>,
 }
 
 /// A camera's run on this node, until `shutdown` (lost lease or the process stopping).
@@ -233,17 +237,8 @@ impl Node {
             let (pg, me, stop) = (pg.clone(), me.clone(), stop.clone());
             match std::thread::Builder::new()
                 .name("alert-index".into())
-                .spawn(move || {
-                    super::index::keep_copying(
-                        &pg,
-                        &me,
-                        source.url,
-                        source.cert_sha256,
-                        &source.storage,
-                        &source.base,
-                        &stop,
-                    )
-                }) {
+                .spawn(move || super::index::keep_copying(&pg, &me, &source, &stop))
+            {
                 Ok(t) => threads.push(t),
                 Err(e) => tracing::error!("cannot start the alert index thread: {e}"),
             }

@@ -17,9 +17,9 @@ use super::auth::{self, User};
 use super::views::{self, CameraView, SearchForm};
 use super::{Console, Language, Role, live, plans};
 use crate::health::RemoteAlert;
+use crate::publish::{ack_message, priority_of};
 use crate::store::{
-    Ack, AckAction, AlertFilter, FeedCursor, OutboxMessage, Outcome, Priority, StoreError,
-    StoredSession,
+    Ack, AckAction, AlertFilter, FeedCursor, OutboxMessage, Outcome, StoreError, StoredSession,
 };
 use axum::Router;
 use axum::extract::{ConnectInfo, Form, Path, Query, Request, State};
@@ -635,42 +635,6 @@ async fn acknowledge(
             .unwrap_or("/"),
     )
     .into_response()
-}
-
-/// The message on `<prefix>/alerts/acks`: so the patrol app and other
-/// consoles agree on who took which alert.
-fn ack_message(
-    alerts: &crate::publish::AlertsConfig,
-    id: &str,
-    camera: &str,
-    severity: &str,
-    ack: &Ack,
-) -> OutboxMessage {
-    let payload = serde_json::json!({
-        "alert_id": id,
-        "camera": camera,
-        "action": ack.action,
-        "who": ack.who,
-        "note": ack.note,
-        "at_ms": ack.at_ms,
-        "outcome": ack.outcome,
-    });
-    OutboxMessage {
-        topic: format!("{}/alerts/acks", alerts.topic_prefix),
-        payload: payload.to_string().into_bytes(),
-        retain: false,
-        priority: priority_of(severity),
-        captured_us: None,
-    }
-}
-
-/// A stored severity's outbox priority: fire never gives way.
-fn priority_of(severity: &str) -> Priority {
-    match severity {
-        "critical" => Priority::Critical,
-        "high" => Priority::High,
-        _ => Priority::Warning,
-    }
 }
 
 /// The message on `<prefix>/alerts/escalations`: an alert nobody took in

@@ -255,6 +255,42 @@ impl Queueing {
     }
 }
 
+/// The message on `<prefix>/alerts/acks`: so the patrol app and other
+/// consoles agree on who took which alert.
+pub fn ack_message(
+    alerts: &crate::publish::AlertsConfig,
+    id: &str,
+    camera: &str,
+    severity: &str,
+    ack: &crate::store::Ack,
+) -> OutboxMessage {
+    let payload = serde_json::json!({
+        "alert_id": id,
+        "camera": camera,
+        "action": ack.action,
+        "who": ack.who,
+        "note": ack.note,
+        "at_ms": ack.at_ms,
+        "outcome": ack.outcome,
+    });
+    OutboxMessage {
+        topic: format!("{}/alerts/acks", alerts.topic_prefix),
+        payload: payload.to_string().into_bytes(),
+        retain: false,
+        priority: priority_of(severity),
+        captured_us: None,
+    }
+}
+
+/// A stored severity's outbox priority: fire never gives way.
+pub fn priority_of(severity: &str) -> Priority {
+    match severity {
+        "critical" => Priority::Critical,
+        "high" => Priority::High,
+        _ => Priority::Warning,
+    }
+}
+
 /// Queues on `outbox`, logging and counting what the cap dropped.
 pub fn queue_counted(outbox: &mut Outbox, messages: &[OutboxMessage], cap: usize) {
     match outbox.enqueue(messages, cap) {
