@@ -1150,6 +1150,33 @@ async fn a_clip_recorded_on_one_node_plays_through_another_node_s_console() {
     // from node-b. (Another host name: the browser keeps node-b's login.)
     // The user is added on node-b's machine: the compound's users are one
     // list, in PostgreSQL, which node-a mirrors into its users file.
+    // A login holds on every console of the compound: the session node-b's
+    // console opened is in PostgreSQL, and node-a's console takes it, which is
+    // what a control-room address that fails over to another node relies on.
+    let a_base = format!("https://localhost:{}", ports[0]);
+    let token = client
+        .get_named_cookie("vigil_session")
+        .await
+        .expect("node-b's session cookie")
+        .value()
+        .to_string();
+    client.goto(&format!("{a_base}/login")).await.unwrap();
+    // (WebDriver's addCookie refuses the host "localhost"; the page may set it.)
+    js(
+        &client,
+        &format!("document.cookie = 'vigil_session={token}; path=/; secure'; return true;"),
+    )
+    .await;
+    client.goto(&format!("{a_base}/")).await.unwrap();
+    until(
+        &client,
+        "location.pathname == '/' && document.getElementById('wall') != null",
+        Duration::from_secs(10),
+        "node-b's login accepted by node-a's console",
+    )
+    .await;
+    client.delete_cookie("vigil_session").await.unwrap();
+
     add_compound_user(&configs[1], "watcher", "operator", "watcher-password");
     let a_users = configs[0].parent().unwrap().join("users.toml");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -1160,7 +1187,6 @@ async fn a_clip_recorded_on_one_node_plays_through_another_node_s_console() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let a_base = format!("https://localhost:{}", ports[0]);
     login(&client, &a_base, "watcher", "watcher-password").await;
     until(
         &client,

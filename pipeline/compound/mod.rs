@@ -26,6 +26,7 @@ mod lease;
 mod node;
 mod peers;
 mod pg;
+mod sessions;
 pub mod users;
 mod witness;
 

@@ -77,6 +77,31 @@ impl Peers {
         self.with(|c| super::users::put(c, name, record))
     }
 
+    /// Stores or renews console session `key`; `true` if it was ended on
+    /// some console.
+    pub fn renew_session(
+        &self,
+        key: &str,
+        session: &crate::store::StoredSession,
+        idle_before_ms: i64,
+    ) -> Result<bool, postgres::Error> {
+        self.with(|c| super::sessions::renew(c, key, session, idle_before_ms))
+    }
+
+    /// Console session `key`, if a console of the compound stored it and it
+    /// was not ended.
+    pub fn session(
+        &self,
+        key: &str,
+    ) -> Result<Option<crate::store::StoredSession>, postgres::Error> {
+        self.with(|c| super::sessions::find(c, key))
+    }
+
+    /// Ends console session `key` on every console.
+    pub fn end_session(&self, key: &str, idle_before_ms: i64) -> Result<(), postgres::Error> {
+        self.with(|c| super::sessions::end(c, key, idle_before_ms))
+    }
+
     /// Alert `id` as its node last copied it to the index, with that node.
     pub fn alert(&self, id: &str) -> Result<Option<(String, AlertRow)>, postgres::Error> {
         self.with(|c| index::alert(c, id))

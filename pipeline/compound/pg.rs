@@ -113,6 +113,16 @@ const MIGRATIONS: &[&str] = &[
         one boolean PRIMARY KEY DEFAULT true CHECK (one),
         seeded timestamptz NOT NULL DEFAULT now()
     );",
+    // 8: console sessions, so a login holds on every console (see `sessions.rs`).
+    "CREATE TABLE sessions (
+        token_sha256 text PRIMARY KEY,
+        user_name text NOT NULL,
+        csrf text NOT NULL,
+        password_sha256 text NOT NULL,
+        last_seen_ms bigint NOT NULL,
+        ended boolean NOT NULL DEFAULT false
+    );
+    CREATE INDEX sessions_idle ON sessions (last_seen_ms);",
 ];
 
 /// Brings the shared schema up to date; two nodes starting at once migrate

@@ -33,7 +33,7 @@ pub use users::Role;
 use crate::health::HealthBoard;
 use crate::publish::AlertsConfig;
 use crate::shutdown::Shutdown;
-use crate::store::{FeedCursor, StorageConfig, Store, StoreError};
+use crate::store::{FeedCursor, StorageConfig, Store, StoreError, StoredSession};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -294,6 +294,23 @@ pub(crate) struct Console {
     http: remote::HttpClient,
 }
 
+/// A session cookie, as this console's store knows it.
+enum SessionLookup {
+    /// Stored here: its user if the session is valid.
+    Known(Option<auth::User>),
+    /// Not stored here.
+    Unknown,
+}
+
+/// What a request did to its session, for the compound's copy.
+pub(crate) enum SessionChange {
+    None,
+    /// Marked used (at most once a minute), or just opened.
+    Used(StoredSession),
+    /// Logged out.
+    Ended,
+}
+
 impl Console {
     /// Runs a store query on the blocking pool.
     async fn db<T: Send + 'static>(
@@ -314,50 +331,156 @@ impl Console {
     /// The logged-in user of a session cookie token, if the session is stored,
     /// not idle and its user unchanged (see `auth.rs`).
     async fn session_user(self: &Arc<Self>, token: &str) -> Option<auth::User> {
+        match self.local_session_user(token, None).await {
+            SessionLookup::Known(user) => user,
+            SessionLookup::Unknown => {
+                // Opened on another console of the compound, perhaps: the same
+                // control-room address now served by another node.
+                let peers = self.compound.clone()?;
+                let key = crate::store::token_key(token);
+                let shared = tokio::task::spawn_blocking(move || peers.session(&key)).await;
+                match shared {
+                    Ok(Ok(Some(session))) => {
+                        match self.local_session_user(token, Some(session)).await {
+                            SessionLookup::Known(user) => user,
+                            SessionLookup::Unknown => None,
+                        }
+                    }
+                    Ok(Ok(None)) => None,
+                    Ok(Err(e)) => {
+                        tracing::debug!(
+                            "console: a session not known here; the compound's PostgreSQL: {e}"
+                        );
+                        None
+                    }
+                    Err(_) => None,
+                }
+            }
+        }
+    }
+
+    /// The user of a session this console stores, judged against the users
+    /// file; `shared`: first store that session, found in the compound's list.
+    async fn local_session_user(
+        self: &Arc<Self>,
+        token: &str,
+        shared: Option<StoredSession>,
+    ) -> SessionLookup {
         let users = self.users.clone();
-        let token = token.to_string();
+        let owned = token.to_string();
+        let token = owned.clone();
         let lang = self.lang;
         let found = self
             .db(move |store| {
-                let Some(session) = store.session(&token)? else {
-                    return Ok(None);
-                };
                 let now = crate::time::now_ms() as i64;
+                if let Some(session) = &shared {
+                    store.open_session(&token, session, now - auth::IDLE_MS)?;
+                    tracing::info!(
+                        "console: {} comes with a login made on another console of the compound",
+                        session.user
+                    );
+                }
+                let Some(session) = store.session(&token)? else {
+                    return Ok((SessionLookup::Unknown, SessionChange::None));
+                };
                 let user = match users::find(&users, &session.user) {
                     Ok(user) => user,
                     Err(e) => {
                         // An unreadable users file logs nobody in, nor out.
                         tracing::error!("console: {e}");
-                        return Ok(None);
+                        return Ok((SessionLookup::Known(None), SessionChange::None));
                     }
                 };
                 match auth::judge(&session, user.as_ref(), now) {
                     auth::Verdict::Valid(role) => {
+                        let mut change = SessionChange::None;
                         if now - session.last_seen_ms >= auth::TOUCH_EVERY_MS {
                             store.touch_session(&token, now)?;
+                            change = SessionChange::Used(StoredSession {
+                                last_seen_ms: now,
+                                ..session.clone()
+                            });
                         }
-                        Ok(Some(auth::User {
+                        let user = auth::User {
                             name: session.user,
                             role,
                             csrf: session.csrf,
                             session: token,
                             lang: user.and_then(|u| u.lang).unwrap_or(lang),
-                        }))
+                        };
+                        Ok((SessionLookup::Known(Some(user)), change))
                     }
                     verdict => {
                         if let auth::Verdict::Revoked(why) = verdict {
                             tracing::info!("console: session of {} ended: {why}", session.user);
                         }
+                        // Here only: every console judges against the same
+                        // users, and a console whose file lags the compound's
+                        // list must not log the user out everywhere.
                         store.close_session(&token)?;
-                        Ok(None)
+                        Ok((SessionLookup::Known(None), SessionChange::None))
                     }
                 }
             })
             .await;
-        found.unwrap_or_else(|e| {
-            tracing::warn!("console: reading a session: {e}");
-            None
-        })
+        match found {
+            Ok((lookup, change)) => {
+                self.share_session(&owned, change);
+                lookup
+            }
+            Err(e) => {
+                tracing::warn!("console: reading a session: {e}");
+                SessionLookup::Known(None)
+            }
+        }
+    }
+
+    /// Tells the compound's PostgreSQL what became of a session here, off the
+    /// request's path: used (renewed there, and ended here if another console
+    /// ended it), or ended (on every console).
+    fn share_session(self: &Arc<Self>, token: &str, change: SessionChange) {
+        let Some(peers) = self.compound.clone() else {
+            return;
+        };
+        let key = crate::store::token_key(token);
+        match change {
+            SessionChange::None => {}
+            SessionChange::Used(session) => {
+                let (me, token) = (self.clone(), token.to_string());
+                tokio::spawn(async move {
+                    let user = session.user.clone();
+                    let idle_before = session.last_seen_ms - auth::IDLE_MS;
+                    let renewed = tokio::task::spawn_blocking(move || {
+                        peers.renew_session(&key, &session, idle_before)
+                    })
+                    .await;
+                    match renewed {
+                        Ok(Ok(true)) => {
+                            tracing::info!(
+                                "console: a session of {user} was ended on another console of the compound; ended here too"
+                            );
+                            if let Err(e) = me.db(move |s| s.close_session(&token)).await {
+                                tracing::warn!("console: ending a session: {e}");
+                            }
+                        }
+                        Ok(Err(e)) => tracing::debug!(
+                            "console: a session's renewal in the compound's PostgreSQL: {e}; tried again in a minute"
+                        ),
+                        _ => {}
+                    }
+                });
+            }
+            SessionChange::Ended => {
+                let idle_before = crate::time::now_ms() as i64 - auth::IDLE_MS;
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = peers.end_session(&key, idle_before) {
+                        tracing::warn!(
+                            "console: a session ended here stays valid on the compound's other consoles until their next renewal: {e}"
+                        );
+                    }
+                });
+            }
+        }
     }
 
     fn camera_name<'a>(&'a self, id: &'a str) -> &'a str {

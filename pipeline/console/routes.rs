@@ -225,13 +225,14 @@ async fn login(
                 last_seen_ms: crate::time::now_ms() as i64,
             };
             let idle_before = session.last_seen_ms - auth::IDLE_MS;
-            let stored = token.clone();
+            let (stored, shared) = (token.clone(), session.clone());
             if let Err(e) = c
                 .db(move |s| s.open_session(&stored, &session, idle_before))
                 .await
             {
                 return store_failed(e);
             }
+            c.share_session(&token, super::SessionChange::Used(shared));
             (
                 [(header::SET_COOKIE, auth::session_cookie(&token, c.secure))],
                 Redirect::to("/"),
@@ -268,6 +269,7 @@ async fn logout(State(c): State<Shared>, user: User, Form(form): Form<CsrfForm>)
     if let Err(e) = c.db(move |s| s.close_session(&token)).await {
         return store_failed(e);
     }
+    c.share_session(&user.session, super::SessionChange::Ended);
     (
         [(header::SET_COOKIE, auth::cleared_cookie())],
         Redirect::to("/login"),

@@ -85,7 +85,7 @@ pub use retention::Removed;
 pub use review::{
     Ack, AckAction, ChangeCursor, FeedCursor, Handled, Hold, Outcome, ShiftSummary, Tag,
 };
-pub use sessions::StoredSession;
+pub use sessions::{StoredSession, token_key};
 pub use space::{MIN_FREE_FOR_EVIDENCE, RESERVE_BYTES};
 pub use verify::Verification;
 
