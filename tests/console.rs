@@ -890,7 +890,7 @@ loitering = "调看实时画面\n必要时派巡逻询问"
     until(
         &wall,
         "document.querySelectorAll('#wall .card[data-id]').length >= 1",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "a card from the first run",
     )
     .await;
@@ -910,12 +910,12 @@ loitering = "调看实时画面\n必要时派巡逻询问"
     until(
         &wall,
         "document.querySelector('#wall .card.escalated .escalation')",
-        Duration::from_secs(15),
+        Duration::from_secs(30),
         "an escalated card",
     )
     .await;
     assert!(
-        escalations.wait_for(|m| !m.is_empty(), Duration::from_secs(10)),
+        escalations.wait_for(|m| !m.is_empty(), Duration::from_secs(30)),
         "an escalation on vigil/alerts/escalations"
     );
     {
@@ -932,7 +932,7 @@ loitering = "调看实时画面\n必要时派巡逻询问"
     let down = until(
         &wall,
         "document.querySelector('#wall .card.camdown') && document.querySelector('#wall .card.camdown').textContent",
-        Duration::from_secs(15),
+        Duration::from_secs(30),
         "a camera-down card for the gate",
     )
     .await;
@@ -946,7 +946,7 @@ loitering = "调看实时画面\n必要时派巡逻询问"
     until(
         &wall,
         "window.vigilBeeps >= 1 && document.title.startsWith('(')",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "a beep and a marked tab title",
     )
     .await;
@@ -957,7 +957,7 @@ loitering = "调看实时画面\n必要时派巡逻询问"
     until(
         &wall,
         "!document.getElementById('offline').hidden",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "the wall saying the connection is lost",
     )
     .await;
@@ -984,7 +984,7 @@ loitering = "调看实时画面\n必要时派巡逻询问"
     until(
         &wall,
         &all_on_wall,
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "every alert of both runs on the wall",
     )
     .await;
@@ -1061,7 +1061,7 @@ loitering = "调看实时画面\n必要时派巡逻询问"
         until(
             &wall,
             &acked(id),
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             "ticked cards acknowledged at once, then hidden by the filter",
         )
         .await;
@@ -1073,7 +1073,7 @@ loitering = "调看实时画面\n必要时派巡逻询问"
     until(
         &wall,
         &acked(&third),
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "the focused card acknowledged with A",
     )
     .await;
@@ -1113,7 +1113,7 @@ loitering = "调看实时画面\n必要时派巡逻询问"
     until(
         &phone,
         "document.querySelectorAll('#wall .card[data-id]').length >= 3",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "cards on the phone",
     )
     .await;
