@@ -4,6 +4,12 @@
 //! Detectors are shared between cameras (a pool of sessions each); the tracker,
 //! the rules and every scratch buffer belong to the camera, so cameras never wait
 //! on each other except for a free inference session.
+//!
+//! A frame goes through three steps: `plan` (motion gating, which detectors are
+//! due, motion regions) and `conclude` (tracks, rules, events) run in frame
+//! order on the camera's thread; `infer` between them needs none of the
+//! camera's state, so a replay runs it for every other frame on a helper
+//! thread ([`CameraWorker::run`]).
 
 use crate::detect::regions::{self, Regions};
 use crate::detect::{DetectScratch, DetectTimings, Detection, Detector, ModelError, Tiles};
