@@ -147,6 +147,9 @@ pub struct CameraWorker {
     scratch: InferScratch,
     /// Per-run results, kept between frames for their buffers.
     found: Vec<RunOutput>,
+    /// Planned-run lists of concluded frames, for the next plans (two may be
+    /// in flight at once).
+    spare_runs: Vec<Vec<PlannedRun>>,
     tracker: ByteTracker,
     /// Labels any tracking rule watches; only those go to the tracker.
     tracked_labels: Vec<String>,
@@ -229,6 +232,7 @@ impl CameraWorker {
             scratch: InferScratch::new(models.len()),
             models,
             found: Vec::new(),
+            spare_runs: Vec::new(),
             detectors: bound,
             tracker: ByteTracker::new(tracker.clone()),
             tracked_labels,
@@ -277,7 +281,16 @@ impl CameraWorker {
     /// Runs the chain on one frame; returns this frame's events.
     pub fn process(&mut self, frame: &Frame) -> Vec<Event> {
         let plan = self.plan(frame);
-        self.process_planned(frame, &plan)
+        let events = self.process_planned(frame, &plan);
+        self.recycle(plan);
+        events
+    }
+
+    /// Keeps a concluded frame's run list for a later plan.
+    fn recycle(&mut self, plan: FramePlan) {
+        if self.spare_runs.len() < 2 {
+            self.spare_runs.push(plan.runs);
+        }
     }
 
     /// What runs on this frame, decided in frame order: motion gating, each
@@ -286,7 +299,8 @@ impl CameraWorker {
     fn plan(&mut self, frame: &Frame) -> FramePlan {
         self.size_rules(frame.width, frame.height);
         let still = self.is_still(frame);
-        let mut runs = Vec::new();
+        let mut runs = self.spare_runs.pop().unwrap_or_default();
+        runs.clear();
         let mut gated = false;
         for (index, bound) in self.detectors.iter_mut().enumerate() {
             if still && bound.gated {
@@ -678,6 +692,7 @@ impl CameraWorker {
                         Err(crossbeam_channel::SendError(job)) => {
                             let found = self.process_planned(&job.frame, &job.plan);
                             self.deliver(&job.frame, found, slot, events, on_frame);
+                            self.recycle(job.plan);
                             continue;
                         }
                     }
@@ -690,6 +705,7 @@ impl CameraWorker {
                 let concluded = self.conclude(&frame, &plan, &mut found);
                 self.found = found;
                 self.deliver(&frame, concluded, slot, events, on_frame);
+                self.recycle(plan);
             };
             if ahead.is_some() {
                 self.collect(&from_helper, slot, events, on_frame);
@@ -711,6 +727,7 @@ impl CameraWorker {
             Ok(mut job) => {
                 let concluded = self.conclude(&job.frame, &job.plan, &mut job.found);
                 self.deliver(&job.frame, concluded, slot, events, on_frame);
+                self.recycle(job.plan);
                 job.found
             }
             Err(_) => {
