@@ -1260,6 +1260,29 @@ async fn a_clip_recorded_on_one_node_plays_through_another_node_s_console() {
             .contains("已处理 · inspector@node-b"),
         "{shown}"
     );
+    // And the rest of its record: the files waiting on node-a with their
+    // hashes, and the chain of custody with the export made through node-b.
+    let record = js(
+        &client,
+        "return [[...document.querySelectorAll('.files-elsewhere code.sha256')].map(c => c.textContent),                  document.querySelector('table.custody')?.textContent ?? '',                  document.querySelectorAll('ol.timeline li').length]",
+    )
+    .await;
+    let hashes = record[0].as_array().cloned().unwrap_or_default();
+    assert!(
+        !hashes.is_empty()
+            && hashes.iter().all(|h| h
+                .as_str()
+                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))),
+        "{record}"
+    );
+    assert!(
+        record[1]
+            .as_str()
+            .unwrap_or_default()
+            .contains("inspector@node-b"),
+        "{record}"
+    );
+    assert!(record[2].as_u64().unwrap_or(0) >= 2, "{record}");
     drop(b);
     let _ = client.close().await;
 }
@@ -1279,17 +1302,21 @@ fn raw_get(port: u16, path: &str, headers: &[(&str, &str)]) -> String {
     out
 }
 
-/// One search, two backends: the console's filters mean the same on a node's
-/// own store (SQLite) and on the compound's index in PostgreSQL, which every
-/// console searches. 600 alerts over 8 cameras, three kinds and 30 days, open
-/// and ended, taken, resolved, tagged and held, recorded as a camera records
-/// them and copied into the index as a node copies them; every filter, and every page of a paged search, returns
-/// the same alerts, field for field, in the same order from both.
+/// One search and one record, two backends: the console's filters mean the
+/// same on a node's own store (SQLite) and on the compound's index in
+/// PostgreSQL, which every console searches, and an alert's whole record reads
+/// the same from both. 600 alerts over 8 cameras, three kinds and 30 days, open
+/// and ended, taken, resolved, tagged and held, with evidence files (some
+/// deleted by retention), escalations and custody lines, recorded as a camera
+/// and a console record them and copied into the index as a node copies them;
+/// then tags removed, holds released and more custody, copied again. Every
+/// filter, and every page of a paged search, returns the same alerts, field for
+/// field, in the same order from both, and every alert's record is equal.
 #[test]
-fn searches_find_the_same_alerts_in_a_node_s_store_and_in_the_compound_s_index() {
+fn searches_and_records_read_the_same_from_a_node_s_store_and_from_the_compound_s_index() {
     use std::sync::Arc;
     use vigil::events::{Alert, RuleKind, Severity};
-    use vigil::store::{Ack, AckAction, AlertFilter, StorageConfig, Store};
+    use vigil::store::{Ack, AckAction, AlertFilter, EvidenceKind, StorageConfig, Store};
     use vigil::time::{MediaTime, Timestamp};
     let pg = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
@@ -1378,7 +1405,29 @@ fn searches_find_the_same_alerts_in_a_node_s_store_and_in_the_compound_s_index()
                 .acknowledge(&alert.id, &ack, |_| Vec::new(), 0)
                 .unwrap();
         }
+        if i % 7 == 0 {
+            // Evidence as the recorder enters it: a written file, then its row.
+            for (kind, name, clip) in [
+                (EvidenceKind::Snapshot, "snapshot.jpg", None),
+                (EvidenceKind::Clip, "clip.mp4", Some((i as f64 - 5.0, 20.0))),
+            ] {
+                let rel = format!("evidence/{camera}/{}-{name}", alert.id);
+                std::fs::create_dir_all(storage.dir.join("evidence").join(&camera)).unwrap();
+                std::fs::write(storage.dir.join(&rel), format!("{rel} bytes")).unwrap();
+                store.add_evidence(&alert.id, kind, &rel, clip).unwrap();
+            }
+        }
+        if i % 11 == 0 {
+            store
+                .log_access("zhao", "view", Some(&alert.id), "alert page")
+                .unwrap();
+        }
     }
+    // The last day's alerts nobody took go to a supervisor.
+    let escalated = store
+        .escalate_overdue((START_MS + 30 * DAY_MS) as i64, 60_000, |_| Vec::new(), 0)
+        .unwrap();
+    assert!(!escalated.is_empty());
 
     let password = dir.path().join("pg.password");
     std::fs::write(&password, &pg.password).unwrap();
@@ -1396,7 +1445,55 @@ fn searches_find_the_same_alerts_in_a_node_s_store_and_in_the_compound_s_index()
     )
     .unwrap();
     while index.sync(&store).unwrap() > 0 {}
+    // Changes after the first copy: what a copy must also undo.
+    let removed = store
+        .apply_retention(vigil::time::now_ms() + 31 * DAY_MS)
+        .unwrap();
+    assert!(!removed.is_empty(), "retention deleted some evidence");
+    for i in (50..600u64).step_by(100) {
+        let id = format!("cam{}-{START_MS}-{i:06}", i % 8);
+        assert!(store.untag(&id, &format!("case-{}", i / 100)).unwrap());
+        store
+            .log_access(
+                "zhao",
+                "export",
+                Some(&id),
+                "bundle of 2 file(s), sha256 ab12; case",
+            )
+            .unwrap();
+    }
+    for i in (0..600u64).step_by(80) {
+        let id = format!("cam{}-{START_MS}-{i:06}", i % 8);
+        assert!(store.release(&id).unwrap());
+    }
+    while index.sync(&store).unwrap() > 0 {}
     let peers = vigil::compound::Peers::new(&compound, dir.path(), "console").unwrap();
+
+    // Every alert's whole record, equal in both.
+    let (mut with_files, mut deleted, mut escalations, mut custody) = (0, 0, 0, 0);
+    for i in 0..600u64 {
+        let id = format!("cam{}-{START_MS}-{i:06}", i % 8);
+        let local = store.record(&id).unwrap();
+        let (node, shared) = peers.record(&id).unwrap().expect("in the index");
+        assert_eq!(node, "node-a");
+        assert_eq!(local, shared, "alert {id}: the same record");
+        with_files += usize::from(!local.evidence.is_empty());
+        deleted += local
+            .evidence
+            .iter()
+            .filter(|f| f.deleted_ms.is_some())
+            .count();
+        escalations += usize::from(local.escalated_ms.is_some());
+        custody += local.custody.len();
+    }
+    assert_eq!(with_files, 86, "every seventh alert has evidence files");
+    assert_eq!(deleted, removed.len(), "retention's deletions are in both");
+    assert_eq!(escalations, escalated.len());
+    assert_eq!(
+        custody,
+        55 + 6,
+        "views, and the exports after the first copy"
+    );
 
     let day = |d: u64| (START_MS + d * DAY_MS) as i64;
     let filters = [

@@ -2,14 +2,23 @@
 //! store into PostgreSQL, so any console lists and searches them all and knows
 //! which node to ask for an alert's evidence.
 //!
+//! Each alert goes with its whole record (`AlertRecord`: events as published,
+//! evidence files, tags, hold, acknowledgements, escalation, chain of custody),
+//! so a console shows the record of an alert whose node is down, and searches
+//! and records read the same from the node's store and from here.
+//!
 //! The node's store stays the truth: it keeps recording while PostgreSQL is
 //! away, and its evidence and signed manifest are on its own disk. The index
-//! follows the store's change feed (events, acks, tags, holds) from a cursor
+//! follows the store's change feed (events, acks, and since store version 8
+//! tags, holds, evidence, custody and escalations) from a cursor
 //! that PostgreSQL keeps in the same transaction as the rows it copied, so a
 //! copy cut short anywhere (a kill, PostgreSQL stopping) resumes where it
 //! stopped: nothing is missed, and a row copied twice is the same row.
 
-use crate::store::{AlertFilter, AlertRow, ChangeCursor, Store, StoreError};
+use crate::store::{
+    Access, Ack, AckAction, AlertFilter, AlertRecord, AlertRow, ChangeCursor, EvidenceFile,
+    EvidenceKind, Hold, Outcome, Store, StoreError, StoredEvent, Tag,
+};
 use postgres::{Client, NoTls};
 
 /// Alerts copied per transaction: a node's first copy of a large store goes
@@ -163,10 +172,18 @@ impl Index {
             if next == cursor {
                 return Ok(copied);
             }
-            let rows = store.alerts_by_id(&ids)?;
+            let mut records = Vec::with_capacity(ids.len());
+            for id in &ids {
+                match store.record(id) {
+                    Ok(record) => records.push(record),
+                    // A custody line about an alert this store never had.
+                    Err(StoreError::NoAlert { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             let mut tx = self.client.transaction()?;
-            for row in &rows {
-                upsert(&mut tx, &self.node, row)?;
+            for record in &records {
+                upsert(&mut tx, &self.node, record)?;
             }
             tx.execute(
                 "INSERT INTO alert_copies (node, cursor, copied) VALUES ($1, $2, now())
@@ -174,27 +191,30 @@ impl Index {
                 &[&self.node, &next.to_string()],
             )?;
             tx.commit()?;
-            copied += rows.len();
+            copied += records.len();
             cursor = next;
         }
     }
 }
 
+/// Alert `record` as its node has it now: its row, and each list of its
+/// record replaced whole (a copy is the store's state, never a merge).
 fn upsert(
     tx: &mut postgres::Transaction<'_>,
     node: &str,
-    row: &AlertRow,
+    record: &AlertRecord,
 ) -> Result<(), postgres::Error> {
+    let row = &record.alert;
     let resolved = row
         .ack
         .as_ref()
-        .is_some_and(|a| a.action == crate::store::AckAction::Resolve);
+        .is_some_and(|a| a.action == AckAction::Resolve);
     let json = serde_json::to_string(row).unwrap_or_default();
     tx.execute(
-        "INSERT INTO alerts (id, node, camera, kind, state, start_wall_ms, resolved, row, copied)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+        "INSERT INTO alerts (id, node, camera, kind, state, start_wall_ms, resolved, row, copied, escalated_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9)
          ON CONFLICT (id) DO UPDATE SET node = $2, camera = $3, kind = $4, state = $5,
-             start_wall_ms = $6, resolved = $7, row = $8, copied = now()",
+             start_wall_ms = $6, resolved = $7, row = $8, copied = now(), escalated_ms = $9",
         &[
             &row.id,
             &node,
@@ -204,16 +224,195 @@ fn upsert(
             &row.start_wall_ms,
             &resolved,
             &json,
+            &record.escalated_ms,
         ],
     )?;
-    tx.execute("DELETE FROM alert_tags WHERE alert_id = $1", &[&row.id])?;
-    for tag in &row.tags {
+    let id = &row.id;
+    for table in [
+        "alert_tags",
+        "alert_events",
+        "alert_evidence",
+        "alert_holds",
+        "alert_acks",
+        "alert_custody",
+    ] {
+        tx.execute(&format!("DELETE FROM {table} WHERE alert_id = $1"), &[id])?;
+    }
+    for (pos, tag) in (0i32..).zip(&record.tags) {
         tx.execute(
-            "INSERT INTO alert_tags (alert_id, text) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&row.id, tag],
+            "INSERT INTO alert_tags (alert_id, text, who, at_ms, pos) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT DO NOTHING",
+            &[id, &tag.text, &tag.who, &tag.at_ms, &pos],
+        )?;
+    }
+    for (pos, e) in (0i32..).zip(&record.events) {
+        tx.execute(
+            "INSERT INTO alert_events (alert_id, pos, type, wall_ms, payload) VALUES ($1, $2, $3, $4, $5)",
+            &[id, &pos, &e.kind, &e.wall_ms, &e.payload],
+        )?;
+    }
+    for (pos, f) in (0i32..).zip(&record.evidence) {
+        tx.execute(
+            "INSERT INTO alert_evidence (alert_id, pos, kind, path, sha256, bytes, created_ms,
+                start_media_s, duration_s, deleted_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                id,
+                &pos,
+                &f.kind.as_str(),
+                &f.path,
+                &f.sha256,
+                &(f.bytes as i64),
+                &(f.created_ms as i64),
+                &f.start_media_s,
+                &f.duration_s,
+                &f.deleted_ms.map(|d| d as i64),
+            ],
+        )?;
+    }
+    if let Some(h) = &record.hold {
+        tx.execute(
+            "INSERT INTO alert_holds (alert_id, who, reason, at_ms) VALUES ($1, $2, $3, $4)",
+            &[id, &h.who, &h.reason, &h.at_ms],
+        )?;
+    }
+    for (pos, a) in (0i32..).zip(&record.acks) {
+        tx.execute(
+            "INSERT INTO alert_acks (alert_id, pos, action, who, note, at_ms, outcome)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                id,
+                &pos,
+                &a.action.as_str(),
+                &a.who,
+                &a.note,
+                &a.at_ms,
+                &a.outcome.map(Outcome::as_str),
+            ],
+        )?;
+    }
+    for (pos, c) in (0i32..).zip(&record.custody) {
+        tx.execute(
+            "INSERT INTO alert_custody (alert_id, pos, at_ms, who, action, detail)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[id, &pos, &c.at_ms, &c.who, &c.action, &c.detail],
         )?;
     }
     Ok(())
+}
+
+/// Alert `id`'s whole record as its node last copied it, with that node: the
+/// same record `Store::record` reads from the node's own store.
+pub fn record(
+    client: &mut Client,
+    id: &str,
+) -> Result<Option<(String, AlertRecord)>, postgres::Error> {
+    let Some(found) = client.query_opt(
+        "SELECT node, row, escalated_ms FROM alerts WHERE id = $1",
+        &[&id],
+    )?
+    else {
+        return Ok(None);
+    };
+    let Ok(alert) = serde_json::from_str::<AlertRow>(found.get::<_, &str>(1)) else {
+        return Ok(None);
+    };
+    let tags = client
+        .query(
+            "SELECT text, who, at_ms FROM alert_tags WHERE alert_id = $1 ORDER BY pos",
+            &[&id],
+        )?
+        .iter()
+        .map(|r| Tag {
+            text: r.get(0),
+            who: r.get(1),
+            at_ms: r.get(2),
+        })
+        .collect();
+    let events = client
+        .query(
+            "SELECT type, wall_ms, payload FROM alert_events WHERE alert_id = $1 ORDER BY pos",
+            &[&id],
+        )?
+        .iter()
+        .map(|r| StoredEvent {
+            kind: r.get(0),
+            wall_ms: r.get(1),
+            payload: r.get(2),
+        })
+        .collect();
+    let evidence = client
+        .query(
+            "SELECT kind, path, sha256, bytes, created_ms, start_media_s, duration_s, deleted_ms
+             FROM alert_evidence WHERE alert_id = $1 ORDER BY pos",
+            &[&id],
+        )?
+        .iter()
+        .map(|r| EvidenceFile {
+            kind: EvidenceKind::parse(r.get(0)).unwrap_or(EvidenceKind::Clip),
+            path: r.get(1),
+            sha256: r.get(2),
+            bytes: r.get::<_, i64>(3) as u64,
+            created_ms: r.get::<_, i64>(4) as u64,
+            start_media_s: r.get(5),
+            duration_s: r.get(6),
+            deleted_ms: r.get::<_, Option<i64>>(7).map(|d| d as u64),
+        })
+        .collect();
+    let hold = client
+        .query_opt(
+            "SELECT who, reason, at_ms FROM alert_holds WHERE alert_id = $1",
+            &[&id],
+        )?
+        .map(|r| Hold {
+            who: r.get(0),
+            reason: r.get(1),
+            at_ms: r.get(2),
+        });
+    let acks = client
+        .query(
+            "SELECT action, who, note, at_ms, outcome FROM alert_acks WHERE alert_id = $1 ORDER BY pos",
+            &[&id],
+        )?
+        .iter()
+        .map(|r| Ack {
+            action: if r.get::<_, &str>(0) == "resolve" {
+                AckAction::Resolve
+            } else {
+                AckAction::Ack
+            },
+            who: r.get(1),
+            note: r.get(2),
+            at_ms: r.get(3),
+            outcome: r.get::<_, Option<&str>>(4).and_then(Outcome::parse),
+        })
+        .collect();
+    let custody = client
+        .query(
+            "SELECT at_ms, who, action, detail FROM alert_custody WHERE alert_id = $1 ORDER BY pos",
+            &[&id],
+        )?
+        .iter()
+        .map(|r| Access {
+            at_ms: r.get(0),
+            who: r.get(1),
+            action: r.get(2),
+            detail: r.get(3),
+        })
+        .collect();
+    Ok(Some((
+        found.get(0),
+        AlertRecord {
+            alert,
+            events,
+            evidence,
+            tags,
+            hold,
+            acks,
+            escalated_ms: found.get(2),
+            custody,
+        },
+    )))
 }
 
 /// The node that recorded alert `id`, and where its console answers.
@@ -252,16 +451,6 @@ pub fn queue_ack(
         &[&node, &id, &ack],
     )?;
     Ok(())
-}
-
-/// Alert `id` as its node last copied it, with that node.
-pub fn alert(client: &mut Client, id: &str) -> Result<Option<(String, AlertRow)>, postgres::Error> {
-    Ok(client
-        .query_opt("SELECT node, row FROM alerts WHERE id = $1", &[&id])?
-        .and_then(|r| {
-            let row = serde_json::from_str(r.get::<_, &str>(1)).ok()?;
-            Some((r.get::<_, String>(0), row))
-        }))
 }
 
 /// Where node `node`'s console answers.

@@ -6,7 +6,7 @@
 use super::forward::Secret;
 use super::index::{self, Owner};
 use super::{CompoundConfig, CompoundError};
-use crate::store::{AlertFilter, AlertRow};
+use crate::store::{AlertFilter, AlertRecord, AlertRow};
 use postgres::{Client, NoTls};
 use std::path::Path;
 use std::sync::Mutex;
@@ -102,9 +102,9 @@ impl Peers {
         self.with(|c| super::sessions::end(c, key, idle_before_ms))
     }
 
-    /// Alert `id` as its node last copied it to the index, with that node.
-    pub fn alert(&self, id: &str) -> Result<Option<(String, AlertRow)>, postgres::Error> {
-        self.with(|c| index::alert(c, id))
+    /// Alert `id`'s whole record as its node last copied it, with that node.
+    pub fn record(&self, id: &str) -> Result<Option<(String, AlertRecord)>, postgres::Error> {
+        self.with(|c| index::record(c, id))
     }
 
     /// Where node `node`'s console answers, and whether it is live.

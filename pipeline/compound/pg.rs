@@ -123,6 +123,62 @@ const MIGRATIONS: &[&str] = &[
         ended boolean NOT NULL DEFAULT false
     );
     CREATE INDEX sessions_idle ON sessions (last_seen_ms);",
+    // 9: each alert's whole record beside its row (see `index.rs`): events as
+    // published, evidence files, tags with who and when, hold, every take and
+    // resolution, escalation, chain of custody. Each list keeps the store's
+    // order in `pos`. The nodes copy their stores again to fill them.
+    "ALTER TABLE alert_tags ADD COLUMN who text NOT NULL DEFAULT '',
+        ADD COLUMN at_ms bigint NOT NULL DEFAULT 0, ADD COLUMN pos integer NOT NULL DEFAULT 0;
+    ALTER TABLE alerts ADD COLUMN escalated_ms bigint;
+    CREATE TABLE alert_events (
+        alert_id text NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+        pos integer NOT NULL,
+        type text NOT NULL,
+        wall_ms bigint NOT NULL,
+        payload text NOT NULL,
+        PRIMARY KEY (alert_id, pos)
+    );
+    CREATE TABLE alert_evidence (
+        alert_id text NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+        pos integer NOT NULL,
+        kind text NOT NULL,
+        path text NOT NULL,
+        sha256 text NOT NULL,
+        bytes bigint NOT NULL,
+        created_ms bigint NOT NULL,
+        start_media_s double precision,
+        duration_s double precision,
+        deleted_ms bigint,
+        PRIMARY KEY (alert_id, pos)
+    );
+    CREATE TABLE alert_holds (
+        alert_id text PRIMARY KEY REFERENCES alerts (id) ON DELETE CASCADE,
+        who text NOT NULL,
+        reason text NOT NULL,
+        at_ms bigint NOT NULL
+    );
+    CREATE TABLE alert_acks (
+        alert_id text NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+        pos integer NOT NULL,
+        action text NOT NULL,
+        who text NOT NULL,
+        note text NOT NULL,
+        at_ms bigint NOT NULL,
+        outcome text,
+        PRIMARY KEY (alert_id, pos)
+    );
+    CREATE INDEX alert_acks_who ON alert_acks (who, at_ms);
+    CREATE TABLE alert_custody (
+        alert_id text NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+        pos integer NOT NULL,
+        at_ms bigint NOT NULL,
+        who text NOT NULL,
+        action text NOT NULL,
+        detail text NOT NULL,
+        PRIMARY KEY (alert_id, pos)
+    );
+    CREATE INDEX alert_custody_who ON alert_custody (who, at_ms);
+    UPDATE alert_copies SET cursor = '0-0-0';",
 ];
 
 /// Brings the shared schema up to date; two nodes starting at once migrate

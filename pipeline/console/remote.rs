@@ -444,8 +444,8 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
     }
 }
 
-/// The page for a node that does not answer; for an alert, with what the
-/// index last had of it (one more lookup, on this failure path only).
+/// The page for a node that does not answer; for an alert, with its record
+/// as the index last had it (one more lookup, on this failure path only).
 async fn unreachable_page(
     c: &Console,
     user: &User,
@@ -454,19 +454,19 @@ async fn unreachable_page(
     what: &Elsewhere,
     peers: &Arc<crate::compound::Peers>,
 ) -> Response {
-    let alert = match what {
+    let record = match what {
         Elsewhere::Alert(id) => {
             let (peers, id) = (peers.clone(), id.clone());
-            tokio::task::spawn_blocking(move || peers.alert(&id))
+            tokio::task::spawn_blocking(move || peers.record(&id))
                 .await
                 .ok()
                 .and_then(Result::ok)
                 .flatten()
-                .map(|(_, row)| row)
         }
         Elsewhere::Camera { .. } => None,
     };
-    (status, views::unreachable(c, user, text, alert.as_ref())).into_response()
+    let record = record.as_ref().map(|(node, r)| (node.as_str(), r));
+    (status, views::unreachable(c, user, text, record)).into_response()
 }
 
 /// Queues the take or resolution `request` posts for alert `id` of `node`,

@@ -670,16 +670,13 @@ async fn alert_page(State(c): State<Shared>, user: User, Path(id): Path<String>)
     let who = user.name.clone();
     let loaded = c
         .db(move |s| {
-            let detail = s.alert(&id)?;
-            s.log_access(&who, "view", Some(&id), "alert page")?;
-            let acks = s.acks(&id)?;
-            let mut timeline = s.timeline(&id)?;
-            if let Some(at) = s.escalated_at(&id)? {
-                timeline.push(("escalated".into(), at));
-                timeline.sort_by_key(|(_, at)| *at);
+            if !s.has_alert(&id)? {
+                return Err(StoreError::NoAlert { id });
             }
-            let custody = s.access_log(&id)?;
-            let a = &detail.alert;
+            // Logged first, so the page's custody shows this view too.
+            s.log_access(&who, "view", Some(&id), "alert page")?;
+            let record = s.record(&id)?;
+            let a = &record.alert;
             let so_far = a.end_wall_ms.is_none()
                 && s.recording_so_far(&a.camera, &a.id, a.start_wall_ms)
                     .is_some();
@@ -687,16 +684,17 @@ async fn alert_page(State(c): State<Shared>, user: User, Path(id): Path<String>)
                 .public_key()
                 .and_then(|key| s.verify(Some(&id), &key))
                 .map_err(|e| e.to_string());
-            Ok((detail, acks, timeline, custody, verification, so_far))
+            Ok((record, verification, so_far))
         })
         .await;
     match loaded {
-        Ok((detail, acks, timeline, custody, verification, so_far)) => {
+        Ok((record, verification, so_far)) => {
+            let (detail, timeline) = (record.detail(), record.timeline());
             let page = views::AlertPage {
                 detail: &detail,
-                acks: &acks,
+                acks: &record.acks,
                 timeline: &timeline,
-                custody: &custody,
+                custody: &record.custody,
                 verification: verification.as_ref().map_err(|e| e.clone()),
                 so_far,
             };

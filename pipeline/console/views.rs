@@ -9,7 +9,8 @@ use super::auth::User;
 use super::text::{Language, Text};
 use super::users::Role;
 use crate::store::{
-    Access, Ack, AckAction, AlertDetail, AlertRow, Handled, Outcome, ShiftSummary, Verification,
+    Access, Ack, AckAction, AlertDetail, AlertRecord, AlertRow, Handled, Outcome, ShiftSummary,
+    Verification,
 };
 use maud::{DOCTYPE, Markup, html};
 
@@ -686,10 +687,17 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
     }
 }
 
-/// A page another node serves, while that node does not answer: why, and what
-/// the compound's index last had of the alert, so the operator knows what
-/// waits there (its kind, camera, start, state, and who took or resolved it).
-pub fn unreachable(console: &Console, user: &User, text: &str, alert: Option<&AlertRow>) -> Markup {
+/// A page another node serves, while that node does not answer: why, and for
+/// an alert its whole record as the compound's index last had it (timeline,
+/// takes and resolutions, tags, hold, the files waiting on that node with their
+/// hashes, and for the police its chain of custody), with the take and resolve
+/// form: those are queued for the node.
+pub fn unreachable(
+    console: &Console,
+    user: &User,
+    text: &str,
+    record: Option<(&str, &AlertRecord)>,
+) -> Markup {
     let t = user.lang.text();
     page(
         console,
@@ -697,7 +705,8 @@ pub fn unreachable(console: &Console, user: &User, text: &str, alert: Option<&Al
         text,
         html! {
             p.message { (text) }
-            @if let Some(a) = alert {
+            @if let Some((node, r)) = record {
+                @let a = &r.alert;
                 @let (icon, class, label) = kind_look(&a.kind, t);
                 p.elsewhere-alert class={"kind-" (class)} data-id=(a.id) {
                     (icon) " " (label) " · " strong { (console.camera_name(&a.camera)) }
@@ -706,6 +715,62 @@ pub fn unreachable(console: &Console, user: &User, text: &str, alert: Option<&Al
                 }
                 @if !a.summary.is_empty() { p.summary { (a.summary) } }
                 @if let Some(ack) = &a.ack { (ack_line(ack, console, t)) }
+                section {
+                    h2 { (t.timeline) }
+                    ol.timeline {
+                        @for (kind, ms) in r.timeline() {
+                            li { time { (console.local(ms)) } " " (match kind.as_str() {
+                                "new" => t.event_new, "end" => t.event_end,
+                                "escalated" => t.escalated, _ => t.event_update }) }
+                        }
+                        @for ack in &r.acks { li { (ack_line(ack, console, t)) } }
+                    }
+                    @if a.ack.as_ref().is_none_or(|k| k.action != AckAction::Resolve) {
+                        (ack_form(a, user, t, false))
+                    }
+                }
+                @if !r.tags.is_empty() {
+                    section { h2 { (t.tags) } ul.tags { @for tag in &r.tags { li { (tag.text) } } } }
+                }
+                @if let Some(h) = &r.hold {
+                    section { h2 { (t.hold) } p { (t.held_by) " · " (h.who) " · " (console.local(h.at_ms)) " · " (h.reason) } }
+                }
+                section.files-elsewhere {
+                    h2 { (t.files_elsewhere.replace("{node}", node)) }
+                    table {
+                        tbody {
+                            @for f in &r.evidence {
+                                tr {
+                                    td { (match f.kind {
+                                        crate::store::EvidenceKind::Clip => t.clip,
+                                        crate::store::EvidenceKind::Snapshot => t.snapshot,
+                                        crate::store::EvidenceKind::Annotated => t.annotated,
+                                    }) }
+                                    td { code { (f.path.rsplit('/').next().unwrap_or(&f.path)) } }
+                                    td { (format!("{:.1} MB", f.bytes as f64 / 1e6)) }
+                                    td { code.sha256 { (f.sha256) } }
+                                    td { @if let Some(d) = f.deleted_ms { (t.file_deleted) " " (console.local(d as i64)) } }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if user.role >= Role::Police {
+                    section {
+                        h2 { (t.custody) }
+                        table.custody {
+                            thead { tr { th { (t.when) } th { (t.who) } th { (t.what) } } }
+                            tbody {
+                                @for c in &r.custody {
+                                    tr { td { (console.local(c.at_ms)) } td { (c.who) } td {
+                                        @let (said, id) = t.access_detail(&c.action, &c.detail);
+                                        (t.access_word(&c.action)) " " (said) @if let Some(id) = id { " " code { (id) } }
+                                    } }
+                                }
+                            }
+                        }
+                    }
+                }
             }
             p { a href="/" { (t.back) } }
         },

@@ -8,7 +8,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 /// One line of the chain of custody.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Access {
     pub at_ms: i64,
     pub who: String,

@@ -19,12 +19,22 @@ pub enum EvidenceKind {
 }
 
 impl EvidenceKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             EvidenceKind::Snapshot => "snapshot",
             EvidenceKind::Annotated => "annotated",
             EvidenceKind::Clip => "clip",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<EvidenceKind> {
+        [
+            EvidenceKind::Snapshot,
+            EvidenceKind::Annotated,
+            EvidenceKind::Clip,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -213,11 +223,7 @@ impl Store {
     fn evidence_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EvidenceFile> {
         let kind: String = r.get(0)?;
         Ok(EvidenceFile {
-            kind: match kind.as_str() {
-                "snapshot" => EvidenceKind::Snapshot,
-                "annotated" => EvidenceKind::Annotated,
-                _ => EvidenceKind::Clip,
-            },
+            kind: EvidenceKind::parse(&kind).unwrap_or(EvidenceKind::Clip),
             path: r.get(1)?,
             sha256: r.get(2)?,
             bytes: r.get::<_, i64>(3)? as u64,

@@ -15,7 +15,7 @@
 //!                                  .../<alert id>-clip.mp4  (-clip-2.mp4, ... when split)
 //! ```
 //!
-//! # Schema (version 7, see `schema.rs`)
+//! # Schema (version 8, see `schema.rs`)
 //!
 //! - `alerts`: one row per alert, its latest state: id, camera, kind, rule,
 //!   severity, zone/line/direction, label, highest score, latest box (JSON
@@ -39,6 +39,8 @@
 //!   which alert's evidence, and when.
 //! - `review_changes` (version 7): the id of every alert whose tags or hold
 //!   changed, in order, written by triggers: what a compound's alert index follows.
+//!   Since version 8 evidence added or deleted, a custody line and an escalation
+//!   leave it too, so the index copies an alert's whole record.
 //! - `meta`: key/value: the manifest head (`manifest_seq`, `manifest_head`).
 //!
 //! What survives a crash: a row is committed only after its file was written,
@@ -56,7 +58,8 @@
 //! The SQL sits with the code that uses it, one file per concern:
 //! `alerts.rs` (alerts and events), `files.rs` (evidence files and their manifest
 //! entries), `review.rs` (tags, holds, acknowledgements, the live feed),
-//! `access.rs` (the chain of custody), `sessions.rs` (console logins), `space.rs` (keeping the database writable on a full disk), `retention.rs`, `verify.rs`, `bundle.rs`
+//! `access.rs` (the chain of custody), `record.rs` (an alert's whole record, as
+//! its page shows it and a compound's index copies it), `sessions.rs` (console logins), `space.rs` (keeping the database writable on a full disk), `retention.rs`, `verify.rs`, `bundle.rs`
 //! (export and bundle checks), `outbox.rs` (MQTT messages awaiting the broker),
 //! `manifest.rs` (the signed hash chain), `schema.rs` (migrations).
 
@@ -66,6 +69,7 @@ mod bundle;
 mod files;
 pub mod manifest;
 pub mod outbox;
+mod record;
 mod retention;
 mod review;
 mod schema;
@@ -81,6 +85,7 @@ pub use bundle::{ExportRequest, verify_bundle};
 pub use files::{EvidenceFile, EvidenceKind};
 pub use manifest::{generate_key, parse_public, public_hex, read_key};
 pub use outbox::{Outbox, OutboxError, OutboxMessage, Priority};
+pub use record::{AlertRecord, StoredEvent};
 pub use retention::Removed;
 pub use review::{
     Ack, AckAction, ChangeCursor, FeedCursor, Handled, Hold, Outcome, ShiftSummary, Tag,

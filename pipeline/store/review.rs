@@ -587,14 +587,14 @@ impl Store {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tag {
     pub text: String,
     pub who: String,
     pub at_ms: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Hold {
     pub who: String,
     pub reason: String,

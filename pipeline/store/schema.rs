@@ -154,6 +154,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER hold_released AFTER DELETE ON holds
         BEGIN INSERT INTO review_changes (alert_id) VALUES (OLD.alert_id); END;
     "#,
+    // 8: a compound's index copies each alert's whole record (evidence files,
+    // custody, escalation), so those changes leave the alert's id here too.
+    r#"
+    CREATE TRIGGER evidence_added AFTER INSERT ON evidence
+        BEGIN INSERT INTO review_changes (alert_id) VALUES (NEW.alert_id); END;
+    CREATE TRIGGER evidence_changed AFTER UPDATE ON evidence
+        BEGIN INSERT INTO review_changes (alert_id) VALUES (NEW.alert_id); END;
+    CREATE TRIGGER access_logged AFTER INSERT ON access_log WHEN NEW.alert_id IS NOT NULL
+        BEGIN INSERT INTO review_changes (alert_id) VALUES (NEW.alert_id); END;
+    CREATE TRIGGER escalated AFTER INSERT ON escalations
+        BEGIN INSERT INTO review_changes (alert_id) VALUES (NEW.alert_id); END;
+    "#,
 ];
 
 /// The schema version this build writes.
