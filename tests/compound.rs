@@ -1283,6 +1283,16 @@ async fn a_clip_recorded_on_one_node_plays_through_another_node_s_console() {
         "{record}"
     );
     assert!(record[2].as_u64().unwrap_or(0) >= 2, "{record}");
+    // node-b's shift report and recently resolved page count node-a's alert.
+    for page in ["/report", "/resolved"] {
+        client.goto(&format!("{base}{page}")).await.unwrap();
+        let listed = js(
+            &client,
+            &format!("return !!document.querySelector('tr[data-id=\"{porch_alert}\"]')"),
+        )
+        .await;
+        assert_eq!(listed, true, "{page} lists node-a's alert");
+    }
     drop(b);
     let _ = client.close().await;
 }
@@ -1311,7 +1321,8 @@ fn raw_get(port: u16, path: &str, headers: &[(&str, &str)]) -> String {
 /// and a console record them and copied into the index as a node copies them;
 /// then tags removed, holds released and more custody, copied again. Every
 /// filter, and every page of a paged search, returns the same alerts, field for
-/// field, in the same order from both, and every alert's record is equal.
+/// field, in the same order from both; every alert's record is equal, and so
+/// are the shift reports and the recently resolved lists.
 #[test]
 fn searches_and_records_read_the_same_from_a_node_s_store_and_from_the_compound_s_index() {
     use std::sync::Arc;
@@ -1469,6 +1480,7 @@ fn searches_and_records_read_the_same_from_a_node_s_store_and_from_the_compound_
     while index.sync(&store).unwrap() > 0 {}
     let peers = vigil::compound::Peers::new(&compound, dir.path(), "console").unwrap();
 
+    let day = |d: u64| (START_MS + d * DAY_MS) as i64;
     // Every alert's whole record, equal in both.
     let (mut with_files, mut deleted, mut escalations, mut custody) = (0, 0, 0, 0);
     for i in 0..600u64 {
@@ -1495,7 +1507,6 @@ fn searches_and_records_read_the_same_from_a_node_s_store_and_from_the_compound_
         "views, and the exports after the first copy"
     );
 
-    let day = |d: u64| (START_MS + d * DAY_MS) as i64;
     let filters = [
         AlertFilter::default(),
         AlertFilter {

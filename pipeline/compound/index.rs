@@ -17,7 +17,7 @@
 
 use crate::store::{
     Access, Ack, AckAction, AlertFilter, AlertRecord, AlertRow, ChangeCursor, EvidenceFile,
-    EvidenceKind, Hold, Outcome, Store, StoreError, StoredEvent, Tag,
+    EvidenceKind, Handled, Hold, Outcome, Store, StoreError, StoredEvent, Tag,
 };
 use postgres::{Client, NoTls};
 
@@ -451,6 +451,69 @@ pub fn queue_ack(
         &[&node, &id, &ack],
     )?;
     Ok(())
+}
+
+/// Every node's alerts that started in `[from_ms, to_ms)`, oldest first,
+/// with who took and resolved them: the compound's shift report, read as
+/// `Store::shift` reads a node's.
+pub fn shift(
+    client: &mut Client,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<Handled>, postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT a.id, a.camera, a.kind, (a.row::jsonb)->>'severity', a.start_wall_ms,
+                f.who, f.at_ms, r.who, r.at_ms, r.outcome
+             FROM alerts a
+             LEFT JOIN alert_acks f ON f.alert_id = a.id AND f.pos = 0
+             LEFT JOIN LATERAL (SELECT who, at_ms, outcome FROM alert_acks
+                                WHERE alert_id = a.id AND action = 'resolve'
+                                ORDER BY pos DESC LIMIT 1) r ON true
+             WHERE a.start_wall_ms >= $1 AND a.start_wall_ms < $2
+             ORDER BY a.start_wall_ms, a.id",
+            &[&from_ms, &to_ms],
+        )?
+        .iter()
+        .map(|r| Handled {
+            id: r.get(0),
+            camera: r.get(1),
+            kind: r.get(2),
+            severity: r.get::<_, Option<String>>(3).unwrap_or_default(),
+            start_ms: r.get(4),
+            taken: match (r.get::<_, Option<String>>(5), r.get::<_, Option<i64>>(6)) {
+                (Some(who), Some(at)) => Some((who, at)),
+                _ => None,
+            },
+            resolved: match (r.get::<_, Option<String>>(7), r.get::<_, Option<i64>>(8)) {
+                (Some(who), Some(at)) => Some((
+                    who,
+                    at,
+                    r.get::<_, Option<&str>>(9).and_then(Outcome::parse),
+                )),
+                _ => None,
+            },
+        })
+        .collect())
+}
+
+/// Every node's alerts resolved since `since_ms`, the latest resolved first,
+/// at most `limit`: the "recently resolved" page for the whole compound.
+pub fn resolved_since(
+    client: &mut Client,
+    since_ms: i64,
+    limit: usize,
+) -> Result<Vec<AlertRow>, postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT a.row FROM alert_acks r JOIN alerts a ON a.id = r.alert_id
+             WHERE r.action = 'resolve' AND r.at_ms >= $1
+             ORDER BY r.at_ms DESC, a.id DESC LIMIT $2",
+            &[&since_ms, &(limit as i64)],
+        )?
+        .iter()
+        .filter_map(|r| serde_json::from_str(r.get::<_, &str>(0)).ok())
+        .collect())
 }
 
 /// Where node `node`'s console answers.

@@ -6,7 +6,7 @@
 use super::forward::Secret;
 use super::index::{self, Owner};
 use super::{CompoundConfig, CompoundError};
-use crate::store::{AlertFilter, AlertRecord, AlertRow};
+use crate::store::{AlertFilter, AlertRecord, AlertRow, Handled};
 use postgres::{Client, NoTls};
 use std::path::Path;
 use std::sync::Mutex;
@@ -105,6 +105,20 @@ impl Peers {
     /// Alert `id`'s whole record as its node last copied it, with that node.
     pub fn record(&self, id: &str) -> Result<Option<(String, AlertRecord)>, postgres::Error> {
         self.with(|c| index::record(c, id))
+    }
+
+    /// Every node's alerts that started in `[from_ms, to_ms)`, for the shift report.
+    pub fn shift(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Handled>, postgres::Error> {
+        self.with(|c| index::shift(c, from_ms, to_ms))
+    }
+
+    /// Every node's alerts resolved since `since_ms`, latest first.
+    pub fn resolved_since(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<AlertRow>, postgres::Error> {
+        self.with(|c| index::resolved_since(c, since_ms, limit))
     }
 
     /// Where node `node`'s console answers, and whether it is live.

@@ -168,6 +168,7 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (alert_id, pos)
     );
     CREATE INDEX alert_acks_who ON alert_acks (who, at_ms);
+    CREATE INDEX alert_acks_resolved ON alert_acks (at_ms DESC) WHERE action = 'resolve';
     CREATE TABLE alert_custody (
         alert_id text NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
         pos integer NOT NULL,

@@ -328,6 +328,30 @@ impl Console {
             })
     }
 
+    /// `shared` from the compound's PostgreSQL when this console is a
+    /// compound's (every node's alerts); otherwise `local` from this node's
+    /// store. While PostgreSQL does not answer, `local` too, and `true` for
+    /// the page to say that other nodes' alerts are missing.
+    async fn compound_or_local<T: Send + 'static>(
+        self: &Arc<Self>,
+        what: &'static str,
+        shared: impl FnOnce(&crate::compound::Peers) -> Result<T, postgres::Error> + Send + 'static,
+        local: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<(T, bool), StoreError> {
+        let Some(peers) = self.compound.clone() else {
+            return self.db(local).await.map(|v| (v, false));
+        };
+        match tokio::task::spawn_blocking(move || shared(&peers)).await {
+            Ok(Ok(v)) => Ok((v, false)),
+            failed => {
+                if let Ok(Err(e)) = failed {
+                    tracing::warn!("console: {what}: the compound's PostgreSQL: {e}");
+                }
+                self.db(local).await.map(|v| (v, true))
+            }
+        }
+    }
+
     /// The logged-in user of a session cookie token, if the session is stored,
     /// not idle and its user unchanged (see `auth.rs`).
     async fn session_user(self: &Arc<Self>, token: &str) -> Option<auth::User> {

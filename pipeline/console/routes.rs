@@ -977,16 +977,25 @@ async fn report(State(c): State<Shared>, user: User, Query(q): Query<ReportQuery
             })
             .unwrap_or_default()
     };
-    let rows = match c.db(move |s| s.shift(from_ms, to_ms)).await {
-        Ok(rows) => rows,
+    // A compound's report covers every node's alerts.
+    let found = c
+        .compound_or_local(
+            "shift report",
+            move |peers| peers.shift(from_ms, to_ms),
+            move |s| s.shift(from_ms, to_ms),
+        )
+        .await;
+    let (rows, compound_down) = match found {
+        Ok(found) => found,
         Err(e) => return store_failed(e),
     };
     let t = user.lang.text();
+    let period = (field(from_ms), field(to_ms));
     page(
         &c,
         &user,
         t.report,
-        views::report(&c, user.lang, &field(from_ms), &field(to_ms), &rows, q.page),
+        views::report(&c, user.lang, period, &rows, q.page, compound_down),
     )
 }
 
@@ -998,8 +1007,15 @@ fn page(c: &Console, user: &User, title: &str, body: maud::Markup) -> Response {
 /// Alerts resolved in the last 24 hours (every role; search is police-only).
 async fn resolved(State(c): State<Shared>, user: User) -> Response {
     let since = crate::time::now_ms() as i64 - 24 * 3600 * 1000;
-    let rows = match c.db(move |s| s.resolved_since(since, PAGE)).await {
-        Ok(rows) => rows,
+    let found = c
+        .compound_or_local(
+            "recently resolved",
+            move |peers| peers.resolved_since(since, PAGE),
+            move |s| s.resolved_since(since, PAGE),
+        )
+        .await;
+    let (rows, compound_down) = match found {
+        Ok(found) => found,
         Err(e) => return store_failed(e),
     };
     let t = user.lang.text();
@@ -1007,7 +1023,7 @@ async fn resolved(State(c): State<Shared>, user: User) -> Response {
         &c,
         &user,
         t.resolved_recently,
-        views::resolved(&c, user.lang, &rows),
+        views::resolved(&c, user.lang, &rows, compound_down),
     )
 }
 
@@ -1046,28 +1062,24 @@ async fn search(State(c): State<Shared>, user: User, Query(q): Query<SearchQuery
     let started = Instant::now();
     // A compound's console searches every node's alerts, in PostgreSQL; while
     // PostgreSQL is away, this node's own, and says so.
-    let mut compound_down = false;
-    let everywhere = match c.compound.clone() {
-        Some(peers) => {
-            let f = filter.clone();
-            match tokio::task::spawn_blocking(move || peers.search(&f)).await {
-                Ok(Ok(rows)) => Some(rows),
-                Ok(Err(e)) => {
-                    tracing::warn!("console: search: the compound's PostgreSQL: {e}");
-                    compound_down = true;
-                    None
-                }
-                Err(_) => None,
-            }
-        }
-        None => None,
-    };
-    let rows: Vec<(Option<String>, crate::store::AlertRow)> = match everywhere {
-        Some(rows) => rows.into_iter().map(|(n, r)| (Some(n), r)).collect(),
-        None => match c.db(move |s| s.alerts(&filter)).await {
-            Ok(rows) => rows.into_iter().map(|r| (None, r)).collect(),
-            Err(e) => return store_failed(e),
-        },
+    let f = filter.clone();
+    let found = c
+        .compound_or_local(
+            "search",
+            move |peers| {
+                peers
+                    .search(&f)
+                    .map(|rows| rows.into_iter().map(|(n, r)| (Some(n), r)).collect())
+            },
+            move |s| {
+                s.alerts(&filter)
+                    .map(|rows| rows.into_iter().map(|r| (None, r)).collect())
+            },
+        )
+        .await;
+    let (rows, compound_down): (Vec<(Option<String>, crate::store::AlertRow)>, bool) = match found {
+        Ok(found) => found,
+        Err(e) => return store_failed(e),
     };
     let took_ms = started.elapsed().as_secs_f64() * 1e3;
     metrics::histogram!("vigil_console_search_seconds").record(took_ms / 1e3);

@@ -434,10 +434,16 @@ pub fn cameras(
 
 /// Alerts resolved in the last 24 hours, for every role: an operator taking
 /// over a shift sees what was handled and how.
-pub fn resolved(console: &Console, lang: Language, rows: &[AlertRow]) -> Markup {
+pub fn resolved(
+    console: &Console,
+    lang: Language,
+    rows: &[AlertRow],
+    compound_down: bool,
+) -> Markup {
     let t = lang.text();
     html! {
         h1 { (t.resolved_recently) }
+        @if compound_down { p.message { (t.compound_db_down) } }
         @if rows.is_empty() { p.found { (t.none_resolved) } }
         @else {
             table.results.resolved {
@@ -793,11 +799,12 @@ pub fn message(console: &Console, user: Option<&User>, text: &str) -> Markup {
 pub fn report(
     console: &Console,
     lang: Language,
-    from: &str,
-    to: &str,
+    (from, to): (String, String),
     rows: &[Handled],
     page: usize,
+    compound_down: bool,
 ) -> Markup {
+    let (from, to) = (from.as_str(), to.as_str());
     let t = lang.text();
     let summary = ShiftSummary::of(rows);
     let pages = rows.len().div_ceil(REPORT_PAGE).max(1);
@@ -823,6 +830,7 @@ pub fn report(
     };
     html! {
         h1 { (t.report) }
+        @if compound_down { p.message { (t.compound_db_down) } }
         form.filters.noprint method="get" action="/report" {
             label { (t.from) " " input type="datetime-local" name="from" value=(from); }
             label { (t.to) " " input type="datetime-local" name="to" value=(to); }
