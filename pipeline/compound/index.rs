@@ -182,8 +182,9 @@ impl Index {
                 }
             }
             let mut tx = self.client.transaction()?;
+            let copier = Copier::prepare(&mut tx)?;
             for record in &records {
-                upsert(&mut tx, &self.node, record)?;
+                copier.copy(&mut tx, &self.node, record)?;
             }
             tx.execute(
                 "INSERT INTO alert_copies (node, cursor, copied) VALUES ($1, $2, now())
@@ -197,108 +198,141 @@ impl Index {
     }
 }
 
-/// Alert `record` as its node has it now: its row, and each list of its
-/// record replaced whole (a copy is the store's state, never a merge).
-fn upsert(
-    tx: &mut postgres::Transaction<'_>,
-    node: &str,
-    record: &AlertRecord,
-) -> Result<(), postgres::Error> {
-    let row = &record.alert;
-    let resolved = row
-        .ack
-        .as_ref()
-        .is_some_and(|a| a.action == AckAction::Resolve);
-    let json = serde_json::to_string(row).unwrap_or_default();
-    tx.execute(
-        "INSERT INTO alerts (id, node, camera, kind, state, start_wall_ms, resolved, row, copied, escalated_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9)
-         ON CONFLICT (id) DO UPDATE SET node = $2, camera = $3, kind = $4, state = $5,
-             start_wall_ms = $6, resolved = $7, row = $8, copied = now(), escalated_ms = $9",
-        &[
-            &row.id,
-            &node,
-            &row.camera,
-            &row.kind,
-            &row.state,
-            &row.start_wall_ms,
-            &resolved,
-            &json,
-            &record.escalated_ms,
-        ],
-    )?;
-    let id = &row.id;
-    for table in [
-        "alert_tags",
-        "alert_events",
-        "alert_evidence",
-        "alert_holds",
-        "alert_acks",
-        "alert_custody",
-    ] {
-        tx.execute(&format!("DELETE FROM {table} WHERE alert_id = $1"), &[id])?;
+/// The statements that copy a record, prepared once per transaction: each
+/// `execute` of a query text would be two round trips instead of one.
+struct Copier {
+    alert: postgres::Statement,
+    forget: postgres::Statement,
+    tag: postgres::Statement,
+    event: postgres::Statement,
+    evidence: postgres::Statement,
+    hold: postgres::Statement,
+    ack: postgres::Statement,
+    custody: postgres::Statement,
+}
+
+impl Copier {
+    fn prepare(tx: &mut postgres::Transaction<'_>) -> Result<Copier, postgres::Error> {
+        Ok(Copier {
+            alert: tx.prepare(
+                "INSERT INTO alerts (id, node, camera, kind, state, start_wall_ms, resolved, row, copied, escalated_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9)
+                 ON CONFLICT (id) DO UPDATE SET node = $2, camera = $3, kind = $4, state = $5,
+                     start_wall_ms = $6, resolved = $7, row = $8, copied = now(), escalated_ms = $9",
+            )?,
+            // Every list of the record at once, in one round trip.
+            forget: tx.prepare(
+                "WITH t AS (DELETE FROM alert_tags WHERE alert_id = $1),
+                      e AS (DELETE FROM alert_events WHERE alert_id = $1),
+                      f AS (DELETE FROM alert_evidence WHERE alert_id = $1),
+                      h AS (DELETE FROM alert_holds WHERE alert_id = $1),
+                      k AS (DELETE FROM alert_acks WHERE alert_id = $1)
+                 DELETE FROM alert_custody WHERE alert_id = $1",
+            )?,
+            tag: tx.prepare(
+                "INSERT INTO alert_tags (alert_id, text, who, at_ms, pos) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT DO NOTHING",
+            )?,
+            event: tx.prepare(
+                "INSERT INTO alert_events (alert_id, pos, type, wall_ms, payload) VALUES ($1, $2, $3, $4, $5)",
+            )?,
+            evidence: tx.prepare(
+                "INSERT INTO alert_evidence (alert_id, pos, kind, path, sha256, bytes, created_ms,
+                    start_media_s, duration_s, deleted_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )?,
+            hold: tx.prepare(
+                "INSERT INTO alert_holds (alert_id, who, reason, at_ms) VALUES ($1, $2, $3, $4)",
+            )?,
+            ack: tx.prepare(
+                "INSERT INTO alert_acks (alert_id, pos, action, who, note, at_ms, outcome)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )?,
+            custody: tx.prepare(
+                "INSERT INTO alert_custody (alert_id, pos, at_ms, who, action, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )?,
+        })
     }
-    for (pos, tag) in (0i32..).zip(&record.tags) {
+
+    /// Alert `record` as its node has it now: its row, and each list of its
+    /// record replaced whole (a copy is the store's state, never a merge).
+    fn copy(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        node: &str,
+        record: &AlertRecord,
+    ) -> Result<(), postgres::Error> {
+        let row = &record.alert;
+        let resolved = row
+            .ack
+            .as_ref()
+            .is_some_and(|a| a.action == AckAction::Resolve);
+        let json = serde_json::to_string(row).unwrap_or_default();
         tx.execute(
-            "INSERT INTO alert_tags (alert_id, text, who, at_ms, pos) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT DO NOTHING",
-            &[id, &tag.text, &tag.who, &tag.at_ms, &pos],
-        )?;
-    }
-    for (pos, e) in (0i32..).zip(&record.events) {
-        tx.execute(
-            "INSERT INTO alert_events (alert_id, pos, type, wall_ms, payload) VALUES ($1, $2, $3, $4, $5)",
-            &[id, &pos, &e.kind, &e.wall_ms, &e.payload],
-        )?;
-    }
-    for (pos, f) in (0i32..).zip(&record.evidence) {
-        tx.execute(
-            "INSERT INTO alert_evidence (alert_id, pos, kind, path, sha256, bytes, created_ms,
-                start_media_s, duration_s, deleted_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &self.alert,
             &[
-                id,
-                &pos,
-                &f.kind.as_str(),
-                &f.path,
-                &f.sha256,
-                &(f.bytes as i64),
-                &(f.created_ms as i64),
-                &f.start_media_s,
-                &f.duration_s,
-                &f.deleted_ms.map(|d| d as i64),
+                &row.id,
+                &node,
+                &row.camera,
+                &row.kind,
+                &row.state,
+                &row.start_wall_ms,
+                &resolved,
+                &json,
+                &record.escalated_ms,
             ],
         )?;
+        let id = &row.id;
+        tx.execute(&self.forget, &[id])?;
+        for (pos, tag) in (0i32..).zip(&record.tags) {
+            tx.execute(&self.tag, &[id, &tag.text, &tag.who, &tag.at_ms, &pos])?;
+        }
+        for (pos, e) in (0i32..).zip(&record.events) {
+            tx.execute(&self.event, &[id, &pos, &e.kind, &e.wall_ms, &e.payload])?;
+        }
+        for (pos, f) in (0i32..).zip(&record.evidence) {
+            tx.execute(
+                &self.evidence,
+                &[
+                    id,
+                    &pos,
+                    &f.kind.as_str(),
+                    &f.path,
+                    &f.sha256,
+                    &(f.bytes as i64),
+                    &(f.created_ms as i64),
+                    &f.start_media_s,
+                    &f.duration_s,
+                    &f.deleted_ms.map(|d| d as i64),
+                ],
+            )?;
+        }
+        if let Some(h) = &record.hold {
+            tx.execute(&self.hold, &[id, &h.who, &h.reason, &h.at_ms])?;
+        }
+        for (pos, a) in (0i32..).zip(&record.acks) {
+            tx.execute(
+                &self.ack,
+                &[
+                    id,
+                    &pos,
+                    &a.action.as_str(),
+                    &a.who,
+                    &a.note,
+                    &a.at_ms,
+                    &a.outcome.map(Outcome::as_str),
+                ],
+            )?;
+        }
+        for (pos, c) in (0i32..).zip(&record.custody) {
+            tx.execute(
+                &self.custody,
+                &[id, &pos, &c.at_ms, &c.who, &c.action, &c.detail],
+            )?;
+        }
+        Ok(())
     }
-    if let Some(h) = &record.hold {
-        tx.execute(
-            "INSERT INTO alert_holds (alert_id, who, reason, at_ms) VALUES ($1, $2, $3, $4)",
-            &[id, &h.who, &h.reason, &h.at_ms],
-        )?;
-    }
-    for (pos, a) in (0i32..).zip(&record.acks) {
-        tx.execute(
-            "INSERT INTO alert_acks (alert_id, pos, action, who, note, at_ms, outcome)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                id,
-                &pos,
-                &a.action.as_str(),
-                &a.who,
-                &a.note,
-                &a.at_ms,
-                &a.outcome.map(Outcome::as_str),
-            ],
-        )?;
-    }
-    for (pos, c) in (0i32..).zip(&record.custody) {
-        tx.execute(
-            "INSERT INTO alert_custody (alert_id, pos, at_ms, who, action, detail)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[id, &pos, &c.at_ms, &c.who, &c.action, &c.detail],
-        )?;
-    }
-    Ok(())
 }
 
 /// Alert `id`'s whole record as its node last copied it, with that node: the
