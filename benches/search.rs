@@ -10,7 +10,8 @@
 //! `VIGIL_PG_PASSWORD`), also a compound's alert index in that PostgreSQL:
 //! how fast a node copies the generated store into it (`Index::sync`), then
 //! the same searches over `VIGIL_SEARCH_PG_ALERTS` alerts (default 1 000 000,
-//! generated in SQL) and the owner lookup every forwarded request makes.
+//! generated in SQL), a shift report and the recently resolved page of the
+//! whole compound, and the owner lookup every forwarded request makes.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
@@ -256,8 +257,11 @@ fn compound_index(url: &str, store: &Store) {
     // A fresh index: the copy is measured from nothing.
     client
         .batch_execute(
-            "DROP TABLE IF EXISTS alert_tags, alerts, alert_copies, camera_status,
-                 open_alerts, lease_history, camera_leases, nodes, vigil_migrations",
+            "DO $$ DECLARE t text; BEGIN
+                 FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = current_schema() LOOP
+                     EXECUTE format('DROP TABLE IF EXISTS %I CASCADE', t);
+                 END LOOP;
+             END $$",
         )
         .unwrap();
     let mut index = vigil::compound::Index::connect(&pg, "bench-node", None, None).unwrap();
@@ -278,7 +282,7 @@ fn compound_index(url: &str, store: &Store) {
     client
         .batch_execute(&format!(
             "TRUNCATE alerts CASCADE;
-             INSERT INTO alerts (id, node, camera, kind, state, start_wall_ms, resolved, row, copied)
+             INSERT INTO alerts (id, node, camera, kind, state, start_wall_ms, resolved, row, copied, severity)
              SELECT id, 'node-' || (i % 4), 'cam' || (i % 8), kind, state, ms, i % 4 = 0,
                     json_build_object('id', id, 'camera', 'cam' || (i % 8), 'kind', kind,
                         'rule', 'r', 'severity', 'warning', 'zone', 'lobby', 'line', null,
@@ -287,7 +291,7 @@ fn compound_index(url: &str, store: &Store) {
                         'end_media_s', null, 'end_wall_ms', null, 'recipients', json_build_array('patrol'),
                         'summary', 'generated', 'state', state, 'tags', json_build_array(),
                         'held', false, 'ack', null, 'annotated', null)::text,
-                    now()
+                    now(), 'warning'
              FROM (SELECT i, 'cam' || (i % 8) || '-{START_MS}-' || lpad(i::text, 7, '0') AS id,
                           (ARRAY['loitering', 'battery_cart', 'fire_smoke'])[i % 3 + 1] AS kind,
                           CASE WHEN i % 10 = 0 THEN 'open' ELSE 'ended' END AS state,
@@ -295,7 +299,10 @@ fn compound_index(url: &str, store: &Store) {
                    FROM generate_series(0, {last}) i) g;
              INSERT INTO alert_tags (alert_id, text)
              SELECT id, 'case-' || (start_wall_ms % 997) FROM alerts WHERE start_wall_ms % 100 = 0;
-             ANALYZE alerts; ANALYZE alert_tags;",
+             INSERT INTO alert_acks (alert_id, pos, action, who, note, at_ms, outcome)
+             SELECT id, 0, 'resolve', 'wang', '', start_wall_ms + 60000, 'on_site'
+             FROM alerts WHERE resolved;
+             ANALYZE alerts; ANALYZE alert_tags; ANALYZE alert_acks;",
             span = 60 * DAY_MS,
             last = n - 1,
         ))
@@ -366,6 +373,23 @@ fn compound_index(url: &str, store: &Store) {
             format!("search: {name}")
         );
     }
+    // The shift report of a 12-hour shift and the recently resolved page,
+    // for every node (n alerts over 60 days: about n / 120 in a shift).
+    let (rows, p50, p95) = percentiles(|| {
+        peers
+            .shift(day(30), day(30) + DAY_MS as i64 / 2)
+            .unwrap()
+            .len()
+    });
+    eprintln!(
+        "{:<28} {rows:>6} {p50:>9.2} {p95:>9.2}",
+        "shift report, 12 h"
+    );
+    let (rows, p50, p95) = percentiles(|| peers.resolved_since(day(30), 50).unwrap().len());
+    eprintln!(
+        "{:<28} {rows:>6} {p50:>9.2} {p95:>9.2}",
+        "recently resolved"
+    );
     let id = format!("cam3-{START_MS}-{:07}", n / 2 + 3);
     let (_, p50, p95) = percentiles(|| usize::from(peers.owner(&id).unwrap().is_some()));
     eprintln!("{:<28} {:>6} {p50:>9.2} {p95:>9.2}", "owner of an alert", 1);

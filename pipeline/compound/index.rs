@@ -215,10 +215,12 @@ impl Copier {
     fn prepare(tx: &mut postgres::Transaction<'_>) -> Result<Copier, postgres::Error> {
         Ok(Copier {
             alert: tx.prepare(
-                "INSERT INTO alerts (id, node, camera, kind, state, start_wall_ms, resolved, row, copied, escalated_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9)
+                "INSERT INTO alerts (id, node, camera, kind, state, start_wall_ms, resolved, row, copied,
+                     escalated_ms, severity)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9, $10)
                  ON CONFLICT (id) DO UPDATE SET node = $2, camera = $3, kind = $4, state = $5,
-                     start_wall_ms = $6, resolved = $7, row = $8, copied = now(), escalated_ms = $9",
+                     start_wall_ms = $6, resolved = $7, row = $8, copied = now(), escalated_ms = $9,
+                     severity = $10",
             )?,
             // Every list of the record at once, in one round trip.
             forget: tx.prepare(
@@ -281,6 +283,7 @@ impl Copier {
                 &resolved,
                 &json,
                 &record.escalated_ms,
+                &row.severity,
             ],
         )?;
         let id = &row.id;
@@ -497,10 +500,11 @@ pub fn shift(
 ) -> Result<Vec<Handled>, postgres::Error> {
     Ok(client
         .query(
-            "SELECT a.id, a.camera, a.kind, (a.row::jsonb)->>'severity', a.start_wall_ms,
+            "SELECT a.id, a.camera, a.kind, a.severity, a.start_wall_ms,
                 f.who, f.at_ms, r.who, r.at_ms, r.outcome
              FROM alerts a
-             LEFT JOIN alert_acks f ON f.alert_id = a.id AND f.pos = 0
+             LEFT JOIN LATERAL (SELECT who, at_ms FROM alert_acks
+                                WHERE alert_id = a.id ORDER BY pos LIMIT 1) f ON true
              LEFT JOIN LATERAL (SELECT who, at_ms, outcome FROM alert_acks
                                 WHERE alert_id = a.id AND action = 'resolve'
                                 ORDER BY pos DESC LIMIT 1) r ON true

@@ -133,7 +133,10 @@ impl CompoundConfig {
             .tcp_user_timeout(Duration::from_secs(5))
             .application_name("vigil")
             // The migrations' "already exists, skipping" notices are not news.
-            .options("-c client_min_messages=warning");
+            // No JIT: vigil's queries are short, and compiling one costs more
+            // than it saves (a 12-hour shift report of 8,334 alerts: 27 ms
+            // without, 100 ms with).
+            .options("-c client_min_messages=warning -c jit=off");
         Ok(config)
     }
 

@@ -129,7 +129,8 @@ const MIGRATIONS: &[&str] = &[
     // order in `pos`. The nodes copy their stores again to fill them.
     "ALTER TABLE alert_tags ADD COLUMN who text NOT NULL DEFAULT '',
         ADD COLUMN at_ms bigint NOT NULL DEFAULT 0, ADD COLUMN pos integer NOT NULL DEFAULT 0;
-    ALTER TABLE alerts ADD COLUMN escalated_ms bigint;
+    ALTER TABLE alerts ADD COLUMN escalated_ms bigint, ADD COLUMN severity text;
+    UPDATE alerts SET severity = (row::jsonb)->>'severity';
     CREATE TABLE alert_events (
         alert_id text NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
         pos integer NOT NULL,
