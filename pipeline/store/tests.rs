@@ -528,3 +528,56 @@ fn the_change_feed_follows_tags_and_holds_that_the_live_feed_does_not_carry() {
     assert_eq!(head.to_string().parse::<ChangeCursor>(), Ok(head));
     assert!("1-2".parse::<ChangeCursor>().is_err());
 }
+
+#[test]
+fn an_alert_s_record_changes_with_its_files_custody_and_escalation_and_the_change_feed_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = store(tmp.path(), None);
+    let (new, end) = events("a");
+    let id = new.alert().id.clone();
+    s.record_event(&new, r#"{"n":1}"#, &[], 10).unwrap();
+    s.record_event(&end, r#"{"n":2}"#, &[], 10).unwrap();
+    let mut cursor = s.change_head().unwrap();
+    let mut changed = |s: &Store| {
+        let (ids, next) = s.changed_after(cursor, 100).unwrap();
+        cursor = next;
+        ids
+    };
+
+    add_file(&mut s, &id, "a.jpg", 10);
+    assert_eq!(changed(&s), [id.clone()], "a file added");
+    s.log_access("zhao", "view", Some(&id), "alert page")
+        .unwrap();
+    assert_eq!(changed(&s), [id.clone()], "a custody line");
+    s.log_access("zhao", "search", None, "kind=fire").unwrap();
+    assert!(changed(&s).is_empty(), "custody of no alert changes none");
+    let start = new.alert().start.wall_ms as i64;
+    let escalated = s
+        .escalate_overdue(start + 120_000, 60_000, |_| Vec::new(), 0)
+        .unwrap();
+    assert_eq!(escalated.len(), 1);
+    assert_eq!(changed(&s), [id.clone()], "an escalation");
+    let removed = s.apply_retention(now_ms() + 31 * 86_400_000).unwrap();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(changed(&s), [id.clone()], "a file deleted by retention");
+
+    let record = s.record(&id).unwrap();
+    assert_eq!(
+        record
+            .events
+            .iter()
+            .map(|e| (e.kind.as_str(), e.payload.as_str()))
+            .collect::<Vec<_>>(),
+        [("new", r#"{"n":1}"#), ("end", r#"{"n":2}"#)],
+        "payloads exactly as published"
+    );
+    assert!(record.evidence[0].deleted_ms.is_some());
+    assert_eq!(record.custody.len(), 1);
+    // The escalation sits in the timeline by its time: after both events.
+    let timeline = record.timeline();
+    assert_eq!(
+        timeline.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        ["new", "end", "escalated"]
+    );
+    assert_eq!(record.detail().events[1]["n"], 2);
+}
