@@ -545,10 +545,10 @@ fn an_alert_s_record_changes_with_its_files_custody_and_escalation_and_the_chang
     };
 
     add_file(&mut s, &id, "a.jpg", 10);
-    assert_eq!(changed(&s), [id.clone()], "a file added");
+    assert_eq!(changed(&s), std::slice::from_ref(&id), "a file added");
     s.log_access("zhao", "view", Some(&id), "alert page")
         .unwrap();
-    assert_eq!(changed(&s), [id.clone()], "a custody line");
+    assert_eq!(changed(&s), std::slice::from_ref(&id), "a custody line");
     s.log_access("zhao", "search", None, "kind=fire").unwrap();
     assert!(changed(&s).is_empty(), "custody of no alert changes none");
     let start = new.alert().start.wall_ms as i64;
@@ -556,10 +556,14 @@ fn an_alert_s_record_changes_with_its_files_custody_and_escalation_and_the_chang
         .escalate_overdue(start + 120_000, 60_000, |_| Vec::new(), 0)
         .unwrap();
     assert_eq!(escalated.len(), 1);
-    assert_eq!(changed(&s), [id.clone()], "an escalation");
+    assert_eq!(changed(&s), std::slice::from_ref(&id), "an escalation");
     let removed = s.apply_retention(now_ms() + 31 * 86_400_000).unwrap();
     assert_eq!(removed.len(), 1);
-    assert_eq!(changed(&s), [id.clone()], "a file deleted by retention");
+    assert_eq!(
+        changed(&s),
+        std::slice::from_ref(&id),
+        "a file deleted by retention"
+    );
 
     let record = s.record(&id).unwrap();
     assert_eq!(
