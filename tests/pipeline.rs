@@ -497,7 +497,8 @@ fn two_frames_at_once_raise_what_one_at_a_time_raises() {
     let config = format!(
         r#"{}
 [[cameras]]
-id = "plaza"
+# Not "plaza": metrics are the process's, and another test here reads plaza's.
+id = "plaza-two-at-once"
 source = "{}"
 detectors = [{{ name = "coco", regions = "motion" }}]
 [[cameras.zones]]
