@@ -251,10 +251,11 @@ fn section_problems(text: &str) -> Vec<Problem> {
             "metrics" => fits::<MetricsConfig>(value),
             "storage" => fits::<StorageConfig>(value),
             "console" => fits::<crate::console::ConsoleConfig>(value),
+            "compound" => fits::<crate::compound::CompoundConfig>(value),
             other => Err((
                 String::new(),
                 with_suggestion(&format!(
-                    "unknown section `{other}`, expected one of `detectors`, `cameras`, `tracker`, `alerts`, `metrics`, `storage`, `console`"
+                    "unknown section `{other}`, expected one of `detectors`, `cameras`, `tracker`, `alerts`, `metrics`, `storage`, `console`, `compound`"
                 )),
             )),
         };
@@ -1229,6 +1230,22 @@ mod tests {
         let path = dir.path().join("vigil.toml");
         std::fs::write(&path, toml).unwrap();
         LoadedConfig::load(&path).unwrap().check(false)
+    }
+
+    #[test]
+    fn a_compound_section_is_known_when_another_section_is_wrong() {
+        let load = |text: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("vigil.toml");
+            std::fs::write(&path, text).unwrap();
+            let err = LoadedConfig::load(&path).err().expect("no cameras");
+            crate::errors::with_causes(&err)
+        };
+        let err = load("[compound]\ndatabase = \"postgres://vigil@db.local/vigil\"\n");
+        assert!(err.contains("at least one [[cameras]]"), "{err}");
+        assert!(!err.contains("unknown section"), "{err}");
+        let err = load("[compund]\ndatabase = \"postgres://vigil@db.local/vigil\"\n");
+        assert!(err.contains("did you mean `compound`"), "{err}");
     }
 
     #[test]
