@@ -1322,7 +1322,9 @@ fn raw_get(port: u16, path: &str, headers: &[(&str, &str)]) -> String {
 /// then tags removed, holds released and more custody, copied again. Every
 /// filter, and every page of a paged search, returns the same alerts, field for
 /// field, in the same order from both; every alert's record is equal, and so
-/// are the shift reports and the recently resolved lists.
+/// are the shift reports and the recently resolved lists. `vigil alerts list`
+/// and `show` with the compound's config (no `--node`) read the same from
+/// PostgreSQL.
 #[test]
 fn searches_and_records_read_the_same_from_a_node_s_store_and_from_the_compound_s_index() {
     use std::sync::Arc;
@@ -1518,6 +1520,86 @@ fn searches_and_records_read_the_same_from_a_node_s_store_and_from_the_compound_
         55 + 6,
         "views, and the exports after the first copy"
     );
+
+    // The shift report and the recently resolved page, read from both.
+    for (from, to) in [(0, 30), (3, 4), (29, 31)] {
+        let (from, to) = (day(from), day(to));
+        let local = store.shift(from, to).unwrap();
+        assert!(!local.is_empty());
+        assert_eq!(local, peers.shift(from, to).unwrap(), "shift {from}..{to}");
+    }
+    for since in [day(0), day(20)] {
+        let local = store.resolved_since(since, 100).unwrap();
+        assert!(!local.is_empty());
+        assert_eq!(
+            local,
+            peers.resolved_since(since, 100).unwrap(),
+            "resolved since {since}"
+        );
+    }
+
+    // `vigil alerts` on a control-room machine (the compound's config, no
+    // --node): every node's alerts, from PostgreSQL, each with its node.
+    let config = dir.path().join("compound.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[compound]\ndatabase = {:?}\npassword_file = \"pg.password\"\n\n\
+             [[cameras]]\nid = \"cam3\"\nsource = \"gst: videotestsrc\"\ndetectors = []\n",
+            pg.url()
+        ),
+    )
+    .unwrap();
+    let vigil = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(args)
+            .arg("-c")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed: Vec<serde_json::Value> = vigil(&["alerts", "list", "--camera", "cam3", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let cam3 = AlertFilter {
+        camera: Some("cam3".into()),
+        limit: Some(200),
+        ..AlertFilter::default()
+    };
+    assert_eq!(
+        listed
+            .iter()
+            .map(|a| a["id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        store
+            .alerts(&cam3)
+            .unwrap()
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect::<Vec<_>>()
+    );
+    assert!(listed.iter().all(|a| a["node"] == "node-a"));
+    // Ended, resolved, viewed, its files deleted by retention.
+    let id = format!("cam7-{START_MS}-{:06}", 231);
+    let shown = vigil(&["alerts", "show", &id]);
+    let record = store.record(&id).unwrap();
+    for said in [
+        "evidence (on node node-a)",
+        record.evidence[0].sha256.as_str(),
+        "DELETED by retention",
+        "resolve  by wang",
+        "custody",
+        "zhao",
+    ] {
+        assert!(shown.contains(said), "{said:?} not in:\n{shown}");
+    }
 
     let filters = [
         AlertFilter::default(),

@@ -90,6 +90,23 @@ fn load_config(config: &std::path::Path) -> Result<LoadedConfig> {
     Ok(loaded)
 }
 
+/// For a compound's config without `--node`: the compound's PostgreSQL, where
+/// every node's alerts are (the police tools on a control-room machine).
+fn compound_index(config: &std::path::Path) -> Result<Option<vigil::compound::Peers>> {
+    if let Some(Some(_)) = NODE.get() {
+        return Ok(None);
+    }
+    let loaded = load_config(config)?;
+    let Some(compound) = &loaded.config.compound else {
+        return Ok(None);
+    };
+    Ok(Some(vigil::compound::Peers::new(
+        compound,
+        &loaded.base_dir(),
+        "cli",
+    )?))
+}
+
 /// The store a config names, opened to read, tag and hold (the police tools).
 fn open_store(config: &std::path::Path) -> Result<Store> {
     let loaded = load_config(config)?;
