@@ -1238,7 +1238,9 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("vigil.toml");
             std::fs::write(&path, text).unwrap();
-            let err = LoadedConfig::load(&path).err().expect("no cameras");
+            let Err(err) = LoadedConfig::load(&path) else {
+                panic!("a config with no cameras loaded")
+            };
             crate::errors::with_causes(&err)
         };
         let err = load("[compound]\ndatabase = \"postgres://vigil@db.local/vigil\"\n");
