@@ -607,14 +607,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
             }
             section {
                 h2 { (t.timeline) }
-                ol.timeline {
-                    @for (kind, ms) in p.timeline {
-                        li { time { (console.local(*ms)) } " " (match kind.as_str() {
-                            "new" => t.event_new, "end" => t.event_end,
-                            "escalated" => t.escalated, _ => t.event_update }) }
-                    }
-                    @for ack in p.acks { li { (ack_line(ack, console, t)) } }
-                }
+                (timeline(console, t, p.timeline, p.acks))
                 @if a.ack.as_ref().is_none_or(|k| k.action != AckAction::Resolve) {
                     (ack_form(a, user, t, false))
                 }
@@ -676,17 +669,38 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
             @if police {
                 section {
                     h2 { (t.custody) }
-                    table.custody {
-                        thead { tr { th { (t.when) } th { (t.who) } th { (t.what) } } }
-                        tbody {
-                            @for c in p.custody {
-                                tr { td { (console.local(c.at_ms)) } td { (c.who) } td {
-                                    @let (said, id) = t.access_detail(&c.action, &c.detail);
-                                    (t.access_word(&c.action)) " " (said) @if let Some(id) = id { " " code { (id) } }
-                                } }
-                            }
-                        }
-                    }
+                    (custody_table(console, t, p.custody))
+                }
+            }
+        }
+    }
+}
+
+/// An alert's events, then its takes and resolutions.
+fn timeline(console: &Console, t: &Text, events: &[(String, i64)], acks: &[Ack]) -> Markup {
+    html! {
+        ol.timeline {
+            @for (kind, ms) in events {
+                li { time { (console.local(*ms)) } " " (match kind.as_str() {
+                    "new" => t.event_new, "end" => t.event_end,
+                    "escalated" => t.escalated, _ => t.event_update }) }
+            }
+            @for ack in acks { li { (ack_line(ack, console, t)) } }
+        }
+    }
+}
+
+/// An alert's chain of custody, oldest first.
+fn custody_table(console: &Console, t: &Text, custody: &[Access]) -> Markup {
+    html! {
+        table.custody {
+            thead { tr { th { (t.when) } th { (t.who) } th { (t.what) } } }
+            tbody {
+                @for c in custody {
+                    tr { td { (console.local(c.at_ms)) } td { (c.who) } td {
+                        @let (said, id) = t.access_detail(&c.action, &c.detail);
+                        (t.access_word(&c.action)) " " (said) @if let Some(id) = id { " " code { (id) } }
+                    } }
                 }
             }
         }
@@ -723,14 +737,7 @@ pub fn unreachable(
                 @if let Some(ack) = &a.ack { (ack_line(ack, console, t)) }
                 section {
                     h2 { (t.timeline) }
-                    ol.timeline {
-                        @for (kind, ms) in r.timeline() {
-                            li { time { (console.local(ms)) } " " (match kind.as_str() {
-                                "new" => t.event_new, "end" => t.event_end,
-                                "escalated" => t.escalated, _ => t.event_update }) }
-                        }
-                        @for ack in &r.acks { li { (ack_line(ack, console, t)) } }
-                    }
+                    (timeline(console, t, &r.timeline(), &r.acks))
                     @if a.ack.as_ref().is_none_or(|k| k.action != AckAction::Resolve) {
                         (ack_form(a, user, t, false))
                     }
@@ -764,17 +771,7 @@ pub fn unreachable(
                 @if user.role >= Role::Police {
                     section {
                         h2 { (t.custody) }
-                        table.custody {
-                            thead { tr { th { (t.when) } th { (t.who) } th { (t.what) } } }
-                            tbody {
-                                @for c in &r.custody {
-                                    tr { td { (console.local(c.at_ms)) } td { (c.who) } td {
-                                        @let (said, id) = t.access_detail(&c.action, &c.detail);
-                                        (t.access_word(&c.action)) " " (said) @if let Some(id) = id { " " code { (id) } }
-                                    } }
-                                }
-                            }
-                        }
+                        (custody_table(console, t, &r.custody))
                     }
                 }
             }
