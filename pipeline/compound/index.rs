@@ -25,6 +25,11 @@ use postgres::{Client, NoTls};
 /// in steps, each one committed.
 const BATCH: usize = 500;
 
+/// Transactions per call of [`Index::sync`] (about 5 s of copying): a first
+/// copy of a large store, or the full copy after an upgrade, goes over many
+/// rounds, so the thread sees a stop signal between them.
+const BATCHES_PER_SYNC: usize = 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("alert index in PostgreSQL")]
@@ -135,8 +140,9 @@ impl Index {
         Ok(written)
     }
 
-    /// Copies what changed in `store` since the last copy; returns how many
-    /// alerts were copied.
+    /// Copies what changed in `store` since the last copy, up to
+    /// [`BATCHES_PER_SYNC`] transactions; returns how many alerts were copied
+    /// (0: the index has caught up).
     pub fn sync(&mut self, store: &Store) -> Result<usize, IndexError> {
         if !self.url_said {
             // The node's row is the heartbeat's: until it exists, try again.
@@ -167,7 +173,7 @@ impl Index {
             cursor = ChangeCursor::default();
         }
         let mut copied = 0;
-        loop {
+        for _ in 0..BATCHES_PER_SYNC {
             let (ids, next) = store.changed_after(cursor, BATCH)?;
             if next == cursor {
                 return Ok(copied);
@@ -195,6 +201,7 @@ impl Index {
             copied += records.len();
             cursor = next;
         }
+        Ok(copied)
     }
 }
 
