@@ -1293,6 +1293,19 @@ async fn a_clip_recorded_on_one_node_plays_through_another_node_s_console() {
         .await;
         assert_eq!(listed, true, "{page} lists node-a's alert");
     }
+    // PostgreSQL stopped: the same pages show node-b's own alerts, and say
+    // that the other nodes' are missing.
+    tokio::task::block_in_place(|| pg.stop_server());
+    for page in ["/report", "/resolved", "/search"] {
+        client.goto(&format!("{base}{page}")).await.unwrap();
+        let text = js(&client, "return document.body.textContent").await;
+        assert!(
+            text.as_str()
+                .unwrap_or_default()
+                .contains("小区数据库（PostgreSQL）无应答"),
+            "{page}: {text}"
+        );
+    }
     drop(b);
     let _ = client.close().await;
 }

@@ -689,16 +689,12 @@ async fn alert_page(State(c): State<Shared>, user: User, Path(id): Path<String>)
         .await;
     match loaded {
         Ok((record, verification, so_far)) => {
-            let (detail, timeline) = (record.detail(), record.timeline());
             let page = views::AlertPage {
-                detail: &detail,
-                acks: &record.acks,
-                timeline: &timeline,
-                custody: &record.custody,
+                record: &record,
                 verification: verification.as_ref().map_err(|e| e.clone()),
                 so_far,
             };
-            let title = user.lang.text().summary(&detail.alert);
+            let title = user.lang.text().summary(&record.alert);
             Html(views::page(&c, Some(&user), &title, views::alert(&c, &user, &page)).into_string())
                 .into_response()
         }

@@ -9,8 +9,7 @@ use super::auth::User;
 use super::text::{Language, Text};
 use super::users::Role;
 use crate::store::{
-    Access, Ack, AckAction, AlertDetail, AlertRecord, AlertRow, Handled, Outcome, ShiftSummary,
-    Verification,
+    Access, Ack, AckAction, AlertRecord, AlertRow, Handled, Outcome, ShiftSummary, Verification,
 };
 use maud::{DOCTYPE, Markup, html};
 
@@ -547,10 +546,7 @@ pub fn search(
 }
 
 pub struct AlertPage<'a> {
-    pub detail: &'a AlertDetail,
-    pub acks: &'a [Ack],
-    pub timeline: &'a [(String, i64)],
-    pub custody: &'a [Access],
+    pub record: &'a AlertRecord,
     pub verification: Result<&'a Verification, String>,
     /// An open alert's clip is being written and can be watched so far.
     pub so_far: bool,
@@ -558,10 +554,10 @@ pub struct AlertPage<'a> {
 
 pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
     let t = user.lang.text();
-    let a = &p.detail.alert;
+    let a = &p.record.alert;
     let (icon, class, label) = kind_look(&a.kind, t);
     let live = |kind: crate::store::EvidenceKind| {
-        p.detail
+        p.record
             .evidence
             .iter()
             .filter(move |e| e.kind == kind && e.deleted_ms.is_none())
@@ -607,7 +603,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
             }
             section {
                 h2 { (t.timeline) }
-                (timeline(console, t, p.timeline, p.acks))
+                (timeline(console, t, &p.record.timeline(), &p.record.acks))
                 @if a.ack.as_ref().is_none_or(|k| k.action != AckAction::Resolve) {
                     (ack_form(a, user, t, false))
                 }
@@ -617,7 +613,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
                 section {
                     h2 { (t.tags) }
                     ul.tags {
-                        @for tag in &p.detail.tags {
+                        @for tag in &p.record.tags {
                             li { (tag.text) " "
                                 form.inline method="post" action={"/alerts/" (a.id) "/tags"} {
                                     input type="hidden" name="csrf" value=(user.csrf);
@@ -637,7 +633,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
                     h2 { (t.hold) }
                     form.inline method="post" action={"/alerts/" (a.id) "/hold"} {
                         input type="hidden" name="csrf" value=(user.csrf);
-                        @if let Some(h) = &p.detail.hold {
+                        @if let Some(h) = &p.record.hold {
                             p { (t.held_by) " · " (h.who) " · " (console.local(h.at_ms)) " · " (h.reason) }
                             button type="submit" name="op" value="release" { (t.release) }
                         } @else {
@@ -669,7 +665,7 @@ pub fn alert(console: &Console, user: &User, p: &AlertPage<'_>) -> Markup {
             @if police {
                 section {
                     h2 { (t.custody) }
-                    (custody_table(console, t, p.custody))
+                    (custody_table(console, t, &p.record.custody))
                 }
             }
         }

@@ -355,15 +355,6 @@ impl Store {
         .map(|rows| rows.into_iter().next())
     }
 
-    /// The alert's events as (type, wall ms), in order.
-    pub fn timeline(&self, id: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        self.query(
-            "SELECT type, wall_ms FROM events WHERE alert_id = ?1 ORDER BY seq",
-            id,
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-    }
-
     /// The newest position of the feed.
     pub fn feed_head(&self) -> Result<FeedCursor, StoreError> {
         self.conn
