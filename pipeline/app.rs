@@ -697,9 +697,21 @@ pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> Result<RunReport, App
     drop(statuses_tx);
     if let Some(running) = evidence {
         drop(running.events);
+        // Clips finish after their camera's source has ended: their frames
+        // are counted once the evidence thread has seen them all.
+        let encoded: Vec<_> = running
+            .recorders
+            .iter()
+            .map(|(id, r)| (id.clone(), r.encoded_counter()))
+            .collect();
         drop(running.recorders);
         if running.handle.join().is_err() {
             tracing::error!("the evidence thread panicked");
+        }
+        for report in &mut reports {
+            if let Some((_, counter)) = encoded.iter().find(|(id, _)| *id == report.id) {
+                report.frames_encoded = counter.load(std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
     if publisher_thread.join().is_err() {

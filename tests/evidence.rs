@@ -382,6 +382,77 @@ dwell_s = {dwell_s}
     }
 }
 
+/// `vtest.avi` itself (MPEG-4 Part 2, keyframes up to 25 s apart): a clip's
+/// pre-roll is decoded from the camera's ring, and encoding starts at the
+/// pre-roll, not at the camera's keyframe before it; after that the encoder
+/// takes the frames the camera decoded for detection. Every clip plays, starts
+/// within a frame (or an encoder GOP, for clips that open while another is
+/// recorded) before `start - pre_roll`, and frames are encoded about once:
+/// not the seconds between a distant keyframe and the pre-roll, not again for
+/// each new clip.
+#[test]
+fn long_gop_camera_clips_encode_from_the_pre_roll_and_frames_about_once() {
+    let (Some(video), Some(model)) = (media("people/vtest.avi"), model("yolox_nano_416.onnx"))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"{}
+[[cameras]]
+id = "plaza"
+source = "{}"
+detectors = [{{ name = "coco" }}]
+[[cameras.zones]]
+name = "plaza"
+polygon = [[0.05, 0.35], [0.95, 0.35], [0.95, 0.98], [0.05, 0.98]]
+[[cameras.rules]]
+kind = "loitering"
+zone = "plaza"
+classes = ["person"]
+dwell_s = 15
+"#,
+            yolox_detector(&model),
+            video.display(),
+        ),
+    );
+    let store = config.parent().unwrap().join("vigil-data");
+    let (report, events) = replay(&config);
+    let ends: Vec<&Value> = events.iter().filter(|e| e["type"] == "end").collect();
+    assert!(
+        ends.len() >= 3,
+        "loitering on the plaza: {} alerts",
+        ends.len()
+    );
+    let mut spans = Vec::new();
+    for e in &ends {
+        let clip = clips(e);
+        assert_eq!(clip.len(), 1, "one clip per alert: {e}");
+        let path = store.join(clip[0]["path"].as_str().unwrap());
+        let (start, duration) =
+            check_clip(&path, clip[0], &e["after"], "constrained-baseline", 1.6);
+        spans.push((start, start + duration));
+    }
+    // Frames (10 fps) the clips cover together.
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut covered = 0.0;
+    let mut reach = f64::MIN;
+    for (start, end) in spans {
+        covered += (end - start.max(reach)).max(0.0);
+        reach = reach.max(end);
+    }
+    let covered_frames = (covered * 10.0).round() as u64;
+    let encoded = report.cameras[0].frames_encoded;
+    // A new transcoder may re-encode up to a GOP its predecessor also did.
+    let slack = 15 * ends.len() as u64;
+    assert!(
+        encoded >= covered_frames && encoded <= covered_frames + slack,
+        "{encoded} frames encoded for clips covering {covered_frames}"
+    );
+}
+
 /// An H.264 RTSP camera (in-process server): the clip is the camera's own
 /// access units, muxed without re-encoding, starting on a keyframe at or before
 /// `start - pre_roll`.

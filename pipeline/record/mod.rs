@@ -6,8 +6,10 @@
 //! enters the video decoder. Nothing is encoded to keep that ring: the camera
 //! already compressed it. When an alert opens, its clip starts from the last
 //! keyframe at or before `start - pre_roll` and follows the live units; H.264
-//! and H.265 are muxed as they are, anything else is transcoded to H.264 in the
-//! clip's own pipeline, so the encoder runs only while an alert is recorded.
+//! and H.265 are muxed as they are, anything else is encoded to H.264 by the
+//! camera's transcoder, which runs only while an alert is recorded: it decodes
+//! the pre-roll from the ring, then encodes the frames the camera's decoder
+//! makes for detection (see `transcode`), so no frame is decoded twice.
 //! Only raw sources (a `gst:` test pattern) are encoded as they are decoded
 //! (`x264enc` in the source, at lowered priority). When the alert ends, the
 //! clip runs on to `end + post_roll`, the muxer finishes on the `clip-writer`
@@ -189,6 +191,9 @@ struct Transcode {
     /// Its output so far: the pre-roll of clips that open while it runs.
     ring: Ring,
     caps: Option<gst::Caps>,
+    /// It has decoded the ring up to the newest unit: the camera's decoded
+    /// frames go to it from now on.
+    caught_up: bool,
 }
 
 /// One camera's ring and clips; fed by the source, driven by the event stage.
@@ -201,7 +206,9 @@ pub struct CameraRecorder {
     watched: bool,
     /// For the transcoder's output callback.
     me: Weak<CameraRecorder>,
-    frames_encoded: std::sync::atomic::AtomicU64,
+    frames_encoded: Arc<std::sync::atomic::AtomicU64>,
+    /// See [`CameraRecorder::set_replay`].
+    replay: std::sync::atomic::AtomicBool,
 }
 
 impl CameraRecorder {
@@ -220,6 +227,12 @@ impl CameraRecorder {
     pub fn frames_encoded(&self) -> u64 {
         self.frames_encoded
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The count behind [`CameraRecorder::frames_encoded`], which goes on
+    /// after the recorder is dropped and its last clips finish.
+    pub fn encoded_counter(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.frames_encoded.clone()
     }
 
     /// One more frame encoded (by the transcoder, or a raw source's encoder).
@@ -253,13 +266,40 @@ impl CameraRecorder {
         // start one at this keyframe.
         let waiting = s.jobs.iter().any(|j| j.until.is_none_or(|u| unit.pts <= u));
         if s.transcode.is_none() && waiting && unit.keyframe {
-            self.start_transcoder(&mut s, Vec::new());
+            self.start_transcoder(&mut s, vec![unit.clone()], 0);
         }
-        match &mut s.transcode {
-            Some(t) => t.transcoder.push(&unit),
+        if s.transcode.is_none() {
             // Nothing to record into; clips past their end still finish.
-            None => self.feed_jobs(&mut s, &unit, None),
+            self.feed_jobs(&mut s, &unit, None);
         }
+    }
+
+    /// The source is a file played as fast as possible (`true`) or a live
+    /// camera; set by the source when it opens.
+    pub fn set_replay(&self, replay: bool) {
+        self.replay
+            .store(replay, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A frame the source decoded (a GStreamer streaming thread), with its
+    /// caps: encoded for clips while a transcoder runs. In a replay the
+    /// source waits for an encoder that is behind rather than lose the frame.
+    pub fn push_picture(&self, buffer: &gst::Buffer, caps: &gst::Caps) {
+        let Some(pts) = buffer.pts() else { return };
+        let (feed, offset) = {
+            let s = self.lock();
+            match &s.transcode {
+                Some(t) if t.caught_up => (t.transcoder.feed(), s.offset),
+                // Still decoding the ring, which has this frame too.
+                _ => return,
+            }
+        };
+        let picture = transcode::Picture {
+            buffer: buffer.clone(),
+            caps: caps.clone(),
+            pts: pts.nseconds() + offset,
+        };
+        feed.send(picture);
     }
 
     /// An H.264 unit from transcoder `id` (on its thread), or `None` when it
@@ -291,24 +331,53 @@ impl CameraRecorder {
         }
     }
 
-    /// Starts transcoding from `backlog` (the source's units); logs and
-    /// records nothing if it cannot.
-    fn start_transcoder(&self, s: &mut State, backlog: Vec<Unit>) {
+    /// For transcoder `id`, decoding the ring: the units that came since
+    /// `next`, or `None` when it has caught up with the camera's decoder. From
+    /// then on the camera's decoded frames go to it.
+    fn catch_up(&self, id: u64, next: &mut u64) -> Option<Vec<Unit>> {
+        let mut s = self.lock();
+        let State {
+            ring, transcode, ..
+        } = &mut *s;
+        let t = transcode.as_mut().filter(|t| t.id == id)?;
+        let units: Vec<Unit> = ring.since(*next).cloned().collect();
+        *next = ring.end();
+        if units.is_empty() {
+            t.caught_up = true;
+            return None;
+        }
+        Some(units)
+    }
+
+    /// Starts transcoding from `backlog` (the source's units from the
+    /// pre-roll's keyframe on; frames before `encode_from` are only decoded),
+    /// then the source's decoded frames; logs and records nothing if it
+    /// cannot.
+    fn start_transcoder(&self, s: &mut State, backlog: Vec<Unit>, encode_from: u64) {
         let Some(caps) = s.caps.clone() else { return };
         s.transcoders_started += 1;
         let id = s.transcoders_started;
         let me = self.me.clone();
         let cap_bytes = self.config.ring_bytes;
-        let started = Transcoder::start(&self.camera, &caps, cap_bytes, move |output| {
+        let replay = self.replay.load(std::sync::atomic::Ordering::Relaxed);
+        let (recorder, mut next) = (self.me.clone(), s.ring.end());
+        let catch_up = move || recorder.upgrade()?.catch_up(id, &mut next);
+        let on_output = move |output: Option<(Unit, &gst::CapsRef)>| {
             if let Some(recorder) = me.upgrade() {
                 recorder.on_transcoded(id, output);
             }
-        });
+        };
+        let started = Transcoder::start(
+            &self.camera,
+            &caps,
+            (backlog, encode_from),
+            catch_up,
+            cap_bytes,
+            replay,
+            on_output,
+        );
         match started {
-            Ok(mut transcoder) => {
-                for unit in &backlog {
-                    transcoder.push(unit);
-                }
+            Ok(transcoder) => {
                 if s.ended {
                     transcoder.end_input();
                 }
@@ -318,6 +387,7 @@ impl CameraRecorder {
                     transcoder,
                     ring: Ring::new(self.config.ring_bytes, keep),
                     caps: None,
+                    caught_up: false,
                 });
             }
             Err(e) => {
@@ -441,7 +511,7 @@ impl CameraRecorder {
             Some(_) => {}
             None => {
                 let backlog = s.ring.from_keyframe_before(from).cloned().collect();
-                self.start_transcoder(&mut s, backlog);
+                self.start_transcoder(&mut s, backlog, from);
             }
         }
         s.jobs.push(job);
@@ -575,6 +645,7 @@ impl Recorders {
             watched: self.watched,
             me: me.clone(),
             frames_encoded: Default::default(),
+            replay: Default::default(),
         })
     }
 

@@ -25,6 +25,9 @@ pub struct Ring {
     cap_bytes: usize,
     /// Keep at least this much before the newest unit (the pre-roll plus slack).
     keep_ns: u64,
+    /// How many units were ever dropped from the front: `units[i]` is the
+    /// `dropped + i`th unit kept, whatever its timestamps say.
+    dropped: u64,
 }
 
 impl Ring {
@@ -34,16 +37,30 @@ impl Ring {
             bytes: 0,
             cap_bytes,
             keep_ns,
+            dropped: 0,
         }
     }
 
     pub fn clear(&mut self) {
+        self.dropped += self.units.len() as u64;
         self.units.clear();
         self.bytes = 0;
     }
 
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// The position the next unit pushed will have (see [`Ring::since`]).
+    pub fn end(&self) -> u64 {
+        self.dropped + self.units.len() as u64
+    }
+
+    /// The units from position `position` on, in the order they came (what is
+    /// still kept of them).
+    pub fn since(&self, position: u64) -> impl Iterator<Item = &Unit> {
+        let skip = position.saturating_sub(self.dropped) as usize;
+        self.units.iter().skip(skip)
     }
 
     pub fn newest_pts(&self) -> Option<u64> {
@@ -88,6 +105,7 @@ impl Ring {
     fn pop(&mut self) {
         if let Some(u) = self.units.pop_front() {
             self.bytes -= u.size();
+            self.dropped += 1;
         }
     }
 
@@ -140,5 +158,42 @@ mod tests {
         }
         assert!(small.bytes() <= 2_500);
         assert!(small.from_keyframe_before(0).next().unwrap().keyframe);
+    }
+
+    /// A transcoder catching up reads "what came since" by position, which
+    /// holds when old GOPs are dropped, the ring is cleared, or timestamps go
+    /// backwards (a camera that restarted its clock).
+    #[test]
+    fn positions_name_the_units_that_came_since_whatever_their_timestamps() {
+        gstreamer::init().unwrap();
+        let mut ring = Ring::new(1_000_000, 2_000_000_000);
+        assert_eq!(ring.end(), 0);
+        for i in 0..30 {
+            ring.push(unit(i as f64 / 10.0, i % 10 == 0, 100));
+        }
+        let mark = ring.end();
+        assert_eq!(mark, 30);
+        assert_eq!(ring.since(mark).count(), 0);
+        // Older GOPs are dropped while new units come: positions stay.
+        for i in 30..45 {
+            ring.push(unit(i as f64 / 10.0, i % 10 == 0, 100));
+        }
+        let since: Vec<u64> = ring
+            .since(mark)
+            .map(|u| (u.pts + 50_000_000) / 100_000_000)
+            .collect();
+        assert_eq!(since, (30..45).collect::<Vec<_>>());
+        // Timestamps that go backwards are still "after" by position.
+        ring.push(unit(0.0, true, 100));
+        assert_eq!(
+            ring.since(mark + 15).map(|u| u.pts).collect::<Vec<_>>(),
+            [0]
+        );
+        // Units dropped before they were read are simply gone.
+        let mark = ring.end();
+        ring.clear();
+        ring.push(unit(9.0, true, 100));
+        assert_eq!(ring.since(mark).count(), 1);
+        assert_eq!(ring.since(0).count(), 1);
     }
 }

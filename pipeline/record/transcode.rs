@@ -2,11 +2,18 @@
 //! H.264 that clips hold, only while a clip needs it.
 //!
 //! One transcoder per camera serves every clip open on it, so overlapping
-//! alerts cost one encode, not one each: `decodebin ! videocrop ! videoconvert
-//! ! x264enc ! h264parse ! appsink`, driven by a thread of its own at lowered
-//! priority, its access units handed back to the recorder as they come out. It
-//! starts at an alert's pre-roll keyframe and stops when the camera's last clip
-//! has finished.
+//! alerts cost one encode, not one each: `videocrop ! videoconvert ! x264enc !
+//! h264parse ! appsink`, driven by a thread of its own at lowered priority, its
+//! access units handed back to the recorder as they come out. It starts at an
+//! alert's pre-roll keyframe and stops when the camera's last clip has
+//! finished.
+//!
+//! Only the pre-roll, which the camera's decoder has already passed, is decoded
+//! here (from the ring's compressed units, `decodebin ! appsink`). From there
+//! on the encoder takes the frames the camera's own decoder made, so a
+//! recorded frame is decoded once, not twice. What may queue for the encoder is
+//! bounded by the camera's `ring_bytes`: over it, a live camera's frames are
+//! left out of the clip (never out of detection), and a replay waits.
 
 use super::clip::make;
 use super::ring::Unit;
@@ -14,7 +21,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 
 /// `videocrop → videoconvert → capsfilter → x264enc`: raw video of any size
 /// and format to H.264 that browsers play (4:2:0, so sizes are cropped to even
@@ -117,42 +125,115 @@ pub(crate) fn lower_thread_priority() {
     }
 }
 
+/// A decoded frame of the camera's, as the source's decoder made it, for the
+/// clip encoder.
+pub struct Picture {
+    pub buffer: gst::Buffer,
+    pub caps: gst::Caps,
+    /// Stream time, with the recorder's offset (a looped file) applied.
+    pub pts: u64,
+}
+
 enum Feed {
-    Unit(Unit),
+    Picture(Picture),
     End,
 }
 
-/// A running transcoder: its own thread (`rec-<camera>`, nice 10) pushes the
-/// camera's units through `decodebin → … → appsink`, so decoding and encoding
-/// run there and nowhere else.
-pub(super) struct Transcoder {
+/// Bytes of decoded frames queued for the encoder and not yet encoded,
+/// bounded by the camera's `ring_bytes`: over it, a live camera's frames are
+/// left out of the clip, and a replay's source waits.
+#[derive(Default)]
+struct Queue {
+    queued: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.queued.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn release(&self, bytes: usize) {
+        let mut queued = self.lock();
+        *queued = queued.saturating_sub(bytes);
+        self.freed.notify_all();
+    }
+}
+
+/// The camera's side of a running transcoder: hands it decoded frames.
+/// Cloned out of the recorder's lock, so a replay's source can wait on it
+/// without holding up the transcoder's output.
+#[derive(Clone)]
+pub(super) struct PictureFeed {
     feed: crossbeam_channel::Sender<Feed>,
-    /// Bytes sent and not yet transcoded; over the cap, units are dropped up
-    /// to the next keyframe (the clip skips) rather than memory growing.
-    queued: Arc<AtomicUsize>,
+    queue: Arc<Queue>,
     cap_bytes: usize,
-    skipping: bool,
-    dropped: u64,
-    /// No clip wants the rest: the thread skips what is still queued.
+    /// A replay: the source waits for the encoder rather than lose frames.
+    replay: bool,
     cancelled: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl PictureFeed {
+    /// Queues `picture`. Over the byte cap a replay waits for the encoder; a
+    /// live camera, whose decoder must never wait on the recorder, leaves the
+    /// frame out of the clip.
+    pub fn send(&self, picture: Picture) {
+        let size = picture.buffer.size();
+        {
+            let mut queued = self.queue.lock();
+            let over = |queued: usize| queued > 0 && queued + size > self.cap_bytes;
+            if self.replay {
+                while over(*queued) && !self.cancelled.load(Ordering::Relaxed) {
+                    queued = self
+                        .queue
+                        .freed
+                        .wait_timeout(queued, std::time::Duration::from_millis(100))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            } else if over(*queued) {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            *queued += size;
+        }
+        if self.feed.send(Feed::Picture(picture)).is_err() {
+            self.queue.release(size);
+        }
+    }
+}
+
+/// A running transcoder: its own thread (`rec-<camera>`, nice 10) decodes the
+/// pre-roll from the camera's ring, then encodes the frames the camera's own
+/// decoder made, so no frame is decoded twice.
+pub(super) struct Transcoder {
+    feed: PictureFeed,
     camera: String,
 }
 
 impl Transcoder {
-    /// `caps`: the camera's compressed stream. Every H.264 unit produced goes
-    /// to `out` with its caps, on the transcoder's thread.
-    /// `out` gets `None` once, after the last unit, when the input has ended.
+    /// `caps`: the camera's compressed stream; `backlog`: its units from the
+    /// pre-roll's keyframe to the newest, decoded here, and then each batch of
+    /// newer units `catch_up` returns, until it returns `None`: from then on
+    /// the camera sends its decoded frames. Frames before `encode_from` (the
+    /// pre-roll's start) are decoded, not encoded: a camera's keyframes may be
+    /// many seconds apart, and the clip's first frame becomes the encoder's
+    /// first keyframe. `replay`: the camera is a file played as fast as
+    /// possible, which waits for the encoder rather than lose frames. Every
+    /// H.264 unit produced goes to `out` with its caps, on the transcoder's
+    /// thread. `out` gets `None` once, after the last unit, when the input has
+    /// ended.
     pub fn start(
         camera: &str,
         caps: &gst::Caps,
+        (backlog, encode_from): (Vec<Unit>, u64),
+        catch_up: impl FnMut() -> Option<Vec<Unit>> + Send + 'static,
         cap_bytes: usize,
+        replay: bool,
         out: impl Fn(Option<(Unit, &gst::CapsRef)>) + Send + Sync + 'static,
     ) -> Result<Transcoder, String> {
         let pipeline = gst::Pipeline::with_name(&format!("transcode-{camera}"));
-        let decode = make("decodebin")?;
-        if let Some(bin) = decode.downcast_ref::<gst::Bin>() {
-            bin.connect_deep_element_added(|_, _, element| decode_into_pooled_frames(element));
-        }
         let [crop, convert, raw, encoder] = h264_encoder()?;
         let parse = make("h264parse")?;
         let avc = make("capsfilter")?;
@@ -180,29 +261,15 @@ impl Transcoder {
             &avc,
             sink.upcast_ref(),
         ];
-        pipeline
-            .add(&decode)
-            .and_then(|_| pipeline.add_many(encode))
-            .map_err(|e| e.to_string())?;
+        pipeline.add_many(encode).map_err(|e| e.to_string())?;
         gst::Element::link_many(encode).map_err(|e| e.to_string())?;
-        let crop_sink = crop.static_pad("sink").ok_or("videocrop has no sink pad")?;
-        decode.connect_pad_added(move |_, pad| {
-            let is_video = pad
-                .current_caps()
-                .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
-                .unwrap_or(false);
-            if is_video && !crop_sink.is_linked() {
-                let _ = pad.link(&crop_sink);
-            }
-        });
-        // Units go in through a pad of our own, pushed from our own thread.
+        // Frames go in through a pad of our own, pushed from our own thread.
         let input = gst::Pad::builder(gst::PadDirection::Src)
-            .name("feed")
+            .name("frames")
             .build();
-        let decode_sink = decode
-            .static_pad("sink")
-            .ok_or("decodebin has no sink pad")?;
-        input.link(&decode_sink).map_err(|e| e.to_string())?;
+        let crop_sink = crop.static_pad("sink").ok_or("videocrop has no sink pad")?;
+        input.link(&crop_sink).map_err(|e| e.to_string())?;
+        let pre_roll = PreRollDecoder::new(camera, caps)?;
         if let Err(e) = pipeline.set_state(gst::State::Playing) {
             let _ = pipeline.set_state(gst::State::Null);
             return Err(format!("cannot start the transcoder: {e}"));
@@ -210,43 +277,49 @@ impl Transcoder {
         input
             .set_active(true)
             .map_err(|e| format!("cannot start the transcoder: {e}"))?;
-        let (feed, units) = crossbeam_channel::unbounded::<Feed>();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let caps = caps.clone();
-        let in_flight = queued.clone();
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let cancel = cancelled.clone();
+        let (feed, frames) = crossbeam_channel::unbounded::<Feed>();
+        let feed = PictureFeed {
+            feed,
+            queue: Arc::default(),
+            cap_bytes,
+            replay,
+            cancelled: Arc::default(),
+            dropped: Arc::default(),
+        };
+        let (queue, cancelled) = (feed.queue.clone(), feed.cancelled.clone());
+        let camera_name = camera.to_string();
         std::thread::Builder::new()
             .name(format!("rec-{camera}"))
             .spawn(move || {
                 lower_thread_priority();
-                input.push_event(gst::event::StreamStart::new("transcode"));
-                input.push_event(gst::event::Caps::new(&caps));
-                input.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
-                    gst::ClockTime,
-                >::new()));
                 super::RECORDING_CPU.charge();
-                for feed in units {
+                let mut encoder = EncoderInput::new(input);
+                let decoded_to =
+                    pre_roll.decode(backlog, encode_from, catch_up, &mut encoder, &cancelled);
+                if decoded_to.is_none() {
+                    tracing::warn!(camera = %camera_name, "the clip's pre-roll could not be decoded; the clip starts at the live frames");
+                }
+                super::RECORDING_CPU.charge();
+                for feed in frames {
                     match feed {
-                        Feed::Unit(unit) => {
-                            in_flight.fetch_sub(unit.size(), Ordering::Relaxed);
-                            if cancel.load(Ordering::Relaxed) {
+                        Feed::Picture(picture) => {
+                            queue.release(picture.buffer.size());
+                            // Decoded from the ring already (the camera's
+                            // decoder was behind its input when the clip
+                            // opened), or not wanted any more.
+                            if decoded_to.is_some_and(|t| picture.pts <= t)
+                                || cancelled.load(Ordering::Relaxed)
+                            {
                                 continue;
                             }
-                            let mut buffer = unit.buffer.copy();
-                            {
-                                let b = buffer.make_mut();
-                                b.set_pts(gst::ClockTime::from_nseconds(unit.pts));
-                                b.set_dts(unit.dts.map(gst::ClockTime::from_nseconds));
-                            }
-                            let flow = input.push(buffer);
+                            let flow = encoder.push(&picture.caps, picture.buffer, picture.pts);
                             super::RECORDING_CPU.charge();
                             if flow.is_err() {
                                 break;
                             }
                         }
                         Feed::End => {
-                            input.push_event(gst::event::Eos::new());
+                            encoder.end();
                             break;
                         }
                     }
@@ -258,32 +331,18 @@ impl Transcoder {
             .map_err(|e| format!("cannot start the transcoder thread: {e}"))?;
         Ok(Transcoder {
             feed,
-            queued,
-            cap_bytes,
-            skipping: false,
-            dropped: 0,
-            cancelled,
             camera: camera.to_string(),
         })
     }
 
-    /// Queues a unit; never blocks (the camera's decoder must not wait on the
-    /// recorder).
-    pub fn push(&mut self, unit: &Unit) {
-        let over = self.queued.load(Ordering::Relaxed) + unit.size() > self.cap_bytes;
-        if over || (self.skipping && !unit.keyframe) {
-            self.skipping = true;
-            self.dropped += 1;
-            return;
-        }
-        self.skipping = false;
-        self.queued.fetch_add(unit.size(), Ordering::Relaxed);
-        let _ = self.feed.send(Feed::Unit(unit.clone()));
+    /// Where the camera's decoded frames go while this transcoder runs.
+    pub fn feed(&self) -> PictureFeed {
+        self.feed.clone()
     }
 
     /// No more input: what is queued is still transcoded, then `out(None)`.
     pub fn end_input(&self) {
-        let _ = self.feed.send(Feed::End);
+        let _ = self.feed.feed.send(Feed::End);
     }
 }
 
@@ -291,14 +350,192 @@ impl Drop for Transcoder {
     fn drop(&mut self) {
         // The thread stops the pipeline itself: this may run in its output
         // callback, where a pipeline cannot be stopped in place.
-        self.cancelled.store(true, Ordering::Relaxed);
-        let _ = self.feed.send(Feed::End);
-        if self.dropped > 0 {
+        self.feed.cancelled.store(true, Ordering::Relaxed);
+        self.feed.queue.freed.notify_all();
+        let _ = self.feed.feed.send(Feed::End);
+        let dropped = self.feed.dropped.load(Ordering::Relaxed);
+        if dropped > 0 {
             tracing::warn!(
                 camera = %self.camera,
-                "the clip encoder fell behind: {} frame(s) left out of clips",
-                self.dropped
+                "the clip encoder fell behind: {dropped} frame(s) left out of clips"
             );
         }
+    }
+}
+
+/// The encoder pipeline's input pad, with the stream's sticky events sent
+/// before the first frame and caps again when they change.
+struct EncoderInput {
+    pad: gst::Pad,
+    caps: Option<gst::Caps>,
+}
+
+impl EncoderInput {
+    fn new(pad: gst::Pad) -> Self {
+        pad.push_event(gst::event::StreamStart::new("transcode"));
+        EncoderInput { pad, caps: None }
+    }
+
+    fn push(
+        &mut self,
+        caps: &gst::Caps,
+        buffer: gst::Buffer,
+        pts: u64,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.caps.as_ref() != Some(caps) {
+            self.pad.push_event(gst::event::Caps::new(caps));
+            if self.caps.is_none() {
+                self.pad
+                    .push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+                        gst::ClockTime,
+                    >::new()));
+            }
+            self.caps = Some(caps.clone());
+        }
+        let mut buffer = buffer;
+        if buffer.pts().map(|t| t.nseconds()) != Some(pts) {
+            // A shallow copy: the frame's memory is shared, not copied.
+            let mut copy = buffer.copy();
+            copy.make_mut().set_pts(gst::ClockTime::from_nseconds(pts));
+            buffer = copy;
+        }
+        self.pad.push(buffer)
+    }
+
+    fn end(&self) {
+        if self.caps.is_some() {
+            self.pad.push_event(gst::event::Eos::new());
+        }
+    }
+}
+
+/// Decodes a clip's pre-roll, which the camera's decoder has already passed,
+/// from the ring's compressed units (`decodebin → appsink`), and goes on
+/// decoding the ring until it has caught up with the camera's decoder. Frames
+/// the camera decodes meanwhile are not queued for the encoder (it would have
+/// to hold seconds of raw video while the pre-roll is encoded): the ring has
+/// them, compressed.
+struct PreRollDecoder {
+    pipeline: gst::Pipeline,
+    input: gst::Pad,
+    sink: gst_app::AppSink,
+    caps: gst::Caps,
+}
+
+impl PreRollDecoder {
+    fn new(camera: &str, caps: &gst::Caps) -> Result<Self, String> {
+        let pipeline = gst::Pipeline::with_name(&format!("pre-roll-{camera}"));
+        let decode = make("decodebin")?;
+        if let Some(bin) = decode.downcast_ref::<gst::Bin>() {
+            bin.connect_deep_element_added(|_, _, element| decode_into_pooled_frames(element));
+        }
+        // Unbounded, but drained after every unit: it holds what one unit
+        // (or the decoder's flush at the end) turns out.
+        let sink = gst_app::AppSink::builder().sync(false).build();
+        pipeline
+            .add_many([&decode, sink.upcast_ref()])
+            .map_err(|e| e.to_string())?;
+        let sink_pad = sink.static_pad("sink").ok_or("appsink has no sink pad")?;
+        decode.connect_pad_added(move |_, pad| {
+            let is_video = pad
+                .current_caps()
+                .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
+                .unwrap_or(false);
+            if is_video && !sink_pad.is_linked() {
+                let _ = pad.link(&sink_pad);
+            }
+        });
+        let input = gst::Pad::builder(gst::PadDirection::Src)
+            .name("units")
+            .build();
+        let decode_sink = decode
+            .static_pad("sink")
+            .ok_or("decodebin has no sink pad")?;
+        input.link(&decode_sink).map_err(|e| e.to_string())?;
+        Ok(PreRollDecoder {
+            pipeline,
+            input,
+            sink,
+            caps: caps.clone(),
+        })
+    }
+
+    /// Decodes `backlog`, then each batch `catch_up` returns, into `encoder`
+    /// from `encode_from` on; the stream time of the last frame decoded, `None`
+    /// if none was.
+    fn decode(
+        self,
+        backlog: Vec<Unit>,
+        encode_from: u64,
+        mut catch_up: impl FnMut() -> Option<Vec<Unit>>,
+        encoder: &mut EncoderInput,
+        cancelled: &AtomicBool,
+    ) -> Option<u64> {
+        let mut last = None;
+        // The last frame before `encode_from`, encoded after all if the next
+        // one is past it: the clip covers the whole pre-roll.
+        let mut held: Option<(gst::Caps, gst::Buffer, u64)> = None;
+        let mut forward = |sample: gst::Sample, last: &mut Option<u64>| {
+            if let (Some(caps), Some(buffer)) = (sample.caps_owned(), sample.buffer_owned())
+                && let Some(pts) = buffer.pts().map(|t| t.nseconds())
+            {
+                if pts < encode_from {
+                    held = Some((caps, buffer, pts));
+                } else {
+                    if pts > encode_from
+                        && let Some((caps, buffer, pts)) = held.take()
+                    {
+                        let _ = encoder.push(&caps, buffer, pts);
+                    }
+                    held = None;
+                    if encoder.push(&caps, buffer, pts).is_err() {
+                        return;
+                    }
+                }
+                *last = Some(last.map_or(pts, |l: u64| l.max(pts)));
+            }
+        };
+        let started = self.pipeline.set_state(gst::State::Playing).is_ok()
+            && self.input.set_active(true).is_ok();
+        if !started {
+            // Still caught up, so the camera's frames reach the encoder.
+            while catch_up().is_some() {}
+            let _ = self.pipeline.set_state(gst::State::Null);
+            return None;
+        }
+        self.input
+            .push_event(gst::event::StreamStart::new("pre-roll"));
+        self.input.push_event(gst::event::Caps::new(&self.caps));
+        self.input
+            .push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+                gst::ClockTime,
+            >::new()));
+        let mut batch = Some(backlog);
+        let mut failed = false;
+        while let Some(units) = batch {
+            for unit in &units {
+                if failed || cancelled.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let mut buffer = unit.buffer.copy();
+                {
+                    let b = buffer.make_mut();
+                    b.set_pts(gst::ClockTime::from_nseconds(unit.pts));
+                    b.set_dts(unit.dts.map(gst::ClockTime::from_nseconds));
+                }
+                failed = self.input.push(buffer).is_err();
+                while let Some(sample) = self.sink.try_pull_sample(gst::ClockTime::ZERO) {
+                    forward(sample, &mut last);
+                }
+            }
+            batch = catch_up();
+        }
+        self.input.push_event(gst::event::Eos::new());
+        // What the decoder still holds (reordered frames) comes out now.
+        while let Some(sample) = self.sink.try_pull_sample(gst::ClockTime::from_seconds(2)) {
+            forward(sample, &mut last);
+        }
+        let _ = self.pipeline.set_state(gst::State::Null);
+        last
     }
 }

@@ -139,6 +139,8 @@ impl CameraSource {
                     tap_compressed(&pipeline, &decode, recorder.clone(), None);
                 }
             }
+            // Added before the rate limiter's probe: clips keep every frame.
+            tap_decoded(&tee, recorder.clone(), pacing);
         }
 
         let mut branches = Vec::new();
@@ -401,6 +403,37 @@ fn push_unit(recorder: &CameraRecorder, buffer: gst::Buffer) {
         keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
         buffer,
     });
+}
+
+/// Hands the decoded frames to the recorder, whose transcoder (when clips of
+/// a non-H.264 camera are open) encodes them rather than decode the camera's
+/// video a second time. Buffers are shared, not copied.
+fn tap_decoded(tee: &gst::Element, recorder: Arc<CameraRecorder>, pacing: Pacing) {
+    let Some(pad) = tee.static_pad("sink") else {
+        return;
+    };
+    recorder.set_replay(pacing == Pacing::AsFastAsPossible);
+    let caps = std::sync::Mutex::new(None::<gst::Caps>);
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            let mut caps = caps.lock().unwrap_or_else(|e| e.into_inner());
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(buffer)) => {
+                    if let Some(caps) = caps.as_ref() {
+                        recorder.push_picture(buffer, caps);
+                    }
+                }
+                Some(gst::PadProbeData::Event(ev)) => {
+                    if let gst::EventView::Caps(c) = ev.view() {
+                        *caps = Some(c.caps_owned());
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// Taps the compressed video the source decodes, for the recorder's ring: the
