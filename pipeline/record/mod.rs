@@ -58,7 +58,9 @@ pub struct RecordConfig {
     /// An alert longer than this continues in another clip file.
     pub max_clip_s: f64,
     /// Cap of the camera's ring of recent compressed video, in bytes; also of
-    /// what a clip transcoder may fall behind by.
+    /// the decoded frames a clip's encoder may fall behind by (a non-H.264
+    /// camera's clips), over which a live camera's frames are left out of the
+    /// clip and a replay waits.
     pub ring_bytes: usize,
 }
 
