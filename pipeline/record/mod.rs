@@ -32,7 +32,7 @@ use gstreamer as gst;
 use ring::{Ring, Unit};
 use serde::Deserialize;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use transcode::Transcoder;
 
 pub use live::LiveStream;
@@ -43,6 +43,10 @@ pub(crate) use transcode::{avc_caps, h264_encoder, lower_thread_priority, unit_f
 /// CPU time spent encoding and muxing clips (and, for raw sources, encoding
 /// every frame), all cameras.
 pub static RECORDING_CPU: CpuMeter = CpuMeter::new();
+
+/// A transcoder decoding the ring hands over to the camera's decoded frames
+/// when a batch of units that came since its last is at most this long.
+const HANDOVER_UNITS: usize = 10;
 
 /// Seconds kept in the ring beyond the pre-roll.
 const RING_SLACK_S: f64 = 20.0;
@@ -193,9 +197,11 @@ struct Transcode {
     /// Its output so far: the pre-roll of clips that open while it runs.
     ring: Ring,
     caps: Option<gst::Caps>,
-    /// It has decoded the ring up to the newest unit: the camera's decoded
-    /// frames go to it from now on.
+    /// It has taken its last batch of units from the ring: the camera's
+    /// decoded frames go to it from now on.
     caught_up: bool,
+    /// Until then, the ring position of the next unit it takes.
+    next: u64,
 }
 
 /// One camera's ring and clips; fed by the source, driven by the event stage.
@@ -211,6 +217,9 @@ pub struct CameraRecorder {
     frames_encoded: Arc<std::sync::atomic::AtomicU64>,
     /// See [`CameraRecorder::set_replay`].
     replay: std::sync::atomic::AtomicBool,
+    /// A transcoder catching up took units from the ring: a replay's source
+    /// waiting for room goes on.
+    ring_read: Condvar,
 }
 
 impl CameraRecorder {
@@ -249,9 +258,22 @@ impl CameraRecorder {
         self.lock().caps = Some(caps);
     }
 
-    /// A new unit from the source (a GStreamer streaming thread).
+    /// A new unit from the source (a GStreamer streaming thread). A replay
+    /// waits here while a transcoder still decoding the ring could lose units
+    /// it has not read.
     pub fn push(&self, mut unit: Unit) {
         let mut s = self.lock();
+        if self.replay.load(std::sync::atomic::Ordering::Relaxed) {
+            while let Some(t) = s.transcode.as_ref().filter(|t| !t.caught_up)
+                && !s.ring.has_room_after(t.next)
+            {
+                s = self
+                    .ring_read
+                    .wait_timeout(s, std::time::Duration::from_millis(100))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
         let offset = s.offset;
         unit.pts += offset;
         unit.dts = unit.dts.map(|d| d + offset);
@@ -333,20 +355,37 @@ impl CameraRecorder {
         }
     }
 
-    /// For transcoder `id`, decoding the ring: the units that came since
-    /// `next`, or `None` when it has caught up with the camera's decoder. From
-    /// then on the camera's decoded frames go to it.
-    fn catch_up(&self, id: u64, next: &mut u64) -> Option<Vec<Unit>> {
+    /// For transcoder `id`, decoding the ring: the units that came since it
+    /// last asked, or `None` once it has caught up with the camera's decoder
+    /// (the last batch it got was short). From then on the camera's decoded
+    /// frames go to it.
+    fn catch_up(&self, id: u64) -> Option<Vec<Unit>> {
         let mut s = self.lock();
         let State {
             ring, transcode, ..
         } = &mut *s;
-        let t = transcode.as_mut().filter(|t| t.id == id)?;
-        let units: Vec<Unit> = ring.since(*next).cloned().collect();
-        *next = ring.end();
+        let t = transcode.as_mut().filter(|t| t.id == id && !t.caught_up)?;
+        let lost = ring.backlog(t.next).lost;
+        if lost > 0 {
+            // A live camera, whose decoder never waits for clips.
+            tracing::warn!(camera = %self.camera, "the clip encoder fell behind: {lost} frame(s) left out of clips");
+        }
+        let units: Vec<Unit> = ring.since(t.next).cloned().collect();
+        t.next = ring.end();
+        self.ring_read.notify_all();
         if units.is_empty() {
             t.caught_up = true;
             return None;
+        }
+        // The camera's frames queue for the encoder while it decodes this last
+        // batch (those it decoded here too are skipped): a live camera's only
+        // when the batch is short, or they could fill the queue's cap and be
+        // lost. A replay's source waits on a full queue instead, and would
+        // otherwise stay ahead of the transcoder, which would decode the
+        // whole clip a second time.
+        let replay = self.replay.load(std::sync::atomic::Ordering::Relaxed);
+        if units.len() <= HANDOVER_UNITS || replay {
+            t.caught_up = true;
         }
         Some(units)
     }
@@ -362,8 +401,8 @@ impl CameraRecorder {
         let me = self.me.clone();
         let cap_bytes = self.config.ring_bytes;
         let replay = self.replay.load(std::sync::atomic::Ordering::Relaxed);
-        let (recorder, mut next) = (self.me.clone(), s.ring.end());
-        let catch_up = move || recorder.upgrade()?.catch_up(id, &mut next);
+        let recorder = self.me.clone();
+        let catch_up = move || recorder.upgrade()?.catch_up(id);
         let on_output = move |output: Option<(Unit, &gst::CapsRef)>| {
             if let Some(recorder) = me.upgrade() {
                 recorder.on_transcoded(id, output);
@@ -390,6 +429,7 @@ impl CameraRecorder {
                     ring: Ring::new(self.config.ring_bytes, keep),
                     caps: None,
                     caught_up: false,
+                    next: s.ring.end(),
                 });
             }
             Err(e) => {
@@ -648,6 +688,7 @@ impl Recorders {
             me: me.clone(),
             frames_encoded: Default::default(),
             replay: Default::default(),
+            ring_read: Condvar::new(),
         })
     }
 

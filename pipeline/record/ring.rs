@@ -19,6 +19,14 @@ impl Unit {
     }
 }
 
+/// See [`Ring::backlog`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Backlog {
+    pub lost: u64,
+    pub bytes: usize,
+    pub span_ns: u64,
+}
+
 pub struct Ring {
     units: VecDeque<Unit>,
     bytes: usize,
@@ -61,6 +69,29 @@ impl Ring {
     pub fn since(&self, position: u64) -> impl Iterator<Item = &Unit> {
         let skip = position.saturating_sub(self.dropped) as usize;
         self.units.iter().skip(skip)
+    }
+
+    /// Of the units from `position` on: how many were dropped before they
+    /// were read, and what is still kept of them, in bytes and in stream
+    /// time (first to newest).
+    pub fn backlog(&self, position: u64) -> Backlog {
+        let mut kept = self.since(position);
+        let first = kept.next();
+        Backlog {
+            lost: self.dropped.saturating_sub(position),
+            bytes: first.map_or(0, Unit::size) + kept.map(Unit::size).sum::<usize>(),
+            span_ns: match (first, self.newest_pts()) {
+                (Some(first), Some(newest)) => newest.saturating_sub(first.pts),
+                _ => 0,
+            },
+        }
+    }
+
+    /// Whether units from `position` on are safe from being dropped for the
+    /// next unit: they fill at most half the cap in bytes and in age.
+    pub fn has_room_after(&self, position: u64) -> bool {
+        let backlog = self.backlog(position);
+        backlog.bytes * 2 <= self.cap_bytes && backlog.span_ns * 2 <= self.keep_ns
     }
 
     pub fn newest_pts(&self) -> Option<u64> {
@@ -195,5 +226,46 @@ mod tests {
         ring.push(unit(9.0, true, 100));
         assert_eq!(ring.since(mark).count(), 1);
         assert_eq!(ring.since(0).count(), 1);
+    }
+
+    /// A replay's source waits for a transcoder reading the ring before the
+    /// units it has not read could be dropped (the pre-roll decode of a
+    /// busy machine falls seconds behind), and a live camera's loss is
+    /// counted.
+    #[test]
+    fn a_reader_behind_the_ring_is_told_before_its_units_are_dropped() {
+        gstreamer::init().unwrap();
+        // 10 fps, a keyframe every second, keep 4 s, cap 10 kB.
+        let mut ring = Ring::new(10_000, 4_000_000_000);
+        let reader = 0;
+        let mut first_wait = None;
+        for i in 0..100 {
+            if first_wait.is_none() && !ring.has_room_after(reader) {
+                first_wait = Some(i);
+            }
+            ring.push(unit(i as f64 / 10.0, i % 10 == 0, 100));
+        }
+        // Waits at 2.1 s of backlog (half of `keep`), long before the
+        // first GOP is dropped at 5 s.
+        assert_eq!(first_wait, Some(22));
+        let backlog = ring.backlog(reader);
+        assert!(backlog.lost > 0, "{backlog:?}");
+        assert_eq!(ring.backlog(ring.end()).lost, 0);
+        // Bytes: big units reach half the cap first.
+        let mut ring = Ring::new(10_000, 60_000_000_000);
+        let first_wait = (0..100).find(|&i| {
+            let full = !ring.has_room_after(0);
+            ring.push(unit(i as f64 / 10.0, i % 10 == 0, 1_000));
+            full
+        });
+        assert_eq!(first_wait, Some(6));
+        assert_eq!(
+            ring.backlog(ring.end()),
+            Backlog {
+                lost: 0,
+                bytes: 0,
+                span_ns: 0
+            }
+        );
     }
 }
