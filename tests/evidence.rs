@@ -436,6 +436,111 @@ fn long_gop_camera_clips_encode_from_the_pre_roll_and_frames_about_once() {
     );
 }
 
+/// A live MJPEG RTSP camera (in-process server): the transcoder decodes the
+/// pre-roll from the ring, hands over to the frames the camera decodes, and
+/// the clip holds every frame from `start - pre_roll` to `end + post_roll`,
+/// each encoded about once, while the camera never waits for it.
+#[test]
+fn live_mjpeg_camera_clip_has_every_frame_from_pre_roll_to_post_roll() {
+    let camera = RtspCamera::serve(
+        "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=10/1 ! videoconvert ! video/x-raw,format=I420 ! jpegenc ! rtpjpegpay name=pay0 pt=26 )",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (done_tx, done_rx) = crossbeam_channel::bounded(4);
+    let recorders = vigil::record::Recorders::new(done_tx, false);
+    let config = vigil::record::RecordConfig {
+        pre_roll_s: 2.0,
+        post_roll_s: 1.0,
+        ..Default::default()
+    };
+    let recorder = recorders.camera("mjpeg", &config);
+    let views = [vigil::source::ViewSpec {
+        width: 416,
+        height: 416,
+        channels: vigil::detect::ChannelOrder::Bgr,
+        roi: None,
+    }];
+    let source = vigil::source::CameraSource::open(
+        "mjpeg",
+        &camera.uri,
+        None,
+        &views,
+        vigil::source::Pacing::Live,
+        vigil::source::SourceOptions {
+            recorder: Some(recorder.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let next = || {
+        source
+            .slot()
+            .take()
+            .expect("frames from the RTSP camera")
+            .pts
+    };
+    let first = next();
+    let mut pts = first;
+    while pts.since(first) < Duration::from_secs(4) {
+        pts = next();
+    }
+    let start = pts;
+    recorder.open(
+        "mjpeg-1",
+        start,
+        "mjpeg-1".into(),
+        dir.path().join("mjpeg-1"),
+    );
+    while pts.since(start) < Duration::from_secs(3) {
+        pts = next();
+    }
+    let end = pts;
+    assert!(recorder.close("mjpeg-1", end));
+    let done = loop {
+        if let Ok(done) = done_rx.try_recv() {
+            break done;
+        }
+        let now = next();
+        assert!(
+            now.since(end) < Duration::from_secs(10),
+            "the clip finishes after the post-roll"
+        );
+    };
+    drop(source);
+    drop(camera);
+    let [Ok(file)] = done.files.as_slice() else {
+        panic!("one clip file: {:?}", done.files);
+    };
+    let info = inspect_clip(&dir.path().join(&file.rel_path));
+    assert!(info.first_is_keyframe, "{info:?}");
+    assert_eq!(
+        info.profile, "constrained-baseline",
+        "vigil's encoder: {info:?}"
+    );
+    assert_eq!(info.width, 320);
+    let from = start.as_secs_f64() - 2.0;
+    assert!(
+        file.start_media_s <= from + 1e-3 && file.start_media_s > from - 0.15,
+        "clip from {} for a pre-roll from {from}",
+        file.start_media_s
+    );
+    let expected = end.as_secs_f64() + 1.0 - file.start_media_s;
+    assert!(
+        (info.duration_s - expected).abs() < 0.25,
+        "{info:?}: expected {expected} s"
+    );
+    assert!(
+        info.frames as f64 >= info.duration_s * 10.0 - 1.0,
+        "every frame of 10 fps: {info:?}"
+    );
+    let encoded = recorder.frames_encoded();
+    assert!(
+        encoded as usize <= info.frames + 2,
+        "{encoded} frames encoded for a clip of {}",
+        info.frames
+    );
+}
+
 /// An H.264 RTSP camera (in-process server): the clip is the camera's own
 /// access units, muxed without re-encoding, starting on a keyframe at or before
 /// `start - pre_roll`.
