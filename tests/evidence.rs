@@ -436,24 +436,28 @@ fn long_gop_camera_clips_encode_from_the_pre_roll_and_frames_about_once() {
     );
 }
 
-/// A live MJPEG RTSP camera (in-process server): the transcoder decodes the
-/// pre-roll from the ring, hands over to the frames the camera decodes, and
-/// the clip holds every frame from `start - pre_roll` to `end + post_roll`,
-/// each encoded about once, while the camera never waits for it.
-#[test]
-fn live_mjpeg_camera_clip_has_every_frame_from_pre_roll_to_post_roll() {
-    let camera = RtspCamera::serve(
-        "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=10/1 ! videoconvert ! video/x-raw,format=I420 ! jpegenc ! rtpjpegpay name=pay0 pt=26 )",
-    );
-    let dir = tempfile::tempdir().unwrap();
+/// What [`record_live_alert`] recorded.
+struct LiveAlert {
+    start: vigil::time::MediaTime,
+    end: vigil::time::MediaTime,
+    done: vigil::record::ClipsDone,
+    frames_encoded: u64,
+}
+
+/// Plays `camera` live with a recorder (`config`; `watched`: as if a console
+/// ran), opens an alert 4 s in, closes it after `alert`, and waits for its
+/// clips, which are written to `dir` as `<id>-clip*.mp4`.
+fn record_live_alert(
+    camera: &RtspCamera,
+    id: &str,
+    config: &vigil::record::RecordConfig,
+    watched: bool,
+    alert: Duration,
+    dir: &Path,
+) -> LiveAlert {
     let (done_tx, done_rx) = crossbeam_channel::bounded(4);
-    let recorders = vigil::record::Recorders::new(done_tx, false);
-    let config = vigil::record::RecordConfig {
-        pre_roll_s: 2.0,
-        post_roll_s: 1.0,
-        ..Default::default()
-    };
-    let recorder = recorders.camera("mjpeg", &config);
+    let recorders = vigil::record::Recorders::new(done_tx, watched);
+    let recorder = recorders.camera(id, config);
     let views = [vigil::source::ViewSpec {
         width: 416,
         height: 416,
@@ -461,7 +465,7 @@ fn live_mjpeg_camera_clip_has_every_frame_from_pre_roll_to_post_roll() {
         roi: None,
     }];
     let source = vigil::source::CameraSource::open(
-        "mjpeg",
+        id,
         &camera.uri,
         None,
         &views,
@@ -485,17 +489,13 @@ fn live_mjpeg_camera_clip_has_every_frame_from_pre_roll_to_post_roll() {
         pts = next();
     }
     let start = pts;
-    recorder.open(
-        "mjpeg-1",
-        start,
-        "mjpeg-1".into(),
-        dir.path().join("mjpeg-1"),
-    );
-    while pts.since(start) < Duration::from_secs(3) {
+    let alert_id = format!("{id}-1");
+    recorder.open(&alert_id, start, alert_id.clone(), dir.join(&alert_id));
+    while pts.since(start) < alert {
         pts = next();
     }
     let end = pts;
-    assert!(recorder.close("mjpeg-1", end));
+    assert!(recorder.close(&alert_id, end));
     let done = loop {
         if let Ok(done) = done_rx.try_recv() {
             break done;
@@ -506,7 +506,42 @@ fn live_mjpeg_camera_clip_has_every_frame_from_pre_roll_to_post_roll() {
             "the clip finishes after the post-roll"
         );
     };
-    drop(source);
+    LiveAlert {
+        start,
+        end,
+        done,
+        frames_encoded: recorder.frames_encoded(),
+    }
+}
+
+/// A live MJPEG RTSP camera (in-process server): the transcoder decodes the
+/// pre-roll from the ring, hands over to the frames the camera decodes, and
+/// the clip holds every frame from `start - pre_roll` to `end + post_roll`,
+/// each encoded about once, while the camera never waits for it.
+#[test]
+fn live_mjpeg_camera_clip_has_every_frame_from_pre_roll_to_post_roll() {
+    let camera = RtspCamera::serve(
+        "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=10/1 ! videoconvert ! video/x-raw,format=I420 ! jpegenc ! rtpjpegpay name=pay0 pt=26 )",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = vigil::record::RecordConfig {
+        pre_roll_s: 2.0,
+        post_roll_s: 1.0,
+        ..Default::default()
+    };
+    let LiveAlert {
+        start,
+        end,
+        done,
+        frames_encoded: encoded,
+    } = record_live_alert(
+        &camera,
+        "mjpeg",
+        &config,
+        false,
+        Duration::from_secs(3),
+        dir.path(),
+    );
     drop(camera);
     let [Ok(file)] = done.files.as_slice() else {
         panic!("one clip file: {:?}", done.files);
@@ -533,7 +568,6 @@ fn live_mjpeg_camera_clip_has_every_frame_from_pre_roll_to_post_roll() {
         info.frames as f64 >= info.duration_s * 10.0 - 1.0,
         "every frame of 10 fps: {info:?}"
     );
-    let encoded = recorder.frames_encoded();
     assert!(
         encoded as usize <= info.frames + 2,
         "{encoded} frames encoded for a clip of {}",
@@ -551,8 +585,6 @@ fn rtsp_h264_clip_is_not_reencoded() {
         "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=10/1 ! videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=veryfast key-int-max=10 ! video/x-h264,profile=high ! rtph264pay name=pay0 pt=96 )",
     );
     let dir = tempfile::tempdir().unwrap();
-    let (done_tx, done_rx) = crossbeam_channel::bounded(4);
-    let recorders = vigil::record::Recorders::new(done_tx, true);
     // A 3 s split length (the config's minimum is 10 s): the alert's 5 s of
     // video continue in a second file.
     let config = vigil::record::RecordConfig {
@@ -561,56 +593,16 @@ fn rtsp_h264_clip_is_not_reencoded() {
         max_clip_s: 3.0,
         ..Default::default()
     };
-    let recorder = recorders.camera("rtsp", &config);
-    let uri = camera.uri.clone();
-    let views = [vigil::source::ViewSpec {
-        width: 416,
-        height: 416,
-        channels: vigil::detect::ChannelOrder::Bgr,
-        roi: None,
-    }];
-    let source = vigil::source::CameraSource::open(
+    let LiveAlert {
+        start, end, done, ..
+    } = record_live_alert(
+        &camera,
         "rtsp",
-        &uri,
-        None,
-        &views,
-        vigil::source::Pacing::Live,
-        vigil::source::SourceOptions {
-            recorder: Some(recorder.clone()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let next = || {
-        source
-            .slot()
-            .take()
-            .expect("frames from the RTSP camera")
-            .pts
-    };
-    let first = next();
-    let mut pts = first;
-    while pts.since(first) < Duration::from_secs(4) {
-        pts = next();
-    }
-    let start = pts;
-    recorder.open("rtsp-1", start, "rtsp-1".into(), dir.path().join("rtsp-1"));
-    while pts.since(start) < Duration::from_secs(2) {
-        pts = next();
-    }
-    let end = pts;
-    assert!(recorder.close("rtsp-1", end));
-    let done = loop {
-        if let Ok(done) = done_rx.try_recv() {
-            break done;
-        }
-        let now = next();
-        assert!(
-            now.since(end) < Duration::from_secs(10),
-            "the clip finishes after the post-roll"
-        );
-    };
-    drop(source);
+        &config,
+        true,
+        Duration::from_secs(2),
+        dir.path(),
+    );
     drop(camera);
     let files: Vec<&vigil::record::ClipFile> = done
         .files
