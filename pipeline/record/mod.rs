@@ -267,6 +267,7 @@ impl CameraRecorder {
             while let Some(t) = s.transcode.as_ref().filter(|t| !t.caught_up)
                 && !s.ring.has_room_after(t.next)
             {
+                t.transcoder.source_waits();
                 s = self
                     .ring_read
                     .wait_timeout(s, std::time::Duration::from_millis(100))
