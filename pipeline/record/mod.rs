@@ -64,7 +64,7 @@ pub struct RecordConfig {
     /// Cap of the camera's ring of recent compressed video, in bytes; also of
     /// the decoded frames a clip's encoder may fall behind by (a non-H.264
     /// camera's clips), over which a live camera's frames are left out of the
-    /// clip and a replay waits.
+    /// clip (a replay waits at a quarter of it).
     pub ring_bytes: usize,
 }
 
@@ -400,8 +400,15 @@ impl CameraRecorder {
         s.transcoders_started += 1;
         let id = s.transcoders_started;
         let me = self.me.clone();
-        let cap_bytes = self.config.ring_bytes;
         let replay = self.replay.load(std::sync::atomic::Ordering::Relaxed);
+        // A replay waits on a full queue and loses nothing: a quarter of the
+        // cap holds it (about 12 frames of 768x576), and saves a saturated
+        // replay the rest. A live camera's queue absorbs its encoder's lag.
+        let cap_bytes = if replay {
+            self.config.ring_bytes / 4
+        } else {
+            self.config.ring_bytes
+        };
         let recorder = self.me.clone();
         let catch_up = move || recorder.upgrade()?.catch_up(id);
         let on_output = move |output: Option<(Unit, &gst::CapsRef)>| {
