@@ -358,8 +358,8 @@ impl CameraRecorder {
 
     /// For transcoder `id`, decoding the ring: the units that came since it
     /// last asked, or `None` once it has caught up with the camera's decoder
-    /// (the last batch it got was short). From then on the camera's decoded
-    /// frames go to it.
+    /// (the last batch it got was short, or the camera is a replay). From then
+    /// on the camera's decoded frames go to it.
     fn catch_up(&self, id: u64) -> Option<Vec<Unit>> {
         let mut s = self.lock();
         let State {

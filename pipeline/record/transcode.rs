@@ -13,7 +13,8 @@
 //! on the encoder takes the frames the camera's own decoder made, so a
 //! recorded frame is decoded once, not twice. What may queue for the encoder is
 //! bounded by the camera's `ring_bytes`: over it, a live camera's frames are
-//! left out of the clip (never out of detection), and a replay waits.
+//! left out of the clip (never out of detection); a replay waits at a quarter
+//! of it.
 
 use super::clip::make;
 use super::ring::Unit;
@@ -129,10 +130,10 @@ pub(crate) fn lower_thread_priority() {
 /// else wants) until the source waits for it, then nice 10 until its queue is
 /// nearly drained. A replay waits for its encoder, so the encoder need not
 /// take its share of a core mid-inference, as it does at nice 10 (`vigil
-/// bench`, e2e p50 over recording off: +7% at nice 10, +2% idle). But an
-/// encoder that only ran on idle cores would crawl beside a busy neighbour
-/// (the MJPEG replay test beside two CPU hogs: 125 s instead of 30 s), with
-/// the source waiting on it.
+/// bench`, e2e p50 over recording off, median of 14 rounds: +6% at nice 10,
+/// +2% idle). But an encoder that only ran on idle cores would crawl beside a
+/// busy neighbour, with the source waiting on it (the MJPEG replay test beside
+/// two CPU hogs: 125 s idle all the time, 48 s like this).
 #[derive(Default)]
 struct ReplayPriority {
     /// The thread's id, 0 until it has started.
@@ -224,8 +225,7 @@ enum Feed {
 }
 
 /// Bytes of decoded frames queued for the encoder and not yet encoded,
-/// bounded by the camera's `ring_bytes`: over it, a live camera's frames are
-/// left out of the clip, and a replay's source waits.
+/// bounded (see `PictureFeed::send`).
 #[derive(Default)]
 struct Queue {
     queued: Mutex<usize>,
@@ -513,7 +513,8 @@ impl EncoderInput {
 
 /// Decodes a clip's pre-roll, which the camera's decoder has already passed,
 /// from the ring's compressed units (`decodebin → appsink`), and goes on
-/// decoding the ring until it has caught up with the camera's decoder. Frames
+/// decoding the ring's newer units until the recorder hands the encoder over
+/// to the camera's decoded frames (`catch_up` returns `None`). Frames
 /// the camera decodes meanwhile are not queued for the encoder (it would have
 /// to hold seconds of raw video while the pre-roll is encoded): the ring has
 /// them, compressed.
