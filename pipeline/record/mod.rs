@@ -22,6 +22,7 @@
 mod clip;
 mod live;
 pub mod ring;
+mod seam;
 pub mod snapshot;
 mod transcode;
 
@@ -202,6 +203,9 @@ struct Transcode {
     caught_up: bool,
     /// Until then, the ring position of the next unit it takes.
     next: u64,
+    /// A replay waited on it for [`transcode::STALLED_AFTER`] while it took
+    /// nothing from the ring: the source no longer waits for it.
+    stalled: bool,
 }
 
 /// One camera's ring and clips; fed by the source, driven by the event stage.
@@ -264,9 +268,29 @@ impl CameraRecorder {
     pub fn push(&self, mut unit: Unit) {
         let mut s = self.lock();
         if self.replay.load(std::sync::atomic::Ordering::Relaxed) {
-            while let Some(t) = s.transcode.as_ref().filter(|t| !t.caught_up)
-                && !s.ring.has_room_after(t.next)
-            {
+            let mut progress: Option<(u64, std::time::Instant)> = None;
+            loop {
+                let State {
+                    ring, transcode, ..
+                } = &mut *s;
+                let Some(t) = transcode.as_mut().filter(|t| !t.caught_up && !t.stalled) else {
+                    break;
+                };
+                if ring.has_room_after(t.next) {
+                    break;
+                }
+                match progress {
+                    Some((next, since)) if next == t.next => {
+                        if since.elapsed() > transcode::STALLED_AFTER {
+                            // A stuck transcoder must not hold up detection,
+                            // nor a shutdown, which waits for this thread.
+                            t.stalled = true;
+                            tracing::warn!(camera = %self.camera, "the clip encoder read nothing for {} s: the replay no longer waits for it", transcode::STALLED_AFTER.as_secs());
+                            break;
+                        }
+                    }
+                    _ => progress = Some((t.next, std::time::Instant::now())),
+                }
                 t.transcoder.source_waits();
                 s = self
                     .ring_read
@@ -438,6 +462,7 @@ impl CameraRecorder {
                     caps: None,
                     caught_up: false,
                     next: s.ring.end(),
+                    stalled: false,
                 });
             }
             Err(e) => {

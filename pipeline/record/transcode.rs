@@ -18,6 +18,7 @@
 
 use super::clip::make;
 use super::ring::Unit;
+use super::seam::Seam;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -257,7 +258,16 @@ pub(super) struct PictureFeed {
     cancelled: Arc<AtomicBool>,
     dropped: Arc<AtomicU64>,
     priority: Arc<ReplayPriority>,
+    /// The encoder made no progress for [`STALLED_AFTER`] while the replay
+    /// waited: from then on the replay drops frames like a live camera.
+    stalled: Arc<AtomicBool>,
+    camera: Arc<str>,
 }
+
+/// How long a replay waits on a transcoder that takes nothing from its queue
+/// (or the ring) before it stops waiting: a frame's wait is normally a
+/// fraction of a second, even on a loaded machine.
+pub(super) const STALLED_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl PictureFeed {
     /// Queues `picture`. Over the byte cap a replay waits for the encoder; a
@@ -268,7 +278,8 @@ impl PictureFeed {
         {
             let mut queued = self.queue.lock();
             let over = |queued: usize| queued > 0 && queued + size > self.cap_bytes;
-            if self.replay {
+            if self.replay && !self.stalled.load(Ordering::Relaxed) {
+                let mut progress = (*queued, std::time::Instant::now());
                 while over(*queued) && !self.cancelled.load(Ordering::Relaxed) {
                     self.priority.boost();
                     queued = self
@@ -277,8 +288,18 @@ impl PictureFeed {
                         .wait_timeout(queued, std::time::Duration::from_millis(100))
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
+                    if *queued < progress.0 {
+                        progress = (*queued, std::time::Instant::now());
+                    } else if progress.1.elapsed() > STALLED_AFTER {
+                        // A stuck encoder must not hold up detection (or a
+                        // shutdown, which waits for the source's thread).
+                        self.stalled.store(true, Ordering::Relaxed);
+                        tracing::warn!(camera = %self.camera, "the clip encoder made no progress for {} s: its frames are left out of clips from here on", STALLED_AFTER.as_secs());
+                        break;
+                    }
                 }
-            } else if over(*queued) {
+            }
+            if over(*queued) && (!self.replay || self.stalled.load(Ordering::Relaxed)) {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
@@ -373,6 +394,8 @@ impl Transcoder {
             cancelled: Arc::default(),
             dropped: Arc::default(),
             priority: Arc::default(),
+            stalled: Arc::default(),
+            camera: camera.into(),
         };
         let (queue, cancelled) = (feed.queue.clone(), feed.cancelled.clone());
         let priority = feed.priority.clone();
@@ -387,9 +410,9 @@ impl Transcoder {
                 }
                 super::RECORDING_CPU.charge();
                 let mut encoder = EncoderInput::new(input);
-                let decoded_to =
-                    pre_roll.decode(backlog, encode_from, catch_up, &mut encoder, &cancelled);
-                if decoded_to.is_none() {
+                let mut seam = Seam::new(encode_from);
+                pre_roll.decode(backlog, catch_up, &mut seam, &mut encoder, &cancelled);
+                if !seam.decoded_any() {
                     tracing::warn!(camera = %camera_name, "the clip's pre-roll could not be decoded; the clip starts at the live frames");
                 }
                 super::RECORDING_CPU.charge();
@@ -400,21 +423,23 @@ impl Transcoder {
                             if *queue.lock() < cap_bytes / 4 {
                                 priority.relax();
                             }
-                            // Decoded from the ring already (the camera's
-                            // decoder was behind its input when the clip
-                            // opened), or not wanted any more.
-                            if decoded_to.is_some_and(|t| picture.pts <= t)
-                                || cancelled.load(Ordering::Relaxed)
-                            {
+                            if cancelled.load(Ordering::Relaxed) {
                                 continue;
                             }
-                            let flow = encoder.push(&picture.caps, picture.buffer, picture.pts);
+                            // Frames decoded from the ring already (the
+                            // camera's decoder was behind its input when the
+                            // clip opened) are skipped here.
+                            let ready = seam.offer(picture.pts, (picture.caps, picture.buffer));
+                            let flow = encoder.push_all(ready);
                             super::RECORDING_CPU.charge();
                             if flow.is_err() {
                                 break;
                             }
                         }
                         Feed::End => {
+                            if !cancelled.load(Ordering::Relaxed) {
+                                let _ = encoder.push_all(seam.finish());
+                            }
                             encoder.end();
                             break;
                         }
@@ -504,6 +529,21 @@ impl EncoderInput {
         self.pad.push(buffer)
     }
 
+    /// Frames in order, as the seam releases them.
+    fn push_all(
+        &mut self,
+        frames: Vec<(u64, (gst::Caps, gst::Buffer))>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut flow = Ok(gst::FlowSuccess::Ok);
+        for (pts, (caps, buffer)) in frames {
+            flow = self.push(&caps, buffer, pts);
+            if flow.is_err() {
+                break;
+            }
+        }
+        flow
+    }
+
     fn end(&self) {
         if self.caps.is_some() {
             self.pad.push_event(gst::event::Eos::new());
@@ -517,7 +557,7 @@ impl EncoderInput {
 /// to the camera's decoded frames (`catch_up` returns `None`). Frames
 /// the camera decodes meanwhile are not queued for the encoder (it would have
 /// to hold seconds of raw video while the pre-roll is encoded): the ring has
-/// them, compressed.
+/// them, compressed. Where the two decoders meet, [`Seam`] orders their frames.
 struct PreRollDecoder {
     pipeline: gst::Pipeline,
     input: gst::Pad,
@@ -533,8 +573,14 @@ impl PreRollDecoder {
             bin.connect_deep_element_added(|_, _, element| decode_into_pooled_frames(element));
         }
         // Unbounded, but drained after every unit: it holds what one unit
-        // (or the decoder's flush at the end) turns out.
-        let sink = gst_app::AppSink::builder().sync(false).build();
+        // (or the decoder's flush at the end) turns out. Not waiting on EOS:
+        // the flush's frames are pulled only once EOS is in, on the thread
+        // that pushed it, which waiting would hang (B-frames: the decoder
+        // always holds one).
+        let sink = gst_app::AppSink::builder()
+            .sync(false)
+            .wait_on_eos(false)
+            .build();
         pipeline
             .add_many([&decode, sink.upcast_ref()])
             .map_err(|e| e.to_string())?;
@@ -564,39 +610,20 @@ impl PreRollDecoder {
     }
 
     /// Decodes `backlog`, then each batch `catch_up` returns, into `encoder`
-    /// from `encode_from` on; the stream time of the last frame decoded, `None`
-    /// if none was.
+    /// through `seam`; what the decoder still holds when `catch_up` returns
+    /// `None` waits in `seam` for the camera's frames.
     fn decode(
         self,
         backlog: Vec<Unit>,
-        encode_from: u64,
         mut catch_up: impl FnMut() -> Option<Vec<Unit>>,
+        seam: &mut Seam<(gst::Caps, gst::Buffer)>,
         encoder: &mut EncoderInput,
         cancelled: &AtomicBool,
-    ) -> Option<u64> {
-        let mut last = None;
-        // The last frame before `encode_from`, encoded after all if the next
-        // one is past it: the clip covers the whole pre-roll.
-        let mut held: Option<(gst::Caps, gst::Buffer, u64)> = None;
-        let mut forward = |sample: gst::Sample, last: &mut Option<u64>| {
-            if let (Some(caps), Some(buffer)) = (sample.caps_owned(), sample.buffer_owned())
-                && let Some(pts) = buffer.pts().map(|t| t.nseconds())
-            {
-                if pts < encode_from {
-                    held = Some((caps, buffer, pts));
-                } else {
-                    if pts > encode_from
-                        && let Some((caps, buffer, pts)) = held.take()
-                    {
-                        let _ = encoder.push(&caps, buffer, pts);
-                    }
-                    held = None;
-                    if encoder.push(&caps, buffer, pts).is_err() {
-                        return;
-                    }
-                }
-                *last = Some(last.map_or(pts, |l: u64| l.max(pts)));
-            }
+    ) {
+        let frame = |sample: gst::Sample| {
+            let (caps, buffer) = (sample.caps_owned()?, sample.buffer_owned()?);
+            let pts = buffer.pts()?.nseconds();
+            Some((pts, (caps, buffer)))
         };
         let started = self.pipeline.set_state(gst::State::Playing).is_ok()
             && self.input.set_active(true).is_ok();
@@ -604,7 +631,7 @@ impl PreRollDecoder {
             // Still caught up, so the camera's frames reach the encoder.
             while catch_up().is_some() {}
             let _ = self.pipeline.set_state(gst::State::Null);
-            return None;
+            return;
         }
         self.input
             .push_event(gst::event::StreamStart::new("pre-roll"));
@@ -628,7 +655,11 @@ impl PreRollDecoder {
                 }
                 failed = self.input.push(buffer).is_err();
                 while let Some(sample) = self.sink.try_pull_sample(gst::ClockTime::ZERO) {
-                    forward(sample, &mut last);
+                    if let Some((pts, frame)) = frame(sample)
+                        && encoder.push_all(seam.offer(pts, frame)).is_err()
+                    {
+                        failed = true;
+                    }
                 }
             }
             batch = catch_up();
@@ -636,9 +667,10 @@ impl PreRollDecoder {
         self.input.push_event(gst::event::Eos::new());
         // What the decoder still holds (reordered frames) comes out now.
         while let Some(sample) = self.sink.try_pull_sample(gst::ClockTime::from_seconds(2)) {
-            forward(sample, &mut last);
+            if let Some((pts, frame)) = frame(sample) {
+                seam.hold(pts, frame);
+            }
         }
         let _ = self.pipeline.set_state(gst::State::Null);
-        last
     }
 }
