@@ -106,12 +106,24 @@ pub(crate) fn unit_from_encoder(sample: &gst::Sample) -> Option<Unit> {
 /// faulted in and unmapped again for every frame (vigil's fixed mmap
 /// threshold), 1,036 times in one replay of `bench-vtest.toml`. Decoding into
 /// libav's own pictures costs one copy into a pooled, reused frame instead.
-fn decode_into_pooled_frames(element: &gst::Element) {
+///
+/// And one thread: libav's frame threads would be created by the transcoder's
+/// thread and keep the `SCHED_IDLE` it had then, out of reach of the boost a
+/// waiting replay gives that thread (they showed as `rec-<camera>` in a hung
+/// replay's stacks). Decoding in the transcoder's own thread, the boost
+/// reaches it.
+fn decode_in_this_thread_into_pooled_frames(element: &gst::Element) {
     let is_libav = element
         .factory()
         .is_some_and(|f| f.name().starts_with("avdec_"));
-    if is_libav && element.find_property("direct-rendering").is_some() {
+    if !is_libav {
+        return;
+    }
+    if element.find_property("direct-rendering").is_some() {
         element.set_property("direct-rendering", false);
+    }
+    if element.find_property("max-threads").is_some() {
+        element.set_property("max-threads", 1i32);
     }
 }
 
@@ -570,7 +582,9 @@ impl PreRollDecoder {
         let pipeline = gst::Pipeline::with_name(&format!("pre-roll-{camera}"));
         let decode = make("decodebin")?;
         if let Some(bin) = decode.downcast_ref::<gst::Bin>() {
-            bin.connect_deep_element_added(|_, _, element| decode_into_pooled_frames(element));
+            bin.connect_deep_element_added(|_, _, element| {
+                decode_in_this_thread_into_pooled_frames(element)
+            });
         }
         // Unbounded, but drained after every unit: it holds what one unit
         // (or the decoder's flush at the end) turns out. Not waiting on EOS:
