@@ -372,6 +372,21 @@ fn check_transcoded_plaza_clips(events: &[Value], store: &Path) -> Vec<(f64, f64
     spans
 }
 
+/// `video` decoded and encoded again by GStreamer's `encoder` into `dir/name`
+/// (AVI): a camera of another codec showing the same scene.
+fn reencoded(video: &Path, dir: &Path, name: &str, encoder: &str) -> PathBuf {
+    let out = dir.join(name);
+    assert!(
+        make_media(&format!(
+            "filesrc location={} ! decodebin ! videoconvert ! {encoder} ! avimux ! filesink location={}",
+            video.display(),
+            out.display()
+        )),
+        "gst-launch made {name} with {encoder}"
+    );
+    out
+}
+
 /// An MJPEG camera (vtest.avi re-encoded to motion JPEG by GStreamer): the
 /// recorder keeps the camera's own JPEGs and encodes H.264 only while alerts
 /// are open. Every clip plays, starts on a keyframe within one encoder GOP
@@ -383,15 +398,7 @@ fn mjpeg_camera_clips_are_transcoded_only_around_alerts() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mjpeg = dir.path().join("plaza-mjpeg.avi");
-    assert!(
-        make_media(&format!(
-            "filesrc location={} ! decodebin ! videoconvert ! jpegenc quality=80 ! avimux ! filesink location={}",
-            video.display(),
-            mjpeg.display()
-        )),
-        "gst-launch made the MJPEG file"
-    );
+    let mjpeg = reencoded(&video, dir.path(), "plaza-mjpeg.avi", "jpegenc quality=80");
     let config = |dwell_s: u32| {
         let run = dir.path().join(format!("dwell-{dwell_s}"));
         std::fs::create_dir_all(&run).unwrap();
@@ -423,14 +430,11 @@ fn b_frame_camera_clips_hold_every_frame_across_the_hand_over() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let b_frames = dir.path().join("plaza-b-frames.avi");
-    assert!(
-        make_media(&format!(
-            "filesrc location={} ! decodebin ! videoconvert ! avenc_mpeg4 max-bframes=2 gop-size=150 bitrate=1500000 ! avimux ! filesink location={}",
-            video.display(),
-            b_frames.display()
-        )),
-        "gst-launch made the B-frame file"
+    let b_frames = reencoded(
+        &video,
+        dir.path(),
+        "plaza-b-frames.avi",
+        "avenc_mpeg4 max-bframes=2 gop-size=150 bitrate=1500000",
     );
     let config = plaza_loitering(dir.path(), &b_frames, &model, 15);
     let store = config.parent().unwrap().join("vigil-data");
