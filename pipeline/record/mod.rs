@@ -268,7 +268,7 @@ impl CameraRecorder {
     pub fn push(&self, mut unit: Unit) {
         let mut s = self.lock();
         if self.replay.load(std::sync::atomic::Ordering::Relaxed) {
-            let mut progress: Option<(u64, std::time::Instant)> = None;
+            let mut watch: Option<transcode::StallWatch> = None;
             loop {
                 let State {
                     ring, transcode, ..
@@ -279,17 +279,13 @@ impl CameraRecorder {
                 if ring.has_room_after(t.next) {
                     break;
                 }
-                match progress {
-                    Some((next, since)) if next == t.next => {
-                        if since.elapsed() > transcode::STALLED_AFTER {
-                            // A stuck transcoder must not hold up detection,
-                            // nor a shutdown, which waits for this thread.
-                            t.stalled = true;
-                            tracing::warn!(camera = %self.camera, "the clip encoder read nothing for {} s: the replay no longer waits for it", transcode::STALLED_AFTER.as_secs());
-                            break;
-                        }
-                    }
-                    _ => progress = Some((t.next, std::time::Instant::now())),
+                if watch
+                    .get_or_insert_with(|| transcode::StallWatch::new(t.next))
+                    .stalled(t.next)
+                {
+                    t.stalled = true;
+                    tracing::warn!(camera = %self.camera, "the clip encoder read nothing for {} s: the replay no longer waits for it", transcode::STALLED_AFTER.as_secs());
+                    break;
                 }
                 t.transcoder.source_waits();
                 s = self

@@ -281,6 +281,33 @@ pub(super) struct PictureFeed {
 /// fraction of a second, even on a loaded machine.
 pub(super) const STALLED_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// A replay waiting on its transcoder: has the transcoder moved (its queue
+/// shrunk, its ring position advanced) in the last [`STALLED_AFTER`]? A stuck
+/// one must not hold up detection, nor a shutdown, which waits for the
+/// source's thread.
+pub(super) struct StallWatch {
+    seen: u64,
+    since: std::time::Instant,
+}
+
+impl StallWatch {
+    pub fn new(position: u64) -> Self {
+        StallWatch {
+            seen: position,
+            since: std::time::Instant::now(),
+        }
+    }
+
+    /// `position`: where the transcoder is now.
+    pub fn stalled(&mut self, position: u64) -> bool {
+        if position != self.seen {
+            *self = StallWatch::new(position);
+            return false;
+        }
+        self.since.elapsed() > STALLED_AFTER
+    }
+}
+
 impl PictureFeed {
     /// Queues `picture`. Over the byte cap a replay waits for the encoder; a
     /// live camera, whose decoder must never wait on the recorder, leaves the
@@ -291,7 +318,7 @@ impl PictureFeed {
             let mut queued = self.queue.lock();
             let over = |queued: usize| queued > 0 && queued + size > self.cap_bytes;
             if self.replay && !self.stalled.load(Ordering::Relaxed) {
-                let mut progress = (*queued, std::time::Instant::now());
+                let mut watch = StallWatch::new(*queued as u64);
                 while over(*queued) && !self.cancelled.load(Ordering::Relaxed) {
                     self.priority.boost();
                     queued = self
@@ -300,11 +327,7 @@ impl PictureFeed {
                         .wait_timeout(queued, std::time::Duration::from_millis(100))
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
-                    if *queued < progress.0 {
-                        progress = (*queued, std::time::Instant::now());
-                    } else if progress.1.elapsed() > STALLED_AFTER {
-                        // A stuck encoder must not hold up detection (or a
-                        // shutdown, which waits for the source's thread).
+                    if watch.stalled(*queued as u64) {
                         self.stalled.store(true, Ordering::Relaxed);
                         tracing::warn!(camera = %self.camera, "the clip encoder made no progress for {} s: its frames are left out of clips from here on", STALLED_AFTER.as_secs());
                         break;
